@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/entente-net/entente/config"
+)
+
+// apiClient talks to a node's HTTP API.
+type apiClient struct {
+	base  string // http://host:port
+	token string
+	http  *http.Client
+}
+
+// apiFlags are the flags that say which node to talk to.
+type apiFlags struct {
+	api, home, tokenFile string
+}
+
+func (f *apiFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+}) {
+	fs.StringVar(&f.api, "api", "", "the node's API address, host:port or URL (default: from --home)")
+	fs.StringVar(&f.home, "home", "", "a node home to read the API address and token from (default $ENTENTE_HOME)")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the API token (default: the home's api-token, or $ENTENTE_API_TOKEN)")
+}
+
+// client resolves the flags into a client. needToken: POST endpoints.
+func (f *apiFlags) client(env *cliEnv, needToken bool) (*apiClient, error) {
+	c := &apiClient{http: &http.Client{Timeout: 60 * time.Second}}
+	home := env.homeDir(f.home)
+	var nc *config.Node
+	if home != "" && (f.api == "" || (needToken && f.tokenFile == "")) {
+		var err error
+		if nc, err = config.Load(home); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case f.api != "":
+		c.base = f.api
+	case nc != nil:
+		c.base = nc.API
+	default:
+		return nil, withHint(errors.New("no node to talk to"), "give --api HOST:PORT, or --home DIR of a node (or set ENTENTE_HOME)")
+	}
+	if !strings.Contains(c.base, "://") {
+		c.base = "http://" + c.base
+	}
+	c.base = strings.TrimRight(c.base, "/")
+	if !needToken {
+		return c, nil
+	}
+	switch {
+	case f.tokenFile != "":
+		t, err := config.LoadToken(f.tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		c.token = t
+	case nc != nil:
+		t, err := nc.LoadToken()
+		if err != nil {
+			return nil, err
+		}
+		c.token = t
+	case env.getenv("ENTENTE_API_TOKEN") != "":
+		c.token = env.getenv("ENTENTE_API_TOKEN")
+	default:
+		return nil, withHint(errors.New("no API token"), "give --token-file FILE, or --home DIR of the node (or set ENTENTE_API_TOKEN)")
+	}
+	return c, nil
+}
+
+// apiError is an error answer of the API.
+type apiError struct {
+	Status  int
+	Code    string `json:"error"`
+	Message string `json:"message"`
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("the node refused it (%d %s): %s", e.Status, e.Code, e.Message)
+}
+
+func (c *apiClient) do(method, path, contentType, accept string, body []byte) (*http.Response, []byte, error) {
+	req, err := http.NewRequest(method, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, nil, withHint(err, "is the node running? check the address ("+c.base+")")
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.StatusCode >= 400 {
+		ae := &apiError{Status: resp.StatusCode}
+		if json.Unmarshal(data, ae) != nil || ae.Code == "" {
+			ae.Code, ae.Message = http.StatusText(resp.StatusCode), strings.TrimSpace(string(data))
+		}
+		return resp, data, ae
+	}
+	return resp, data, nil
+}
+
+func (c *apiClient) getJSON(path string, v any) error {
+	_, data, err := c.do(http.MethodGet, path, "", "application/json", nil)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
+func peerIDOf(k crypto.PrivKey) (peer.ID, error) { return peer.IDFromPrivateKey(k) }
+
+func readFileOrStdin(path string) ([]byte, error) {
+	if path == "-" {
+		return io.ReadAll(io.LimitReader(os.Stdin, 16<<20))
+	}
+	return os.ReadFile(path)
+}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/entente-net/entente/config"
+	"github.com/entente-net/entente/node"
+)
+
+func init() {
+	register(&command{
+		name:    "init",
+		summary: "set up a node's home directory: config.toml, node.key and api-token",
+		usage:   "init --home DIR --federation FILE --jurisdiction CODE [--key FILE] [--listen MULTIADDR]... [--api HOST:PORT]",
+		run:     runInit,
+	})
+	register(&command{
+		name:    "run",
+		summary: "run a node until SIGINT or SIGTERM (a second signal forces the exit)",
+		usage:   "run --home DIR",
+		run:     runRun,
+	})
+	register(&command{
+		name:    "key new",
+		summary: "make an Ed25519 key file (mode 0600) and print its peer ID",
+		usage:   "key new --out FILE",
+		run:     runKeyNew,
+	})
+}
+
+func runInit(env *cliEnv, args []string) error {
+	c := findCommand("init")
+	flags := newFlags(env, c)
+	home := flags.String("home", "", "the node's home directory (default $ENTENTE_HOME)")
+	fed := flags.String("federation", "", "the federation file (TOML)")
+	jur := flags.String("jurisdiction", "", "this node's jurisdiction code, as in the federation file")
+	key := flags.String("key", "", "an existing key file to use (default: make a new key)")
+	api := flags.String("api", "", "HTTP API address (default "+config.DefaultAPI+")")
+	var listen multiFlag
+	flags.Var(&listen, "listen", "libp2p listen multiaddr; repeat for several (default TCP and QUIC on port 4101)")
+	rest, err := parseFlags(flags, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	*home = env.homeDir(*home)
+	switch {
+	case *home == "":
+		return usagef("--home is required (or set ENTENTE_HOME)")
+	case *fed == "":
+		return usagef("--federation is required")
+	case *jur == "":
+		return usagef("--jurisdiction is required")
+	}
+	id, err := config.Init(config.InitOptions{Home: *home, Federation: *fed, Jurisdiction: *jur, KeyFile: *key, Listen: listen, API: *api})
+	if errors.Is(err, fs.ErrExist) {
+		return withHint(err, "this home is already set up; run it with 'entente run --home "+*home+"', or choose another --home")
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.stdout, id.String())
+	return nil
+}
+
+
+func runKeyNew(env *cliEnv, args []string) error {
+	c := findCommand("key new")
+	flags := newFlags(env, c)
+	out := flags.String("out", "", "file to write the key to (must not exist)")
+	rest, err := parseFlags(flags, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	if *out == "" {
+		return usagef("--out is required")
+	}
+	k, err := config.GenerateKey()
+	if err != nil {
+		return err
+	}
+	if err := config.WriteKey(*out, k); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return withHint(err, "keys are never overwritten; choose another --out")
+		}
+		return err
+	}
+	id, err := peerIDOf(k)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.stdout, id.String())
+	return nil
+}
+
+// loadNodeConfig turns a home directory into a node.Config.
+func loadNodeConfig(env *cliEnv, home string) (node.Config, *config.Node, error) {
+	if home == "" {
+		return node.Config{}, nil, usagef("--home is required (or set ENTENTE_HOME)")
+	}
+	nc, err := config.Load(home)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return node.Config{}, nil, withHint(err, "set the home up first with 'entente init --home "+home+" --federation FILE --jurisdiction CODE'")
+		}
+		return node.Config{}, nil, err
+	}
+	fed, err := nc.LoadFederation()
+	if err != nil {
+		return node.Config{}, nil, err
+	}
+	key, err := nc.LoadKey()
+	if err != nil {
+		return node.Config{}, nil, err
+	}
+	token, err := nc.LoadToken()
+	if err != nil {
+		return node.Config{}, nil, err
+	}
+	return node.Config{
+		Key:                   key,
+		Federation:            fed,
+		Jurisdiction:          nc.Jurisdiction,
+		Trust:                 nc.Trust,
+		Listen:                nc.Listen,
+		Announce:              nc.Announce,
+		DataDir:               nc.DataDir(),
+		APIAddr:               nc.API,
+		APIToken:              token,
+		MaxConcurrentRequests: nc.Limits.MaxConcurrentRequests,
+		HTTPTimeouts: node.HTTPTimeouts{
+			Read:  nc.Limits.HTTPReadTimeout.Duration,
+			Write: nc.Limits.HTTPWriteTimeout.Duration,
+		},
+	}, nc, nil
+}
+
+func runRun(env *cliEnv, args []string) error {
+	c := findCommand("run")
+	flags := newFlags(env, c)
+	home := flags.String("home", "", "the node's home directory (default $ENTENTE_HOME)")
+	rest, err := parseFlags(flags, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	cfg, nc, err := loadNodeConfig(env, env.homeDir(*home))
+	if err != nil {
+		return err
+	}
+	cfg.Logger = newLogger(env.stderr, nc.Log)
+	if !nc.APILoopback() {
+		cfg.Logger.Warn("the HTTP API listens beyond loopback; GET endpoints are open to whoever can reach it", "api", nc.API)
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		return withHint(err, "check "+nc.Path(config.ConfigFile))
+	}
+	fmt.Fprintf(env.stdout, "entente node %s (%s) running; API http://%s\n", n.ID(), n.Jurisdiction(), n.APIAddr())
+	waitForSignal(context.Background(), cfg.Logger)
+	return n.Close()
+}
+
+// waitForSignal returns at the first SIGINT or SIGTERM; a second one
+// exits the process at once.
+func waitForSignal(ctx context.Context, log interface{ Info(string, ...any) }) {
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	select {
+	case s := <-sig:
+		log.Info("shutting down; a second signal forces the exit", "signal", s.String())
+	case <-ctx.Done():
+		signal.Stop(sig)
+		return
+	}
+	go func() {
+		<-sig
+		fmt.Fprintln(os.Stderr, "entente: forced exit")
+		os.Exit(130)
+	}()
+}
+
+// signalContext is ctx, cancelled at the first SIGINT or SIGTERM; a second
+// signal exits the process at once.
+func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case <-sig:
+		case <-ctx.Done():
+			signal.Stop(sig)
+			return
+		}
+		cancel()
+		<-sig
+		fmt.Fprintln(os.Stderr, "entente: forced exit")
+		os.Exit(130)
+	}()
+	return ctx, func() { signal.Stop(sig); cancel() }
+}

@@ -1,0 +1,310 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/entente-net/entente/config"
+	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/protocol"
+)
+
+func init() {
+	register(&command{
+		name: "record sign",
+		summary: "sign a record whose body is a DAG-JSON or TOML file, and write its DAG-CBOR bytes\n\n" +
+			"Lists of strings in the body are sets: they are sorted and de-duplicated for you.\n" +
+			"In TOML, dates (2026-11-24T10:00:00Z) stand for Unix-millisecond times, a link is\n" +
+			"written {\"/\" = \"bafy...\"} and bytes {\"/\" = {bytes = \"<base64>\"}}.",
+		usage: "record sign --kind KIND --key FILE --body FILE --out FILE [--issued-at TIME]",
+		run:   runRecordSign,
+	})
+	register(&command{
+		name:    "record submit",
+		summary: "submit signed records (DAG-CBOR files) to a node",
+		usage:   "record submit FILE... [--api HOST:PORT] [--home DIR] [--token-file FILE]",
+		run:     runRecordSubmit,
+	})
+	register(&command{
+		name:    "record show",
+		summary: "show a record, from a file or by CID from a node, and check its signature",
+		usage:   "record show CID|FILE [--api HOST:PORT] [--home DIR] [--json]",
+		run:     runRecordShow,
+	})
+}
+
+func runRecordSign(env *cliEnv, args []string) error {
+	c := findCommand("record sign")
+	flags := newFlags(env, c)
+	kind := flags.String("kind", "", "record kind: "+kindList())
+	keyFile := flags.String("key", "", "the issuer's key file")
+	bodyFile := flags.String("body", "", "the body, as DAG-JSON (.json) or TOML (.toml); - for DAG-JSON on stdin")
+	out := flags.String("out", "", "file to write the signed record to")
+	issuedAt := flags.String("issued-at", "", "signing time, RFC 3339 (default now)")
+	rest, err := parseFlags(flags, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	switch {
+	case *kind == "":
+		return usagef("--kind is required (%s)", kindList())
+	case !protocol.Kind(*kind).Known():
+		return usagef("--kind %q is not a record kind (%s)", *kind, kindList())
+	case *keyFile == "":
+		return usagef("--key is required")
+	case *bodyFile == "":
+		return usagef("--body is required")
+	case *out == "":
+		return usagef("--out is required")
+	}
+	at := time.Now()
+	if *issuedAt != "" {
+		if at, err = time.Parse(time.RFC3339, *issuedAt); err != nil {
+			return usagef("--issued-at: %v", err)
+		}
+	}
+	key, err := config.LoadKey(*keyFile)
+	if err != nil {
+		return err
+	}
+	raw, err := readFileOrStdin(*bodyFile)
+	if err != nil {
+		return err
+	}
+	var generic any
+	if strings.HasSuffix(*bodyFile, ".toml") {
+		if err := toml.Unmarshal(raw, &generic); err != nil {
+			return fmt.Errorf("%s: %w", *bodyFile, err)
+		}
+	} else {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&generic); err != nil {
+			return fmt.Errorf("%s: %w", *bodyFile, err)
+		}
+	}
+	j, err := json.Marshal(normaliseBody(generic))
+	if err != nil {
+		return err
+	}
+	body, err := protocol.BodyFromJSON(protocol.Kind(*kind), j)
+	if err != nil {
+		return withHint(fmt.Errorf("%s: %w", *bodyFile, err), "see the body schema of kind "+*kind+" in protocol/doc.go")
+	}
+	rec, err := protocol.Sign(key, at.UnixMilli(), body)
+	if err != nil {
+		return err
+	}
+	if err := config.WriteFileAtomic(*out, rec.Bytes(), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "%s\n", rec.CID())
+	fmt.Fprintf(env.stderr, "signed %s by %s, %d bytes, written to %s\n", rec.Kind(), rec.Issuer(), len(rec.Bytes()), *out)
+	return nil
+}
+
+func kindList() string {
+	var s []string
+	for _, k := range protocol.Kinds {
+		s = append(s, string(k))
+	}
+	return strings.Join(s, ", ")
+}
+
+// normaliseBody makes a decoded TOML or JSON body ready for DAG-JSON:
+// dates become Unix milliseconds, and lists of strings (sets, in every
+// record kind) are sorted and de-duplicated.
+func normaliseBody(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normaliseBody(e)
+		}
+		return x
+	case []any:
+		strs := make([]string, 0, len(x))
+		for i, e := range x {
+			x[i] = normaliseBody(e)
+			if s, ok := x[i].(string); ok {
+				strs = append(strs, s)
+			}
+		}
+		if len(strs) == len(x) && len(x) > 0 {
+			sort.Strings(strs)
+			out := []any{}
+			for i, s := range strs {
+				if i == 0 || strs[i-1] != s {
+					out = append(out, s)
+				}
+			}
+			return out
+		}
+		return x
+	case time.Time:
+		return x.UnixMilli()
+	case toml.LocalDateTime:
+		return x.AsTime(time.UTC).UnixMilli()
+	case toml.LocalDate:
+		return x.AsTime(time.UTC).UnixMilli()
+	}
+	return v
+}
+
+func runRecordSubmit(env *cliEnv, args []string) error {
+	c := findCommand("record submit")
+	flags := newFlags(env, c)
+	var af apiFlags
+	af.register(flags)
+	files, err := parseFlags(flags, args)
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return usagef("name at least one record file")
+	}
+	cl, err := af.client(env, true)
+	if err != nil {
+		return err
+	}
+	var failed int
+	for _, f := range files {
+		b, err := readFileOrStdin(f)
+		if err != nil {
+			return err
+		}
+		resp, data, err := cl.do(http.MethodPost, "/v1/records", node.MediaDagCBOR, "application/json", b)
+		var ae *apiError
+		if errors.As(err, &ae) {
+			fmt.Fprintf(env.stdout, "%s: refused: %s: %s\n", f, ae.Code, ae.Message)
+			failed++
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		var ok struct {
+			CID string `json:"cid"`
+		}
+		_ = json.Unmarshal(data, &ok)
+		what := "accepted"
+		if resp.StatusCode == http.StatusOK {
+			what = "already held"
+		}
+		fmt.Fprintf(env.stdout, "%s: %s %s\n", f, what, ok.CID)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d records refused", failed, len(files))
+	}
+	return nil
+}
+
+func runRecordShow(env *cliEnv, args []string) error {
+	c := findCommand("record show")
+	flags := newFlags(env, c)
+	var af apiFlags
+	af.register(flags)
+	asJSON := flags.Bool("json", false, "print the record's DAG-JSON view only")
+	rest, err := parseFlags(flags, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return usagef("name one record: a CID or a file")
+	}
+	var raw []byte
+	if _, statErr := os.Stat(rest[0]); statErr == nil || rest[0] == "-" {
+		if raw, err = readFileOrStdin(rest[0]); err != nil {
+			return err
+		}
+		if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '{' {
+			if raw, err = protocol.JSONToCBOR(t); err != nil {
+				return err
+			}
+		}
+	} else {
+		id, err := protocol.ParseCID(rest[0])
+		if err != nil {
+			return withHint(fmt.Errorf("%q is neither a file nor a record CID", rest[0]), "give a file path or a bafy... CID")
+		}
+		cl, err := af.client(env, false)
+		if err != nil {
+			return err
+		}
+		if _, raw, err = cl.do(http.MethodGet, "/v1/records/"+id.String(), "", node.MediaDagCBOR, nil); err != nil {
+			return err
+		}
+	}
+	rec, perr := protocol.Decode(raw)
+	if perr != nil {
+		return perr
+	}
+	if *asJSON {
+		j, err := rec.JSON()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.stdout, string(j))
+		return nil
+	}
+	return printRecord(env, rec)
+}
+
+// printRecord is the human view of a record.
+func printRecord(env *cliEnv, rec *protocol.Record) error {
+	w := env.stdout
+	sig := "valid"
+	if err := rec.VerifySignature(); err != nil {
+		sig = "INVALID: " + err.Error()
+	}
+	fmt.Fprintf(w, "%s %s\n", rec.Kind(), rec.CID())
+	fmt.Fprintf(w, "  issuer     %s\n", rec.Issuer())
+	fmt.Fprintf(w, "  issued at  %s\n", fmtMillis(rec.IssuedAt()))
+	fmt.Fprintf(w, "  signature  %s\n", sig)
+	fmt.Fprintf(w, "  size       %d bytes\n", len(rec.Bytes()))
+	bj, err := rec.BodyJSON()
+	if err != nil {
+		return err
+	}
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(bj, &body); err != nil {
+		return err
+	}
+	keys := make([]string, 0, len(body))
+	for k := range body {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Fprintln(w, "  body")
+	for _, k := range keys {
+		v := string(body[k])
+		if isTimeField(k) {
+			var ms int64
+			if json.Unmarshal(body[k], &ms) == nil {
+				v += "  (" + fmtMillis(ms) + ")"
+			}
+		}
+		fmt.Fprintf(w, "    %-20s %s\n", k, v)
+	}
+	return nil
+}
+
+func isTimeField(k string) bool {
+	return strings.HasSuffix(k, "_at") || strings.HasPrefix(k, "valid_") || k == "effective_from"
+}
+
+func fmtMillis(ms int64) string {
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
+}
+

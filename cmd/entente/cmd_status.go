@@ -1,0 +1,70 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/entente-net/entente/node"
+)
+
+func init() {
+	register(&command{
+		name:    "status",
+		summary: "show a node's state: identity, peers, records held, log",
+		usage:   "status [--home DIR | --api HOST:PORT] [--json]",
+		run:     runStatus,
+	})
+}
+
+func runStatus(env *cliEnv, args []string) error {
+	c := findCommand("status")
+	flags := newFlags(env, c)
+	var af apiFlags
+	af.register(flags)
+	asJSON := flags.Bool("json", false, "print the API's JSON answer")
+	rest, err := parseFlags(flags, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	cl, err := af.client(env, false)
+	if err != nil {
+		return err
+	}
+	var st node.Status
+	if err := cl.getJSON("/v1/status", &st); err != nil {
+		return err
+	}
+	if *asJSON {
+		b, _ := json.MarshalIndent(st, "", "  ")
+		fmt.Fprintln(env.stdout, string(b))
+		return nil
+	}
+	w := env.stdout
+	fmt.Fprintf(w, "node        %s\n", st.PeerID)
+	fmt.Fprintf(w, "federation  %s, jurisdiction %s\n", st.Federation, st.Jurisdiction)
+	for _, a := range st.Addrs {
+		fmt.Fprintf(w, "listening   %s\n", a)
+	}
+	fmt.Fprintf(w, "log         %d records\n", st.Log.Size)
+	kinds := make([]string, 0, len(st.Records))
+	for k := range st.Records {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		fmt.Fprintf(w, "  %-14s %d\n", k, st.Records[k])
+	}
+	fmt.Fprintf(w, "peers       %d connected\n", len(st.Peers))
+	for _, p := range st.Peers {
+		role := "accredited node"
+		if p.Founding {
+			role = "founding node"
+		}
+		fmt.Fprintf(w, "  %s  %-2s  %-15s %s %s\n", p.PeerID, p.Jurisdiction, role, p.Direction, p.Addr)
+	}
+	return nil
+}

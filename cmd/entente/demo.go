@@ -1,0 +1,454 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/entente-net/entente/config"
+	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/testnet"
+)
+
+func init() {
+	register(&command{
+		name: "demo",
+		summary: "build a whole federation on this machine and narrate what happens in it\n\n" +
+			"Three jurisdictions (DE, FR, BR) with their authorities, one founding node each,\n" +
+			"accredited platforms and a regulator, rule sets, a consent and its amendment, an\n" +
+			"incident and a revocation; and records the nodes refuse. With --serve the federation\n" +
+			"keeps running, and its federation file and authority keys stay in --dir.",
+		usage: "demo [--serve] [--dir DIR]",
+		run:   runDemo,
+	})
+}
+
+func runDemo(env *cliEnv, args []string) error {
+	c := findCommand("demo")
+	flags := newFlags(env, c)
+	serve := flags.Bool("serve", false, "keep the federation running, publishing a record now and then, until interrupted")
+	dir := flags.String("dir", "", "directory for the federation file, keys and node data (default: a new temporary one; with --serve it is kept)")
+	every := flags.Duration("every", 15*time.Second, "with --serve: how often an authority publishes a new record")
+	rest, err := parseFlags(flags, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	if *dir == "" && *serve {
+		if *dir, err = os.MkdirTemp("", "entente-demo-*"); err != nil {
+			return err
+		}
+	}
+	if *dir != "" {
+		if err := os.MkdirAll(*dir, 0o700); err != nil {
+			return err
+		}
+		if entries, _ := os.ReadDir(*dir); len(entries) > 0 {
+			return withHint(fmt.Errorf("%s is not empty", *dir), "give --dir a new or empty directory")
+		}
+	}
+	d := &demo{w: env.stdout, start: time.Now()}
+	ctx := context.Background()
+	if err := d.run(ctx, *dir, *serve); err != nil {
+		if d.net != nil {
+			d.net.Close()
+		}
+		return err
+	}
+	if !*serve {
+		d.say("\nThe demo is over: %d records signed in 3 jurisdictions and spread between them in %s. Nodes stopped.", d.published, time.Since(d.start).Round(time.Millisecond))
+		return d.net.Close()
+	}
+	return d.serve(ctx, *dir, *every)
+}
+
+// demo narrates a federation's life.
+type demo struct {
+	w         io.Writer
+	net       *testnet.Net
+	start     time.Time
+	step      int
+	published int
+	parties   map[string]*testnet.Party
+}
+
+func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.w, format+"\n", args...) }
+
+func (d *demo) title(format string, args ...any) {
+	d.step++
+	d.say("\n[%d] %s", d.step, fmt.Sprintf(format, args...))
+}
+
+// short abbreviates peer IDs and CIDs for narration.
+func short(s string) string {
+	if len(s) <= 16 {
+		return s
+	}
+	return s[:8] + "…" + s[len(s)-6:]
+}
+
+func (d *demo) run(ctx context.Context, dir string, serve bool) error {
+	d.say("entente demo: a federation of data-protection authorities, on this machine")
+	opts := testnet.Options{Name: "demo-federation", Jurisdictions: []string{"DE", "FR", "BR"}, Dir: dir, API: serve, QUIC: false}
+	t0 := time.Now()
+	net, err := testnet.Start(opts)
+	if err != nil {
+		return err
+	}
+	d.net = net
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := net.WaitConnected(wctx); err != nil {
+		return err
+	}
+	d.title("The federation %q: three jurisdictions, each an authority key and a founding node", net.Federation.Name)
+	for _, j := range net.Federation.Jurisdictions {
+		m := net.NodeOf(j.Code)
+		d.say("    %s %-8s authority %s   node %s  %s", j.Code, j.Name, short(j.Authority), short(m.ID().String()), m.Addrs()[0])
+	}
+	d.say("    the nodes admit only each other (and keys their authorities accredit as nodes); mesh formed in %s", time.Since(t0).Round(time.Millisecond))
+
+	d.title("Authorities accredit their platforms and a regulator (each signs with its own key)")
+	d.parties = map[string]*testnet.Party{}
+	for _, p := range []struct {
+		key, j, name string
+		roles        []protocol.Role
+	}{
+		{"nordlicht", "DE", "Nordlicht Biometrik GmbH", []protocol.Role{protocol.RoleController}},
+		{"lumiere", "FR", "Lumière Analytics SAS", []protocol.Role{protocol.RoleController}},
+		{"riovision", "BR", "Rio Vision Ltda.", []protocol.Role{protocol.RoleController}},
+		{"fr-regulator", "FR", "FR incident desk", []protocol.Role{protocol.RoleRegulator}},
+	} {
+		party, err := net.NewParty(wctx, p.j, p.name, p.roles...)
+		if err != nil {
+			return err
+		}
+		d.parties[p.key] = party
+		if err := d.spread(wctx, party.Accreditation, net.NodeOf(p.j), fmt.Sprintf("%s authority accredits %q as %s", p.j, p.name, rolesString(p.roles)), true); err != nil {
+			return err
+		}
+	}
+
+	d.title("Each jurisdiction publishes its minimum standards (rule sets for export and import)")
+	for _, rs := range demoRulesets() {
+		rec, err := testnet.Sign(net.Authorities[rs.Jurisdiction], rs)
+		if err != nil {
+			return err
+		}
+		desc := fmt.Sprintf("%s authority publishes rule set v%d: export to %s up to tier %d, blocks on %s incidents",
+			rs.Jurisdiction, rs.Version, strings.Join(rs.Export.Destinations, ","), rs.Export.MaxTier, rs.Export.BlockOnIncident)
+		if err := d.spread(wctx, rec, net.NodeOf(rs.Jurisdiction), desc, false); err != nil {
+			return err
+		}
+	}
+
+	d.title("A person gives Nordlicht (DE) explicit consent for one resale tier")
+	nord := d.parties["nordlicht"]
+	subject := pseudonym("nordlicht-secret", "person-4711")
+	d.say("    the person is named only by a keyed hash the platform keeps: %x…", subject[:8])
+	consent := &protocol.Consent{
+		Subject: subject, Jurisdiction: "DE", Categories: []string{"face"}, Purposes: []string{"research"},
+		MaxTier: 1, Destinations: []string{"FR"}, RetentionDays: 90,
+		ExpiresAt: time.Now().AddDate(1, 0, 0).UnixMilli(), Method: "in-app explicit opt-in, one screen per tier",
+	}
+	c1, err := testnet.Sign(nord.Key, consent)
+	if err != nil {
+		return err
+	}
+	if err := d.spread(wctx, c1, net.NodeOf("DE"), "Nordlicht signs consent: face data, research only, tier 1, to FR, 90 days", false); err != nil {
+		return err
+	}
+
+	d.title("The person amends the consent: Brazil too, and security research")
+	amended := *consent
+	amended.Destinations = []string{"BR", "FR"}
+	amended.Purposes = []string{"research", "security"}
+	amended.Supersedes = protocol.LinkPtr(c1.CID())
+	c2, err := testnet.Sign(nord.Key, &amended)
+	if err != nil {
+		return err
+	}
+	if err := d.spread(wctx, c2, net.NodeOf("DE"), "Nordlicht signs the amendment, superseding "+short(c1.CID().String()), false); err != nil {
+		return err
+	}
+
+	d.title("A breach at Lumière (FR): the FR regulator tells every authority at once")
+	reg, lum := d.parties["fr-regulator"], d.parties["lumiere"]
+	inc := &protocol.Incident{
+		Ref: "FR-2026-0042", Jurisdiction: "FR", Severity: protocol.SeverityHigh, Status: protocol.StatusOpen,
+		TLP: protocol.TLPAmber, Affected: []string{lum.ID.String()}, Categories: []string{"breach"},
+		DetectedAt: time.Now().Add(-2 * time.Hour).UnixMilli(), Summary: "Face templates exposed by a misconfigured storage bucket.",
+	}
+	i1, err := testnet.Sign(reg.Key, inc)
+	if err != nil {
+		return err
+	}
+	if err := d.spread(wctx, i1, net.NodeOf("FR"), "FR regulator opens incident FR-2026-0042 (high, TLP:AMBER) naming Lumière", false); err != nil {
+		return err
+	}
+	contained := *inc
+	contained.Status = protocol.StatusContained
+	contained.Summary = "Bucket closed; affected people are being notified."
+	contained.Follows = protocol.LinkPtr(i1.CID())
+	i2, err := testnet.Sign(reg.Key, &contained)
+	if err != nil {
+		return err
+	}
+	if err := d.spread(wctx, i2, net.NodeOf("FR"), "FR regulator follows up: contained", false); err != nil {
+		return err
+	}
+
+	d.title("The person withdraws consent; the revocation reaches every jurisdiction")
+	rev, err := testnet.Sign(nord.Key, &protocol.Revocation{Target: protocol.LinkTo(c2.CID()), Reason: "withdrawn by the person in the app", EffectiveAt: time.Now().UnixMilli()})
+	if err != nil {
+		return err
+	}
+	if err := d.spread(wctx, rev, net.NodeOf("DE"), "Nordlicht revokes consent "+short(c2.CID().String()), false); err != nil {
+		return err
+	}
+
+	d.title("A TLP:RED notice is kept by its node and never gossiped")
+	red := *inc
+	red.Ref, red.TLP, red.Recipients, red.Follows = "FR-2026-0043", protocol.TLPRed, []string{"DE"}, nil
+	red.Summary = "Suspected insider; details for DE only."
+	redRec, err := testnet.Sign(reg.Key, &red)
+	if err != nil {
+		return err
+	}
+	if _, err := net.NodeOf("FR").SubmitRecord(wctx, redRec); err != nil {
+		return err
+	}
+	d.published++
+	d.say("    FR regulator files %s (TLP:RED, for DE): held by %s", short(redRec.CID().String()), d.holders(redRec))
+
+	d.title("Records the nodes refuse, and why")
+	if err := d.refusals(wctx, nord.Key, consent); err != nil {
+		return err
+	}
+
+	d.title("Every node holds the same records, but for the TLP:RED notice that stays with FR")
+	for _, m := range net.Nodes {
+		counts := m.Store().Counts()
+		var parts []string
+		for _, k := range protocol.Kinds {
+			if counts[k] > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
+			}
+		}
+		d.say("    %s node %s: %s", m.Jurisdiction(), short(m.ID().String()), strings.Join(parts, ", "))
+	}
+	return nil
+}
+
+// spread submits rec to via and narrates how long it took to reach each
+// node. already: the record was submitted by the caller.
+func (d *demo) spread(ctx context.Context, rec *protocol.Record, via *testnet.Member, desc string, already bool) error {
+	start := time.Now()
+	if !already {
+		if _, err := via.SubmitRecord(ctx, rec); err != nil {
+			return fmt.Errorf("%s: %w", desc, err)
+		}
+	}
+	d.published++
+	type arrival struct {
+		j  string
+		at time.Duration
+	}
+	var mu sync.Mutex
+	var arrivals []arrival
+	var wg sync.WaitGroup
+	errs := make(chan error, len(d.net.Nodes))
+	for _, m := range d.net.Running() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.WaitRecord(ctx, rec.CID()); err != nil {
+				errs <- fmt.Errorf("%s node: %w", m.Jurisdiction(), err)
+				return
+			}
+			mu.Lock()
+			arrivals = append(arrivals, arrival{m.Jurisdiction(), time.Since(start)})
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	sort.Slice(arrivals, func(i, j int) bool { return arrivals[i].at < arrivals[j].at })
+	var parts []string
+	for _, a := range arrivals {
+		parts = append(parts, fmt.Sprintf("%s +%s", a.j, fmtDur(a.at)))
+	}
+	d.say("    %s", desc)
+	d.say("      %s %s by %s, submitted to the %s node; held by %s", rec.Kind(), short(rec.CID().String()), short(rec.Issuer().String()), via.Jurisdiction(), strings.Join(parts, ", "))
+	return nil
+}
+
+func fmtDur(t time.Duration) string {
+	if t < time.Millisecond {
+		return fmt.Sprintf("%dµs", t.Microseconds())
+	}
+	return fmt.Sprintf("%.1fms", float64(t.Microseconds())/1000)
+}
+
+// holders lists the jurisdictions whose node holds rec.
+func (d *demo) holders(rec *protocol.Record) string {
+	var js []string
+	for _, m := range d.net.Running() {
+		if ok, _ := m.Store().Has(rec.CID()); ok {
+			js = append(js, m.Jurisdiction()+" node")
+		}
+	}
+	if len(js) == 0 {
+		return "no node"
+	}
+	return strings.Join(js, ", ")
+}
+
+// refusals shows records a node refuses, with the code it answers.
+func (d *demo) refusals(ctx context.Context, platform crypto.PrivKey, consent *protocol.Consent) error {
+	stranger, err := config.GenerateKey()
+	if err != nil {
+		return err
+	}
+	forged, err := testnet.Sign(stranger, consent)
+	if err != nil {
+		return err
+	}
+	tampered, err := testnet.Sign(platform, consent)
+	if err != nil {
+		return err
+	}
+	raw := bytes.Clone(tampered.Bytes())
+	raw[len(raw)-1] ^= 0x01 // the issued_at's last byte: the signature no longer covers the record
+	lower := *consent
+	lower.Jurisdiction = "de"
+	future, err := protocol.Sign(platform, time.Now().Add(time.Hour).UnixMilli(), consent)
+	if err != nil {
+		return err
+	}
+	de := d.net.NodeOf("DE")
+	for _, c := range []struct {
+		what string
+		raw  []byte
+	}{
+		{"a consent signed by a key no authority accredited", forged.Bytes()},
+		{"a consent altered after signing (one byte)", raw},
+		{"a consent dated an hour in the future", future.Bytes()},
+		{"three bytes that are not a record", []byte{0xa1, 0x61, 0x76}},
+	} {
+		_, err := de.Submit(ctx, c.raw)
+		var pe *protocol.Error
+		if !errors.As(err, &pe) {
+			return fmt.Errorf("demo: %s was not refused as expected (err=%v)", c.what, err)
+		}
+		d.say("    %-52s → refused: %s (%s)", c.what, pe.Code, pe.Msg)
+	}
+	if _, err := protocol.Sign(platform, time.Now().UnixMilli(), &lower); err != nil {
+		d.say("    %-52s → cannot even be signed: %v", "a consent with a lower-case jurisdiction", err)
+	}
+	d.say("    nothing refused was stored or forwarded")
+	return nil
+}
+
+func rolesString(roles []protocol.Role) string {
+	var s []string
+	for _, r := range roles {
+		s = append(s, string(r))
+	}
+	return strings.Join(s, "+")
+}
+
+// pseudonym is a platform's keyed hash of a person: the only way a consent
+// names them.
+func pseudonym(secret, person string) []byte {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(person))
+	return m.Sum(nil)
+}
+
+func demoRulesets() []*protocol.Ruleset {
+	now := time.Now().Add(-time.Minute).UnixMilli()
+	base := func(maxTier, retention int64, block protocol.Severity, prohibited ...string) protocol.Rules {
+		if prohibited == nil {
+			prohibited = []string{}
+		}
+		return protocol.Rules{MaxTier: maxTier, ProhibitedPurposes: prohibited, MaxRetentionDays: retention, BlockOnIncident: block, Conditions: []protocol.Condition{}}
+	}
+	return []*protocol.Ruleset{
+		{Jurisdiction: "DE", Version: 1, EffectiveFrom: now,
+			Export: protocol.ExportRules{Destinations: []string{"BR", "FR"}, Rules: base(2, 365, protocol.SeverityHigh, "marketing")},
+			Import: protocol.ImportRules{Origins: []string{"*"}, Rules: base(2, 365, protocol.SeverityHigh, "marketing")}},
+		{Jurisdiction: "FR", Version: 1, EffectiveFrom: now,
+			Export: protocol.ExportRules{Destinations: []string{"DE"}, Rules: base(1, 180, protocol.SeverityMedium, "marketing", "profiling")},
+			Import: protocol.ImportRules{Origins: []string{"BR", "DE"}, Rules: base(2, 180, protocol.SeverityMedium)}},
+		{Jurisdiction: "BR", Version: 1, EffectiveFrom: now,
+			Export: protocol.ExportRules{Destinations: []string{"*"}, Rules: base(3, 730, protocol.SeverityCritical)},
+			Import: protocol.ImportRules{Origins: []string{"*"}, Rules: base(3, 730, protocol.SeverityCritical)}},
+	}
+}
+
+// serve keeps the federation up, prints how to join it, and publishes a
+// record every so often so a joining node has something to receive.
+func (d *demo) serve(ctx context.Context, dir string, every time.Duration) error {
+	net := d.net
+	for j, k := range net.Authorities {
+		if err := config.WriteKey(filepath.Join(dir, "authority-"+j+".key"), k); err != nil {
+			return err
+		}
+	}
+	for _, m := range net.Nodes {
+		if err := config.WriteFileAtomic(filepath.Join(dir, "node-"+m.Jurisdiction()+".token"), []byte(m.Token+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+	d.say("\nThe federation keeps running (Ctrl-C stops it). Its files are in %s:", dir)
+	d.say("    federation file   %s", net.FederationPath)
+	for _, j := range net.Federation.Codes() {
+		m := net.NodeOf(j)
+		d.say("    %s authority key  %s", j, filepath.Join(dir, "authority-"+j+".key"))
+		d.say("    %s node API       http://%s  (token file %s)", j, m.APIAddr(), filepath.Join(dir, "node-"+j+".token"))
+	}
+	d.say("See README.md, \"Join the demo federation\", to accredit and run a node of your own.")
+	d.say("An authority publishes a new accreditation every %s.", every)
+
+	sctx, stop := signalContext(ctx)
+	defer stop()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for i := 1; ; i++ {
+		select {
+		case <-sctx.Done():
+			d.say("stopping the federation")
+			return net.Close()
+		case <-t.C:
+		}
+		j := net.Federation.Codes()[i%len(net.Federation.Codes())]
+		party, err := net.NewParty(sctx, j, fmt.Sprintf("Platform %d (%s)", i, j), protocol.RoleController)
+		if err != nil {
+			if sctx.Err() != nil {
+				continue
+			}
+			return err
+		}
+		if err := d.spread(sctx, party.Accreditation, net.NodeOf(j), fmt.Sprintf("%s authority accredits %q", j, party.Name), true); err != nil && sctx.Err() == nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,492 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Names of the files in a node's home directory, as entente init writes them.
+const (
+	ConfigFile       = "config.toml"
+	DefaultKeyFile   = "node.key"
+	DefaultTokenFile = "api-token"
+	DefaultDataDir   = "data"
+)
+
+// Default network addresses.
+const (
+	DefaultListenTCP  = "/ip4/0.0.0.0/tcp/4101"
+	DefaultListenQUIC = "/ip4/0.0.0.0/udp/4101/quic-v1"
+	DefaultAPI        = "127.0.0.1:8101"
+)
+
+// Log levels and formats accepted in [log].
+const (
+	LogDebug = "debug"
+	LogInfo  = "info"
+	LogWarn  = "warn"
+	LogError = "error"
+
+	LogText = "text"
+	LogJSON = "json"
+)
+
+// maxRecordBytes is the protocol's fixed record size limit (DESIGN §4). It is
+// not configurable; an HTTP body limit below it would refuse valid records.
+const maxRecordBytes = 64 << 10
+
+// maxConfigFileBytes caps what Load reads.
+const maxConfigFileBytes = 1 << 20
+
+// Node is a node's configuration, DIR/config.toml. A zero field means the
+// documented default: ApplyDefaults fills them in, and Load does so before
+// validating. Relative paths are relative to Home.
+type Node struct {
+	// Home is the node's home directory. It is not in the file: Load sets
+	// it to the (absolute) directory the file was read from.
+	Home string `toml:"-"`
+
+	Federation   string `toml:"federation" comment:"federation file; a relative path is relative to this directory"`
+	Jurisdiction string `toml:"jurisdiction" comment:"this node's jurisdiction, a code of the federation file"`
+	Key          string `toml:"key" comment:"node key file (libp2p Ed25519 private key, mode 0600)"`
+	APIToken     string `toml:"api_token" comment:"bearer token file for the HTTP API's POST endpoints"`
+	Data         string `toml:"data" comment:"data directory (Badger)"`
+	// Listen lists the libp2p listen multiaddrs (no /p2p part).
+	Listen []string `toml:"listen" comment:"libp2p listen addresses"`
+	// Announce, when set, replaces the addresses the node advertises to
+	// peers (for a node behind NAT or a load balancer).
+	Announce []string `toml:"announce,omitempty" comment:"addresses advertised to peers instead of the listen addresses"`
+	// API is the HTTP API's host:port. Loopback by default; POST endpoints
+	// need the bearer token wherever it listens.
+	API string `toml:"api" comment:"HTTP API address (host:port)"`
+	// Trust restricts the jurisdictions this node recognises; empty means
+	// all of the federation file. If set, it must include Jurisdiction.
+	Trust []string `toml:"trust" comment:"jurisdictions recognised; empty means all"`
+
+	Gossip Gossip `toml:"gossip" comment:"exchange with peers; durations are Go duration strings"`
+	Log    Log    `toml:"log" comment:"the node's own logging"`
+	Limits Limits `toml:"limits" comment:"HTTP API limits (the 64 KiB record limit is the protocol's)"`
+}
+
+// Gossip tunes how the node exchanges records and checkpoints with peers.
+type Gossip struct {
+	// SyncInterval is how often the node reconciles its records with a
+	// peer, to catch what gossip missed. Default 30s.
+	SyncInterval Duration `toml:"sync_interval" comment:"how often to reconcile records with a peer"`
+	// CheckpointInterval is how often the node signs a checkpoint of its log
+	// (when it has grown) and exchanges checkpoints with its peers.
+	// Default 10s.
+	CheckpointInterval Duration `toml:"checkpoint_interval" comment:"how often to sign and exchange log checkpoints"`
+	// FetchTimeout bounds fetching a missing record from peers. Default 10s.
+	FetchTimeout Duration `toml:"fetch_timeout" comment:"time allowed to fetch a missing record from peers"`
+}
+
+// Log configures the node's own logging (slog).
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `toml:"level" comment:"debug, info, warn or error"`
+	// Format is text or json. Default text.
+	Format string `toml:"format" comment:"text or json"`
+}
+
+// Limits bound the HTTP API. The record size limit (64 KiB) is fixed by the
+// protocol and is not here.
+type Limits struct {
+	// MaxBodyBytes caps a request body; larger ones get 413. At least 64 KiB.
+	// Default 1 MiB.
+	MaxBodyBytes int64 `toml:"max_body_bytes" comment:"largest HTTP request body, bytes (at least 65536)"`
+	// MaxBatch caps the requests of one verify-batch call. Default 1000.
+	MaxBatch int `toml:"max_batch" comment:"most transfer requests in one verify-batch call"`
+	// MaxConcurrentRequests caps HTTP requests in flight; beyond it the API
+	// answers 503 overloaded. Default 256.
+	MaxConcurrentRequests int `toml:"max_concurrent_requests" comment:"HTTP requests in flight before 503 overloaded"`
+	// HTTPReadTimeout bounds reading a request, headers and body.
+	// Default 15s.
+	HTTPReadTimeout Duration `toml:"http_read_timeout" comment:"time allowed to read a request"`
+	// HTTPWriteTimeout bounds writing a response (event streams excepted).
+	// Default 60s.
+	HTTPWriteTimeout Duration `toml:"http_write_timeout" comment:"time allowed to write a response (event streams excepted)"`
+}
+
+// Defaults returns a Node holding the default of every field that has one.
+// Federation and Jurisdiction have none.
+func Defaults() Node {
+	return Node{
+		Key:      DefaultKeyFile,
+		APIToken: DefaultTokenFile,
+		Data:     DefaultDataDir,
+		Listen:   []string{DefaultListenTCP, DefaultListenQUIC},
+		API:      DefaultAPI,
+		Trust:    []string{},
+		Gossip: Gossip{
+			SyncInterval:       Duration{30 * time.Second},
+			CheckpointInterval: Duration{10 * time.Second},
+			FetchTimeout:       Duration{10 * time.Second},
+		},
+		Log: Log{Level: LogInfo, Format: LogText},
+		Limits: Limits{
+			MaxBodyBytes:          1 << 20,
+			MaxBatch:              1000,
+			MaxConcurrentRequests: 256,
+			HTTPReadTimeout:       Duration{15 * time.Second},
+			HTTPWriteTimeout:      Duration{60 * time.Second},
+		},
+	}
+}
+
+// ApplyDefaults replaces every zero field that has a default with it.
+func (n *Node) ApplyDefaults() {
+	d := Defaults()
+	setString(&n.Key, d.Key)
+	setString(&n.APIToken, d.APIToken)
+	setString(&n.Data, d.Data)
+	if len(n.Listen) == 0 {
+		n.Listen = d.Listen
+	}
+	setString(&n.API, d.API)
+	if n.Trust == nil {
+		n.Trust = d.Trust
+	}
+	setZero(&n.Gossip.SyncInterval, d.Gossip.SyncInterval)
+	setZero(&n.Gossip.CheckpointInterval, d.Gossip.CheckpointInterval)
+	setZero(&n.Gossip.FetchTimeout, d.Gossip.FetchTimeout)
+	setString(&n.Log.Level, d.Log.Level)
+	setString(&n.Log.Format, d.Log.Format)
+	setZero(&n.Limits.MaxBodyBytes, d.Limits.MaxBodyBytes)
+	setZero(&n.Limits.MaxBatch, d.Limits.MaxBatch)
+	setZero(&n.Limits.MaxConcurrentRequests, d.Limits.MaxConcurrentRequests)
+	setZero(&n.Limits.HTTPReadTimeout, d.Limits.HTTPReadTimeout)
+	setZero(&n.Limits.HTTPWriteTimeout, d.Limits.HTTPWriteTimeout)
+}
+
+func setString(p *string, def string) {
+	if *p == "" {
+		*p = def
+	}
+}
+
+func setZero[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}
+
+// Load reads home/config.toml, applies defaults and validates it. Unknown
+// keys are errors. Errors start with the file's path and name the field. The
+// returned Node's Home is home made absolute.
+func Load(home string) (*Node, error) {
+	if home == "" {
+		return nil, errors.New("no home directory given")
+	}
+	abs, err := filepath.Abs(home)
+	if err != nil {
+		return nil, fmt.Errorf("home directory: %w", err)
+	}
+	path := filepath.Join(abs, ConfigFile)
+	data, err := readCapped(path, maxConfigFileBytes)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no node config at %s (run entente init): %w", path, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("node config: %w", err)
+	}
+	n, err := ParseNode(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	n.Home = abs
+	return n, nil
+}
+
+// ParseNode decodes a node config strictly, applies defaults and validates
+// it. Home is left empty.
+func ParseNode(data []byte) (*Node, error) {
+	var n Node
+	if err := decodeStrict(data, &n); err != nil {
+		if ferr := n.checkDurationTypes(data); ferr != nil {
+			return nil, ferr
+		}
+		return nil, err
+	}
+	if len(n.Announce) == 0 {
+		n.Announce = nil // "announce = []" and no key mean the same
+	}
+	n.ApplyDefaults()
+	if err := n.Validate(); err != nil {
+		return nil, err
+	}
+	return &n, nil
+}
+
+// Validate checks n as it stands (call ApplyDefaults first to accept zero
+// fields) and returns the first broken field as a *FieldError.
+func (n *Node) Validate() error {
+	if n.Federation == "" {
+		return fieldErr("federation", "missing path of the federation file")
+	}
+	if n.Jurisdiction == "" {
+		return fieldErr("jurisdiction", "missing jurisdiction code")
+	}
+	if !validCode(n.Jurisdiction) {
+		return fieldErr("jurisdiction", "%q is not an upper-case ISO 3166-1 alpha-2 code", n.Jurisdiction)
+	}
+	for _, f := range []struct{ field, path string }{
+		{"key", n.Key}, {"api_token", n.APIToken}, {"data", n.Data},
+	} {
+		if f.path == "" {
+			return fieldErr(f.field, "missing path")
+		}
+	}
+	if len(n.Listen) == 0 {
+		return fieldErr("listen", "no listen address")
+	}
+	if err := validateListenAddrs("listen", n.Listen); err != nil {
+		return err
+	}
+	if err := validateListenAddrs("announce", n.Announce); err != nil {
+		return err
+	}
+	if err := validateHostPort(n.API); err != nil {
+		return &FieldError{Field: "api", Err: err}
+	}
+	for i, code := range n.Trust {
+		field := fmt.Sprintf("trust[%d]", i)
+		if !validCode(code) {
+			return fieldErr(field, "%q is not an upper-case ISO 3166-1 alpha-2 code", code)
+		}
+		if slices.Index(n.Trust, code) != i {
+			return fieldErr(field, "%s is listed twice", code)
+		}
+	}
+	if len(n.Trust) > 0 && !slices.Contains(n.Trust, n.Jurisdiction) {
+		return fieldErr("trust", "must include the node's own jurisdiction %s", n.Jurisdiction)
+	}
+	for _, f := range n.durations() {
+		if f.d.Duration <= 0 {
+			return fieldErr(f.field, "%s: must be positive", f.d)
+		}
+	}
+	switch n.Log.Level {
+	case LogDebug, LogInfo, LogWarn, LogError:
+	default:
+		return fieldErr("log.level", "%q: want debug, info, warn or error", n.Log.Level)
+	}
+	switch n.Log.Format {
+	case LogText, LogJSON:
+	default:
+		return fieldErr("log.format", "%q: want text or json", n.Log.Format)
+	}
+	if n.Limits.MaxBodyBytes < maxRecordBytes {
+		return fieldErr("limits.max_body_bytes", "%d: must be at least %d, the largest record", n.Limits.MaxBodyBytes, maxRecordBytes)
+	}
+	if n.Limits.MaxBatch <= 0 {
+		return fieldErr("limits.max_batch", "%d: must be positive", n.Limits.MaxBatch)
+	}
+	if n.Limits.MaxConcurrentRequests <= 0 {
+		return fieldErr("limits.max_concurrent_requests", "%d: must be positive", n.Limits.MaxConcurrentRequests)
+	}
+	return nil
+}
+
+// durationField is a Duration setting and its TOML path.
+type durationField struct {
+	field string
+	d     *Duration
+}
+
+// durations lists the Duration settings.
+func (n *Node) durations() []durationField {
+	return []durationField{
+		{"gossip.sync_interval", &n.Gossip.SyncInterval},
+		{"gossip.checkpoint_interval", &n.Gossip.CheckpointInterval},
+		{"gossip.fetch_timeout", &n.Gossip.FetchTimeout},
+		{"limits.http_read_timeout", &n.Limits.HTTPReadTimeout},
+		{"limits.http_write_timeout", &n.Limits.HTTPWriteTimeout},
+	}
+}
+
+// checkDurationTypes finds a duration written as a bare number. The TOML
+// decoder reports that without naming the key, so look it up to say which.
+func (n *Node) checkDurationTypes(data []byte) error {
+	var doc map[string]any
+	if toml.Unmarshal(data, &doc) != nil {
+		return nil
+	}
+	for _, f := range n.durations() {
+		table, key, _ := strings.Cut(f.field, ".")
+		t, _ := doc[table].(map[string]any)
+		if v, ok := t[key]; ok {
+			if _, isString := v.(string); !isString {
+				return fieldErr(f.field, "%v is not a duration string (write e.g. \"15s\" or \"2m\")", v)
+			}
+		}
+	}
+	return nil
+}
+
+// Marshal encodes n as a config file, with a comment on each setting.
+func (n *Node) Marshal() ([]byte, error) {
+	b, err := toml.Marshal(n)
+	if err != nil {
+		return nil, fmt.Errorf("encode node config: %w", err)
+	}
+	return b, nil
+}
+
+// Path resolves p against Home: absolute paths and paths of a Node without
+// Home are returned as they are.
+func (n *Node) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) || n.Home == "" {
+		return p
+	}
+	return filepath.Join(n.Home, p)
+}
+
+// FederationPath is the federation file's resolved path.
+func (n *Node) FederationPath() string { return n.Path(n.Federation) }
+
+// KeyPath is the node key file's resolved path.
+func (n *Node) KeyPath() string { return n.Path(n.Key) }
+
+// APITokenPath is the API token file's resolved path.
+func (n *Node) APITokenPath() string { return n.Path(n.APIToken) }
+
+// DataDir is the data directory's resolved path.
+func (n *Node) DataDir() string { return n.Path(n.Data) }
+
+// LoadKey loads the node's private key.
+func (n *Node) LoadKey() (crypto.PrivKey, error) { return LoadKey(n.KeyPath()) }
+
+// LoadToken loads the API bearer token.
+func (n *Node) LoadToken() (string, error) { return LoadToken(n.APITokenPath()) }
+
+// LoadFederation loads the federation file and returns it as this node
+// recognises it: restricted to Trust when Trust is set. It fails if the
+// node's jurisdiction or a trusted code is not in the file. Use the package
+// function LoadFederation for the whole file.
+func (n *Node) LoadFederation() (*Federation, error) {
+	path := n.FederationPath()
+	f, err := LoadFederation(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := f.Jurisdiction(n.Jurisdiction); !ok {
+		return nil, fmt.Errorf("jurisdiction: %s is not in federation %q (%s has %s)",
+			n.Jurisdiction, f.Name, path, strings.Join(f.Codes(), ", "))
+	}
+	r, err := f.Restrict(n.Trust)
+	if err != nil {
+		return nil, fmt.Errorf("trust: %w", err)
+	}
+	return r, nil
+}
+
+// ListenAddrs returns Listen parsed.
+func (n *Node) ListenAddrs() ([]ma.Multiaddr, error) { return parseAddrs("listen", n.Listen) }
+
+// AnnounceAddrs returns Announce parsed (nil when unset).
+func (n *Node) AnnounceAddrs() ([]ma.Multiaddr, error) { return parseAddrs("announce", n.Announce) }
+
+// APILoopback reports whether the API listens on a loopback address only.
+func (n *Node) APILoopback() bool {
+	host, _, err := net.SplitHostPort(n.API)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// SlogLevel returns Level as a slog.Level (info if unset or unknown).
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case LogDebug:
+		return slog.LevelDebug
+	case LogWarn:
+		return slog.LevelWarn
+	case LogError:
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// Handler returns a slog handler writing to w in Format at Level.
+func (l Log) Handler(w io.Writer) slog.Handler {
+	opts := &slog.HandlerOptions{Level: l.SlogLevel()}
+	if l.Format == LogJSON {
+		return slog.NewJSONHandler(w, opts)
+	}
+	return slog.NewTextHandler(w, opts)
+}
+
+func parseAddrs(field string, addrs []string) ([]ma.Multiaddr, error) {
+	if len(addrs) == 0 {
+		return nil, nil
+	}
+	out := make([]ma.Multiaddr, len(addrs))
+	for i, s := range addrs {
+		m, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, &FieldError{Field: fmt.Sprintf("%s[%d]", field, i), Err: fmt.Errorf("not a multiaddr: %w", err)}
+		}
+		out[i] = m
+	}
+	return out, nil
+}
+
+func validateListenAddrs(field string, addrs []string) error {
+	parsed, err := parseAddrs(field, addrs)
+	if err != nil {
+		return err
+	}
+	for i, m := range parsed {
+		if _, err := m.ValueForProtocol(ma.P_P2P); err == nil {
+			return fieldErr(fmt.Sprintf("%s[%d]", field, i), "%s: leave out the /p2p part, the node key gives it", addrs[i])
+		}
+	}
+	return nil
+}
+
+// validateHostPort accepts host:port where host is empty (every interface),
+// an IP address or a DNS name, and port is 0 to 65535 (0: any free port).
+func validateHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", s, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", s, port)
+	}
+	if host == "" || net.ParseIP(host) != nil {
+		return nil
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(host, "."), ".") {
+		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
+			return fmt.Errorf("%q: %q is neither an IP address nor a host name", s, host)
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return fmt.Errorf("%q: %q is neither an IP address nor a host name", s, host)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,129 @@
+package entente_test
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/entente-net/entente"
+
+// layer orders the packages of DESIGN.md §2: a package may import only
+// packages of a lower layer. config is a leaf anyone above protocol may
+// use; protocol and store may not.
+var layer = map[string]int{
+	"protocol": 1,
+	"config":   1,
+	"store":    2,
+	"node":     3,
+	"testnet":  4,
+	"cmd":      5,
+}
+
+// allowed lists imports that cross within a layer on purpose.
+func allowed(from, to string) bool {
+	if from == to {
+		return true
+	}
+	lf, lt := layer[from], layer[to]
+	if from == "protocol" || from == "config" {
+		return false // the two leaves import nothing of ours
+	}
+	if from == "store" && to == "config" {
+		return false // the store knows records, not node configuration
+	}
+	return lt < lf
+}
+
+// TestImportsFlowOneWay fails if a package imports one above it
+// (protocol <- store <- node <- testnet <- cmd; config a leaf). Test files
+// count too, except external _test packages, which may use testnet.
+func TestImportsFlowOneWay(t *testing.T) {
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") && path != "." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		from := strings.Split(filepath.ToSlash(path), "/")[0]
+		if _, ok := layer[from]; !ok {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		if strings.HasSuffix(f.Name.Name, "_test") {
+			return nil
+		}
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			if !strings.HasPrefix(p, module+"/") {
+				continue
+			}
+			to := strings.Split(strings.TrimPrefix(p, module+"/"), "/")[0]
+			if _, ok := layer[to]; !ok {
+				t.Errorf("%s imports %s, which is not a package of DESIGN.md §2", path, p)
+				continue
+			}
+			if !allowed(from, to) {
+				t.Errorf("%s (%s) imports %s: imports must flow protocol <- store <- node <- testnet <- cmd, config a leaf", path, from, p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLayerTableCoversEveryPackage keeps the table honest when a top-level
+// package is added.
+func TestLayerTableCoversEveryPackage(t *testing.T) {
+	entries, err := filepath.Glob("*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		matches, _ := filepath.Glob(filepath.Join(e, "*.go"))
+		sub, _ := filepath.Glob(filepath.Join(e, "*", "*.go"))
+		if len(matches)+len(sub) == 0 || e == "internal" {
+			continue
+		}
+		if _, ok := layer[e]; !ok {
+			t.Errorf("top-level package %s is not in the layer table", e)
+		}
+	}
+}
+
+func TestAllowedRule(t *testing.T) {
+	for _, c := range []struct {
+		from, to string
+		ok       bool
+	}{
+		{"store", "protocol", true},
+		{"node", "store", true},
+		{"node", "config", true},
+		{"cmd", "testnet", true},
+		{"protocol", "store", false},
+		{"protocol", "config", false},
+		{"config", "protocol", false},
+		{"store", "node", false},
+		{"store", "config", false},
+		{"node", "testnet", false},
+		{"testnet", "cmd", false},
+	} {
+		if got := allowed(c.from, c.to); got != c.ok {
+			t.Errorf("allowed(%s, %s) = %v, want %v", c.from, c.to, got, c.ok)
+		}
+	}
+}

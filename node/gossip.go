@@ -1,0 +1,113 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/entente-net/entente/protocol"
+)
+
+func (n *Node) startGossip() error {
+	ps, err := pubsub.NewGossipSub(n.ctx, n.host,
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithNoAuthor(),
+		pubsub.WithMessageIdFn(messageID),
+		// The origin sends a new record to every member on the topic, not
+		// only its mesh: records are few and matter, and a mesh forms only
+		// at the heartbeat after peers connect.
+		pubsub.WithFloodPublish(true),
+		pubsub.WithMaxMessageSize(protocol.MaxRecordSize+4<<10),
+		pubsub.WithPeerFilter(func(id peer.ID, _ string) bool { return n.trust.isMember(id, n.cfg.Now().UnixMilli()) }),
+		pubsub.WithLogger(n.log.With("component", "pubsub")),
+	)
+	if err != nil {
+		return fmt.Errorf("node: gossipsub: %w", err)
+	}
+	n.ps = ps
+	name := protocol.RecordsTopic(n.cfg.Federation.Name)
+	if err := ps.RegisterTopicValidator(name, n.validateGossip); err != nil {
+		return fmt.Errorf("node: gossip validator: %w", err)
+	}
+	if n.topic, err = ps.Join(name); err != nil {
+		return fmt.Errorf("node: join %s: %w", name, err)
+	}
+	if n.sub, err = n.topic.Subscribe(); err != nil {
+		return fmt.Errorf("node: subscribe %s: %w", name, err)
+	}
+	n.wg.Add(1)
+	go n.drainSubscription()
+	return nil
+}
+
+// messageID is the record's CID: the same record gossiped twice is one
+// message, whoever forwards it.
+func messageID(m *pb.Message) string {
+	return protocol.RecordCID(m.GetData()).KeyString()
+}
+
+// validateGossip is the topic validator (see the package doc for the
+// Accept / Reject / Ignore policy). It stores the record before accepting,
+// so the node forwards only what it keeps.
+func (n *Node) validateGossip(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+	if m.Local || from == n.id {
+		// Published by this node after its own ingest.
+		n.metrics.gossip.WithLabelValues("local").Inc()
+		return pubsub.ValidationAccept
+	}
+	res, reason := n.judgeGossip(ctx, m.GetData())
+	n.metrics.gossip.WithLabelValues(reason).Inc()
+	if res != pubsub.ValidationAccept {
+		n.log.Debug("gossip message not accepted", "from", from.String(), "result", reason)
+	}
+	return res
+}
+
+func (n *Node) judgeGossip(ctx context.Context, data []byte) (pubsub.ValidationResult, string) {
+	r, err := protocol.Decode(data)
+	if err != nil {
+		n.metrics.ingest.WithLabelValues(string(SourceGossip), string(protocol.CodeOf(err))).Inc()
+		return pubsub.ValidationReject, string(protocol.CodeOf(err))
+	}
+	if isRed(r) {
+		n.metrics.ingest.WithLabelValues(string(SourceGossip), "tlp_red").Inc()
+		return pubsub.ValidationReject, "tlp_red"
+	}
+	acc, err := n.ingestCounted(ctx, r, SourceGossip)
+	switch code := protocol.CodeOf(err); {
+	case err == nil && acc.New:
+		return pubsub.ValidationAccept, "accepted"
+	case err == nil:
+		return pubsub.ValidationIgnore, "duplicate"
+	case code == protocol.CodeBadSignature:
+		return pubsub.ValidationReject, string(code)
+	case code != "":
+		// unauthorized_issuer, unknown_reference, clock_skew: this node
+		// may lack what the sender holds, or the clocks disagree.
+		return pubsub.ValidationIgnore, string(code)
+	case errors.Is(err, ErrClosed) || ctx.Err() != nil:
+		return pubsub.ValidationIgnore, "closing"
+	default:
+		n.log.Warn("gossip ingest failed", "cid", r.CID().String(), "err", err)
+		return pubsub.ValidationIgnore, "error"
+	}
+}
+
+// drainSubscription consumes the node's own subscription: records were
+// already ingested by the validator, but the subscription keeps this node
+// in the topic's mesh.
+func (n *Node) drainSubscription() {
+	defer n.wg.Done()
+	for {
+		if _, err := n.sub.Next(n.ctx); err != nil {
+			return
+		}
+	}
+}
+
+// GossipPeers lists the peers known to be on the federation's topic.
+func (n *Node) GossipPeers() []peer.ID { return n.topic.ListPeers() }

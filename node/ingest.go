@@ -1,0 +1,163 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/entente-net/entente/protocol"
+)
+
+// Source says where a record came from, for metrics and logs.
+type Source string
+
+// Record sources.
+const (
+	SourceAPI    Source = "api"
+	SourceGossip Source = "gossip"
+	SourceLocal  Source = "local"
+)
+
+// Accepted is the outcome of a successful ingest.
+type Accepted struct {
+	CID    cid.Cid
+	Seq    uint64
+	New    bool // false when the record was already held
+	Record *protocol.Record
+}
+
+// Submit ingests one encoded record from a client (the HTTP API, the CLI,
+// a test): it is checked, stored durably and, when new and not TLP:RED,
+// published to the federation. Refusals are *protocol.Error; ErrPushback
+// when the node is saturated.
+func (n *Node) Submit(ctx context.Context, raw []byte) (Accepted, error) {
+	select {
+	case n.ingestQ <- struct{}{}:
+		defer func() { <-n.ingestQ }()
+	default:
+		n.metrics.ingest.WithLabelValues(string(SourceAPI), "overloaded").Inc()
+		return Accepted{}, ErrPushback
+	}
+	acc, err := n.ingest(ctx, raw, SourceAPI)
+	if err != nil || !acc.New {
+		return acc, err
+	}
+	n.publish(acc.Record)
+	return acc, nil
+}
+
+// SubmitRecord is Submit for a record already in hand.
+func (n *Node) SubmitRecord(ctx context.Context, r *protocol.Record) (Accepted, error) {
+	return n.Submit(ctx, r.Bytes())
+}
+
+// ingest runs the checks of the package doc, cheapest first, and stores
+// the record. It does not publish.
+func (n *Node) ingest(ctx context.Context, raw []byte, src Source) (acc Accepted, err error) {
+	defer n.countIngest(src, time.Now(), &acc, &err)
+	r, err := protocol.Decode(raw)
+	if err != nil {
+		return Accepted{}, err
+	}
+	return n.ingestDecoded(ctx, r, src)
+}
+
+// ingestCounted is ingestDecoded with the metrics of ingest.
+func (n *Node) ingestCounted(ctx context.Context, r *protocol.Record, src Source) (acc Accepted, err error) {
+	defer n.countIngest(src, time.Now(), &acc, &err)
+	return n.ingestDecoded(ctx, r, src)
+}
+
+func (n *Node) ingestDecoded(ctx context.Context, r *protocol.Record, src Source) (Accepted, error) {
+	if n.ctx.Err() != nil {
+		return Accepted{}, ErrClosed
+	}
+	if err := protocol.CheckClock(r, n.cfg.Now()); err != nil {
+		return Accepted{}, err
+	}
+	if seq, err := n.store.Seq(r.CID()); err == nil {
+		return Accepted{CID: r.CID(), Seq: seq, Record: r}, nil
+	}
+	if err := r.VerifySignature(); err != nil {
+		return Accepted{}, err
+	}
+	if err := protocol.Authorize(r, n.trust); err != nil {
+		return Accepted{}, err
+	}
+	res, err := n.store.Put(ctx, r)
+	if err != nil {
+		return Accepted{}, fmt.Errorf("store: %w", err)
+	}
+	acc := Accepted{CID: r.CID(), Seq: res.Seq, New: res.New, Record: r}
+	if res.New {
+		n.afterAccept(r, src)
+	}
+	return acc, nil
+}
+
+// afterAccept applies a new record's effects on the running node.
+func (n *Node) afterAccept(r *protocol.Record, src Source) {
+	n.log.Debug("record accepted", "cid", r.CID().String(), "kind", string(r.Kind()), "issuer", r.Issuer().String(), "source", string(src))
+	if rv, ok := r.Revocation(); ok {
+		n.dropRevokedNode(rv.Target.Cid)
+	}
+	n.notify.fire()
+}
+
+// dropRevokedNode closes connections to a peer whose node accreditation
+// was just revoked, unless it is still a member on other grounds.
+func (n *Node) dropRevokedNode(target cid.Cid) {
+	t, err := n.store.Get(target)
+	if err != nil {
+		return
+	}
+	a, ok := t.Accreditation()
+	if !ok || !containsRole(a.Roles, protocol.RoleNode) {
+		return
+	}
+	id, err := peer.Decode(a.Subject)
+	if err != nil || n.trust.isMember(id, n.cfg.Now().UnixMilli()) {
+		return
+	}
+	n.log.Info("closing connections to a peer whose node accreditation was revoked", "peer", id.String())
+	if err := n.host.Network().ClosePeer(id); err != nil {
+		n.log.Debug("close peer", "peer", id.String(), "err", err)
+	}
+}
+
+// publish sends a new record to the federation, unless it is a TLP:RED
+// incident (those go only to their recipients, directly).
+func (n *Node) publish(r *protocol.Record) {
+	if isRed(r) {
+		return
+	}
+	if err := n.topic.Publish(n.ctx, r.Bytes()); err != nil && !errors.Is(err, context.Canceled) {
+		n.log.Warn("gossip publish failed; the record is stored", "cid", r.CID().String(), "err", err)
+	}
+}
+
+func isRed(r *protocol.Record) bool {
+	inc, ok := r.Incident()
+	return ok && inc.TLP == protocol.TLPRed
+}
+
+func (n *Node) countIngest(src Source, start time.Time, acc *Accepted, err *error) {
+	result := "accepted"
+	switch {
+	case *err != nil:
+		result = string(protocol.CodeOf(*err))
+		if result == "" {
+			result = "error"
+		}
+	case !acc.New:
+		result = "duplicate"
+	}
+	n.metrics.ingest.WithLabelValues(string(src), result).Inc()
+	if *err == nil && acc.New {
+		n.metrics.ingestSeconds.Observe(time.Since(start).Seconds())
+	}
+}

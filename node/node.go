@@ -1,0 +1,351 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+
+	"github.com/entente-net/entente/config"
+	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/store"
+)
+
+// Config configures a node. A zero field means the documented default.
+type Config struct {
+	// Key is the node's identity (Ed25519). Required.
+	Key crypto.PrivKey
+	// Federation is the federation file. Required.
+	Federation *config.Federation
+	// Jurisdiction is the node's own jurisdiction; it must be in the
+	// federation file. Required.
+	Jurisdiction string
+	// Trust restricts the jurisdictions this node recognises; empty means
+	// all of the federation file. The node's own is always recognised.
+	Trust []string
+	// Listen are the libp2p listen multiaddrs. Default: TCP and QUIC on
+	// 127.0.0.1 with ports chosen by the system.
+	Listen []string
+	// Announce, when set, are the addresses advertised to peers instead of
+	// the listen addresses.
+	Announce []string
+	// DataDir is the Badger directory. Required unless InMemory.
+	DataDir  string
+	InMemory bool
+	// APIAddr is the HTTP API's host:port; empty means no HTTP API.
+	APIAddr string
+	// APIToken is the bearer token POST endpoints require. Required when
+	// APIAddr is set.
+	APIToken string
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// ReconnectInterval is how often the node dials members it is not
+	// connected to. Default 5s.
+	ReconnectInterval time.Duration
+	// MaxPendingIngest bounds records being ingested at once from the API;
+	// past it the API answers 503 overloaded. Default 4096.
+	MaxPendingIngest int
+	// MaxConcurrentRequests bounds HTTP requests in flight; past it the API
+	// answers 503 overloaded. Default 256.
+	MaxConcurrentRequests int
+	// HTTPTimeouts of the API server; zero fields take defaults.
+	HTTPTimeouts HTTPTimeouts
+}
+
+// HTTPTimeouts are the API server's timeouts.
+type HTTPTimeouts struct {
+	ReadHeader time.Duration // default 5s
+	Read       time.Duration // default 30s
+	Write      time.Duration // default 60s
+	Idle       time.Duration // default 120s
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Key == nil:
+		return errors.New("node config: Key is required")
+	case c.Key.Type() != crypto.Ed25519:
+		return errors.New("node config: Key must be Ed25519")
+	case c.Federation == nil:
+		return errors.New("node config: Federation is required")
+	case c.DataDir == "" && !c.InMemory:
+		return errors.New("node config: DataDir is required (or InMemory)")
+	case c.APIAddr != "" && c.APIToken == "":
+		return errors.New("node config: APIToken is required with APIAddr")
+	}
+	if _, ok := c.Federation.Jurisdiction(c.Jurisdiction); !ok {
+		return fmt.Errorf("node config: Jurisdiction %q is not in federation %q", c.Jurisdiction, c.Federation.Name)
+	}
+	return nil
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if len(c.Listen) == 0 {
+		c.Listen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	}
+	if c.ReconnectInterval == 0 {
+		c.ReconnectInterval = 5 * time.Second
+	}
+	if c.MaxConcurrentRequests == 0 {
+		c.MaxConcurrentRequests = 256
+	}
+	if c.MaxPendingIngest == 0 {
+		c.MaxPendingIngest = 4096
+	}
+	t := &c.HTTPTimeouts
+	t.ReadHeader = orDefault(t.ReadHeader, 5*time.Second)
+	t.Read = orDefault(t.Read, 30*time.Second)
+	t.Write = orDefault(t.Write, 60*time.Second)
+	t.Idle = orDefault(t.Idle, 120*time.Second)
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// Node is a running entente node. Make one with New; Close stops it.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	id    peer.ID
+	fed   *config.Federation // restricted to the recognised jurisdictions
+	trust *trustView
+
+	store   *store.Store
+	host    host.Host
+	ps      *pubsub.PubSub
+	topic   *pubsub.Topic
+	sub     *pubsub.Subscription
+	api     *http.Server
+	apiLn   net.Listener
+	metrics *metrics
+	ingestQ chan struct{} // semaphore bounding API ingests
+
+	notify *notifier
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+	started   time.Time
+}
+
+// New starts a node: opens the store, starts the libp2p host, joins the
+// federation's gossip topic, starts the API and begins dialling members.
+// On error everything opened so far is closed again.
+func New(cfg Config) (_ *Node, err error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	n := &Node{cfg: cfg, log: cfg.Logger, notify: newNotifier(), started: cfg.Now()}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if n.id, err = peer.IDFromPrivateKey(cfg.Key); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n.log = n.log.With("node", shortID(n.id))
+	trust := cfg.Trust
+	if len(trust) > 0 && !containsString(trust, cfg.Jurisdiction) {
+		trust = append(append([]string(nil), trust...), cfg.Jurisdiction)
+	}
+	if len(trust) > 0 {
+		if n.fed, err = cfg.Federation.Restrict(trust); err != nil {
+			return nil, fmt.Errorf("node: trust: %w", err)
+		}
+	} else {
+		n.fed = cfg.Federation
+	}
+	n.store, err = store.Open(store.Options{Dir: cfg.DataDir, InMemory: cfg.InMemory, Logger: n.log.With("component", "store")})
+	if err != nil {
+		return nil, fmt.Errorf("node: open store: %w", err)
+	}
+	n.trust = newTrustView(n.fed, n.store)
+	n.metrics = newMetrics(n)
+	n.ingestQ = make(chan struct{}, cfg.MaxPendingIngest)
+
+	if err := n.startHost(); err != nil {
+		return nil, err
+	}
+	if err := n.startGossip(); err != nil {
+		return nil, err
+	}
+	if cfg.APIAddr != "" {
+		if err := n.startAPI(); err != nil {
+			return nil, err
+		}
+	}
+	n.wg.Add(1)
+	go n.dialLoop()
+	n.log.Info("node started", "peer_id", n.id.String(), "jurisdiction", cfg.Jurisdiction,
+		"federation", cfg.Federation.Name, "addrs", n.host.Addrs(), "api", n.APIAddr())
+	return n, nil
+}
+
+// Close stops the node: the API, the dial loop, gossip, the host, then the
+// store, in that order (reverse of opening). It waits for every goroutine
+// the node started and is safe to call more than once.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		var errs []error
+		if n.api != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := n.api.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("api: %w", err))
+				n.api.Close()
+			}
+			cancel()
+		}
+		if n.sub != nil {
+			n.sub.Cancel()
+		}
+		n.wg.Wait()
+		if n.topic != nil {
+			n.topic.Close()
+		}
+		if n.host != nil {
+			if err := n.host.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("host: %w", err))
+			}
+		}
+		if n.store != nil {
+			if err := n.store.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("store: %w", err))
+			}
+		}
+		n.closeErr = errors.Join(errs...)
+		n.log.Info("node stopped")
+	})
+	return n.closeErr
+}
+
+// ID is the node's peer ID.
+func (n *Node) ID() peer.ID { return n.id }
+
+// Jurisdiction is the node's own jurisdiction.
+func (n *Node) Jurisdiction() string { return n.cfg.Jurisdiction }
+
+// Addrs are the node's libp2p listen addresses, each ending in /p2p/<id>.
+func (n *Node) Addrs() []ma.Multiaddr {
+	suffix, _ := ma.NewMultiaddr("/p2p/" + n.id.String())
+	var out []ma.Multiaddr
+	for _, a := range n.host.Addrs() {
+		out = append(out, a.Encapsulate(suffix))
+	}
+	return out
+}
+
+// APIAddr is the address the HTTP API listens on ("" without an API).
+func (n *Node) APIAddr() string {
+	if n.apiLn == nil {
+		return ""
+	}
+	return n.apiLn.Addr().String()
+}
+
+// Host is the node's libp2p host.
+func (n *Node) Host() host.Host { return n.host }
+
+// Store is the node's record store.
+func (n *Node) Store() *store.Store { return n.store }
+
+// Registry is the node's Prometheus registry.
+func (n *Node) Registry() *prometheus.Registry { return n.metrics.reg }
+
+// Get returns a held record.
+func (n *Node) Get(c cid.Cid) (*protocol.Record, error) { return n.store.Get(c) }
+
+// WaitRecord blocks until the node holds c or ctx ends.
+func (n *Node) WaitRecord(ctx context.Context, c cid.Cid) error {
+	for {
+		ch := n.notify.wait()
+		ok, err := n.store.Has(c)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", c, ctx.Err())
+		case <-n.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
+// Accepted returns a channel that is closed at the next accepted record:
+// a broadcast for waiters (see WaitRecord).
+func (n *Node) Accepted() <-chan struct{} { return n.notify.wait() }
+
+func shortID(id peer.ID) string {
+	s := id.String()
+	if len(s) > 8 {
+		return s[len(s)-8:]
+	}
+	return s
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// notifier is a broadcast: wait returns a channel closed at the next fire.
+type notifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newNotifier() *notifier { return &notifier{ch: make(chan struct{})} }
+
+func (b *notifier) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ch
+}
+
+func (b *notifier) fire() {
+	b.mu.Lock()
+	close(b.ch)
+	b.ch = make(chan struct{})
+	b.mu.Unlock()
+}

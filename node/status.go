@@ -1,0 +1,85 @@
+package node
+
+import (
+	"sort"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Status is the node's state as GET /v1/status shows it.
+type Status struct {
+	PeerID       string           `json:"peer_id"`
+	Jurisdiction string           `json:"jurisdiction"`
+	Federation   string           `json:"federation"`
+	Addrs        []string         `json:"addrs"`
+	Peers        []PeerStatus     `json:"peers"`
+	Records      map[string]int64 `json:"records"`
+	Log          LogStatus        `json:"log"`
+	UptimeMs     int64            `json:"uptime_ms"`
+}
+
+// PeerStatus is one connected peer.
+type PeerStatus struct {
+	PeerID       string `json:"peer_id"`
+	Jurisdiction string `json:"jurisdiction,omitempty"`
+	Founding     bool   `json:"founding"`
+	Addr         string `json:"addr"`
+	Direction    string `json:"direction"`
+}
+
+// LogStatus is the node's log: its size (records accepted) and, once the
+// Merkle log exists, its root.
+type LogStatus struct {
+	Size uint64 `json:"size"`
+	Root string `json:"root"`
+}
+
+// Status reports the node's state.
+func (n *Node) Status() Status {
+	st := Status{
+		PeerID:       n.id.String(),
+		Jurisdiction: n.cfg.Jurisdiction,
+		Federation:   n.cfg.Federation.Name,
+		Records:      map[string]int64{},
+		Log:          LogStatus{Size: n.store.Len()},
+		UptimeMs:     n.cfg.Now().Sub(n.started).Milliseconds(),
+	}
+	for _, a := range n.Addrs() {
+		st.Addrs = append(st.Addrs, a.String())
+	}
+	for k, c := range n.store.Counts() {
+		st.Records[string(k)] = c
+	}
+	seen := map[peer.ID]bool{}
+	for _, c := range n.host.Network().Conns() {
+		id := c.RemotePeer()
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		j, founding := n.trust.FoundingNode(id)
+		if !founding {
+			j = n.nodeJurisdiction(id)
+		}
+		dir := "inbound"
+		if c.Stat().Direction == network.DirOutbound {
+			dir = "outbound"
+		}
+		st.Peers = append(st.Peers, PeerStatus{PeerID: id.String(), Jurisdiction: j, Founding: founding, Addr: c.RemoteMultiaddr().String(), Direction: dir})
+	}
+	sort.Slice(st.Peers, func(i, j int) bool { return st.Peers[i].PeerID < st.Peers[j].PeerID })
+	return st
+}
+
+// nodeJurisdiction is the jurisdiction of a live node accreditation of id,
+// or "".
+func (n *Node) nodeJurisdiction(id peer.ID) string {
+	now := n.cfg.Now().UnixMilli()
+	for _, j := range n.trust.jurisdictions {
+		if ok, _ := isNodeOf(n.trust, id, j, now); ok {
+			return j
+		}
+	}
+	return ""
+}

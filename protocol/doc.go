@@ -1,0 +1,366 @@
+// Package protocol is the federation's record format: what a record is,
+// how it is encoded, signed and named, which bodies each kind carries, who
+// may issue what, and how a refusal is reported. This comment is the
+// normative specification of format version 1 (DESIGN.md §4); the package
+// implements it without I/O, goroutines or logging. Golden vectors, valid
+// and invalid, are in testdata/golden.
+//
+// # Records
+//
+// A record is one DAG-CBOR map of six fields, all required:
+//
+//	v          int     format version: 1
+//	kind       string  accreditation, ruleset, consent, revocation, incident or receipt
+//	issuer     string  the issuer's libp2p peer ID (12D3KooW...), naming an Ed25519 key
+//	issued_at  int     the issuer's signing time, Unix milliseconds, >= 0
+//	body       map     the kind's body (below)
+//	sig        bytes   the 64-byte Ed25519 signature
+//
+// The issuer must be the canonical string form of a peer ID that embeds
+// its public key (the identity multihash of an Ed25519 public key), so
+// that the signature can be checked from the record alone. Encoded with
+// its signature, a record is at most 65536 bytes (MaxRecordSize).
+//
+// Sign is the one way to make a record: it validates the body, encodes,
+// signs and computes the CID. Decode checks encoding and schema; Parse
+// also verifies the signature. A Record therefore never disagrees with
+// its bytes or its CID.
+//
+// # Canonical encoding
+//
+// A record has exactly one encoding, and decoders refuse every other byte
+// string, even one that decodes to the same values. The rules are those
+// of DAG-CBOR's strict mode:
+//
+//   - The bytes are one CBOR data item with nothing after it.
+//   - Every length (of a map, array, text or byte string) is definite.
+//   - Integers and lengths take their shortest form; every integer fits
+//     in a signed 64-bit integer.
+//   - Map keys are text strings, each present once, sorted length-first:
+//     shorter keys first, keys of equal length in bytewise order (RFC
+//     7049 §3.9 canonical order). The envelope's keys thus come in the
+//     order v, sig, body, kind, issuer, issued_at.
+//   - There are no floating-point numbers, no undefined, and no null: no
+//     field may be null. The only simple values are true and false
+//     (a receipt check's ok).
+//   - The only tag is 42, a link; its content is a byte string holding a
+//     zero byte (the identity multibase prefix) and the binary CID.
+//   - Text strings are valid UTF-8.
+//   - Optional fields are left out when unused, never written as null or
+//     as an empty list. Required lists are always present, [] when empty.
+//   - Lists that are sets are sorted in ascending bytewise order and hold
+//     no duplicates; the schemas below say which lists are sets.
+//   - Jurisdictions are upper-case ISO 3166-1 alpha-2 codes ("DE"); where
+//     a list of destinations or origins allows it, "*" stands for every
+//     jurisdiction.
+//   - Times are Unix milliseconds.
+//
+// # Signature
+//
+// The signature covers the signing input: the ASCII string
+// "entente/record/v1" (SignatureDomain), one zero byte, then the canonical
+// encoding of the record map without its sig field (five fields: v, body,
+// kind, issuer, issued_at, in that order). It is an Ed25519 signature
+// (RFC 8032) by the key the issuer's peer ID names.
+//
+// # Record IDs and links
+//
+// A record's ID is its CID: CIDv1, codec dag-cbor (0x71), multihash
+// sha2-256 (0x12, 32 bytes) of the full encoding, sig included. It is
+// written in base32 lower case with the multibase prefix b ("bafyrei...").
+// Its binary form is the 36 bytes 01 71 12 20 followed by the digest.
+//
+// A link to another record is tag 42 around the 37-byte string 00 01 71 12
+// 20 <digest>, encoded d8 2a 58 25 00 01 71 12 20 <digest>. A link must
+// have the form of a record ID (CIDv1, dag-cbor, sha2-256); any other CID
+// is an invalid_body error.
+//
+// # Value rules
+//
+// Beyond their CBOR type, the bodies' fields are held to these shapes:
+//
+//   - code: an upper-case alpha-2 jurisdiction code, two letters A-Z.
+//   - peer ID: as the envelope's issuer.
+//   - token: 1 to 128 bytes of lower-case ASCII letters, digits and the
+//     characters - _ . : /  (purposes, condition and check IDs,
+//     incident categories).
+//   - name: 1 to 256 bytes of printable UTF-8, on one line. Printable is
+//     Go's unicode.IsPrint: letters, marks, numbers, punctuation, symbols
+//     and the ASCII space.
+//   - text: 1 to 8192 bytes of printable UTF-8; newlines and tabs allowed.
+//   - ms: a time, an integer >= 0.
+//
+// # Bodies
+//
+// Every field is required unless marked optional. A body holds no field
+// but those listed.
+//
+// accreditation: an authority grants roles to a key in its jurisdiction.
+//
+//	subject       peer ID   the key granted the roles
+//	jurisdiction  code
+//	roles         set       non-empty; each one of auditor, controller, node, regulator
+//	name          name      who the subject is
+//	valid_from    ms
+//	valid_until   ms        later than valid_from; the grant holds in [valid_from, valid_until)
+//	addrs         set       optional; multiaddr strings, for nodes
+//
+// ruleset: a jurisdiction's minimum standards for exports and imports.
+//
+//	jurisdiction    code
+//	version         int     > 0; a successor has a higher version
+//	effective_from  ms
+//	supersedes      link    optional; the ruleset this one replaces
+//	export          map     Rules, with destinations: set of codes or "*"
+//	import          map     Rules, with origins: set of codes or "*"
+//
+// Rules (the export and import maps, whose keys are flattened together
+// with destinations or origins):
+//
+//	max_tier             int     >= 0
+//	prohibited_purposes  set     of tokens
+//	max_retention_days   int     >= 0
+//	block_on_incident    string  none, low, medium, high or critical
+//	conditions           list    of {id token, description text, expr text};
+//	                             ids unique within the list
+//
+// An expr is a CEL expression that must return bool; a node compiles it at
+// ingest (DESIGN.md §4), outside this package.
+//
+// consent: a platform attests a data subject's consent.
+//
+//	subject         bytes  exactly 32 bytes: the platform's keyed hash of the person
+//	jurisdiction    code   where the consent was collected
+//	categories      set    non-empty; each one of derived, face, fingerprint, gait, iris, voice
+//	purposes        set    non-empty; tokens
+//	max_tier        int    >= 0 (0: the collecting platform only; 1: a direct partner; 2+: resale)
+//	destinations    set    codes or "*"
+//	retention_days  int    >= 0
+//	expires_at      ms
+//	method          name   how consent was obtained
+//	supersedes      link   optional; the consent this amendment replaces
+//
+// revocation: withdraws an earlier record from a time on.
+//
+//	target        link  the revoked record
+//	reason        text
+//	effective_at  ms    the revocation holds at and after this time
+//
+// incident: a notice of a breach, suspension or other incident.
+//
+//	ref           name    the issuer's own incident ID
+//	jurisdiction  code
+//	severity      string  low, medium, high or critical
+//	status        string  open, contained or resolved
+//	tlp           string  clear, green, amber, amber+strict or red (TLP 2.0)
+//	affected      set     peer IDs
+//	categories    set     tokens
+//	detected_at   ms
+//	summary       text
+//	follows       link    optional; the previous notice of the same incident
+//	recipients    set     codes; required and non-empty when tlp is red, absent otherwise
+//
+// receipt: a node's signed verdict on a transfer request.
+//
+//	request     map     the transfer request, below
+//	verdict     string  allow or deny: allow exactly when every check is ok
+//	checks      list    non-empty; of {id token, ok bool, evidence link (optional),
+//	                    detail string (at most 8192 bytes, may be empty)}
+//	evidence    list    links, sorted by binary CID bytewise, without duplicates
+//	checkpoint  map     {size int >= 0, root bytes: the 32-byte tree hash}
+//
+// The transfer request (DESIGN.md §5):
+//
+//	consent         link   the consent relied on
+//	from            code   where the data leaves from
+//	to              code   where it goes
+//	recipient       peer ID
+//	purpose         token
+//	categories      set    non-empty; biometric categories as in a consent
+//	tier            int    >= 0
+//	retention_days  int    >= 0
+//	at              ms     the decision time
+//
+// # Decoding order
+//
+// Decode checks, in this order, and reports the first failure: the size;
+// the envelope's encoding (well-formed, the six fields and no others,
+// their types, canonical form); v; kind; issuer; issued_at; the
+// signature's length; the body's encoding; the body's schema. Parse then
+// verifies the signature. The error code of a record that breaks several
+// rules is thus determined.
+//
+// # Authorisation
+//
+// A record that parses may still not be accepted: its issuer must be
+// entitled to issue it. Authorize decides this at the record's issued_at,
+// from a TrustView (the federation file's authorities and founding nodes,
+// and the records a node holds):
+//
+//   - accreditation, ruleset: only the authority of the body's
+//     jurisdiction. A superseding ruleset must name a held ruleset of the
+//     same jurisdiction with a lower version.
+//   - consent: a key holding a live controller role in the consent's
+//     jurisdiction. An amendment (supersedes) must replace a held consent
+//     of the same issuer, subject and jurisdiction.
+//   - revocation: the target's issuer, or the authority of the target's
+//     jurisdiction. The target must be held; a revocation cannot itself
+//     be revoked.
+//   - incident: the jurisdiction's authority, or a key holding a live
+//     regulator, controller or node role in it. A follow-up must name a
+//     held notice of the same incident (same jurisdiction and ref).
+//   - receipt: a key holding a live node role in any recognised
+//     jurisdiction, or a founding node of a recognised jurisdiction.
+//
+// A key holds a live role in a jurisdiction at time t (HasRole) when an
+// accreditation issued by that jurisdiction's authority names it as
+// subject with that role, valid_from <= t < valid_until, and no held
+// revocation of that accreditation, by its issuer or the jurisdiction's
+// authority, has effective_at <= t (RevokedAt). Founding nodes hold the
+// node role of their jurisdiction without an accreditation. Jurisdictions
+// the view does not recognise are refused.
+//
+// A refused issuer is unauthorized_issuer; a link the check needs but the
+// view does not hold is unknown_reference (Error.Ref names it); a link to
+// a record of the wrong kind or of another incident, consent or
+// jurisdiction is invalid_body.
+//
+// CheckClock refuses, with clock_skew, a record whose issued_at is more
+// than five minutes (MaxClockSkew) after the receiver's clock.
+//
+// # Errors
+//
+// A refusal is an *Error: a stable Code (DESIGN.md §8), the path of the
+// field at fault ("body.purposes[1]", "body.export.conditions[0].expr";
+// empty when the record as a whole is at fault) and a message. CodeOf
+// extracts the code from a wrapped error.
+//
+//	malformed            not one well-formed CBOR item, trailing bytes, a wrong field
+//	                     type, an unknown, missing or duplicate field, a bad v, issuer,
+//	                     issued_at or signature length, a body of another kind
+//	non_canonical        well-formed and readable, but not the canonical encoding of
+//	                     what was read: key order, integer or length width, indefinite
+//	                     lengths, a tag read past, a null or empty optional field
+//	invalid_body         the body breaks its kind's schema or value rules
+//	unknown_kind         a kind this format version does not know
+//	too_large            over 65536 bytes
+//	bad_signature        the signature does not verify against the issuer's key
+//	unauthorized_issuer  the issuer may not issue this record (see Authorisation)
+//	unknown_reference    a link authorisation needs is not held
+//	clock_skew           issued_at more than five minutes ahead
+//
+// # DAG-JSON view
+//
+// Record.JSON gives a record's DAG-JSON view: the same map, keys in the
+// same order, links as {"/": "bafy..."} and bytes as {"/": {"bytes":
+// "<base64, standard alphabet, unpadded>"}}. The view is lossless:
+// RecordFromJSON turns it back into the same bytes and applies Parse's
+// checks, and BodyFromJSON builds a body from its view.
+//
+// # Worked example
+//
+// An accreditation: the DE authority makes a platform a controller of DE
+// for the year 2026.
+//
+// The issuer is the DE authority, the Ed25519 key whose seed is 32 bytes of 0x01;
+// the subject is the key whose seed is 32 bytes of 0x04:
+//
+//	issuer   12D3KooWK99VoVxNE7XzyBwXEzW7xhK7Gpv85r9F3V3fyKSUKPH5
+//	subject  12D3KooWPT98FXMfDQYavZm66EeVjTqP9Nnehn1gyaydqV8L8BQw
+//
+// Both issued_at and valid_from are 1767225600000 (2026-01-01T00:00:00Z);
+// valid_until is 1798761600000 (2027-01-01T00:00:00Z).
+//
+// The signing input is 291 bytes: the domain string, a zero byte, and the
+// 273-byte encoding of the record map without sig:
+//
+//	656e74656e74652f7265636f72642f7631                                 # "entente/record/v1"
+//	00                                                                 # zero byte
+//	a561760164626f6479a6646e616d65754578616d706c6520506c6174666f726d
+//	20476d624865726f6c6573816a636f6e74726f6c6c6572677375626a65637478
+//	34313244334b6f6f575054393846584d6644515961765a6d36364565566a5471
+//	50394e6e65686e3167796179647156384c384251776a76616c69645f66726f6d
+//	1b0000019b76daa8006b76616c69645f756e74696c1b000001a2ce8bd4006c6a
+//	7572697364696374696f6e624445646b696e646d61636372656469746174696f
+//	6e666973737565727834313244334b6f6f574b3939566f56784e4537587a7942
+//	7758457a573778684b37477076383572394633563366794b53554b5048356969
+//	73737565645f61741b0000019b76daa800
+//
+// The record is 343 bytes:
+//
+//	a6617601637369675840629afeb2aebe5e0309f6e8cf1ffcebabfc8e625cc40f
+//	124f9f3d7ba22be1fcd53a3dd560a3fb5ca4086385e4ff9093478fec984798e3
+//	45114a1e7c89593eec0764626f6479a6646e616d65754578616d706c6520506c
+//	6174666f726d20476d624865726f6c6573816a636f6e74726f6c6c6572677375
+//	626a6563747834313244334b6f6f575054393846584d6644515961765a6d3636
+//	4565566a547150394e6e65686e3167796179647156384c384251776a76616c69
+//	645f66726f6d1b0000019b76daa8006b76616c69645f756e74696c1b000001a2
+//	ce8bd4006c6a7572697364696374696f6e624445646b696e646d616363726564
+//	69746174696f6e666973737565727834313244334b6f6f574b3939566f56784e
+//	4537587a79427758457a573778684b37477076383572394633563366794b5355
+//	4b504835696973737565645f61741b0000019b76daa800
+//
+// The same bytes, annotated:
+//
+//	a6                                           # map(6)
+//	  61 76                                      # "v"
+//	  01                                         # 1
+//	  63 736967                                  # "sig"
+//	  5840                                       # bytes(64)
+//	    629afeb2aebe5e0309f6e8cf1ffcebabfc8e625cc40f124f9f3d7ba22be1fcd5
+//	    3a3dd560a3fb5ca4086385e4ff9093478fec984798e345114a1e7c89593eec07
+//	  64 626f6479                                # "body"
+//	  a6                                         # map(6)
+//	    64 6e616d65                              # "name"
+//	    75                                       # text(21) "Example Platform GmbH"
+//	      4578616d706c6520506c6174666f726d20476d6248
+//	    65 726f6c6573                            # "roles"
+//	    81                                       # array(1)
+//	      6a 636f6e74726f6c6c6572                # "controller"
+//	    67 7375626a656374                        # "subject"
+//	    7834                                     # text(52) "12D3KooWPT98FXMfDQYavZm66EeVjTqP9Nnehn1gyaydqV8L8BQw"
+//	      313244334b6f6f575054393846584d6644515961765a6d36364565566a547150
+//	      394e6e65686e3167796179647156384c38425177
+//	    6a 76616c69645f66726f6d                  # "valid_from"
+//	    1b0000019b76daa800                       # 1767225600000
+//	    6b 76616c69645f756e74696c                # "valid_until"
+//	    1b000001a2ce8bd400                       # 1798761600000
+//	    6c 6a7572697364696374696f6e              # "jurisdiction"
+//	    62 4445                                  # "DE"
+//	  64 6b696e64                                # "kind"
+//	  6d 61636372656469746174696f6e              # "accreditation"
+//	  66 697373756572                            # "issuer"
+//	  7834                                       # text(52) "12D3KooWK99VoVxNE7XzyBwXEzW7xhK7Gpv85r9F3V3fyKSUKPH5"
+//	    313244334b6f6f574b3939566f56784e4537587a79427758457a573778684b37
+//	    477076383572394633563366794b53554b504835
+//	  69 6973737565645f6174                      # "issued_at"
+//	  1b0000019b76daa800                         # 1767225600000
+//
+// Its CID, the record ID:
+//
+//	bafyreidlrijb4tizt4b3te25lsd3tie2vd53bz3mknosdtrovskubogxd4
+//
+// Its DAG-JSON view (indented here; the view itself has no white space):
+//
+//	{
+//	  "v": 1,
+//	  "sig": {
+//	    "/": {
+//	      "bytes": "Ypr+sq6+XgMJ9ujPH/zrq/yOYlzEDxJPnz17oivh/NU6PdVgo/tcpAhjheT/kJNHj+yYR5jjRRFKHnyJWT7sBw"
+//	    }
+//	  },
+//	  "body": {
+//	    "name": "Example Platform GmbH",
+//	    "roles": [
+//	      "controller"
+//	    ],
+//	    "subject": "12D3KooWPT98FXMfDQYavZm66EeVjTqP9Nnehn1gyaydqV8L8BQw",
+//	    "valid_from": 1767225600000,
+//	    "valid_until": 1798761600000,
+//	    "jurisdiction": "DE"
+//	  },
+//	  "kind": "accreditation",
+//	  "issuer": "12D3KooWK99VoVxNE7XzyBwXEzW7xhK7Gpv85r9F3V3fyKSUKPH5",
+//	  "issued_at": 1767225600000
+//	}
+package protocol

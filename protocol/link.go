@@ -1,0 +1,93 @@
+package protocol
+
+import (
+	"fmt"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
+)
+
+// CodecDagCBOR is the multicodec of DAG-CBOR, the codec of every record CID.
+const CodecDagCBOR = 0x71
+
+// tagCID is the CBOR tag DAG-CBOR reserves for links, the only tag allowed.
+const tagCID = 42
+
+// Link is a link to another record: a CID, encoded in DAG-CBOR as tag 42
+// around a byte string holding a zero byte (the identity multibase prefix)
+// and the binary CID.
+type Link struct{ cid.Cid }
+
+// LinkTo returns a Link to c.
+func LinkTo(c cid.Cid) Link { return Link{c} }
+
+// LinkPtr returns a pointer to a Link to c, for optional fields.
+func LinkPtr(c cid.Cid) *Link { return &Link{c} }
+
+// MarshalCBOR encodes the link as DAG-CBOR tag 42.
+func (l Link) MarshalCBOR() ([]byte, error) {
+	if !l.Defined() {
+		return nil, fmt.Errorf("undefined link")
+	}
+	b := make([]byte, 0, 1+l.ByteLen())
+	b = append(b, 0)
+	b = append(b, l.Bytes()...)
+	return encMode.Marshal(cbor.Tag{Number: tagCID, Content: b})
+}
+
+// UnmarshalCBOR decodes tag 42 around a zero-prefixed binary CID.
+func (l *Link) UnmarshalCBOR(data []byte) error {
+	var raw cbor.RawTag
+	if err := decMode.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	if raw.Number != tagCID {
+		return fmt.Errorf("tag %d where a link (tag 42) was expected", raw.Number)
+	}
+	var b []byte
+	if err := decMode.Unmarshal(raw.Content, &b); err != nil {
+		return fmt.Errorf("link content: %w", err)
+	}
+	if len(b) < 2 || b[0] != 0 {
+		return fmt.Errorf("link content must be a zero byte followed by a binary CID")
+	}
+	n, c, err := cid.CidFromBytes(b[1:])
+	if err != nil {
+		return fmt.Errorf("link: %w", err)
+	}
+	if n != len(b)-1 {
+		return fmt.Errorf("link: trailing bytes after CID")
+	}
+	l.Cid = c
+	return nil
+}
+
+// isRecordCID reports whether c has the form of a record ID: CIDv1,
+// dag-cbor, sha2-256.
+func isRecordCID(c cid.Cid) bool {
+	if !c.Defined() || c.Version() != 1 || c.Type() != CodecDagCBOR {
+		return false
+	}
+	p := c.Prefix()
+	return p.MhType == mh.SHA2_256 && p.MhLength == 32
+}
+
+// RecordCID computes the record ID of an encoded record.
+func RecordCID(encoded []byte) cid.Cid {
+	sum, _ := mh.Sum(encoded, mh.SHA2_256, -1) // cannot fail for sha2-256
+	return cid.NewCidV1(CodecDagCBOR, sum)
+}
+
+// ParseCID parses a record ID in its string form and checks that it has the
+// form of one (CIDv1, dag-cbor, sha2-256).
+func ParseCID(s string) (cid.Cid, error) {
+	c, err := cid.Decode(s)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("not a CID: %w", err)
+	}
+	if !isRecordCID(c) {
+		return cid.Undef, fmt.Errorf("not a record ID (want CIDv1, dag-cbor, sha2-256): %s", s)
+	}
+	return c, nil
+}

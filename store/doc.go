@@ -1,0 +1,78 @@
+// Package store keeps a node's records in Badger, with the indexes the
+// node queries: by kind, issuer and jurisdiction in acceptance order,
+// accreditations by subject, and backlinks from a record to the records
+// that link to it. Badger is this package's alone: none of its types or
+// errors cross the API.
+//
+// # Acceptance order
+//
+// Every record the store accepts gets a seq: 1 for the first, and one more
+// for each record after, with no gaps. Seqs order List and the
+// AccreditationsOf and LinkedFrom results; Len is the highest seq.
+// Putting a record the store holds changes nothing and returns its seq.
+//
+// # Write path
+//
+// Put and PutMany hand records to one writer goroutine through a bounded
+// queue. The writer takes whatever is queued (up to Options.MaxBatch
+// records), assigns seqs in queue order, writes the records, their
+// indexes and the meta key in one Badger transaction, commits it with one
+// fsync (Badger's SyncWrites), and then acknowledges every caller in the
+// batch. A Put therefore returns only once its record is durable, and
+// concurrent callers share fsyncs: the longer a sync takes, the more
+// records the next batch carries. If a batch does not fit in one
+// transaction, it is split and committed in parts. If a commit fails, the
+// store refuses further writes until it is reopened, since whether the
+// failed commit reached the disk is unknown.
+//
+// # Keys
+//
+// Every key starts with a one-byte prefix. seq is 8 bytes big-endian, so
+// keys sort in acceptance order; cid is a binary CID (36 bytes for a
+// record ID: 0x01 0x71 0x12 0x20 and the SHA-256); n is one byte giving
+// the length of the field after it, so that no field value is a key
+// prefix of another.
+//
+//	r | cid                          -> record bytes (canonical DAG-CBOR)
+//	s | seq                          -> cid
+//	c | cid                          -> seq
+//	k | kind | seq | cid             -> (empty)  records by kind
+//	i | n | issuer | seq | cid       -> (empty)  records by issuer (binary peer ID)
+//	j | n | jurisdiction | seq | cid -> (empty)  records by jurisdiction ("DE")
+//	a | n | subject | seq | cid      -> (empty)  accreditations by subject (binary peer ID)
+//	l | n | target | kind | seq | cid -> (empty) backlinks: cid links to target
+//	m                                -> meta
+//
+// kind is a one-byte code: 1 accreditation, 2 ruleset, 3 consent,
+// 4 revocation, 5 incident, 6 receipt. Records whose kind names no
+// jurisdiction (revocation, receipt) have no j key. Backlinks are split by
+// the linking record's kind so that a revocation check does not read the
+// receipts that cite the same consent.
+//
+// For example, the kind-index key of the 5th record, a consent with CID
+// bafyrei..., is 'k' 0x03 00 00 00 00 00 00 00 05 01 71 12 20 <32-byte
+// SHA-256>; its issuer key is 'i' 0x26 <38-byte peer ID> 00 .. 05 <cid>.
+//
+// The meta value is the format version (1), the highest seq (8 bytes), and
+// one 8-byte count per kind code from 1 up. It is rewritten in the same
+// transaction as every batch, so counts never disagree with the records.
+// Open refuses another format version, and a meta seq that differs from
+// the highest s key.
+//
+// # Reads
+//
+// Get keeps recently read and written records, decoded, in a bounded LRU
+// cache (Options.CacheBytes): the node looks up the same accreditations and
+// rulesets on every ingest. Records read back from Badger are decoded with
+// protocol.Decode, which recomputes the CID but does not re-verify the
+// signature; records were verified before they were put. List joins the
+// indexes of its filters by seq (see List).
+//
+// # Lifecycle
+//
+// Open starts the writer and a value-log GC loop (Options.GCInterval).
+// Close is idempotent: it refuses new calls, lets calls in flight finish,
+// stops both goroutines, waits for them and closes Badger. After Close
+// every method returns ErrClosed (Counts, Len and Size, which return no
+// error, return zero values). Badger logs through Options.Logger.
+package store

@@ -1,0 +1,296 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+var (
+	// ErrNotFound is returned for a record the store does not hold.
+	ErrNotFound = errors.New("store: not found")
+	// ErrClosed is returned by every method called after Close.
+	ErrClosed = errors.New("store: closed")
+	// ErrInvalidQuery wraps what is wrong with a Query passed to List.
+	ErrInvalidQuery = errors.New("store: invalid query")
+)
+
+// Defaults for the zero fields of Options.
+const (
+	DefaultGCInterval = 5 * time.Minute
+	DefaultMaxBatch   = 1024
+	DefaultCacheBytes = 32 << 20
+)
+
+// Options configure Open. A zero field means its documented default.
+type Options struct {
+	// Dir is the on-disk directory, created if missing. Ignored when
+	// InMemory.
+	Dir string
+	// InMemory keeps everything in memory, for tests and throwaway nodes.
+	InMemory bool
+	// Logger receives the store's and Badger's logs; nil discards them.
+	Logger *slog.Logger
+	// GCInterval is the period of value-log garbage collection; 0 means
+	// DefaultGCInterval.
+	GCInterval time.Duration
+	// MaxBatch is the most records written in one group commit; 0 means
+	// DefaultMaxBatch.
+	MaxBatch int
+	// CacheBytes bounds the cache of decoded records (an estimate of the
+	// memory they hold); 0 means DefaultCacheBytes.
+	CacheBytes int64
+}
+
+func (o *Options) check() error {
+	switch {
+	case !o.InMemory && o.Dir == "":
+		return errors.New("store: Options.Dir is empty (set it, or set InMemory)")
+	case o.GCInterval < 0:
+		return fmt.Errorf("store: Options.GCInterval is negative (%s)", o.GCInterval)
+	case o.MaxBatch < 0:
+		return fmt.Errorf("store: Options.MaxBatch is negative (%d)", o.MaxBatch)
+	case o.CacheBytes < 0:
+		return fmt.Errorf("store: Options.CacheBytes is negative (%d)", o.CacheBytes)
+	}
+	return nil
+}
+
+// Store holds records in Badger with the indexes the node queries. It is
+// safe for concurrent use. See the package documentation for the key
+// layout and the write path.
+type Store struct {
+	db    *badger.DB
+	log   *slog.Logger
+	opts  Options
+	cache *recordCache
+
+	// lifecycle: every method runs between enter and leave; Close sets
+	// closed, waits for the methods in flight, then stops the goroutines.
+	mu     sync.RWMutex
+	closed bool
+	ops    sync.WaitGroup
+	quit   chan struct{} // closed by Close: stop waiting to enqueue, stop GC
+
+	// group commit (write.go)
+	queue      chan *putRequest
+	stopWriter chan struct{} // closed once no Put can enqueue any more
+	writerDone chan struct{}
+	gcDone     chan struct{}
+	writeErr   error // set by the writer after a failed commit; writer-only
+	stats      struct{ batches, txns, written atomic.Uint64 }
+
+	// state mirrored from the meta key, updated after each commit
+	seq    atomic.Uint64
+	counts [numKindCodes]atomic.Int64
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating if needed) the store in opts.Dir, or an in-memory
+// store, and starts its writer and value-log GC goroutines. Close stops
+// them.
+func Open(opts Options) (*Store, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.GCInterval == 0 {
+		opts.GCInterval = DefaultGCInterval
+	}
+	if opts.MaxBatch == 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	if opts.CacheBytes == 0 {
+		opts.CacheBytes = DefaultCacheBytes
+	}
+	db, err := badger.Open(badgerOptions(opts))
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", describe(opts), err)
+	}
+	s := &Store{
+		db:         db,
+		log:        opts.Logger,
+		opts:       opts,
+		cache:      newRecordCache(opts.CacheBytes),
+		quit:       make(chan struct{}),
+		queue:      make(chan *putRequest, opts.MaxBatch),
+		stopWriter: make(chan struct{}),
+		writerDone: make(chan struct{}),
+		gcDone:     make(chan struct{}),
+	}
+	if err := s.loadMeta(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	go s.writeLoop()
+	go s.gcLoop()
+	s.log.Debug("store opened", "dir", describe(opts), "records", s.seq.Load())
+	return s, nil
+}
+
+func describe(opts Options) string {
+	if opts.InMemory {
+		return "(in memory)"
+	}
+	return opts.Dir
+}
+
+// badgerOptions sizes Badger for a small daemon: records are small (at
+// most 64 KiB, typically under 1 KiB), so values stay in the LSM tree
+// (Badger's default ValueThreshold) and the value log is, in effect, only
+// a write-ahead log. Memory: three 16 MiB memtables and a 32 MiB block
+// cache instead of Badger's 5 x 64 MiB and 256 MiB.
+func badgerOptions(opts Options) badger.Options {
+	dir := opts.Dir
+	if opts.InMemory {
+		dir = ""
+	}
+	return badger.DefaultOptions(dir).
+		WithInMemory(opts.InMemory).
+		WithLogger(badgerLogger{opts.Logger}).
+		WithSyncWrites(true).
+		// One goroutine writes (the group-commit writer), so Badger's
+		// conflict detection has nothing to find.
+		WithDetectConflicts(false).
+		// Badger's metrics are process-global expvars; entente exports
+		// its own.
+		WithMetricsEnabled(false).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(3).
+		WithBlockCacheSize(32 << 20).
+		WithNumCompactors(2).
+		WithValueLogFileSize(64 << 20).
+		WithCompression(options.Snappy)
+}
+
+// loadMeta restores the seq counter and the per-kind counts, and checks
+// them against the highest seq key.
+func (s *Store) loadMeta() error {
+	var m meta
+	var lastSeq uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(metaKey())
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+		case err != nil:
+			return err
+		default:
+			if err := item.Value(m.unmarshal); err != nil {
+				return err
+			}
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte{prefixSeq}})
+		defer it.Close()
+		// In reverse, Seek finds the last key at or before its argument.
+		it.Seek([]byte{prefixSeq, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		if it.Valid() {
+			k := it.Item().Key()
+			if len(k) != 1+seqLen {
+				return fmt.Errorf("store: seq key of %d bytes", len(k))
+			}
+			lastSeq = binary.BigEndian.Uint64(k[1:])
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: load meta: %w", err)
+	}
+	if lastSeq != m.seq {
+		return fmt.Errorf("store: meta says %d records but the highest seq is %d: the store is damaged", m.seq, lastSeq)
+	}
+	s.seq.Store(m.seq)
+	for code := range m.counts {
+		s.counts[code].Store(m.counts[code])
+	}
+	return nil
+}
+
+// enter admits a method call unless the store is closed; leave ends it.
+func (s *Store) enter() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.ops.Add(1)
+	return nil
+}
+
+func (s *Store) leave() { s.ops.Done() }
+
+// Close stops the store: calls made after it return ErrClosed, calls in
+// flight finish (a Put waiting to enqueue returns ErrClosed; one already
+// enqueued is written and acknowledged), then the writer and the GC loop
+// stop and Badger closes. Close is idempotent; every call returns the
+// result of the first.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		close(s.quit)
+		s.ops.Wait()
+		// No Put is in flight and none can start: what is queued now is
+		// all the writer will ever see.
+		close(s.stopWriter)
+		<-s.writerDone
+		<-s.gcDone
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("store: close: %w", err)
+		}
+		s.log.Debug("store closed", "dir", describe(s.opts))
+	})
+	return s.closeErr
+}
+
+// gcLoop runs value-log GC every GCInterval until Close.
+func (s *Store) gcLoop() {
+	defer close(s.gcDone)
+	if s.opts.InMemory {
+		return // there is no value log
+	}
+	t := time.NewTicker(s.opts.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+			s.collectGarbage()
+		}
+	}
+}
+
+// collectGarbage rewrites value-log files while Badger finds one worth
+// rewriting (at least half stale).
+func (s *Store) collectGarbage() {
+	for rewrites := 0; ; rewrites++ {
+		select {
+		case <-s.quit:
+			return
+		default:
+		}
+		err := s.db.RunValueLogGC(0.5)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+			s.log.Warn("value-log GC failed", "err", err)
+		}
+		if rewrites > 0 {
+			s.log.Debug("value-log GC", "rewrites", rewrites)
+		}
+		return
+	}
+}

@@ -1,0 +1,391 @@
+// Package testnet runs whole entente federations on one machine: keys,
+// authorities, a federation file and N nodes on loopback, in this process.
+// Tests, the demo and benchmarks use it; it drives nodes through their
+// public API and never re-implements them.
+//
+//	net, err := testnet.Start(testnet.Options{Nodes: 3})
+//	defer net.Close()
+//	err = net.WaitConnected(ctx)
+package testnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/entente-net/entente/config"
+	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/protocol"
+)
+
+// Options configure a testnet. A zero field means the documented default.
+type Options struct {
+	// Name is the federation name. Default "testnet".
+	Name string
+	// Jurisdictions of the federation. Default DE, FR, BR.
+	Jurisdictions []string
+	// Nodes is the number of nodes, assigned to jurisdictions round-robin;
+	// all of them are founding nodes. Default one per jurisdiction.
+	Nodes int
+	// Dir holds the federation file, keys and node data. Default: a new
+	// temporary directory, removed by Close.
+	Dir string
+	// InMemory keeps node stores in memory (faster; no restarts).
+	InMemory bool
+	// API starts each node's HTTP API on 127.0.0.1 with a system port.
+	API bool
+	// QUIC makes nodes listen on QUIC as well as TCP.
+	QUIC bool
+	// Logger for the nodes; nil discards.
+	Logger *slog.Logger
+	// ReconnectInterval of the nodes. Default 1s.
+	ReconnectInterval time.Duration
+}
+
+var defaultJurisdictions = []string{"DE", "FR", "BR"}
+
+// Names of the demo jurisdictions.
+var jurisdictionNames = map[string]string{
+	"DE": "Germany", "FR": "France", "BR": "Brazil", "AR": "Argentina", "ES": "Spain",
+	"IT": "Italy", "MX": "Mexico", "CL": "Chile", "PT": "Portugal", "NL": "Netherlands",
+}
+
+// Net is a running federation.
+type Net struct {
+	Federation     *config.Federation
+	FederationPath string
+	Dir            string
+	// Authorities are the jurisdictions' authority keys, by code.
+	Authorities map[string]crypto.PrivKey
+	Nodes       []*Member
+
+	opts      Options
+	removeDir bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Member is one node of the testnet.
+type Member struct {
+	*node.Node
+	Index   int
+	Key     crypto.PrivKey
+	Token   string
+	DataDir string
+	cfg     node.Config
+	mu      sync.Mutex
+	stopped bool
+}
+
+// Start builds the federation and starts its nodes. Nodes dial each other
+// from their bootstrap lists; use WaitConnected to wait for the mesh.
+func Start(opts Options) (_ *Net, err error) {
+	if opts.Name == "" {
+		opts.Name = "testnet"
+	}
+	if len(opts.Jurisdictions) == 0 {
+		opts.Jurisdictions = defaultJurisdictions
+	}
+	if opts.Nodes == 0 {
+		opts.Nodes = len(opts.Jurisdictions)
+	}
+	if opts.ReconnectInterval == 0 {
+		opts.ReconnectInterval = time.Second
+	}
+	n := &Net{opts: opts, Dir: opts.Dir, Authorities: map[string]crypto.PrivKey{}}
+	if n.Dir == "" {
+		if n.Dir, err = os.MkdirTemp("", "entente-testnet-*"); err != nil {
+			return nil, err
+		}
+		n.removeDir = true
+	}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+
+	fed := &config.Federation{Name: opts.Name}
+	for _, j := range opts.Jurisdictions {
+		k, err := config.GenerateKey()
+		if err != nil {
+			return nil, err
+		}
+		n.Authorities[j] = k
+		id, _ := peer.IDFromPrivateKey(k)
+		name := jurisdictionNames[j]
+		if name == "" {
+			name = j
+		}
+		fed.Jurisdictions = append(fed.Jurisdictions, config.Jurisdiction{Code: j, Name: name, Authority: id.String()})
+	}
+	type plan struct {
+		key    crypto.PrivKey
+		j      string
+		listen []string
+	}
+	plans := make([]plan, opts.Nodes)
+	for i := range plans {
+		k, err := config.GenerateKey()
+		if err != nil {
+			return nil, err
+		}
+		id, _ := peer.IDFromPrivateKey(k)
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		j := opts.Jurisdictions[i%len(opts.Jurisdictions)]
+		listen := []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)}
+		if opts.QUIC {
+			listen = append(listen, fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", port))
+		}
+		plans[i] = plan{key: k, j: j, listen: listen}
+		jur := &fed.Jurisdictions[i%len(opts.Jurisdictions)]
+		jur.Bootstrap = append(jur.Bootstrap, listen[0]+"/p2p/"+id.String())
+	}
+	if err := fed.Validate(); err != nil {
+		return nil, fmt.Errorf("testnet: federation: %w", err)
+	}
+	n.Federation = fed
+	data, err := fed.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	n.FederationPath = filepath.Join(n.Dir, "federation.toml")
+	if err := config.WriteFileAtomic(n.FederationPath, data, 0o644); err != nil {
+		return nil, err
+	}
+	for i, p := range plans {
+		m := &Member{Index: i, Key: p.key, Token: fmt.Sprintf("testnet-token-%d", i)}
+		m.DataDir = filepath.Join(n.Dir, fmt.Sprintf("node%d", i))
+		m.cfg = node.Config{
+			Key:               p.key,
+			Federation:        fed,
+			Jurisdiction:      p.j,
+			Listen:            p.listen,
+			DataDir:           m.DataDir,
+			InMemory:          opts.InMemory,
+			APIToken:          m.Token,
+			ReconnectInterval: opts.ReconnectInterval,
+		}
+		if opts.API {
+			m.cfg.APIAddr = "127.0.0.1:0"
+		}
+		if opts.Logger != nil {
+			m.cfg.Logger = opts.Logger.With("member", i)
+		}
+		if m.Node, err = node.New(m.cfg); err != nil {
+			return nil, fmt.Errorf("testnet: node %d: %w", i, err)
+		}
+		n.Nodes = append(n.Nodes, m)
+	}
+	return n, nil
+}
+
+// freePort asks the system for a free TCP port on loopback. Another
+// process could take it before the node binds it; on loopback in tests
+// that is rare enough.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Close stops every node and removes the directory if Start made it.
+func (n *Net) Close() error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		for i := len(n.Nodes) - 1; i >= 0; i-- {
+			if err := n.Nodes[i].Stop(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if n.removeDir {
+			errs = append(errs, os.RemoveAll(n.Dir))
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// Stop closes the member's node (its data stays, for Restart).
+func (m *Member) Stop() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped || m.Node == nil {
+		return nil
+	}
+	m.stopped = true
+	return m.Node.Close()
+}
+
+// Restart starts a stopped member again on the same key, addresses and
+// data.
+func (m *Member) Restart() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.stopped {
+		return fmt.Errorf("testnet: node %d is running", m.Index)
+	}
+	nd, err := node.New(m.cfg)
+	if err != nil {
+		return err
+	}
+	m.Node, m.stopped = nd, false
+	return nil
+}
+
+// Running lists the members that are not stopped.
+func (n *Net) Running() []*Member {
+	var out []*Member
+	for _, m := range n.Nodes {
+		m.mu.Lock()
+		if !m.stopped {
+			out = append(out, m)
+		}
+		m.mu.Unlock()
+	}
+	return out
+}
+
+// NodeOf returns the first member of jurisdiction j.
+func (n *Net) NodeOf(j string) *Member {
+	for _, m := range n.Nodes {
+		if m.Jurisdiction() == j {
+			return m
+		}
+	}
+	return nil
+}
+
+// WaitConnected waits until every running node is connected to every
+// other running node and sees it on the gossip topic (before that, a
+// record published would not reach it).
+func (n *Net) WaitConnected(ctx context.Context) error {
+	return n.waitUntil(ctx, "full mesh", func() bool {
+		running := n.Running()
+		for _, a := range running {
+			onTopic := map[peer.ID]bool{}
+			for _, id := range a.GossipPeers() {
+				onTopic[id] = true
+			}
+			for _, b := range running {
+				if a != b && (a.Host().Network().Connectedness(b.ID()) != network.Connected || !onTopic[b.ID()]) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+// WaitAll waits until every running node holds every record in cids.
+func (n *Net) WaitAll(ctx context.Context, cids ...cid.Cid) error {
+	for _, m := range n.Running() {
+		for _, c := range cids {
+			if err := m.WaitRecord(ctx, c); err != nil {
+				return fmt.Errorf("node %d: %w", m.Index, err)
+			}
+		}
+	}
+	return nil
+}
+
+// waitUntil polls cond until it holds or ctx ends. Conditions on the
+// libp2p network have no event to wait on, so it polls, briefly.
+func (n *Net) waitUntil(ctx context.Context, what string, cond func() bool) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("testnet: waiting for %s: %w", what, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Party is a key outside the node set: a platform, a regulator.
+type Party struct {
+	Name         string
+	Jurisdiction string
+	Key          crypto.PrivKey
+	ID           peer.ID
+	// Accreditation is the record granting the party its roles.
+	Accreditation *protocol.Record
+}
+
+// Sign signs body with key, issued now.
+func Sign(key crypto.PrivKey, body protocol.Body) (*protocol.Record, error) {
+	return protocol.Sign(key, time.Now().UnixMilli(), body)
+}
+
+// NewParty makes a key and has jurisdiction j's authority accredit it with
+// roles, valid from an hour ago for a year; the accreditation is submitted
+// to j's first node (not waited for elsewhere).
+func (n *Net) NewParty(ctx context.Context, j, name string, roles ...protocol.Role) (*Party, error) {
+	k, err := config.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	id, _ := peer.IDFromPrivateKey(k)
+	rec, err := n.Accredit(ctx, j, id, name, roles...)
+	if err != nil {
+		return nil, err
+	}
+	return &Party{Name: name, Jurisdiction: j, Key: k, ID: id, Accreditation: rec}, nil
+}
+
+// Accredit has j's authority accredit subject with roles and submits the
+// record to j's first node.
+func (n *Net) Accredit(ctx context.Context, j string, subject peer.ID, name string, roles ...protocol.Role) (*protocol.Record, error) {
+	auth, ok := n.Authorities[j]
+	if !ok {
+		return nil, fmt.Errorf("testnet: no jurisdiction %s", j)
+	}
+	now := time.Now()
+	rec, err := Sign(auth, &protocol.Accreditation{
+		Subject:      subject.String(),
+		Jurisdiction: j,
+		Roles:        sortedRoles(roles),
+		Name:         name,
+		ValidFrom:    now.Add(-time.Hour).UnixMilli(),
+		ValidUntil:   now.AddDate(1, 0, 0).UnixMilli(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rec, n.Submit(ctx, n.NodeOf(j), rec)
+}
+
+// Submit submits a record to a member.
+func (n *Net) Submit(ctx context.Context, m *Member, r *protocol.Record) error {
+	if m == nil {
+		return errors.New("testnet: no such node")
+	}
+	_, err := m.SubmitRecord(ctx, r)
+	return err
+}
+
+func sortedRoles(roles []protocol.Role) []protocol.Role {
+	out := slices.Clone(roles)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
