@@ -41,6 +41,7 @@ func (n *Node) Status() Status {
 		PeerID:       n.id.String(),
 		Jurisdiction: n.cfg.Jurisdiction,
 		Federation:   n.cfg.Federation.Name,
+		Peers:        []PeerStatus{}, // a list in JSON even when empty, never null
 		Records:      map[string]int64{},
 		Log:          LogStatus{Size: n.store.Len()},
 		UptimeMs:     n.cfg.Now().Sub(n.started).Milliseconds(),

@@ -71,9 +71,10 @@
 // Its binary form is the 36 bytes 01 71 12 20 followed by the digest.
 //
 // A link to another record is tag 42 around the 37-byte string 00 01 71 12
-// 20 <digest>, encoded d8 2a 58 25 00 01 71 12 20 <digest>. A link must
-// have the form of a record ID (CIDv1, dag-cbor, sha2-256); any other CID
-// is an invalid_body error.
+// 20 <digest>, encoded d8 2a 58 25 00 01 71 12 20 <digest>. Bytes that
+// are not a zero byte and one whole binary CID are malformed; a CID that
+// does not have the form of a record ID (CIDv1, dag-cbor, sha2-256, such
+// as a CIDv0) is invalid_body.
 //
 // # Value rules
 //
@@ -236,11 +237,14 @@
 // extracts the code from a wrapped error.
 //
 //	malformed            not one well-formed CBOR item, trailing bytes, a wrong field
-//	                     type, an unknown, missing or duplicate field, a bad v, issuer,
-//	                     issued_at or signature length, a body of another kind
+//	                     type (a link tagged other than 42 among them), an unknown,
+//	                     missing or duplicate field, a bad v, issuer, issued_at or
+//	                     signature length, a body of another kind
 //	non_canonical        well-formed and readable, but not the canonical encoding of
 //	                     what was read: key order, integer or length width, indefinite
-//	                     lengths, a tag read past, a null or empty optional field
+//	                     lengths, a null or empty optional field, a tag around a value
+//	                     that is otherwise of its field's type (tag 42 outside a link
+//	                     included)
 //	invalid_body         the body breaks its kind's schema or value rules
 //	unknown_kind         a kind this format version does not know
 //	too_large            over 65536 bytes
@@ -249,6 +253,9 @@
 //	unknown_reference    a link authorisation needs is not held
 //	clock_skew           issued_at more than five minutes ahead
 //
+// Tags 2 and 3 (bignums) are malformed wherever they appear, as is a tag 0
+// or 1 around content RFC 8949 does not allow for it.
+//
 // # DAG-JSON view
 //
 // Record.JSON gives a record's DAG-JSON view: the same map, keys in the
@@ -256,6 +263,17 @@
 // "<base64, standard alphabet, unpadded>"}}. The view is lossless:
 // RecordFromJSON turns it back into the same bytes and applies Parse's
 // checks, and BodyFromJSON builds a body from its view.
+//
+// # Test vectors
+//
+// testdata/golden holds one valid record of each kind, made from fixed
+// keys (Ed25519 seeds of 32 equal bytes: 0x01 the DE authority, 0x03 a DE
+// node, 0x04 a DE controller, 0x05 a DE regulator) and fixed times: for
+// each, <kind>.cbor (the record's bytes) and <kind>.json (its DAG-JSON
+// view), indexed with CID, kind and issuer in vectors.json. invalid.json
+// lists byte strings, in hex, that a decoder must refuse, each with the
+// code it must refuse it with. The tests check both sets against the code;
+// "go test ./protocol -run Golden -update" rewrites them.
 //
 // # Worked example
 //

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -148,6 +149,14 @@ func invalidVectors(t testing.TB) []invalidVector {
 	add("tag-42-not-link", "tag 42 around body.reason, a string field (read past, so the canonical form differs)", CodeNonCanonical,
 		mut("revocation", func(m cborMap) cborMap {
 			return m.set("body.reason", cborTag{42, m.get("body.reason")})
+		}))
+	add("tag-bignum", "body.effective_at as a bignum (tag 2)", CodeMalformed,
+		mut("revocation", func(m cborMap) cborMap {
+			return m.set("body.effective_at", cborTag{2, binary.BigEndian.AppendUint64(nil, uint64(m.get("body.effective_at").(int64)))})
+		}))
+	add("tag-1-on-string", "tag 1 (epoch time) around body.reason, a string", CodeMalformed,
+		mut("revocation", func(m cborMap) cborMap {
+			return m.set("body.reason", cborTag{1, m.get("body.reason")})
 		}))
 	add("link-no-zero-prefix", "a link's bytes without the leading zero (identity multibase) byte", CodeMalformed,
 		mut("revocation", func(m cborMap) cborMap {

@@ -69,10 +69,12 @@ func checkText(field, s string, max int, multiline bool) error {
 	if len(s) > max {
 		return invalid(field, "longer than %d bytes", max)
 	}
+	// Not r == utf8.RuneError in the loop: that also refuses a genuine,
+	// printable U+FFFD.
+	if !utf8.ValidString(s) {
+		return invalid(field, "not valid UTF-8")
+	}
 	for _, r := range s {
-		if r == utf8.RuneError {
-			return invalid(field, "not valid UTF-8")
-		}
 		if multiline && (r == '\n' || r == '\t') {
 			continue
 		}

@@ -111,6 +111,8 @@ func TestValidateAccreditation(t *testing.T) {
 		{"role upper case", func(b *Accreditation) { b.Roles = []Role{"Node"} }, CodeInvalidBody, "body.roles[0]"},
 		{"roles unsorted", func(b *Accreditation) { b.Roles = []Role{"node", "controller"} }, CodeInvalidBody, "body.roles[1]"},
 		{"roles duplicate", func(b *Accreditation) { b.Roles = []Role{"node", "node"} }, CodeInvalidBody, "body.roles[1]"},
+		{"name with U+FFFD", func(b *Accreditation) { b.Name = "Caf\ufffd \u00e9 \u4e2d" }, "", ""},
+		{"name with a no-break space", func(b *Accreditation) { b.Name = "a\u00a0b" }, CodeInvalidBody, "body.name"},
 		{"name empty", func(b *Accreditation) { b.Name = "" }, CodeInvalidBody, "body.name"},
 		{"name too long", func(b *Accreditation) { b.Name = longName }, CodeInvalidBody, "body.name"},
 		{"name two lines", func(b *Accreditation) { b.Name = "a\nb" }, CodeInvalidBody, "body.name"},

@@ -33,15 +33,19 @@
 // the length of the field after it, so that no field value is a key
 // prefix of another.
 //
-//	r | cid                          -> record bytes (canonical DAG-CBOR)
-//	s | seq                          -> cid
-//	c | cid                          -> seq
-//	k | kind | seq | cid             -> (empty)  records by kind
-//	i | n | issuer | seq | cid       -> (empty)  records by issuer (binary peer ID)
-//	j | n | jurisdiction | seq | cid -> (empty)  records by jurisdiction ("DE")
-//	a | n | subject | seq | cid      -> (empty)  accreditations by subject (binary peer ID)
-//	l | n | target | kind | seq | cid -> (empty) backlinks: cid links to target
-//	m                                -> meta
+//	r | cid                           -> seq | record bytes (canonical DAG-CBOR)
+//	s | seq                           -> cid
+//	k | kind | seq | cid              -> (empty)  records by kind
+//	i | n | issuer | seq | cid        -> (empty)  records by issuer (binary peer ID)
+//	j | n | jurisdiction | seq | cid  -> (empty)  records by jurisdiction ("DE")
+//	a | n | subject | seq | cid       -> (empty)  accreditations by subject (binary peer ID)
+//	l | n | target | kind | seq | cid -> (empty)  backlinks: cid links to target
+//	m                                 -> meta
+//
+// The r key maps a CID both to the record and to its seq: one key fewer
+// per record than separate record and CID-to-seq keys, and Badger's cost
+// per write is mostly per key. Index values are empty and the CID ends the
+// key, so walking an index reads no values.
 //
 // kind is a one-byte code: 1 accreditation, 2 ruleset, 3 consent,
 // 4 revocation, 5 incident, 6 receipt. Records whose kind names no

@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"go.uber.org/goleak"
@@ -383,4 +385,88 @@ func TestSizeCountsFiles(t *testing.T) {
 		t.Errorf("log bytes %d over the files' length %d", vlog, apparent)
 	}
 	t.Logf("log: %d bytes allocated, %d apparent", vlog, apparent)
+}
+
+// TestIndexKeysLayout pins the key layout that doc.go documents: it is the
+// on-disk format.
+func TestIndexKeysLayout(t *testing.T) {
+	t.Parallel()
+	platform, de := newSigner(t), newSigner(t)
+	acc := de.accreditation(t, platform.id, "DE")
+	rev := platform.revocation(t, acc.CID())
+	seq := []byte{0, 0, 0, 0, 0, 0, 1, 2} // 258
+	cat := func(parts ...[]byte) string { return string(bytes.Join(parts, nil)) }
+	lenOf := func(b []byte) []byte { return []byte{byte(len(b))} }
+
+	if n := len([]byte(de.id)); n != 0x26 {
+		t.Errorf("an Ed25519 peer ID is %d bytes; doc.go says 38", n)
+	}
+	if n := len(acc.CID().Bytes()); n != 36 {
+		t.Errorf("a record ID is %d bytes; doc.go says 36", n)
+	}
+	for _, tc := range []struct {
+		r    *protocol.Record
+		want []string
+	}{
+		{acc, []string{
+			cat([]byte("k"), []byte{1}, seq, acc.CID().Bytes()),
+			cat([]byte("i"), lenOf([]byte(de.id)), []byte(de.id), seq, acc.CID().Bytes()),
+			cat([]byte("j"), []byte{2}, []byte("DE"), seq, acc.CID().Bytes()),
+			cat([]byte("a"), lenOf([]byte(platform.id)), []byte(platform.id), seq, acc.CID().Bytes()),
+		}},
+		{rev, []string{
+			cat([]byte("k"), []byte{4}, seq, rev.CID().Bytes()),
+			cat([]byte("i"), lenOf([]byte(platform.id)), []byte(platform.id), seq, rev.CID().Bytes()),
+			cat([]byte("l"), lenOf(acc.CID().Bytes()), acc.CID().Bytes(), []byte{4}, seq, rev.CID().Bytes()),
+		}},
+	} {
+		keys, err := indexKeys(tc.r, 258)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, k := range keys {
+			got = append(got, string(k))
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: index keys\n%q\nwant\n%q", tc.r.Kind(), got, tc.want)
+		}
+	}
+	if got, want := string(recordKey(acc.CID())), "r"+string(acc.CID().Bytes()); got != want {
+		t.Errorf("record key %x, want %x", got, want)
+	}
+	if got, want := string(recordValue(258, acc)), cat(seq, acc.Bytes()); got != want {
+		t.Errorf("record value %x, want %x", got, want)
+	}
+	if got, want := string(seqKey(258)), cat([]byte("s"), seq); got != want {
+		t.Errorf("seq key %x, want %x", got, want)
+	}
+}
+
+// TestGCLoop runs value-log GC often while records are written; it must
+// neither fail nor outlive Close.
+func TestGCLoop(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	var logs bytes.Buffer
+	s, err := Open(Options{
+		Dir:        t.TempDir(),
+		GCInterval: time.Millisecond,
+		Logger:     slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := manyRecords(t, 300)
+	for i := 0; i < len(rs); i += 10 {
+		if _, err := s.PutMany(context.Background(), rs[i:i+10]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if logs.Len() > 0 {
+		t.Errorf("warnings while collecting garbage:\n%s", logs.String())
+	}
 }

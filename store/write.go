@@ -161,14 +161,14 @@ func (s *Store) writeLoop() {
 		out := make([]PutResult, len(recs)) // shared by the batch's requests
 		err := s.writeErr
 		if err == nil {
-			err = s.writeBatch(recs, out)
 			s.stats.batches.Add(1)
-			if err != nil {
+			if werr := s.writeBatch(recs, out); werr != nil {
 				// Whether a failed commit reached the disk is unknown, so
 				// the in-memory seq may no longer match it: refuse all
 				// further writes rather than risk reusing a seq.
-				s.writeErr = fmt.Errorf("store: a write failed; the store takes no more writes until reopened: %w", err)
-				s.log.Error("store write failed", "records", len(recs), "err", err)
+				err = fmt.Errorf("store: write: %w", werr)
+				s.writeErr = fmt.Errorf("store: an earlier write failed; reopen the store: %w", werr)
+				s.log.Error("store write failed; refusing further writes", "records", len(recs), "err", werr)
 			}
 		}
 		i := 0

@@ -10,6 +10,8 @@ package testnet
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -169,7 +171,7 @@ func Start(opts Options) (_ *Net, err error) {
 		return nil, err
 	}
 	for i, p := range plans {
-		m := &Member{Index: i, Key: p.key, Token: fmt.Sprintf("testnet-token-%d", i)}
+		m := &Member{Index: i, Key: p.key, Token: randomToken()}
 		m.DataDir = filepath.Join(n.Dir, fmt.Sprintf("node%d", i))
 		m.cfg = node.Config{
 			Key:               p.key,
@@ -193,6 +195,13 @@ func Start(opts Options) (_ *Net, err error) {
 		n.Nodes = append(n.Nodes, m)
 	}
 	return n, nil
+}
+
+// randomToken is an API token like the ones entente init writes.
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // freePort asks the system for a free TCP port on loopback. Another

@@ -1,0 +1,86 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"go.uber.org/goleak"
+
+	"github.com/entente-net/entente/config"
+	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/protocol"
+)
+
+// TestMain fails the package if any test leaves a goroutine running: every
+// node goroutine has an owner, and Close waits for them.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// newStandaloneNode starts a node outside any testnet, in a federation of
+// one jurisdiction (DE) without founding nodes, so it dials no one. It
+// returns the node and DE's authority key.
+func newStandaloneNode(t *testing.T, cfg node.Config) (*node.Node, crypto.PrivKey) {
+	t.Helper()
+	key, _ := newKey(t)
+	authKey, authority := newKey(t)
+	cfg.Key = key
+	cfg.Federation = &config.Federation{
+		Name:          "standalone",
+		Jurisdictions: []config.Jurisdiction{{Code: "DE", Name: "Germany", Authority: authority.String()}},
+	}
+	cfg.Jurisdiction = "DE"
+	cfg.InMemory = true
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatalf("node.New: %v", err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n, authKey
+}
+
+func TestCloseIsIdempotent(t *testing.T) {
+	n, _ := newStandaloneNode(t, node.Config{APIAddr: "127.0.0.1:0", APIToken: "secret"})
+	if err := n.Close(); err != nil {
+		t.Fatalf("first Close: %v", err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+
+	// A closed node takes no more records, and says why.
+	k, _ := newKey(t)
+	r := mustSign(t, k, &protocol.Revocation{Target: protocol.LinkTo(protocol.RecordCID([]byte("x"))), Reason: "test", EffectiveAt: 1})
+	if _, err := n.Submit(context.Background(), r.Bytes()); !errors.Is(err, node.ErrClosed) {
+		t.Fatalf("Submit after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	key, _ := newKey(t)
+	_, authority := newKey(t)
+	fed := &config.Federation{
+		Name:          "standalone",
+		Jurisdictions: []config.Jurisdiction{{Code: "DE", Name: "Germany", Authority: authority.String()}},
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  node.Config
+	}{
+		{"no key", node.Config{Federation: fed, Jurisdiction: "DE", InMemory: true}},
+		{"no federation", node.Config{Key: key, Jurisdiction: "DE", InMemory: true}},
+		{"no data dir", node.Config{Key: key, Federation: fed, Jurisdiction: "DE"}},
+		{"api without token", node.Config{Key: key, Federation: fed, Jurisdiction: "DE", InMemory: true, APIAddr: "127.0.0.1:0"}},
+		{"unknown jurisdiction", node.Config{Key: key, Federation: fed, Jurisdiction: "FR", InMemory: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, err := node.New(tc.cfg)
+			if err == nil {
+				n.Close()
+				t.Fatal("New accepted a config it should refuse")
+			}
+		})
+	}
+}
