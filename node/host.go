@@ -58,9 +58,9 @@ func (g *gater) allowed(id peer.ID) bool {
 	return ok
 }
 
-func (g *gater) InterceptPeerDial(p peer.ID) bool                { return g.allowed(p) }
-func (g *gater) InterceptAddrDial(peer.ID, ma.Multiaddr) bool     { return true }
-func (g *gater) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
+func (g *gater) InterceptPeerDial(p peer.ID) bool             { return g.allowed(p) }
+func (g *gater) InterceptAddrDial(peer.ID, ma.Multiaddr) bool { return true }
+func (g *gater) InterceptAccept(network.ConnMultiaddrs) bool  { return true }
 func (g *gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
 	return true, 0
 }

@@ -1,9 +1,9 @@
 package testnet
 
 import (
+	"context"
 	"log/slog"
 	"os"
-	"context"
 	"testing"
 	"time"
 

@@ -71,7 +71,6 @@ func runInit(env *cliEnv, args []string) error {
 	return nil
 }
 
-
 func runKeyNew(env *cliEnv, args []string) error {
 	c := findCommand("key new")
 	flags := newFlags(env, c)

@@ -307,4 +307,3 @@ func isTimeField(k string) bool {
 func fmtMillis(ms int64) string {
 	return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
 }
-
