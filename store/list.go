@@ -81,7 +81,7 @@ func (s *Store) List(q Query) (entries []Entry, next uint64, err error) {
 		return nil, 0, nil
 	}
 
-	err = s.db.View(func(txn *badger.Txn) error {
+	err = s.view(func(txn *badger.Txn) error {
 		var cursors []*cursor
 		if len(prefixes) == 0 {
 			cursors = []*cursor{newCursor(txn, []byte{prefixSeq}, true)}

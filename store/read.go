@@ -23,7 +23,7 @@ func (s *Store) Get(c cid.Cid) (*protocol.Record, error) {
 		return r, nil
 	}
 	var r *protocol.Record
-	err := s.db.View(func(txn *badger.Txn) (err error) {
+	err := s.view(func(txn *badger.Txn) (err error) {
 		r, err = s.readRecord(txn, c, true)
 		return err
 	})
@@ -41,7 +41,7 @@ func (s *Store) GetBytes(c cid.Cid) ([]byte, error) {
 		return r.Bytes(), nil
 	}
 	var b []byte
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		item, err := txn.Get(recordKey(c))
 		if err != nil {
 			return notFound(err)
@@ -82,7 +82,7 @@ func (s *Store) Seq(c cid.Cid) (uint64, error) {
 // lookupSeq is Seq for callers that have entered.
 func (s *Store) lookupSeq(c cid.Cid) (uint64, error) {
 	var seq uint64
-	err := s.db.View(func(txn *badger.Txn) (err error) {
+	err := s.view(func(txn *badger.Txn) (err error) {
 		seq, err = txnSeq(txn, c)
 		return err
 	})
@@ -217,7 +217,7 @@ func (s *Store) scanIndex(prefixes ...[]byte) ([]*protocol.Record, error) {
 		cid cid.Cid
 	}
 	var out []*protocol.Record
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		var hits []hit
 		for _, pfx := range prefixes {
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx})

@@ -89,6 +89,9 @@ type Store struct {
 
 	// state mirrored from the meta key, updated after each commit
 	seq    atomic.Uint64
+	// readTs is the Badger timestamp of the last durable commit: reads
+	// see everything acknowledged, and nothing that is not yet durable.
+	readTs atomic.Uint64
 	counts [numKindCodes]atomic.Int64
 
 	closeOnce sync.Once
@@ -114,7 +117,12 @@ func Open(opts Options) (*Store, error) {
 	if opts.CacheBytes == 0 {
 		opts.CacheBytes = DefaultCacheBytes
 	}
-	db, err := badger.Open(badgerOptions(opts))
+	// Managed mode: the store, not Badger, assigns transaction timestamps.
+	// With one writer that is trivial, and it spares readers Badger's wait
+	// for in-flight commits (a read in unmanaged mode blocks until every
+	// commit before it, fsync included, is done, which would make every
+	// ingest's lookups queue behind the group commit's fsync).
+	db, err := badger.OpenManaged(badgerOptions(opts))
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", describe(opts), err)
 	}
@@ -129,6 +137,7 @@ func Open(opts Options) (*Store, error) {
 		writerDone: make(chan struct{}),
 		gcDone:     make(chan struct{}),
 	}
+	s.readTs.Store(db.MaxVersion())
 	if err := s.loadMeta(); err != nil {
 		db.Close()
 		return nil, err
@@ -174,12 +183,19 @@ func badgerOptions(opts Options) badger.Options {
 		WithCompression(options.Snappy)
 }
 
+// view runs fn in a read-only transaction at the last durable commit.
+func (s *Store) view(fn func(txn *badger.Txn) error) error {
+	txn := s.db.NewTransactionAt(s.readTs.Load(), false)
+	defer txn.Discard()
+	return fn(txn)
+}
+
 // loadMeta restores the seq counter and the per-kind counts, and checks
 // them against the highest seq key.
 func (s *Store) loadMeta() error {
 	var m meta
 	var lastSeq uint64
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		item, err := txn.Get(metaKey())
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):

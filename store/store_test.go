@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"go.uber.org/goleak"
 
 	"github.com/entente-net/entente/protocol"
@@ -238,12 +237,15 @@ func TestOpenRefusesDamagedMeta(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Rewrite the meta as a future format version.
-	if err := s.db.Update(func(txn *badger.Txn) error {
-		m := meta{seq: 1}
-		b := m.marshal()
-		b[0] = 9
-		return txn.Set(metaKey(), b)
-	}); err != nil {
+	ts := s.readTs.Load()
+	txn := s.db.NewTransactionAt(ts, true)
+	m := meta{seq: 1}
+	b := m.marshal()
+	b[0] = 9
+	if err := txn.Set(metaKey(), b); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.CommitAt(ts+1, nil); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

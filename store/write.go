@@ -204,7 +204,8 @@ func (s *Store) writeBatch(recs []*protocol.Record, out []PutResult) error {
 func (s *Store) commitPrefix(recs []*protocol.Record, out []PutResult) (int, error) {
 	limit := len(recs)
 	for {
-		txn := s.db.NewTransaction(true)
+		readTs := s.readTs.Load()
+		txn := s.db.NewTransactionAt(readTs, true)
 		m, fitted, err := s.stage(txn, recs[:limit], out)
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			txn.Discard()
@@ -218,9 +219,13 @@ func (s *Store) commitPrefix(recs []*protocol.Record, out []PutResult) (int, err
 			txn.Discard()
 			return 0, err
 		}
-		if err := txn.Commit(); err != nil {
+		if err := txn.CommitAt(readTs+1, nil); err != nil {
 			return 0, fmt.Errorf("commit: %w", err)
 		}
+		// Durable now (SyncWrites): let readers see it, and let compaction
+		// drop the meta key's older versions.
+		s.readTs.Store(readTs + 1)
+		s.db.SetDiscardTs(readTs)
 		s.stats.txns.Add(1)
 		s.seq.Store(m.seq)
 		for code := range m.counts {

@@ -2,8 +2,6 @@ package testnet
 
 import (
 	"context"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -11,7 +9,7 @@ import (
 )
 
 func TestSpreadAcrossFederation(t *testing.T) {
-	net, err := Start(Options{Nodes: 3, InMemory: true, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	net, err := Start(Options{Nodes: 3, InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}

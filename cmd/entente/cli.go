@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,9 +19,10 @@ type command struct {
 	run     func(env *cliEnv, args []string) error
 }
 
-// cliEnv is what a command runs with: its streams, environment and a
-// signal source (replaced in tests).
+// cliEnv is what a command runs with: a context, its streams and its
+// environment (all replaced in tests).
 type cliEnv struct {
+	ctx            context.Context // long-running commands stop when it ends
 	stdout, stderr io.Writer
 	getenv         func(string) string
 }
@@ -42,7 +44,12 @@ func findCommand(name string) *command {
 // command and prints errors as "entente: error: …" with an optional
 // "entente: hint: …". It returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	env := &cliEnv{stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	return runEnv(&cliEnv{ctx: context.Background(), stdout: stdout, stderr: stderr, getenv: os.Getenv}, args)
+}
+
+// runEnv is run with an environment of the caller's (tests).
+func runEnv(env *cliEnv, args []string) int {
+	stdout, stderr := env.stdout, env.stderr
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		if len(args) > 1 {
 			if c := lookup(args[1:]); c != nil {

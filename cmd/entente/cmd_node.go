@@ -169,27 +169,11 @@ func runRun(env *cliEnv, args []string) error {
 		return withHint(err, "check "+nc.Path(config.ConfigFile))
 	}
 	fmt.Fprintf(env.stdout, "entente node %s (%s) running; API http://%s\n", n.ID(), n.Jurisdiction(), n.APIAddr())
-	waitForSignal(context.Background(), cfg.Logger)
+	ctx, stop := signalContext(env.ctx)
+	defer stop()
+	<-ctx.Done()
+	cfg.Logger.Info("shutting down; a second signal forces the exit")
 	return n.Close()
-}
-
-// waitForSignal returns at the first SIGINT or SIGTERM; a second one
-// exits the process at once.
-func waitForSignal(ctx context.Context, log interface{ Info(string, ...any) }) {
-	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	select {
-	case s := <-sig:
-		log.Info("shutting down; a second signal forces the exit", "signal", s.String())
-	case <-ctx.Done():
-		signal.Stop(sig)
-		return
-	}
-	go func() {
-		<-sig
-		fmt.Fprintln(os.Stderr, "entente: forced exit")
-		os.Exit(130)
-	}()
 }
 
 // signalContext is ctx, cancelled at the first SIGINT or SIGTERM; a second

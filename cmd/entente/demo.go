@@ -62,7 +62,7 @@ func runDemo(env *cliEnv, args []string) error {
 		}
 	}
 	d := &demo{w: env.stdout, start: time.Now()}
-	ctx := context.Background()
+	ctx := env.ctx
 	if err := d.run(ctx, *dir, *serve); err != nil {
 		if d.net != nil {
 			d.net.Close()
