@@ -88,7 +88,7 @@ type Store struct {
 	stats      struct{ batches, txns, written atomic.Uint64 }
 
 	// state mirrored from the meta key, updated after each commit
-	seq    atomic.Uint64
+	seq atomic.Uint64
 	// readTs is the Badger timestamp of the last durable commit: reads
 	// see everything acknowledged, and nothing that is not yet durable.
 	readTs atomic.Uint64
