@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +24,6 @@ import (
 )
 
 func TestPostRecordNewThenHeld(t *testing.T) {
-	t.Parallel()
 	tn := startNet(t, 1)
 	m := tn.Nodes[0]
 	c := newAPIClient(t, m)
@@ -87,7 +88,6 @@ func nonMinimalVersion(t *testing.T, r *protocol.Record) []byte {
 }
 
 func TestPostRecordRefusals(t *testing.T) {
-	t.Parallel()
 	tn := startNet(t, 1)
 	m := tn.Nodes[0]
 	c := newAPIClient(t, m)
@@ -207,7 +207,6 @@ type recordJSON struct {
 }
 
 func TestGetRecord(t *testing.T) {
-	t.Parallel()
 	tn := startNet(t, 1)
 	m := tn.Nodes[0]
 	c := newAPIClient(t, m)
@@ -295,7 +294,7 @@ func TestGetRecord(t *testing.T) {
 	})
 }
 
-// listedRecord is an entry of GET /v1/records.
+// listPage is an answer of GET /v1/records.
 type listPage struct {
 	Records []struct {
 		CID    string          `json:"cid"`
@@ -354,7 +353,6 @@ func (c *apiClient) listAll(query string, limit int) (cids []string, pages int) 
 }
 
 func TestListRecords(t *testing.T) {
-	t.Parallel()
 	tn := startNet(t, 1)
 	m := tn.Nodes[0]
 	c := newAPIClient(t, m)
@@ -482,7 +480,6 @@ func TestListRecords(t *testing.T) {
 }
 
 func TestStatus(t *testing.T) {
-	t.Parallel()
 	tn := startNet(t, 1)
 	m := tn.Nodes[0]
 	c := newAPIClient(t, m)
@@ -529,7 +526,6 @@ func TestStatus(t *testing.T) {
 }
 
 func TestProbesAndMetrics(t *testing.T) {
-	t.Parallel()
 	tn := startNet(t, 1)
 	c := newAPIClient(t, tn.Nodes[0])
 	c.submit(freshAccreditation(t, tn, "DE", "counted"))
@@ -556,8 +552,8 @@ func TestProbesAndMetrics(t *testing.T) {
 		`entente_ingest_total{result="accepted",source="api"} 1`,
 		`entente_ingest_total{result="malformed",source="api"} 1`,
 		`entente_records{kind="accreditation"} 1`,
-		"entente_peers 0",
-		"entente_gate_refused_total 0",
+		"entente_peers ",
+		"entente_gate_refused_total ",
 		"entente_ingest_seconds_count 1",
 	} {
 		if !strings.Contains(text, want) {
@@ -568,29 +564,40 @@ func TestProbesAndMetrics(t *testing.T) {
 	wantAPIError(t, c.get("/v1/no-such-thing", ""), http.StatusNotFound, node.CodeNotFound)
 }
 
-// TestOverloaded holds the only request slot of a node with one, with a
-// request whose body has not finished arriving, so that the answer to any
-// other request is certain: 503 overloaded with Retry-After.
+// TestOverloaded holds the only request slot of a node that has one, with
+// a POST whose body has not arrived, so that the answer to any other
+// request is certain: 503 overloaded with Retry-After.
+//
+// The POST asks "Expect: 100-continue", and the server sends 100 Continue
+// only when the record handler first reads the body: from then until the
+// body ends, the handler is known to hold the slot. No other request is in
+// flight before that, so the POST cannot lose the slot to one.
 func TestOverloaded(t *testing.T) {
-	t.Parallel()
 	n, auth := newStandaloneNode(t, node.Config{APIAddr: "127.0.0.1:0", APIToken: "secret", MaxConcurrentRequests: 1})
 	c := newAPIClientAt(t, n.APIAddr(), "secret")
 
+	slowTransport := &http.Transport{ExpectContinueTimeout: time.Minute}
+	t.Cleanup(slowTransport.CloseIdleConnections)
 	pr, pw := io.Pipe()
+	defer pw.Close()
+	gotContinue := make(chan struct{})
 	type result struct {
 		status int
 		err    error
 	}
 	done := make(chan result, 1)
+	req, err := http.NewRequest(http.MethodPost, c.base+"/v1/records", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", node.MediaDagCBOR)
+	req.Header.Set("Authorization", "Bearer secret")
+	req.Header.Set("Expect", "100-continue")
+	req = req.WithContext(httptrace.WithClientTrace(testCtx(t, 10*time.Second), &httptrace.ClientTrace{
+		Got100Continue: func() { close(gotContinue) },
+	}))
 	go func() {
-		req, err := http.NewRequest(http.MethodPost, c.base+"/v1/records", pr)
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		req.Header.Set("Content-Type", node.MediaDagCBOR)
-		req.Header.Set("Authorization", "Bearer secret")
-		resp, err := c.hc.Do(req)
+		resp, err := slowTransport.RoundTrip(req)
 		if err != nil {
 			done <- result{err: err}
 			return
@@ -599,20 +606,23 @@ func TestOverloaded(t *testing.T) {
 		resp.Body.Close()
 		done <- result{status: resp.StatusCode}
 	}()
-
-	// The slot is taken once the slow POST's handler runs; until then
-	// probes pass. Wait for the first refusal.
-	var refused response
-	eventually(t, 5*time.Second, "a request refused as overloaded", func() bool {
-		refused = c.get("/healthz", "")
-		return refused.status != http.StatusOK
-	})
-	wantAPIError(t, refused, http.StatusServiceUnavailable, node.CodeOverloaded)
-	if ra := refused.header.Get("Retry-After"); ra == "" {
-		t.Error("503 without Retry-After")
+	select {
+	case <-gotContinue:
+	case res := <-done:
+		t.Fatalf("the POST was answered before its body was read: status %d, err %v", res.status, res.err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no 100 Continue: the record handler never started reading the body")
 	}
-	// Still full: the slot is held until the body ends.
-	wantAPIError(t, c.get("/v1/status", ""), http.StatusServiceUnavailable, node.CodeOverloaded)
+
+	for _, path := range []string{"/healthz", "/v1/status", "/v1/records"} {
+		refused := c.get(path, "")
+		wantAPIError(t, refused, http.StatusServiceUnavailable, node.CodeOverloaded)
+		if ra := refused.header.Get("Retry-After"); ra == "" {
+			t.Errorf("GET %s: 503 without Retry-After", path)
+		} else if secs, err := strconv.Atoi(ra); err != nil || secs < 1 {
+			t.Errorf("GET %s: Retry-After %q, want a positive number of seconds", path, ra)
+		}
+	}
 
 	r := mustSign(t, auth, accreditation(newID(t), "DE", "slow", protocol.RoleAuditor))
 	if _, err := pw.Write(r.Bytes()); err != nil {

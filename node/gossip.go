@@ -13,7 +13,12 @@ import (
 )
 
 func (n *Node) startGossip() error {
+	params := pubsub.DefaultGossipSubParams()
+	// Dial direct peers at once: the library's 1s delay is a bare sleep in
+	// a goroutine that outlives Close.
+	params.DirectConnectInitialDelay = 0
 	ps, err := pubsub.NewGossipSub(n.ctx, n.host,
+		pubsub.WithGossipSubParams(params),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
 		pubsub.WithMessageIdFn(messageID),
@@ -21,6 +26,10 @@ func (n *Node) startGossip() error {
 		// only its mesh: records are few and matter, and a mesh forms only
 		// at the heartbeat after peers connect.
 		pubsub.WithFloodPublish(true),
+		// Founding nodes are direct peers: every record a node accepts is
+		// forwarded to all of them, mesh or no mesh, so a record that
+		// arrives before the mesh forms still goes on.
+		pubsub.WithDirectPeers(n.directPeers()),
 		pubsub.WithMaxMessageSize(protocol.MaxRecordSize+4<<10),
 		pubsub.WithPeerFilter(func(id peer.ID, _ string) bool { return n.trust.isMember(id, n.cfg.Now().UnixMilli()) }),
 		pubsub.WithLogger(n.log.With("component", "pubsub")),
@@ -111,3 +120,15 @@ func (n *Node) drainSubscription() {
 
 // GossipPeers lists the peers known to be on the federation's topic.
 func (n *Node) GossipPeers() []peer.ID { return n.topic.ListPeers() }
+
+// directPeers are the founding nodes of the recognised jurisdictions, but
+// this node.
+func (n *Node) directPeers() []peer.AddrInfo {
+	var out []peer.AddrInfo
+	for _, ai := range n.fed.BootstrapAddrs() {
+		if ai.ID != n.id {
+			out = append(out, ai)
+		}
+	}
+	return out
+}

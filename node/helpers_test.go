@@ -265,7 +265,7 @@ func (c *apiClient) do(req *http.Request) response {
 	return response{status: resp.StatusCode, header: resp.Header, body: body}
 }
 
-// postRecord POSTs raw to /v1/records with the given Content-Type and
+// postRecordWith POSTs body to /v1/records with the given Content-Type and
 // Authorization header values ("" leaves a header out).
 func (c *apiClient) postRecordWith(body io.Reader, contentType, authorization string) response {
 	c.t.Helper()

@@ -10,6 +10,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/entente-net/entente/protocol"
@@ -17,9 +19,16 @@ import (
 )
 
 func (n *Node) startHost() error {
+	var tcpOpts []any
+	if n.cfg.DisableReuseport {
+		tcpOpts = append(tcpOpts, tcp.DisableReuseport())
+	}
 	opts := []libp2p.Option{
 		libp2p.Identity(n.cfg.Key),
 		libp2p.ListenAddrStrings(n.cfg.Listen...),
+		// The transports of DESIGN.md: TCP and QUIC.
+		libp2p.Transport(tcp.NewTCPTransport, tcpOpts...),
+		libp2p.Transport(libp2pquic.NewTransport),
 		libp2p.ConnectionGater(&gater{n: n}),
 		libp2p.DisableRelay(),
 	}

@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"errors"
+	"net"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -50,6 +51,12 @@ func TestCloseIsIdempotent(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 
+	// The API is gone with it.
+	if conn, err := net.Dial("tcp", n.APIAddr()); err == nil {
+		conn.Close()
+		t.Error("the API still accepts connections after Close")
+	}
+
 	// A closed node takes no more records, and says why.
 	k, _ := newKey(t)
 	r := mustSign(t, k, &protocol.Revocation{Target: protocol.LinkTo(protocol.RecordCID([]byte("x"))), Reason: "test", EffectiveAt: 1})
@@ -82,5 +89,33 @@ func TestNewRejectsBadConfig(t *testing.T) {
 				t.Fatal("New accepted a config it should refuse")
 			}
 		})
+	}
+}
+
+// TestNewFailsCleanly: when New fails late (the API address is taken, after
+// the store, host and gossip are up), it closes what it opened; TestMain's
+// leak check sees anything left running.
+func TestNewFailsCleanly(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	key, _ := newKey(t)
+	_, authority := newKey(t)
+	n, err := node.New(node.Config{
+		Key: key,
+		Federation: &config.Federation{
+			Name:          "standalone",
+			Jurisdictions: []config.Jurisdiction{{Code: "DE", Name: "Germany", Authority: authority.String()}},
+		},
+		Jurisdiction: "DE",
+		InMemory:     true,
+		APIAddr:      taken.Addr().String(),
+		APIToken:     "secret",
+	})
+	if err == nil {
+		n.Close()
+		t.Fatal("New succeeded on an API address in use")
 	}
 }

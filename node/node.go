@@ -40,6 +40,10 @@ type Config struct {
 	// Listen are the libp2p listen multiaddrs. Default: TCP and QUIC on
 	// 127.0.0.1 with ports chosen by the system.
 	Listen []string
+	// DisableReuseport makes the node's TCP sockets refuse a port another
+	// socket holds, rather than share it (SO_REUSEPORT, libp2p's default).
+	// Test networks that choose ports ahead set it, so a clash fails loudly.
+	DisableReuseport bool
 	// Announce, when set, are the addresses advertised to peers instead of
 	// the listen addresses.
 	Announce []string

@@ -19,7 +19,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -48,7 +50,8 @@ type Options struct {
 	InMemory bool
 	// API starts each node's HTTP API on 127.0.0.1 with a system port.
 	API bool
-	// QUIC makes nodes listen on QUIC as well as TCP.
+	// QUIC makes nodes listen (and be listed in the federation file) on
+	// QUIC as well as TCP.
 	QUIC bool
 	// Logger for the nodes; nil discards.
 	Logger *slog.Logger
@@ -93,7 +96,25 @@ type Member struct {
 
 // Start builds the federation and starts its nodes. Nodes dial each other
 // from their bootstrap lists; use WaitConnected to wait for the mesh.
-func Start(opts Options) (_ *Net, err error) {
+//
+// Ports are chosen before the federation file is written, so another
+// process may take one first; nodes then fail to bind (they do not share
+// ports) and Start tries again with new ports, a few times.
+func Start(opts Options) (*Net, error) {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		var n *Net
+		if n, err = start(opts); err == nil {
+			return n, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) && !strings.Contains(err.Error(), "address already in use") {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+func start(opts Options) (_ *Net, err error) {
 	if opts.Name == "" {
 		opts.Name = "testnet"
 	}
@@ -156,7 +177,9 @@ func Start(opts Options) (_ *Net, err error) {
 		}
 		plans[i] = plan{key: k, j: j, listen: listen}
 		jur := &fed.Jurisdictions[i%len(opts.Jurisdictions)]
-		jur.Bootstrap = append(jur.Bootstrap, listen[0]+"/p2p/"+id.String())
+		for _, l := range listen {
+			jur.Bootstrap = append(jur.Bootstrap, l+"/p2p/"+id.String())
+		}
 	}
 	if err := fed.Validate(); err != nil {
 		return nil, fmt.Errorf("testnet: federation: %w", err)
@@ -182,6 +205,7 @@ func Start(opts Options) (_ *Net, err error) {
 			InMemory:          opts.InMemory,
 			APIToken:          m.Token,
 			ReconnectInterval: opts.ReconnectInterval,
+			DisableReuseport:  true,
 		}
 		if opts.API {
 			m.cfg.APIAddr = "127.0.0.1:0"
