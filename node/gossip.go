@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
@@ -70,7 +71,7 @@ func (n *Node) validateGossip(ctx context.Context, from peer.ID, m *pubsub.Messa
 	}
 	res, reason := n.judgeGossip(ctx, m.GetData())
 	n.metrics.gossip.WithLabelValues(reason).Inc()
-	if res != pubsub.ValidationAccept {
+	if res != pubsub.ValidationAccept && n.log.Enabled(ctx, slog.LevelDebug) {
 		n.log.Debug("gossip message not accepted", "from", from.String(), "result", reason)
 	}
 	return res

@@ -86,35 +86,52 @@ func (n *Node) members() []peer.AddrInfo {
 		byID[ai.ID] = append(byID[ai.ID], ai.Addrs...)
 	}
 	now := n.cfg.Now().UnixMilli()
-	err := n.forEach(protocol.KindAccreditation, func(r *protocol.Record) {
-		a, _ := r.Accreditation()
-		if len(a.Addrs) == 0 || !containsRole(a.Roles, protocol.RoleNode) {
-			return
-		}
-		id, err := peer.Decode(a.Subject)
-		if err != nil || !n.trust.isMember(id, now) {
-			return
-		}
-		for _, s := range a.Addrs {
-			m, err := ma.NewMultiaddr(s)
-			if err != nil {
-				continue
-			}
-			if rest, last := ma.SplitLast(m); last != nil && last.Protocol().Code == ma.P_P2P {
-				m = rest
-			}
-			byID[id] = append(byID[id], m)
-		}
-	})
-	if err != nil {
-		n.log.Warn("listing node accreditations", "err", err)
+	n.nodeAddrsMu.Lock()
+	for id, addrs := range n.nodeAddrs {
+		byID[id] = append(byID[id], addrs...)
 	}
+	n.nodeAddrsMu.Unlock()
 	delete(byID, n.id)
 	out := make([]peer.AddrInfo, 0, len(byID))
 	for id, addrs := range byID {
-		out = append(out, peer.AddrInfo{ID: id, Addrs: addrs})
+		if _, founding := n.trust.FoundingNode(id); founding || n.trust.isMember(id, now) {
+			out = append(out, peer.AddrInfo{ID: id, Addrs: addrs})
+		}
 	}
 	return out
+}
+
+// loadNodeAddrs reads the addresses of every held node accreditation, once
+// at start; noteNodeAddrs keeps the map current after that.
+func (n *Node) loadNodeAddrs() error {
+	return n.forEach(protocol.KindAccreditation, n.noteNodeAddrs)
+}
+
+// noteNodeAddrs remembers the addresses a node accreditation publishes.
+// Whether the key is still a member is decided when dialling.
+func (n *Node) noteNodeAddrs(r *protocol.Record) {
+	a, ok := r.Accreditation()
+	if !ok || len(a.Addrs) == 0 || !containsRole(a.Roles, protocol.RoleNode) {
+		return
+	}
+	id, err := peer.Decode(a.Subject)
+	if err != nil {
+		return
+	}
+	var addrs []ma.Multiaddr
+	for _, s := range a.Addrs {
+		m, err := ma.NewMultiaddr(s)
+		if err != nil {
+			continue
+		}
+		if rest, last := ma.SplitLast(m); last != nil && last.Protocol().Code == ma.P_P2P {
+			m = rest
+		}
+		addrs = append(addrs, m)
+	}
+	n.nodeAddrsMu.Lock()
+	n.nodeAddrs[id] = addrs
+	n.nodeAddrsMu.Unlock()
 }
 
 func containsRole(roles []protocol.Role, r protocol.Role) bool {

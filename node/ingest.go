@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -82,7 +83,7 @@ func (n *Node) ingestDecoded(ctx context.Context, r *protocol.Record, src Source
 	if seq, err := n.store.Seq(r.CID()); err == nil {
 		return Accepted{CID: r.CID(), Seq: seq, Record: r}, nil
 	}
-	if err := r.VerifySignature(); err != nil {
+	if err := n.verify(ctx, r); err != nil {
 		return Accepted{}, err
 	}
 	if err := protocol.Authorize(r, n.trust); err != nil {
@@ -101,9 +102,14 @@ func (n *Node) ingestDecoded(ctx context.Context, r *protocol.Record, src Source
 
 // afterAccept applies a new record's effects on the running node.
 func (n *Node) afterAccept(r *protocol.Record, src Source) {
-	n.log.Debug("record accepted", "cid", r.CID().String(), "kind", string(r.Kind()), "issuer", r.Issuer().String(), "source", string(src))
-	if rv, ok := r.Revocation(); ok {
-		n.dropRevokedNode(rv.Target.Cid)
+	if n.log.Enabled(n.ctx, slog.LevelDebug) { // the attributes cost more than the rest of this
+		n.log.Debug("record accepted", "cid", r.CID().String(), "kind", string(r.Kind()), "issuer", r.Issuer().String(), "source", string(src))
+	}
+	switch b := r.Body().(type) {
+	case *protocol.Revocation:
+		n.dropRevokedNode(b.Target.Cid)
+	case *protocol.Accreditation:
+		n.noteNodeAddrs(r)
 	}
 	n.notify.fire()
 }
@@ -160,4 +166,18 @@ func (n *Node) countIngest(src Source, start time.Time, acc *Accepted, err *erro
 	if *err == nil && acc.New {
 		n.metrics.ingestSeconds.Observe(time.Since(start).Seconds())
 	}
+}
+
+// verify checks r's signature, at most GOMAXPROCS at a time: with many
+// ingests in flight (gossip validators, API clients), unbounded CPU-bound
+// goroutines would starve the single-goroutine stages that follow (the
+// store's group commit, the gossip router), shrinking their batches.
+func (n *Node) verify(ctx context.Context, r *protocol.Record) error {
+	select {
+	case n.verifySem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-n.verifySem }()
+	return r.VerifySignature()
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -149,8 +150,13 @@ type Node struct {
 	apiLn   net.Listener
 	metrics *metrics
 	ingestQ chan struct{} // semaphore bounding API ingests
+	// verifySem bounds signature checks in flight to the cores.
+	verifySem chan struct{}
 
 	notify *notifier
+
+	nodeAddrsMu sync.Mutex
+	nodeAddrs   map[peer.ID][]ma.Multiaddr // from node accreditations
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -196,8 +202,13 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("node: open store: %w", err)
 	}
 	n.trust = newTrustView(n.fed, n.store)
+	n.nodeAddrs = map[peer.ID][]ma.Multiaddr{}
+	if err := n.loadNodeAddrs(); err != nil {
+		return nil, fmt.Errorf("node: reading node accreditations: %w", err)
+	}
 	n.metrics = newMetrics(n)
 	n.ingestQ = make(chan struct{}, cfg.MaxPendingIngest)
+	n.verifySem = make(chan struct{}, runtime.GOMAXPROCS(0))
 
 	if err := n.startHost(); err != nil {
 		return nil, err

@@ -79,7 +79,7 @@ func BenchmarkPutParallel(b *testing.B) {
 	b.StopTimer()
 	reportRate(b)
 	st := s.WriteStats()
-	b.ReportMetric(float64(st.Written)/float64(st.Txns), "records/fsync")
+	b.ReportMetric(float64(st.Written)/float64(st.Txns), "records/commit")
 }
 
 // BenchmarkBadgerBareSyncedWrite is the baseline: Badger, configured as the

@@ -15,15 +15,27 @@
 //
 // Put and PutMany hand records to one writer goroutine through a bounded
 // queue. The writer takes whatever is queued (up to Options.MaxBatch
-// records), assigns seqs in queue order, writes the records, their
-// indexes and the meta key in one Badger transaction, commits it with one
-// fsync (Badger's SyncWrites), and then acknowledges every caller in the
-// batch. A Put therefore returns only once its record is durable, and
-// concurrent callers share fsyncs: the longer a sync takes, the more
-// records the next batch carries. If a batch does not fit in one
-// transaction, it is split and committed in parts. If a commit fails, the
-// store refuses further writes until it is reopened, since whether the
-// failed commit reached the disk is unknown.
+// records), assigns seqs in queue order, stages the records, their indexes
+// and the meta key in one Badger transaction, and starts its commit
+// (SyncWrites: the commit is durable when Badger reports it done). It does
+// not wait: while Badger writes and syncs, the writer stages the next
+// batch (up to a few commits ahead), and Badger syncs the commits waiting
+// for it together. A second goroutine, the acker, takes the commits in
+// order; once one is durable it makes it visible to readers and
+// acknowledges its callers. A Put therefore returns only once its record
+// is durable, and concurrent callers share fsyncs.
+//
+// Reads never wait for a commit in flight: the store runs Badger in
+// managed mode and reads at the timestamp of the last durable commit, so
+// a reader sees every acknowledged record and nothing that is not yet
+// durable. (In Badger's own mode a read waits for every commit started
+// before it, fsync included, which made every ingest queue behind the
+// group commit.) A record whose commit is in flight is answered from the
+// writer's own table, and its duplicate is acknowledged after it.
+//
+// If a batch does not fit in one transaction, it is split and committed in
+// parts. If a commit fails, the store refuses further writes until it is
+// reopened, since whether the failed commit reached the disk is unknown.
 //
 // # Keys
 //

@@ -84,7 +84,8 @@ type Store struct {
 	stopWriter chan struct{} // closed once no Put can enqueue any more
 	writerDone chan struct{}
 	gcDone     chan struct{}
-	writeErr   error // set by the writer after a failed commit; writer-only
+	failMu     sync.Mutex
+	writeErr   error // set after a failed commit (fail, failed)
 	stats      struct{ batches, txns, written atomic.Uint64 }
 
 	// state mirrored from the meta key, updated after each commit

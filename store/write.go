@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -111,17 +112,51 @@ func (s *Store) PutMany(ctx context.Context, rs []*protocol.Record) ([]PutResult
 	return results, nil
 }
 
-// writeLoop is the one goroutine that writes records. It takes whatever
-// is queued, up to MaxBatch records, writes the batch in one transaction
-// with one fsync, and acknowledges every request in it. While it syncs,
-// the queue fills, so the busier the store, the larger the batches.
+// The write path is a pipeline of two goroutines. The writer takes whatever
+// is queued (up to MaxBatch records), assigns seqs, stages the records in a
+// Badger transaction and commits it asynchronously; it goes on to the next
+// batch while Badger writes and syncs that one (Badger's own write loop
+// coalesces the commits waiting for it into one fsync). The acker waits for
+// the commits in order and, once a commit is durable, makes it visible to
+// readers (readTs), updates the counters and acknowledges its callers. A
+// record in a commit still in flight is in pending, so a second put of it
+// is answered with its seq — and acknowledged after it, in order.
+
+// maxInFlight bounds the commits the writer runs ahead of the acker.
+const maxInFlight = 4
+
+// commitItem is one Badger transaction in flight, or (txn == false) just
+// acknowledgements owed once the commits before it are durable.
+type commitItem struct {
+	n       int // records of the batch this commit took (new and duplicate)
+	ts      uint64
+	after   meta               // the store's meta once this commit is durable
+	fresh   []*protocol.Record // records new in this commit
+	done    chan error         // the commit's outcome, from Badger's callback
+	acks    []*putRequest      // to acknowledge once this item is through
+	results []PutResult        // shared by acks' requests, in order
+	err     error              // a staging error: no commit was made
+}
+
 func (s *Store) writeLoop() {
 	defer close(s.writerDone)
+	inflight := make(chan *commitItem, maxInFlight)
+	ackerDone := make(chan struct{})
+	go s.ackLoop(inflight, ackerDone)
+	defer func() {
+		close(inflight)
+		<-ackerDone
+	}()
 	var (
 		carry *putRequest // taken from the queue but left for the next batch
 		batch []*putRequest
-		recs  []*protocol.Record
 	)
+	next := meta{seq: s.seq.Load()} // the writer's view: durable and in flight
+	for code := range next.counts {
+		next.counts[code] = s.counts[code].Load()
+	}
+	nextTs := s.readTs.Load() + 1
+	pending := &pendingSet{seqs: map[string]uint64{}}
 	for {
 		first := carry
 		carry = nil
@@ -153,103 +188,177 @@ func (s *Store) writeLoop() {
 				break drain
 			}
 		}
-
-		recs = recs[:0]
+		var recs []*protocol.Record
 		for _, req := range batch {
 			recs = append(recs, req.recs...)
 		}
-		out := make([]PutResult, len(recs)) // shared by the batch's requests
-		err := s.writeErr
-		if err == nil {
-			s.stats.batches.Add(1)
-			if werr := s.writeBatch(recs, out); werr != nil {
-				// Whether a failed commit reached the disk is unknown, so
-				// the in-memory seq may no longer match it: refuse all
-				// further writes rather than risk reusing a seq.
-				err = fmt.Errorf("store: write: %w", werr)
-				s.writeErr = fmt.Errorf("store: an earlier write failed; reopen the store: %w", werr)
-				s.log.Error("store write failed; refusing further writes", "records", len(recs), "err", werr)
+		results := make([]PutResult, len(recs))
+		s.stats.batches.Add(1)
+		err := s.failed()
+		for len(recs) > 0 && err == nil {
+			var item *commitItem
+			item, err = s.commitPrefix(recs, results[len(results)-len(recs):], &next, nextTs, pending)
+			if err != nil {
+				break
 			}
+			nextTs++
+			recs = recs[item.n:]
+			inflight <- item
+		}
+		if err != nil {
+			s.fail(err)
+		}
+		inflight <- &commitItem{acks: slices.Clone(batch), results: results, err: err}
+		clear(batch) // let the requests go
+	}
+}
+
+// ackLoop is the acker of the write pipeline (see above).
+func (s *Store) ackLoop(inflight <-chan *commitItem, done chan<- struct{}) {
+	defer close(done)
+	var failure error // the first commit that failed, if any
+	for item := range inflight {
+		if item.done != nil {
+			if err := <-item.done; err != nil && failure == nil {
+				failure = fmt.Errorf("store: commit: %w", err)
+				s.fail(err)
+			}
+			if failure == nil {
+				s.published(item)
+			}
+			continue
+		}
+		err := item.err
+		if err == nil {
+			err = failure
 		}
 		i := 0
-		for _, req := range batch {
+		for _, req := range item.acks {
 			if err != nil {
 				req.err = err
 			} else {
-				req.results = out[i : i+len(req.recs) : i+len(req.recs)]
+				req.results = item.results[i : i+len(req.recs) : i+len(req.recs)]
 			}
 			i += len(req.recs)
 			close(req.done)
 		}
-		clear(batch) // let the requests go
-		clear(recs)
 	}
 }
 
-// writeBatch writes recs, filling out, in as few transactions as Badger
-// allows (usually one).
-func (s *Store) writeBatch(recs []*protocol.Record, out []PutResult) error {
-	for len(recs) > 0 {
-		n, err := s.commitPrefix(recs, out)
-		if err != nil {
-			return err
+// published makes a durable commit visible: readers see it from now on.
+func (s *Store) published(item *commitItem) {
+	s.readTs.Store(item.ts)
+	// Let compaction drop the meta key's older versions.
+	s.db.SetDiscardTs(item.ts - 1)
+	s.seq.Store(item.after.seq)
+	for code := range item.after.counts {
+		s.counts[code].Store(item.after.counts[code])
+	}
+	for _, r := range item.fresh {
+		s.cache.add(r)
+	}
+	s.stats.txns.Add(1)
+	s.stats.written.Add(uint64(len(item.fresh)))
+}
+
+// fail puts the store in its failed state: whether a failed commit reached
+// the disk is unknown, so the seqs in memory may no longer match it, and
+// every later write is refused rather than risk reusing a seq.
+func (s *Store) fail(err error) {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	if s.writeErr == nil {
+		s.writeErr = fmt.Errorf("store: an earlier write failed; reopen the store: %w", err)
+		s.log.Error("store write failed; refusing further writes", "err", err)
+	}
+}
+
+func (s *Store) failed() error {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	return s.writeErr
+}
+
+// pendingSet is the writer's record of what it committed that readers may
+// not see yet. Only the writer touches it.
+type pendingSet struct {
+	seqs map[string]uint64 // CID key -> seq
+	byTs []pendingCommit   // in commit order
+}
+
+type pendingCommit struct {
+	ts   uint64
+	keys []string
+}
+
+func (p *pendingSet) add(ts uint64, recs []*protocol.Record, results []PutResult) {
+	pc := pendingCommit{ts: ts}
+	for i, r := range recs {
+		if results[i].New {
+			k := r.CID().KeyString()
+			p.seqs[k] = results[i].Seq
+			pc.keys = append(pc.keys, k)
 		}
-		recs, out = recs[n:], out[n:]
 	}
-	return nil
+	p.byTs = append(p.byTs, pc)
 }
 
-// commitPrefix writes as long a prefix of recs as fits in one Badger
-// transaction, commits it (one fsync), and returns its length.
-func (s *Store) commitPrefix(recs []*protocol.Record, out []PutResult) (int, error) {
+// forget drops the commits a transaction reading at readTs sees.
+func (p *pendingSet) forget(readTs uint64) {
+	i := 0
+	for ; i < len(p.byTs) && p.byTs[i].ts <= readTs; i++ {
+		for _, k := range p.byTs[i].keys {
+			delete(p.seqs, k)
+		}
+	}
+	p.byTs = p.byTs[i:]
+}
+
+// commitPrefix stages as long a prefix of recs as fits in one Badger
+// transaction, starts its commit at ts and returns it as an item in
+// flight; next is advanced to the meta after it.
+func (s *Store) commitPrefix(recs []*protocol.Record, out []PutResult, next *meta, ts uint64, pending *pendingSet) (*commitItem, error) {
 	limit := len(recs)
 	for {
 		readTs := s.readTs.Load()
+		pending.forget(readTs)
 		txn := s.db.NewTransactionAt(readTs, true)
-		m, fitted, err := s.stage(txn, recs[:limit], out)
+		item, fitted, err := s.stage(txn, recs[:limit], out, *next, pending)
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			txn.Discard()
 			if fitted == 0 {
-				return 0, fmt.Errorf("record %s does not fit in a transaction", recs[0].CID())
+				return nil, fmt.Errorf("record %s does not fit in a transaction", recs[0].CID())
 			}
 			limit = fitted
 			continue
 		}
 		if err != nil {
 			txn.Discard()
-			return 0, err
+			return nil, err
 		}
-		if err := txn.CommitAt(readTs+1, nil); err != nil {
-			return 0, fmt.Errorf("commit: %w", err)
+		pending.add(ts, recs[:limit], out[:limit])
+		item.n = limit
+		item.ts = ts
+		item.done = make(chan error, 1)
+		if err := txn.CommitAt(ts, func(err error) { item.done <- err }); err != nil {
+			return nil, fmt.Errorf("commit: %w", err)
 		}
-		// Durable now (SyncWrites): let readers see it, and let compaction
-		// drop the meta key's older versions.
-		s.readTs.Store(readTs + 1)
-		s.db.SetDiscardTs(readTs)
-		s.stats.txns.Add(1)
-		s.seq.Store(m.seq)
-		for code := range m.counts {
-			s.counts[code].Store(m.counts[code])
-		}
-		for i, r := range recs[:limit] {
-			if out[i].New {
-				s.cache.add(r)
-				s.stats.written.Add(1)
-			}
-		}
-		return limit, nil
+		*next = item.after
+		return item, nil
 	}
 }
 
-// stage adds recs and the updated meta to txn, filling out. On
+// stage adds recs and the meta after them to txn, filling out. A record
+// held, in flight, or listed earlier in recs is a duplicate. On
 // ErrTxnTooBig it reports how many records fitted whole (fewer when the
 // meta did not fit after them).
-func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, out []PutResult) (meta, int, error) {
-	m := meta{seq: s.seq.Load()}
-	for code := range m.counts {
-		m.counts[code] = s.counts[code].Load()
-	}
+func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, out []PutResult, m meta, pending *pendingSet) (*commitItem, int, error) {
+	item := &commitItem{}
 	for i, r := range recs {
+		if seq, ok := pending.seqs[r.CID().KeyString()]; ok {
+			out[i] = PutResult{Seq: seq}
+			continue
+		}
 		// Badger serves reads of keys this transaction wrote from its
 		// pending writes, so this also catches a record listed twice.
 		seq, err := txnSeq(txn, r.CID())
@@ -258,21 +367,23 @@ func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, out []PutResult)
 			continue
 		}
 		if !errors.Is(err, ErrNotFound) {
-			return m, i, err
+			return nil, i, err
 		}
 		seq = m.seq + 1
 		if err := setRecord(txn, r, seq); err != nil {
-			return m, i, err
+			return nil, i, err
 		}
 		code, _ := kindCode(r.Kind()) // setRecord checked it
 		m.seq = seq
 		m.counts[code]++
 		out[i] = PutResult{Seq: seq, New: true}
+		item.fresh = append(item.fresh, r)
 	}
 	if err := txn.Set(metaKey(), m.marshal()); err != nil {
-		return m, max(len(recs)-1, 0), err
+		return nil, max(len(recs)-1, 0), err
 	}
-	return m, len(recs), nil
+	item.after = m
+	return item, len(recs), nil
 }
 
 // setRecord adds a record (with its seq), the seq-to-CID mapping and the
@@ -301,15 +412,16 @@ func setRecord(txn *badger.Txn, r *protocol.Record, seq uint64) error {
 type WriteStats struct {
 	// Batches is the number of batches the writer took from its queue.
 	Batches uint64
-	// Txns is the number of Badger transactions committed, each with one
-	// fsync: more than Batches only when a batch was split.
+	// Txns is the number of Badger transactions committed: more than
+	// Batches only when a batch was split. Badger syncs commits that wait
+	// for it together, so there may be fewer fsyncs than Txns.
 	Txns uint64
 	// Written is the number of new records written.
 	Written uint64
 }
 
 // WriteStats returns the writer's counters; Written/Txns is the number of
-// records each fsync carried. After Close it returns zeros.
+// records each commit carried. After Close it returns zeros.
 func (s *Store) WriteStats() WriteStats {
 	if err := s.enter(); err != nil {
 		return WriteStats{}
