@@ -51,6 +51,7 @@
 //	i | n | issuer | seq | cid        -> (empty)  records by issuer (binary peer ID)
 //	j | n | jurisdiction | seq | cid  -> (empty)  records by jurisdiction ("DE")
 //	a | n | subject | seq | cid       -> (empty)  accreditations by subject (binary peer ID)
+//	x | n | peer | seq | cid          -> (empty)  incident notices by affected party (binary peer ID)
 //	l | n | target | kind | seq | cid -> (empty)  backlinks: cid links to target
 //	m                                 -> meta
 //

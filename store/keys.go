@@ -19,6 +19,7 @@ const (
 	prefixIssuer       byte = 'i' // i | n | issuer | seq | cid   -> empty
 	prefixJurisdiction byte = 'j' // j | n | code | seq | cid     -> empty
 	prefixSubject      byte = 'a' // a | n | subject | seq | cid  -> empty
+	prefixAffected     byte = 'x' // x | n | peer | seq | cid     -> empty
 	prefixBacklink     byte = 'l' // l | n | target | kind code | seq | cid -> empty
 	prefixMeta         byte = 'm' // m                            -> meta value
 )
@@ -188,6 +189,15 @@ func indexKeys(r *protocol.Record, seq uint64) ([][]byte, error) {
 			return nil, fmt.Errorf("store: record %s: accreditation subject: %w", c, err)
 		}
 		keys = append(keys, indexKey(indexPrefix(prefixSubject, []byte(subject)), seq, c))
+	}
+	if inc, ok := r.Incident(); ok {
+		for _, a := range inc.Affected {
+			id, err := peer.Decode(a)
+			if err != nil {
+				return nil, fmt.Errorf("store: record %s: affected: %w", c, err)
+			}
+			keys = append(keys, indexKey(indexPrefix(prefixAffected, []byte(id)), seq, c))
+		}
 	}
 	for _, target := range r.Links() {
 		keys = append(keys, indexKey(backlinkPrefix(target, code), seq, c))

@@ -186,6 +186,31 @@ func (s *Store) AccreditationsOf(subject peer.ID) ([]*protocol.Record, error) {
 	return s.scanIndex(indexPrefix(prefixSubject, []byte(subject)))
 }
 
+// IncidentsAffecting returns the incident notices whose affected list
+// names id, in acceptance order.
+func (s *Store) IncidentsAffecting(id peer.ID) ([]*protocol.Record, error) {
+	return s.scanIndex(indexPrefix(prefixAffected, []byte(id)))
+}
+
+// RulesetsOf returns the rulesets of a jurisdiction, in acceptance order.
+func (s *Store) RulesetsOf(jurisdiction string) ([]*protocol.Record, error) {
+	var out []*protocol.Record
+	q := Query{Kind: protocol.KindRuleset, Jurisdiction: jurisdiction, Limit: MaxListLimit}
+	for {
+		entries, next, err := s.List(q)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			out = append(out, e.Record)
+		}
+		if next == 0 {
+			return out, nil
+		}
+		q.After = next
+	}
+}
+
 // LinkedFrom returns the records that link to target (see
 // protocol.Record.Links), in acceptance order. With kinds, only records of
 // those kinds are returned, and only their index entries are read: a

@@ -196,16 +196,9 @@ func (s *Store) view(fn func(txn *badger.Txn) error) error {
 func (s *Store) loadMeta() error {
 	var m meta
 	var lastSeq uint64
-	err := s.view(func(txn *badger.Txn) error {
-		item, err := txn.Get(metaKey())
-		switch {
-		case errors.Is(err, badger.ErrKeyNotFound):
-		case err != nil:
+	err := s.view(func(txn *badger.Txn) (err error) {
+		if m, err = readMeta(txn); err != nil {
 			return err
-		default:
-			if err := item.Value(m.unmarshal); err != nil {
-				return err
-			}
 		}
 		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte{prefixSeq}})
 		defer it.Close()

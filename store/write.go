@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/entente-net/entente/protocol"
 )
@@ -130,12 +131,13 @@ const maxInFlight = 4
 type commitItem struct {
 	n       int // records of the batch this commit took (new and duplicate)
 	ts      uint64
-	after   meta               // the store's meta once this commit is durable
-	fresh   []*protocol.Record // records new in this commit
-	done    chan error         // the commit's outcome, from Badger's callback
-	acks    []*putRequest      // to acknowledge once this item is through
-	results []PutResult        // shared by acks' requests, in order
-	err     error              // a staging error: no commit was made
+	after   meta                // the store's meta once this commit is durable
+	fresh   []*protocol.Record  // records new in this commit
+	done    chan error          // the commit's outcome, from Badger's callback
+	acks    []*putRequest       // to acknowledge once this item is through
+	results []PutResult         // shared by acks' requests, in order
+	err     error               // a staging error: no commit was made
+	hashes  map[int64]tlog.Hash // log hashes this commit stores, by index
 }
 
 func (s *Store) writeLoop() {
@@ -156,7 +158,7 @@ func (s *Store) writeLoop() {
 		next.counts[code] = s.counts[code].Load()
 	}
 	nextTs := s.readTs.Load() + 1
-	pending := &pendingSet{seqs: map[string]uint64{}}
+	pending := newPendingSet()
 	for {
 		first := carry
 		carry = nil
@@ -282,16 +284,31 @@ func (s *Store) failed() error {
 // pendingSet is the writer's record of what it committed that readers may
 // not see yet. Only the writer touches it.
 type pendingSet struct {
-	seqs map[string]uint64 // CID key -> seq
-	byTs []pendingCommit   // in commit order
+	seqs   map[string]uint64   // CID key -> seq
+	hashes map[int64]tlog.Hash // stored log hashes by index
+	byTs   []pendingCommit     // in commit order
+	// recent keeps the last log hashes written after they became visible:
+	// appending leaf n reads the hashes of its left siblings, which were
+	// written 2^level leaves before, so this spares the writer nearly
+	// every Badger read.
+	recent      map[int64]tlog.Hash
+	recentOrder []int64 // FIFO of recent's keys
 }
+
+const recentHashes = 8192
 
 type pendingCommit struct {
-	ts   uint64
-	keys []string
+	ts     uint64
+	keys   []string
+	hashes []int64
 }
 
-func (p *pendingSet) add(ts uint64, recs []*protocol.Record, results []PutResult) {
+func newPendingSet() *pendingSet {
+	return &pendingSet{seqs: map[string]uint64{}, hashes: map[int64]tlog.Hash{}, recent: map[int64]tlog.Hash{}}
+}
+
+// add records a commit in flight: its new records and log hashes.
+func (p *pendingSet) add(ts uint64, recs []*protocol.Record, results []PutResult, hashes map[int64]tlog.Hash) {
 	pc := pendingCommit{ts: ts}
 	for i, r := range recs {
 		if results[i].New {
@@ -299,6 +316,10 @@ func (p *pendingSet) add(ts uint64, recs []*protocol.Record, results []PutResult
 			p.seqs[k] = results[i].Seq
 			pc.keys = append(pc.keys, k)
 		}
+	}
+	for i, h := range hashes {
+		p.hashes[i] = h
+		pc.hashes = append(pc.hashes, i)
 	}
 	p.byTs = append(p.byTs, pc)
 }
@@ -310,8 +331,21 @@ func (p *pendingSet) forget(readTs uint64) {
 		for _, k := range p.byTs[i].keys {
 			delete(p.seqs, k)
 		}
+		for _, idx := range p.byTs[i].hashes {
+			p.remember(idx, p.hashes[idx])
+			delete(p.hashes, idx)
+		}
 	}
 	p.byTs = p.byTs[i:]
+}
+
+func (p *pendingSet) remember(idx int64, h tlog.Hash) {
+	if len(p.recentOrder) == recentHashes {
+		delete(p.recent, p.recentOrder[0])
+		p.recentOrder = p.recentOrder[1:]
+	}
+	p.recent[idx] = h
+	p.recentOrder = append(p.recentOrder, idx)
 }
 
 // commitPrefix stages as long a prefix of recs as fits in one Badger
@@ -336,7 +370,7 @@ func (s *Store) commitPrefix(recs []*protocol.Record, out []PutResult, next *met
 			txn.Discard()
 			return nil, err
 		}
-		pending.add(ts, recs[:limit], out[:limit])
+		pending.add(ts, recs[:limit], out[:limit], item.hashes)
 		item.n = limit
 		item.ts = ts
 		item.done = make(chan error, 1)
@@ -353,7 +387,8 @@ func (s *Store) commitPrefix(recs []*protocol.Record, out []PutResult, next *met
 // ErrTxnTooBig it reports how many records fitted whole (fewer when the
 // meta did not fit after them).
 func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, out []PutResult, m meta, pending *pendingSet) (*commitItem, int, error) {
-	item := &commitItem{}
+	item := &commitItem{hashes: map[int64]tlog.Hash{}}
+	hr := &stagingHashReader{txn: txn, staged: item.hashes, pending: pending}
 	for i, r := range recs {
 		if seq, ok := pending.seqs[r.CID().KeyString()]; ok {
 			out[i] = PutResult{Seq: seq}
@@ -371,6 +406,9 @@ func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, out []PutResult,
 		}
 		seq = m.seq + 1
 		if err := setRecord(txn, r, seq); err != nil {
+			return nil, i, err
+		}
+		if err := appendLeaf(txn, hr, r, seq); err != nil {
 			return nil, i, err
 		}
 		code, _ := kindCode(r.Kind()) // setRecord checked it
