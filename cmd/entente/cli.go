@@ -62,7 +62,7 @@ func runEnv(env *cliEnv, args []string) int {
 	}
 	c, rest := lookupWithRest(args)
 	if c == nil {
-		printErr(stderr, fmt.Errorf("unknown command %q", strings.Join(args[:min(len(args), 2)], " ")),
+		printErr(stderr, fmt.Errorf("unknown command %q", unknownName(args)),
 			"run 'entente help' for the list of commands")
 		return 2
 	}
@@ -85,6 +85,20 @@ func runEnv(env *cliEnv, args []string) int {
 	}
 	printErr(stderr, err, "")
 	return 1
+}
+
+// unknownName is the command name the user meant: the first word, and the
+// second only when the first names a group ("record burn"), never a flag or
+// an argument ("frobnicate --home x" is "frobnicate").
+func unknownName(args []string) string {
+	if len(args) > 1 && !strings.HasPrefix(args[1], "-") {
+		for _, c := range commands {
+			if strings.HasPrefix(c.name, args[0]+" ") {
+				return args[0] + " " + args[1]
+			}
+		}
+	}
+	return args[0]
 }
 
 func lookup(args []string) *command {

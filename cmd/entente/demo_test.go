@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/entente-net/entente/config"
+)
+
+func TestDemo(t *testing.T) {
+	c := newCLI(t)
+	dir := filepath.Join(t.TempDir(), "demo")
+	out := c.ok("demo", "--dir", dir)
+
+	for _, want := range []string{
+		// the federation and its nodes
+		`The federation "demo-federation"`,
+		"DE Germany", "FR France", "BR Brazil",
+		// accreditations, rule sets, consent, amendment, incident, revocation
+		`DE authority accredits "Nordlicht Biometrik GmbH" as controller`,
+		`FR authority accredits "FR incident desk" as regulator`,
+		"rule set v1",
+		"Nordlicht signs consent",
+		"Nordlicht signs the amendment, superseding",
+		"incident FR-2026-0042",
+		"follows up: contained",
+		"Nordlicht revokes consent",
+		// TLP:RED stays with FR
+		"TLP:RED",
+		"(TLP:RED, for DE): held by FR node\n",
+		// refusals, each with its code
+		"refused: unauthorized_issuer",
+		"refused: bad_signature",
+		"refused: clock_skew",
+		"refused: malformed",
+		"body.jurisdiction",
+		"nothing refused was stored or forwarded",
+		"The demo is over",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the demo's narration does not mention %q", want)
+		}
+	}
+
+	// Every spread record is narrated with the time each node held it.
+	held := regexp.MustCompile(`submitted to the (DE|FR|BR) node; held by (.*)\n`)
+	spreads := held.FindAllStringSubmatch(out, -1)
+	if len(spreads) != 12 { // 4 accreditations, 3 rule sets, 2 consents, 2 incidents, 1 revocation
+		t.Errorf("%d records narrated as spread, want 12", len(spreads))
+	}
+	arrival := regexp.MustCompile(`^[0-9.]+(µs|ms)$`)
+	for _, m := range spreads {
+		got := map[string]bool{}
+		for _, part := range strings.Split(m[2], ", ") {
+			j, at, ok := strings.Cut(part, " +")
+			if !ok || !arrival.MatchString(at) {
+				t.Errorf("held by %q: %q is not \"J +time\"", m[2], part)
+			}
+			got[j] = true
+		}
+		for _, j := range []string{"DE", "FR", "BR"} {
+			if !got[j] {
+				t.Errorf("held by %q: no %s", m[2], j)
+			}
+		}
+		if !strings.HasPrefix(m[2], m[1]+" +") {
+			t.Errorf("held by %q: the %s node it was submitted to is not first", m[2], m[1])
+		}
+	}
+
+	// The final counts: every node holds the same records but FR, which
+	// alone keeps the TLP:RED notice.
+	for j, want := range map[string]string{
+		"DE": "4 accreditation, 3 ruleset, 2 consent, 1 revocation, 2 incident",
+		"FR": "4 accreditation, 3 ruleset, 2 consent, 1 revocation, 3 incident",
+		"BR": "4 accreditation, 3 ruleset, 2 consent, 1 revocation, 2 incident",
+	} {
+		if !regexp.MustCompile(`\n    ` + j + ` node \S+: ` + want + `\n`).MatchString(out) {
+			t.Errorf("the demo's final count for %s is not %q", j, want)
+		}
+	}
+
+	// --dir holds the federation file; a second demo refuses the non-empty
+	// directory.
+	if _, err := config.LoadFederation(filepath.Join(dir, "federation.toml")); err != nil {
+		t.Errorf("the demo's federation file: %v", err)
+	}
+	wantError(t, c.fails(1, "demo", "--dir", dir), true, dir, "not empty")
+}
+
+func TestDemoServe(t *testing.T) {
+	closeDefaultIdle(t)
+	dir := filepath.Join(t.TempDir(), "fed")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- runEnv(&cliEnv{ctx: ctx, stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }},
+			[]string{"demo", "--serve", "--dir", dir, "--every", "200ms"})
+	}()
+	exited := false
+	defer func() {
+		if !exited {
+			cancel()
+			<-done
+		}
+		t.Logf("demo --serve stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}()
+
+	fedPath := filepath.Join(dir, "federation.toml")
+	newParty := regexp.MustCompile(`authority accredits "Platform \d+ \((DE|FR|BR)\)"\n.*held by .*\+.*, .*\+.*, .*\+`)
+	waitFor(t, 30*time.Second, "demo --serve to write its files and spread a new accreditation", func() bool {
+		select {
+		case code := <-done:
+			exited = true
+			t.Fatalf("demo --serve exited with %d before it was stopped", code)
+		default:
+		}
+		for _, f := range []string{fedPath, filepath.Join(dir, "authority-DE.key")} {
+			if _, err := os.Stat(f); err != nil {
+				return false
+			}
+		}
+		return newParty.MatchString(stdout.String())
+	})
+	out := stdout.String()
+	for _, want := range []string{"federation file   " + fedPath, "DE node API       http://127.0.0.1:", "node-DE.token", "every 200ms"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo --serve does not print %q", want)
+		}
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		exited = true
+		if code != 0 {
+			t.Errorf("demo --serve exited %d once stopped, want 0", code)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("demo --serve did not stop within 15s of its context ending")
+	}
+
+	// What a joining operator needs stays in --dir: the federation file,
+	// the authorities' keys and the founding nodes' API tokens, secrets 0600.
+	fed, err := config.LoadFederation(fedPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := fed.Authorities()
+	for _, j := range []string{"DE", "FR", "BR"} {
+		keyFile := filepath.Join(dir, "authority-"+j+".key")
+		wantMode(t, keyFile, config.KeyFileMode)
+		k, err := config.LoadKey(keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id, _ := peerIDOf(k); id != auth[j] {
+			t.Errorf("authority-%s.key is %s, the federation file says %s", j, id, auth[j])
+		}
+		tokenFile := filepath.Join(dir, "node-"+j+".token")
+		wantMode(t, tokenFile, config.TokenFileMode)
+		if _, err := config.LoadToken(tokenFile); err != nil {
+			t.Error(err)
+		}
+	}
+	if !strings.Contains(stdout.String(), "stopping the federation") {
+		t.Error("demo --serve did not say it was stopping")
+	}
+}
