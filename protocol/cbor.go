@@ -91,6 +91,12 @@ func decodeStrict(data []byte, v any, field string) error {
 		if errors.As(err, &ile) {
 			return errf(CodeNonCanonical, field, "%s", cleanCBORError(err))
 		}
+		var ufe *cbor.UnknownFieldError
+		if errors.As(err, &ufe) {
+			if p := findField(data, reflect.TypeOf(v).Elem(), field, unknownAt); p != "" {
+				return errf(CodeMalformed, p, "unknown field")
+			}
+		}
 		return errf(CodeMalformed, field, "%s", cleanCBORError(err))
 	}
 	again, err := encMode.Marshal(v)
@@ -102,8 +108,12 @@ func decodeStrict(data []byte, v any, field string) error {
 	}
 	// The bytes differ: either a required field is missing (re-encoding
 	// put it back with its zero value), or the input is not canonical.
-	if missing := missingField(data, reflect.TypeOf(v).Elem(), field); missing != "" {
+	t := reflect.TypeOf(v).Elem()
+	if missing := findField(data, t, field, missingAt); missing != "" {
 		return errf(CodeMalformed, missing, "missing required field")
+	}
+	if empty := findField(data, t, field, emptyOptionalAt); empty != "" {
+		return errf(CodeNonCanonical, empty, "an optional field is left out when unused, never given empty or null")
 	}
 	return errf(CodeNonCanonical, field, "not the canonical DAG-CBOR encoding (map key order, shortest integer forms, definite lengths, no empty optional fields)")
 }
@@ -118,19 +128,72 @@ func cleanCBORError(err error) string {
 	return s
 }
 
-// missingField walks a generic decoding of data alongside the struct type t
-// and returns the path of the first required field that is absent, or "".
-func missingField(data []byte, t reflect.Type, path string) string {
+// A fieldCheck looks at one struct's map (m) and returns the name of the
+// first field it finds at fault, or "".
+type fieldCheck func(m map[string]any, fields map[string]fieldInfo) string
+
+// findField walks a generic decoding of data alongside the struct type t
+// and returns the path of the first field check reports, or "". It runs
+// only on the slow path, to say what is wrong.
+func findField(data []byte, t reflect.Type, path string, check fieldCheck) string {
 	var v any
 	if err := genericDecMode.Unmarshal(data, &v); err != nil {
 		return ""
 	}
-	return missingIn(v, t, path)
+	return findIn(v, t, path, check)
+}
+
+// missingAt: a required field absent.
+func missingAt(m map[string]any, fields map[string]fieldInfo) string {
+	for _, name := range sortedNames(fields) {
+		if _, ok := m[name]; !ok && !fields[name].optional {
+			return name
+		}
+	}
+	return ""
+}
+
+// unknownAt: a key no field has.
+func unknownAt(m map[string]any, fields map[string]fieldInfo) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if _, ok := fields[k]; !ok {
+			return k
+		}
+	}
+	return ""
+}
+
+// emptyOptionalAt: an optional field given as null or an empty list.
+func emptyOptionalAt(m map[string]any, fields map[string]fieldInfo) string {
+	for _, name := range sortedNames(fields) {
+		v, ok := m[name]
+		if !ok || !fields[name].optional {
+			continue
+		}
+		if l, isList := v.([]any); v == nil || (isList && len(l) == 0) {
+			return name
+		}
+	}
+	return ""
+}
+
+func sortedNames(fields map[string]fieldInfo) []string {
+	names := make([]string, 0, len(fields))
+	for name := range fields {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
 }
 
 var linkType = reflect.TypeOf(Link{})
 
-func missingIn(v any, t reflect.Type, path string) string {
+func findIn(v any, t reflect.Type, path string, check fieldCheck) string {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -144,23 +207,14 @@ func missingIn(v any, t reflect.Type, path string) string {
 			return ""
 		}
 		fields := structFields(t)
-		names := make([]string, 0, len(fields))
-		for name := range fields {
-			names = append(names, name)
+		if name := check(m, fields); name != "" {
+			return joinPath(path, name)
 		}
-		sort.Strings(names)
-		for _, name := range names {
-			f := fields[name]
-			sub, present := m[name]
-			p := joinPath(path, name)
-			if !present {
-				if !f.optional {
+		for _, name := range sortedNames(fields) {
+			if sub, present := m[name]; present {
+				if p := findIn(sub, fields[name].typ, joinPath(path, name), check); p != "" {
 					return p
 				}
-				continue
-			}
-			if miss := missingIn(sub, f.typ, p); miss != "" {
-				return miss
 			}
 		}
 	case reflect.Slice:
@@ -172,8 +226,8 @@ func missingIn(v any, t reflect.Type, path string) string {
 			return ""
 		}
 		for i, item := range list {
-			if miss := missingIn(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); miss != "" {
-				return miss
+			if p := findIn(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), check); p != "" {
+				return p
 			}
 		}
 	}

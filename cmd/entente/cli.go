@@ -61,6 +61,13 @@ func runEnv(env *cliEnv, args []string) int {
 		return 0
 	}
 	c, rest := lookupWithRest(args)
+	if c == nil && isGroup(args[0]) && (len(args) == 1 || args[1] == "--help" || args[1] == "-h" || args[1] == "help") {
+		printGroupHelp(stdout, args[0])
+		if len(args) == 1 {
+			return 2
+		}
+		return 0
+	}
 	if c == nil {
 		printErr(stderr, fmt.Errorf("unknown command %q", unknownName(args)),
 			"run 'entente help' for the list of commands")
@@ -85,6 +92,26 @@ func runEnv(env *cliEnv, args []string) int {
 	}
 	printErr(stderr, err, "")
 	return 1
+}
+
+// isGroup reports whether word starts multi-word commands ("record").
+func isGroup(word string) bool {
+	for _, c := range commands {
+		if strings.HasPrefix(c.name, word+" ") {
+			return true
+		}
+	}
+	return false
+}
+
+// printGroupHelp lists the commands of a group.
+func printGroupHelp(w io.Writer, group string) {
+	fmt.Fprintf(w, "usage: entente %s <command> [flags]\n\ncommands:\n", group)
+	for _, c := range commands {
+		if strings.HasPrefix(c.name, group+" ") {
+			fmt.Fprintf(w, "  %-16s %s\n", c.name, strings.SplitN(c.summary, "\n", 2)[0])
+		}
+	}
 }
 
 // unknownName is the command name the user meant: the first word, and the
@@ -135,7 +162,7 @@ func printHelp(w io.Writer) {
 	sorted := append([]*command(nil), commands...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
 	for _, c := range sorted {
-		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, strings.SplitN(c.summary, "\n", 2)[0])
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'entente <command> --help' for a command's flags.")

@@ -53,6 +53,11 @@ func (f *apiFlags) client(env *cliEnv, needToken bool) (*apiClient, error) {
 		c.base = f.api
 	case nc != nil:
 		c.base = nc.API
+		// A running node writes the address it actually listens on (the
+		// configured one may have port 0).
+		if b, err := os.ReadFile(nc.Path(apiAddressFile)); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			c.base = string(bytes.TrimSpace(b))
+		}
 	default:
 		return nil, withHint(errors.New("no node to talk to"), "give --api HOST:PORT, or --home DIR of a node (or set ENTENTE_HOME)")
 	}
@@ -92,6 +97,9 @@ type apiError struct {
 }
 
 func (e *apiError) Error() string {
+	if e.Status == http.StatusNotFound {
+		return fmt.Sprintf("not found on the node (%s): %s", e.Code, e.Message)
+	}
 	return fmt.Sprintf("the node refused it (%d %s): %s", e.Status, e.Code, e.Message)
 }
 

@@ -1,0 +1,31 @@
+package protocol
+
+import (
+	"testing"
+)
+
+// TestDiagnosticsNameTheField: the slow-path diagnostics say which field
+// is unknown, missing, or an empty optional.
+func TestDiagnosticsNameTheField(t *testing.T) {
+	for _, c := range []struct {
+		name, json string
+		code       Code
+		field      string
+	}{
+		{"unknown", `{"target": {"/": "bafyreih4pceicwa2wekum2bgtfr4s7yujacu3voxqo6zrnpdvyycrdqtiy"}, "reason": "r", "effective_at": 1, "colour": "red"}`, CodeMalformed, "body.colour"},
+		{"missing", `{"target": {"/": "bafyreih4pceicwa2wekum2bgtfr4s7yujacu3voxqo6zrnpdvyycrdqtiy"}, "reason": "r"}`, CodeMalformed, "body.effective_at"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := BodyFromJSON(KindRevocation, []byte(c.json))
+			e, ok := err.(*Error)
+			if !ok || e.Code != c.code || e.Field != c.field {
+				t.Fatalf("got %v; want %s at %s", err, c.code, c.field)
+			}
+		})
+	}
+	acc := `{"subject": "12D3KooWJR7MaoMooUGGrMqJjLsJqBGU3AKViPiVUwy14p5VSx8k", "jurisdiction": "DE", "roles": ["node"], "name": "n", "valid_from": 1, "valid_until": 2, "addrs": []}`
+	_, err := BodyFromJSON(KindAccreditation, []byte(acc))
+	if e, ok := err.(*Error); !ok || e.Code != CodeNonCanonical || e.Field != "body.addrs" {
+		t.Fatalf("empty optional list: got %v; want non_canonical at body.addrs", err)
+	}
+}
