@@ -80,3 +80,20 @@ func TestPipelineReadYourWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestPutNewStillDeduplicates: PutNew skips the lookup, not the writer's
+// duplicate check.
+func TestPutNewStillDeduplicates(t *testing.T) {
+	t.Parallel()
+	s := openMemory(t)
+	defer s.Close()
+	r := newSigner(t).consent(t, "DE")
+	first, err := s.PutNew(context.Background(), r)
+	if err != nil || !first.New {
+		t.Fatalf("first PutNew: %+v, %v", first, err)
+	}
+	again, err := s.PutNew(context.Background(), r)
+	if err != nil || again.New || again.Seq != first.Seq || s.Len() != 1 {
+		t.Fatalf("second PutNew: %+v, %v, Len %d; want the same seq, not new", again, err, s.Len())
+	}
+}

@@ -50,6 +50,21 @@ func (s *Store) Put(ctx context.Context, r *protocol.Record) (PutResult, error) 
 // stored (with consecutive seqs). A record listed twice gets one seq; the
 // second result has New false.
 func (s *Store) PutMany(ctx context.Context, rs []*protocol.Record) ([]PutResult, error) {
+	return s.putMany(ctx, rs, true)
+}
+
+// PutNew is Put for a record the caller has just looked up (Seq) and found
+// not held: it skips Put's own lookup. A duplicate is still caught, by the
+// writer, and answered as Put answers it.
+func (s *Store) PutNew(ctx context.Context, r *protocol.Record) (PutResult, error) {
+	res, err := s.putMany(ctx, []*protocol.Record{r}, false)
+	if err != nil {
+		return PutResult{}, err
+	}
+	return res[0], nil
+}
+
+func (s *Store) putMany(ctx context.Context, rs []*protocol.Record, precheck bool) ([]PutResult, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
@@ -69,6 +84,11 @@ func (s *Store) PutMany(ctx context.Context, rs []*protocol.Record) ([]PutResult
 	var fresh []*protocol.Record
 	var freshAt []int
 	for i, r := range rs {
+		if !precheck {
+			fresh = append(fresh, r)
+			freshAt = append(freshAt, i)
+			continue
+		}
 		seq, err := s.lookupSeq(r.CID())
 		switch {
 		case err == nil:
