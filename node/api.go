@@ -118,6 +118,8 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/records", n.requireToken(n.handlePostRecord))
 	mux.HandleFunc("GET /v1/records/{cid}", n.handleGetRecord)
 	mux.HandleFunc("GET /v1/records", n.handleListRecords)
+	mux.HandleFunc("POST /v1/transfers/verify", n.requireToken(n.handleVerify))
+	mux.HandleFunc("POST /v1/transfers/verify-batch", n.requireToken(n.handleVerifyBatch))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -95,9 +95,18 @@ func (n *Node) judgeGossip(ctx context.Context, data []byte) (pubsub.ValidationR
 		return pubsub.ValidationIgnore, "duplicate"
 	case code == protocol.CodeBadSignature:
 		return pubsub.ValidationReject, string(code)
+	case code == protocol.CodeUnauthorizedIssuer || code == protocol.CodeUnknownReference:
+		// This node may lack what the sender holds: keep the record until
+		// it arrives (parked.go).
+		if !n.parked.park(r, n.cfg.Now()) {
+			n.log.Warn("parking is full; dropping a record that waits for its dependencies", "cid", r.CID().String())
+		}
+		// What it waits for may have been accepted while this was being
+		// judged: retry once now (a retry that fails does not wake again).
+		n.parked.due()
+		return pubsub.ValidationIgnore, string(code)
 	case code != "":
-		// unauthorized_issuer, unknown_reference, clock_skew: this node
-		// may lack what the sender holds, or the clocks disagree.
+		// clock_skew: the clocks disagree; the sender did no wrong.
 		return pubsub.ValidationIgnore, string(code)
 	case errors.Is(err, ErrClosed) || ctx.Err() != nil:
 		return pubsub.ValidationIgnore, "closing"

@@ -21,6 +21,10 @@ const (
 	SourceAPI    Source = "api"
 	SourceGossip Source = "gossip"
 	SourceLocal  Source = "local"
+	// SourceParked is a gossiped record retried once its dependencies
+	// arrived.
+	SourceParked Source = "parked"
+	SourceFetch  Source = "fetch" // asked of a peer (Fetch)
 )
 
 // Accepted is the outcome of a successful ingest.
@@ -86,7 +90,7 @@ func (n *Node) ingestDecoded(ctx context.Context, r *protocol.Record, src Source
 	if err := n.verify(ctx, r); err != nil {
 		return Accepted{}, err
 	}
-	if err := protocol.Authorize(r, n.trust); err != nil {
+	if err := n.authorize(ctx, r, src); err != nil {
 		return Accepted{}, err
 	}
 	res, err := n.store.Put(ctx, r)
@@ -112,6 +116,9 @@ func (n *Node) afterAccept(r *protocol.Record, src Source) {
 		n.noteNodeAddrs(r)
 	}
 	n.notify.fire()
+	if n.parked.len() > 0 {
+		n.parked.due()
+	}
 }
 
 // dropRevokedNode closes connections to a peer whose node accreditation

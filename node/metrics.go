@@ -15,6 +15,7 @@ type metrics struct {
 	ingestSeconds prometheus.Histogram
 	gossip        *prometheus.CounterVec
 	gateRefused   prometheus.Counter
+	verdicts      prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -37,10 +38,14 @@ func newMetrics(n *Node) *metrics {
 			Name: "entente_gate_refused_total",
 			Help: "Connections refused because the peer is not a federation member.",
 		}),
+		verdicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "entente_verdicts_total",
+			Help: "Transfer requests decided (receipts signed).",
+		}),
 	}
 	records := prometheus.NewDesc("entente_records", "Records held, by kind.", []string{"kind"}, nil)
 	m.reg.MustRegister(
-		m.ingest, m.ingestSeconds, m.gossip, m.gateRefused,
+		m.ingest, m.ingestSeconds, m.gossip, m.gateRefused, m.verdicts,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

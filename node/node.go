@@ -69,6 +69,10 @@ type Config struct {
 	// MaxConcurrentRequests bounds HTTP requests in flight; past it the API
 	// answers 503 overloaded. Default 256.
 	MaxConcurrentRequests int
+	// MaxBatch bounds the requests of one verify-batch call. Default 1000.
+	MaxBatch int
+	// MaxBatchBytes bounds a verify-batch body. Default 1 MiB.
+	MaxBatchBytes int
 	// HTTPTimeouts of the API server; zero fields take defaults.
 	HTTPTimeouts HTTPTimeouts
 }
@@ -116,6 +120,12 @@ func (c *Config) setDefaults() {
 	if c.MaxConcurrentRequests == 0 {
 		c.MaxConcurrentRequests = 256
 	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 1000
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = 1 << 20
+	}
 	if c.MaxPendingIngest == 0 {
 		c.MaxPendingIngest = 4096
 	}
@@ -150,10 +160,14 @@ type Node struct {
 	apiLn   net.Listener
 	metrics *metrics
 	ingestQ chan struct{} // semaphore bounding API ingests
+	// rules caches compiled rule conditions for decisions.
+	rules *protocol.RuleEngine
 	// verifySem bounds signature checks in flight to the cores.
 	verifySem chan struct{}
 
 	notify *notifier
+	parked *parking
+	fetch  *fetcher // the fetch protocol (fetch.go)
 
 	nodeAddrsMu sync.Mutex
 	nodeAddrs   map[peer.ID][]ma.Multiaddr // from node accreditations
@@ -175,7 +189,7 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	n := &Node{cfg: cfg, log: cfg.Logger, notify: newNotifier(), started: cfg.Now()}
+	n := &Node{cfg: cfg, log: cfg.Logger, notify: newNotifier(), parked: newParking(), started: cfg.Now()}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -209,8 +223,12 @@ func New(cfg Config) (_ *Node, err error) {
 	n.metrics = newMetrics(n)
 	n.ingestQ = make(chan struct{}, cfg.MaxPendingIngest)
 	n.verifySem = make(chan struct{}, runtime.GOMAXPROCS(0))
+	n.rules = protocol.NewRuleEngine(4096)
 
 	if err := n.startHost(); err != nil {
+		return nil, err
+	}
+	if err := n.startFetch(); err != nil {
 		return nil, err
 	}
 	if err := n.startGossip(); err != nil {
@@ -221,8 +239,9 @@ func New(cfg Config) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.dialLoop()
+	go n.retryParked()
 	n.log.Info("node started", "peer_id", n.id.String(), "jurisdiction", cfg.Jurisdiction,
 		"federation", cfg.Federation.Name, "addrs", n.host.Addrs(), "api", n.APIAddr())
 	return n, nil

@@ -68,3 +68,13 @@ func isNodeOf(v *trustView, id peer.ID, j string, nowMs int64) (bool, error) {
 	_, ok, err := protocol.HasRole(v, id, j, protocol.RoleNode, nowMs)
 	return ok, err
 }
+
+// RulesetsOf and IncidentsAffecting make trustView a
+// protocol.DecisionView.
+func (v *trustView) RulesetsOf(jurisdiction string) ([]*protocol.Record, error) {
+	return v.store.RulesetsOf(jurisdiction)
+}
+
+func (v *trustView) IncidentsAffecting(id peer.ID) ([]*protocol.Record, error) {
+	return v.store.IncidentsAffecting(id)
+}

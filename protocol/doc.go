@@ -125,8 +125,10 @@
 //	conditions           list    of {id token, description text, expr text};
 //	                             ids unique within the list
 //
-// An expr is a CEL expression that must return bool; a node compiles it at
-// ingest (DESIGN.md §4), outside this package.
+// An expr is a CEL expression over the variables transfer, consent and
+// now that must type-check to bool (CompileCondition; docs/rules.md).
+// Decode compiles every expr, so a ruleset with one that does not compile
+// is invalid_body at body.export.conditions[i].expr (or body.import...).
 //
 // consent: a platform attests a data subject's consent.
 //
@@ -228,6 +230,56 @@
 //
 // CheckClock refuses, with clock_skew, a record whose issued_at is more
 // than five minutes (MaxClockSkew) after the receiver's clock.
+//
+// # Transfer decision
+//
+// Decide answers a transfer request (DESIGN.md §5) from a DecisionView
+// (a TrustView with the held rulesets of a jurisdiction and the held
+// incident notices naming a key), as things stand at the request's at.
+// It evaluates these checks, always all of them, in this order, and
+// allows the transfer iff every one passes:
+//
+//	consent.known         the consent is held (and is a consent)
+//	consent.issuer        its issuer held a live controller role in the consent's
+//	                      jurisdiction at the consent's issued_at, and still does at at
+//	consent.live          no revocation by an entitled issuer with effective_at <= at;
+//	                      no held amendment (supersedes) by the same issuer, for the
+//	                      same subject and jurisdiction, issued at or before at;
+//	                      expires_at > at
+//	consent.scope         purpose among the purposes; categories among the categories;
+//	                      tier <= max_tier; to among the destinations (or "*");
+//	                      retention_days <= the consent's
+//	export.rules          from's ruleset in force allows it: to among the export
+//	                      destinations (or "*"), tier <= max_tier, purpose not
+//	                      prohibited, retention_days <= max_retention_days, and every
+//	                      export condition true
+//	import.rules          to's ruleset in force, likewise with the import origins
+//	                      (from among them, or "*") and the import conditions
+//	recipient.accredited  the recipient holds a live controller role in to at at
+//	incident.clear        no incident blocks the consent's issuer or the recipient
+//
+// A jurisdiction's ruleset in force at at is, of the held rulesets its
+// authority issued with effective_from <= at and not revoked at at, the
+// one of highest version (then latest effective_from, then lowest binary
+// CID); a jurisdiction without one fails its rules check. A condition
+// that is false, errors or goes over RuleCostLimit fails its check.
+//
+// An incident is a chain of notices linked by follows. Its state at at is
+// its latest notice issued at or before at (greatest issued_at, then
+// lowest binary CID), leaving out notices revoked at at and notices their
+// issuer could not issue (Authorize). It blocks a party when that notice's
+// status is open or contained, its affected list names the party, and its
+// severity is at or above the block_on_incident of either from's export
+// rules or to's import rules in force (none never blocks; a missing
+// ruleset sets no threshold).
+//
+// When the consent is not held, the checks that need it fail with the
+// detail "consent not held" (and rules checks with conditions, which read
+// it). Each check carries the CID of the record that decided it, where
+// there is one, and a detail in words; the decision's evidence is every
+// record the checks relied on, sorted by binary CID without duplicates.
+// The view's order never shows: the same request and the same held
+// records give the same decision, byte for byte.
 //
 // # Errors
 //

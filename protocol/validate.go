@@ -246,6 +246,11 @@ func (r *Rules) validate(field string) error {
 			return invalid(f+".id", "duplicate condition id %q", c.ID)
 		}
 		seen[c.ID] = true
+		// Type-checked at decode, so that no node holds a ruleset whose
+		// conditions it cannot evaluate (docs/rules.md).
+		if _, err := CompileCondition(c.Expr); err != nil {
+			return invalid(f+".expr", "condition %q %v", c.ID, err)
+		}
 	}
 	return nil
 }

@@ -61,12 +61,15 @@ func runEnv(env *cliEnv, args []string) int {
 		return 0
 	}
 	c, rest := lookupWithRest(args)
-	if c == nil && isGroup(args[0]) && (len(args) == 1 || args[1] == "--help" || args[1] == "-h" || args[1] == "help") {
-		printGroupHelp(stdout, args[0])
+	if c == nil && isGroup(args[0]) {
+		if len(args) > 1 && (args[1] == "--help" || args[1] == "-h" || args[1] == "help") {
+			printGroupHelp(stdout, args[0])
+			return 0
+		}
 		if len(args) == 1 {
+			printErr(stderr, fmt.Errorf("%q needs a command", args[0]), "run 'entente "+args[0]+" --help' for its commands")
 			return 2
 		}
-		return 0
 	}
 	if c == nil {
 		printErr(stderr, fmt.Errorf("unknown command %q", unknownName(args)),
@@ -79,6 +82,8 @@ func runEnv(env *cliEnv, args []string) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.Is(err, errDenied):
+		return exitDenied
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {

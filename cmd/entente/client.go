@@ -98,7 +98,7 @@ type apiError struct {
 
 func (e *apiError) Error() string {
 	if e.Status == http.StatusNotFound {
-		return fmt.Sprintf("not found on the node (%s): %s", e.Code, e.Message)
+		return fmt.Sprintf("not found on the node (%d %s): %s", e.Status, e.Code, e.Message)
 	}
 	return fmt.Sprintf("the node refused it (%d %s): %s", e.Status, e.Code, e.Message)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/entente-net/entente/config"
+	"github.com/entente-net/entente/node"
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/testnet"
 )
@@ -173,9 +174,9 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 		return err
 	}
 
-	d.title("The person amends the consent: Brazil too, and security research")
+	d.title("The person amends the consent: Brazil and the US too, and security research")
 	amended := *consent
-	amended.Destinations = []string{"BR", "FR"}
+	amended.Destinations = []string{"BR", "FR", "US"}
 	amended.Purposes = []string{"research", "security"}
 	amended.Supersedes = protocol.LinkPtr(c1.CID())
 	c2, err := testnet.Sign(nord.Key, &amended)
@@ -212,12 +213,48 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 		return err
 	}
 
+	d.title("Platforms ask their nodes whether transfers may go ahead")
+	rio := d.parties["riovision"]
+	base := protocol.TransferRequest{
+		Consent: protocol.LinkTo(c2.CID()), From: "DE", To: "BR", Recipient: rio.ID.String(),
+		Purpose: "research", Categories: []string{"face"}, Tier: 1, RetentionDays: 60,
+	}
+	allowed := base
+	if err := d.verify(wctx, "Nordlicht → Rio Vision (BR), research, tier 1, 60 days", allowed, "DE", "BR"); err != nil {
+		return err
+	}
+	marketing := base
+	marketing.Purpose = "marketing"
+	tier2 := base
+	tier2.Tier = 2
+	us := base
+	us.To = "US"
+	toLumiere := base
+	toLumiere.To, toLumiere.Recipient = "FR", lum.ID.String()
+	for _, c := range []struct {
+		what string
+		req  protocol.TransferRequest
+	}{
+		{"the same, for marketing", marketing},
+		{"the same, resold at tier 2", tier2},
+		{"to the US, which DE's export rules do not name", us},
+		{"to Lumière (FR), under the open breach", toLumiere},
+	} {
+		if err := d.verify(wctx, c.what, c.req, "DE"); err != nil {
+			return err
+		}
+	}
+
 	d.title("The person withdraws consent; the revocation reaches every jurisdiction")
 	rev, err := testnet.Sign(nord.Key, &protocol.Revocation{Target: protocol.LinkTo(c2.CID()), Reason: "withdrawn by the person in the app", EffectiveAt: time.Now().UnixMilli()})
 	if err != nil {
 		return err
 	}
 	if err := d.spread(wctx, rev, net.NodeOf("DE"), "Nordlicht revokes consent "+short(c2.CID().String()), false); err != nil {
+		return err
+	}
+
+	if err := d.verify(wctx, "Nordlicht → Rio Vision again, after the withdrawal", allowed, "DE", "BR"); err != nil {
 		return err
 	}
 
@@ -245,11 +282,14 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 		counts := m.Store().Counts()
 		var parts []string
 		for _, k := range protocol.Kinds {
-			if counts[k] > 0 {
+			if counts[k] > 0 && k != protocol.KindReceipt {
 				parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
 			}
 		}
 		d.say("    %s node %s: %s", m.Jurisdiction(), short(m.ID().String()), strings.Join(parts, ", "))
+		if n := counts[protocol.KindReceipt]; n > 0 {
+			d.say("      and %d receipts it signed, in its own log", n)
+		}
 	}
 	return nil
 }
@@ -305,6 +345,57 @@ func fmtDur(t time.Duration) string {
 		return fmt.Sprintf("%dµs", t.Microseconds())
 	}
 	return fmt.Sprintf("%.1fms", float64(t.Microseconds())/1000)
+}
+
+// verify asks the nodes of the given jurisdictions to decide req and
+// narrates the verdict: every check when it allows, the failing ones when
+// it denies, and whether the nodes agree.
+func (d *demo) verify(ctx context.Context, what string, req protocol.TransferRequest, on ...string) error {
+	var first *node.Verdict
+	var agree []string
+	for _, j := range on {
+		req.At = 0
+		v, err := d.net.NodeOf(j).Verify(ctx, req)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if first == nil {
+			first = v
+		} else if !sameChecks(first.Decision, v.Decision) {
+			return fmt.Errorf("%s: the %s node decided differently from the %s node", what, j, on[0])
+		}
+		agree = append(agree, j)
+	}
+	dec := first.Decision
+	d.say("    %s", what)
+	verdict := strings.ToUpper(dec.Verdict)
+	d.say("      %s — receipt %s signed by the %s node", verdict, short(first.Receipt.CID().String()), on[0])
+	for _, c := range dec.Checks {
+		if !c.OK {
+			d.say("      failed %-21s %s", c.ID, c.Detail)
+		}
+	}
+	if dec.Verdict == protocol.VerdictAllow {
+		d.say("      all %d checks pass (consent, issuer, liveness, scope, export and import rules, recipient, incidents)", len(dec.Checks))
+	}
+	if len(agree) > 1 {
+		d.say("      the %s nodes give the same verdict and checks", strings.Join(agree, " and "))
+	}
+	return nil
+}
+
+func sameChecks(a, b *protocol.Decision) bool {
+	if a.Verdict != b.Verdict || len(a.Checks) != len(b.Checks) {
+		return false
+	}
+	for i := range a.Checks {
+		x, y := a.Checks[i], b.Checks[i]
+		if x.ID != y.ID || x.OK != y.OK || x.Detail != y.Detail || (x.Evidence == nil) != (y.Evidence == nil) ||
+			(x.Evidence != nil && !x.Evidence.Equals(y.Evidence.Cid)) {
+			return false
+		}
+	}
+	return true
 }
 
 // holders lists the jurisdictions whose node holds rec.

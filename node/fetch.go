@@ -1,0 +1,720 @@
+package node
+
+// Fetch: asking peers for records by CID, over the libp2p protocol
+// /entente/fetch/1.0.0 (protocol.FetchProtocolID).
+//
+// # Wire format
+//
+// A frame is an unsigned varint (multiformats unsigned-varint: LEB128,
+// minimally encoded) holding the length of what follows, then that many
+// bytes. Zero-length frames are not allowed.
+//
+// The client opens a stream, writes one request frame and closes its side
+// for writing. The request is a CBOR array of 1 to 64 byte strings, each a
+// binary CID (a record ID: CIDv1, dag-cbor, sha2-256), in the canonical
+// encoding (definite lengths, shortest heads). A request frame is at most
+// 4 KiB. For two CIDs:
+//
+//	4d                               frame length, 77
+//	82                               array of 2
+//	58 24 01 71 12 20 <32 bytes>     byte string of 36: the first CID
+//	58 24 01 71 12 20 <32 bytes>     the second CID
+//
+// The server answers with one frame per requested CID, in the order asked
+// (a CID asked twice is answered twice), then closes the stream. Each
+// frame holds one status byte and, for status 0, the record's bytes:
+//
+//	status 0  here is the record: the frame is 0x00 then the record's
+//	          encoding, so at most protocol.MaxRecordSize + 1 bytes
+//	status 1  not held, or not for you: the frame is the single byte 0x01
+//
+// A TLP:RED incident is sent only to a peer that is a node of one of the
+// incident's recipient jurisdictions (a founding node of it, or the holder
+// of a live node accreditation of it); anyone else gets status 1, exactly
+// as for a record the server does not hold, so a refusal reveals nothing.
+//
+// Either side resets the stream on anything else: a frame over its limit,
+// a non-minimal varint, a request that is not canonical CBOR or names no
+// CID, more than 64, or a byte string that is not one binary CID; a status
+// other than 0 and 1, or a record whose bytes do not hash to the CID asked
+// for. The server gives a stream 10 seconds in all.
+//
+// # Client
+//
+// Node.Fetch asks the connected peers, founding nodes first, one after the
+// other until every CID is found, and checks each answer against the CID
+// it asked for before ingesting the record as any other (Source "fetch").
+// A record whose authorisation needs a record the node lacks (an
+// unknown_reference refusal) has that reference fetched first, to a depth
+// of fetchMaxDepth links. Records from the HTTP API and from gossip that
+// are refused for a missing reference have it fetched once (see authorize)
+// before the refusal stands.
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mh "github.com/multiformats/go-multihash"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/store"
+)
+
+// Limits and timeouts of the fetch protocol.
+const (
+	// fetchMaxCIDs is the most CIDs one request may name.
+	fetchMaxCIDs = 64
+	// fetchMaxRequest bounds a request frame: 64 CIDs of 36 bytes with
+	// their CBOR heads take under 2.5 KiB.
+	fetchMaxRequest = 4 << 10
+	// fetchMaxResponse bounds a response frame: the status byte and a
+	// record.
+	fetchMaxResponse = protocol.MaxRecordSize + 1
+	// fetchMaxVarint is the longest frame length prefix read: multiformats
+	// unsigned varints are at most 9 bytes.
+	fetchMaxVarint = 9
+
+	fetchStatusRecord  = 0
+	fetchStatusNotHeld = 1
+
+	// fetchStreamTimeout is all the time the server gives a stream.
+	fetchStreamTimeout = 10 * time.Second
+	// fetchPeerTimeout is all the time the client gives one peer to answer
+	// one request.
+	fetchPeerTimeout = 5 * time.Second
+	// fetchMaxDepth is how many links deep the client follows missing
+	// references of fetched records.
+	fetchMaxDepth = 8
+	// fetchMaxTotal bounds the CIDs one Fetch asks the network for,
+	// references included.
+	fetchMaxTotal = 256
+
+	// Bounds of the fetch made when a record from the API or gossip lacks
+	// a reference: gossip validation must stay fast.
+	fetchAPITimeout    = 5 * time.Second
+	fetchGossipTimeout = 2 * time.Second
+	// fetchMaxHooks bounds those fetches in flight; past it a missing
+	// reference is refused at once.
+	fetchMaxHooks = 32
+
+	fetchServiceName = "entente.fetch"
+	// fetchServerMemory is what a serving stream reserves: the request,
+	// one record in hand and the write buffer.
+	fetchServerMemory = fetchMaxRequest + protocol.MaxRecordSize + fetchWriteBuffer
+	fetchWriteBuffer  = 4 << 10
+	// fetchClientMemory is what a fetching stream reserves: the read
+	// buffer and one response frame.
+	fetchClientMemory = fetchReadBuffer + fetchMaxResponse
+	fetchReadBuffer   = 4 << 10
+)
+
+// Errors of the fetch wire format. Peers cause them: they are logged at
+// debug level and end the stream with a reset.
+var (
+	errFrameTooLarge  = errors.New("fetch: frame over the size limit")
+	errFrameEmpty     = errors.New("fetch: empty frame")
+	errVarint         = errors.New("fetch: frame length is not a minimal unsigned varint")
+	errRequest        = errors.New("fetch: request is not a canonical CBOR array of 1 to 64 binary CIDs")
+	errResponse       = errors.New("fetch: response frame is neither a record (status 0) nor not held (status 1)")
+	errRecordMismatch = errors.New("fetch: the record sent does not hash to the CID asked for")
+	errFetchClosing   = errors.New("fetch: the node is shutting down")
+)
+
+var (
+	fetchEncMode = mustEncMode(cbor.CoreDetEncOptions())
+	fetchDecMode = mustDecMode(cbor.DecOptions{
+		MaxNestedLevels:  4,
+		MaxArrayElements: fetchMaxCIDs,
+		IndefLength:      cbor.IndefLengthForbidden,
+	})
+)
+
+func mustEncMode(o cbor.EncOptions) cbor.EncMode {
+	m, err := o.EncMode()
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+func mustDecMode(o cbor.DecOptions) cbor.DecMode {
+	m, err := o.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// fetcher is the node's fetch protocol state: its metrics, the streams
+// being served, and the slots of the ingest hook.
+type fetcher struct {
+	// served counts requests served, by result (ok, reset).
+	served *prometheus.CounterVec
+	// servedRecords counts answers given, by status (record, not_held,
+	// withheld: a TLP:RED incident the asker may not have).
+	servedRecords *prometheus.CounterVec
+	// fetched counts CIDs asked for by this node, by result (fetched,
+	// not_found, mismatch, refused: fetched but not ingested).
+	fetched *prometheus.CounterVec
+
+	hooks chan struct{}
+
+	// Stream handlers run on libp2p's goroutines, which Close does not
+	// wait for; the node tracks them here so that none outlives it.
+	mu       sync.Mutex
+	closed   bool
+	handlers sync.WaitGroup
+}
+
+// startFetch serves the fetch protocol on the node's host. When the node's
+// context ends it stops serving and waits for streams being served, which
+// the cancellation resets.
+func (n *Node) startFetch() error {
+	f := &fetcher{
+		served: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "entente_fetch_requests_served_total",
+			Help: "Fetch requests from peers, by result (ok, reset).",
+		}, []string{"result"}),
+		servedRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "entente_fetch_records_served_total",
+			Help: "Records asked for by peers, by answer (record, not_held, withheld).",
+		}, []string{"status"}),
+		fetched: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "entente_fetch_records_total",
+			Help: "Records this node asked peers for, by result (fetched, not_found, mismatch, refused).",
+		}, []string{"result"}),
+		hooks: make(chan struct{}, fetchMaxHooks),
+	}
+	for _, c := range []prometheus.Collector{f.served, f.servedRecords, f.fetched} {
+		if err := n.metrics.reg.Register(c); err != nil {
+			return fmt.Errorf("node: fetch metrics: %w", err)
+		}
+	}
+	n.fetch = f
+	n.host.SetStreamHandler(protocol.FetchProtocolID, n.handleFetch)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		<-n.ctx.Done()
+		n.host.RemoveStreamHandler(protocol.FetchProtocolID)
+		f.mu.Lock()
+		f.closed = true
+		f.mu.Unlock()
+		f.handlers.Wait()
+	}()
+	return nil
+}
+
+// enter registers a stream being served; false once the node is closing.
+func (f *fetcher) enter() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return false
+	}
+	f.handlers.Add(1)
+	return true
+}
+
+// handleFetch serves one fetch stream: Close when every answer is
+// written, Reset on any error.
+func (n *Node) handleFetch(s network.Stream) {
+	if !n.fetch.enter() {
+		s.Reset()
+		return
+	}
+	defer n.fetch.handlers.Done()
+	if err := n.serveFetch(s); err != nil {
+		s.Reset()
+		n.fetch.served.WithLabelValues("reset").Inc()
+		n.log.Debug("fetch stream reset", "peer", s.Conn().RemotePeer().String(), "err", err)
+		return
+	}
+	s.Close()
+	n.fetch.served.WithLabelValues("ok").Inc()
+}
+
+func (n *Node) serveFetch(s network.Stream) error {
+	stop := context.AfterFunc(n.ctx, func() { s.Reset() })
+	defer stop()
+	if n.ctx.Err() != nil {
+		return errFetchClosing
+	}
+	if err := s.Scope().SetService(fetchServiceName); err != nil {
+		return fmt.Errorf("attaching the stream to the fetch service: %w", err)
+	}
+	if err := s.Scope().ReserveMemory(fetchServerMemory, network.ReservationPriorityAlways); err != nil {
+		return fmt.Errorf("reserving memory: %w", err)
+	}
+	defer s.Scope().ReleaseMemory(fetchServerMemory)
+	if err := s.SetDeadline(time.Now().Add(fetchStreamTimeout)); err != nil {
+		return err
+	}
+	frame, err := readFrame(bufio.NewReaderSize(s, 64), fetchMaxRequest)
+	if err != nil {
+		return fmt.Errorf("reading the request: %w", err)
+	}
+	cids, err := decodeFetchRequest(frame)
+	if err != nil {
+		return err
+	}
+	remote := s.Conn().RemotePeer()
+	w := bufio.NewWriterSize(s, fetchWriteBuffer)
+	for _, c := range cids {
+		rec, err := n.servable(c, remote)
+		if err != nil {
+			return err
+		}
+		if err := writeResponse(w, rec); err != nil {
+			return err
+		}
+	}
+	return w.Flush()
+}
+
+// servable returns the held record c if remote may have it, nil if the
+// answer is "not held".
+func (n *Node) servable(c cid.Cid, remote peer.ID) (*protocol.Record, error) {
+	rec, err := n.store.Get(c)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		n.fetch.servedRecords.WithLabelValues("not_held").Inc()
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case isRed(rec) && !n.mayReceiveRed(rec, remote):
+		n.fetch.servedRecords.WithLabelValues("withheld").Inc()
+		return nil, nil
+	}
+	n.fetch.servedRecords.WithLabelValues("record").Inc()
+	return rec, nil
+}
+
+// mayReceiveRed reports whether p is a node of one of a TLP:RED
+// incident's recipient jurisdictions: a founding node of it or the holder
+// of a live node accreditation of it.
+func (n *Node) mayReceiveRed(r *protocol.Record, p peer.ID) bool {
+	inc, _ := r.Incident()
+	now := n.cfg.Now().UnixMilli()
+	for _, j := range inc.Recipients {
+		if ok, err := isNodeOf(n.trust, p, j, now); err == nil && ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Fetch asks connected peers for the records cids and ingests those they
+// send, as records from any source are (Source "fetch"); fetched records
+// are not gossiped. Peers are asked one after another, founding nodes
+// first, each given 5 seconds, until every CID is found. An answer that
+// does not hash to the CID asked for is discarded with the rest of that
+// peer's answers. A fetched record refused for a missing reference has the
+// reference fetched first, up to 8 links deep; one call asks the network
+// for at most 256 CIDs, references included.
+//
+// The map holds each of cids the node holds afterwards, whether it held
+// it already or fetched it now; a CID no peer would give is absent, which
+// is not an error. Errors are for a CID that is not a record ID, the node
+// closing (ErrClosed) or ctx ending; the map then holds what was got
+// before.
+func (n *Node) Fetch(ctx context.Context, cids ...cid.Cid) (map[cid.Cid]*protocol.Record, error) {
+	for _, c := range cids {
+		if !isRecordID(c) {
+			return nil, fmt.Errorf("fetch: %s is not a record ID (CIDv1, dag-cbor, sha2-256)", c)
+		}
+	}
+	if n.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(n.ctx, cancel)()
+	run := &fetchRun{n: n, budget: fetchMaxTotal, pending: map[cid.Cid]*protocol.Record{}}
+	out := run.get(ctx, cids, 0)
+	switch {
+	case n.ctx.Err() != nil:
+		return out, ErrClosed
+	case ctx.Err() != nil:
+		return out, fmt.Errorf("fetch: %w", ctx.Err())
+	}
+	return out, nil
+}
+
+// fetchRun is one call of Fetch: the references it follows share its
+// budget and what it has downloaded.
+type fetchRun struct {
+	n      *Node
+	budget int // CIDs that may still be asked of the network
+	// pending are records downloaded and not yet ingested, so that a
+	// record asked for together with its reference is downloaded once.
+	pending map[cid.Cid]*protocol.Record
+}
+
+// get returns those of cids the node holds after asking peers for the
+// ones it lacks and ingesting what they send; depth is how many links away
+// from the CIDs Fetch was given they are.
+func (r *fetchRun) get(ctx context.Context, cids []cid.Cid, depth int) map[cid.Cid]*protocol.Record {
+	out := make(map[cid.Cid]*protocol.Record, len(cids))
+	seen := make(map[cid.Cid]bool, len(cids))
+	var want []cid.Cid
+	for _, c := range cids {
+		if seen[c] {
+			continue
+		}
+		seen[c] = true
+		if rec, err := r.n.store.Get(c); err == nil {
+			out[c] = rec
+		} else if _, ok := r.pending[c]; !ok {
+			want = append(want, c)
+		}
+	}
+	if depth > fetchMaxDepth {
+		want = nil
+	}
+	want = want[:min(len(want), r.budget)]
+	r.budget -= len(want)
+	if len(want) > 0 {
+		for c, rec := range r.download(ctx, want) {
+			r.pending[c] = rec
+		}
+	}
+	for _, c := range cids {
+		rec, ok := r.pending[c]
+		if !ok {
+			continue
+		}
+		delete(r.pending, c)
+		if acc, ok := r.ingest(ctx, rec, depth); ok {
+			out[c] = acc
+		}
+	}
+	return out
+}
+
+// ingest ingests a downloaded record, fetching first the references its
+// authorisation finds missing.
+func (r *fetchRun) ingest(ctx context.Context, rec *protocol.Record, depth int) (*protocol.Record, bool) {
+	var tried []cid.Cid
+	for {
+		acc, err := r.n.ingestCounted(ctx, rec, SourceFetch)
+		if err == nil {
+			return acc.Record, true
+		}
+		ref, missing := missingRef(err)
+		if !missing || slices.Contains(tried, ref) || ctx.Err() != nil {
+			if ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+				r.n.fetch.fetched.WithLabelValues("refused").Inc()
+				r.n.log.Debug("fetched record refused", "cid", rec.CID().String(), "err", err)
+			}
+			return nil, false
+		}
+		tried = append(tried, ref)
+		if _, ok := r.get(ctx, []cid.Cid{ref}, depth+1)[ref]; !ok {
+			return nil, false
+		}
+	}
+}
+
+// download asks peers for cids until each is found or every peer was
+// asked, and returns the records got, each checked against its CID.
+func (r *fetchRun) download(ctx context.Context, cids []cid.Cid) map[cid.Cid]*protocol.Record {
+	got := make(map[cid.Cid]*protocol.Record, len(cids))
+	missing := slices.Clone(cids)
+	for _, p := range r.n.fetchPeers() {
+		for start := 0; start < len(missing) && ctx.Err() == nil; start += fetchMaxCIDs {
+			batch := missing[start:min(start+fetchMaxCIDs, len(missing))]
+			recs, err := r.n.askPeer(ctx, p, batch)
+			for c, rec := range recs {
+				got[c] = rec
+			}
+			if err != nil {
+				if errors.Is(err, errRecordMismatch) {
+					r.n.fetch.fetched.WithLabelValues("mismatch").Inc()
+				}
+				if ctx.Err() == nil {
+					r.n.log.Debug("fetch from peer failed", "peer", p.String(), "err", err)
+				}
+				break
+			}
+		}
+		missing = slices.DeleteFunc(missing, func(c cid.Cid) bool { _, ok := got[c]; return ok })
+		if len(missing) == 0 || ctx.Err() != nil {
+			break
+		}
+	}
+	r.n.fetch.fetched.WithLabelValues("fetched").Add(float64(len(got)))
+	r.n.fetch.fetched.WithLabelValues("not_found").Add(float64(len(missing)))
+	return got
+}
+
+// fetchPeers lists the connected peers to ask: founding nodes first, then
+// the others, each group in random order to spread the load.
+func (n *Node) fetchPeers() []peer.ID {
+	var founding, others []peer.ID
+	for _, p := range n.host.Network().Peers() {
+		if p == n.id {
+			continue
+		}
+		if _, ok := n.trust.FoundingNode(p); ok {
+			founding = append(founding, p)
+		} else {
+			others = append(others, p)
+		}
+	}
+	rand.Shuffle(len(founding), func(i, j int) { founding[i], founding[j] = founding[j], founding[i] })
+	rand.Shuffle(len(others), func(i, j int) { others[i], others[j] = others[j], others[i] })
+	return append(founding, others...)
+}
+
+// askPeer sends one request for cids (at most fetchMaxCIDs) to p and reads
+// the answers. It returns the records got, each checked against the CID
+// asked for, and an error if the exchange ended early; what was got before
+// the error is good.
+func (n *Node) askPeer(ctx context.Context, p peer.ID, cids []cid.Cid) (_ map[cid.Cid]*protocol.Record, err error) {
+	ctx, cancel := context.WithTimeout(ctx, fetchPeerTimeout)
+	defer cancel()
+	req, err := encodeFetchRequest(cids)
+	if err != nil {
+		return nil, err
+	}
+	s, err := n.host.NewStream(network.WithNoDial(ctx, "fetch from connected peers"), p, protocol.FetchProtocolID)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.Reset()
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	if err := s.Scope().SetService(fetchServiceName); err != nil {
+		return nil, err
+	}
+	if err := s.Scope().ReserveMemory(fetchClientMemory, network.ReservationPriorityAlways); err != nil {
+		return nil, err
+	}
+	defer s.Scope().ReleaseMemory(fetchClientMemory)
+	if deadline, ok := ctx.Deadline(); ok {
+		if err := s.SetDeadline(deadline); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := s.Write(req); err != nil {
+		return nil, err
+	}
+	if err := s.CloseWrite(); err != nil {
+		return nil, err
+	}
+	got := make(map[cid.Cid]*protocol.Record, len(cids))
+	br := bufio.NewReaderSize(s, fetchReadBuffer)
+	for _, c := range cids {
+		frame, err := readFrame(br, fetchMaxResponse)
+		if err != nil {
+			return got, err
+		}
+		switch {
+		case len(frame) == 1 && frame[0] == fetchStatusNotHeld:
+		case len(frame) > 1 && frame[0] == fetchStatusRecord:
+			rec, err := decodeFetched(c, frame[1:])
+			if err != nil {
+				return got, err
+			}
+			got[c] = rec
+		default:
+			return got, errResponse
+		}
+	}
+	return got, s.Close()
+}
+
+// decodeFetched checks that data is the record c: its bytes hash to c, so
+// a peer cannot pass off one record for another, and it decodes. Its
+// signature and authorisation are for ingest to check.
+func decodeFetched(c cid.Cid, data []byte) (*protocol.Record, error) {
+	if !protocol.RecordCID(data).Equals(c) {
+		return nil, fmt.Errorf("%w: asked for %s", errRecordMismatch, c)
+	}
+	rec, err := protocol.Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("fetch: record %s: %w", c, err)
+	}
+	return rec, nil
+}
+
+// authorize is protocol.Authorize, except that a record from the HTTP API
+// or gossip refused because it links to a record this node lacks gets one
+// attempt to fetch that record (with a short timeout: gossip validation
+// waits on it) and is then authorised again. Fetched records themselves
+// do not come here for their references: Fetch follows those.
+func (n *Node) authorize(ctx context.Context, r *protocol.Record, src Source) error {
+	err := protocol.Authorize(r, n.trust)
+	ref, missing := missingRef(err)
+	if !missing {
+		return err
+	}
+	var timeout time.Duration
+	switch src {
+	case SourceAPI:
+		timeout = fetchAPITimeout
+	case SourceGossip:
+		timeout = fetchGossipTimeout
+	default:
+		return err
+	}
+	select {
+	case n.fetch.hooks <- struct{}{}:
+		defer func() { <-n.fetch.hooks }()
+	default:
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if got, _ := n.Fetch(ctx, ref); got[ref] == nil {
+		return err
+	}
+	return protocol.Authorize(r, n.trust)
+}
+
+// missingRef returns the record an unknown_reference refusal names.
+func missingRef(err error) (cid.Cid, bool) {
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeUnknownReference || pe.Ref == "" {
+		return cid.Undef, false
+	}
+	c, err := protocol.ParseCID(pe.Ref)
+	return c, err == nil
+}
+
+// isRecordID reports whether c has the form of a record ID: CIDv1,
+// dag-cbor, sha2-256.
+func isRecordID(c cid.Cid) bool {
+	if !c.Defined() || c.Version() != 1 || c.Type() != protocol.CodecDagCBOR {
+		return false
+	}
+	p := c.Prefix()
+	return p.MhType == mh.SHA2_256 && p.MhLength == 32
+}
+
+// encodeFetchRequest is the request frame for cids.
+func encodeFetchRequest(cids []cid.Cid) ([]byte, error) {
+	if len(cids) == 0 || len(cids) > fetchMaxCIDs {
+		return nil, fmt.Errorf("fetch: a request names 1 to %d CIDs, not %d", fetchMaxCIDs, len(cids))
+	}
+	list := make([][]byte, len(cids))
+	for i, c := range cids {
+		list[i] = c.Bytes()
+	}
+	body, err := fetchEncMode.Marshal(list)
+	if err != nil {
+		return nil, fmt.Errorf("fetch: encode request: %w", err)
+	}
+	if len(body) > fetchMaxRequest {
+		return nil, errFrameTooLarge
+	}
+	return append(binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(body)), uint64(len(body))), body...), nil
+}
+
+// decodeFetchRequest parses a request frame's contents: it must be the
+// canonical encoding of 1 to fetchMaxCIDs byte strings, each exactly one
+// binary CID.
+func decodeFetchRequest(b []byte) ([]cid.Cid, error) {
+	var list [][]byte
+	if err := fetchDecMode.Unmarshal(b, &list); err != nil {
+		return nil, fmt.Errorf("%w: %v", errRequest, err)
+	}
+	if len(list) == 0 || len(list) > fetchMaxCIDs {
+		return nil, errRequest
+	}
+	// Parse then re-encode must give the same bytes: this refuses every
+	// encoding but the canonical one (tags, long heads, text strings).
+	if again, err := fetchEncMode.Marshal(list); err != nil || string(again) != string(b) {
+		return nil, fmt.Errorf("%w: not in canonical form", errRequest)
+	}
+	cids := make([]cid.Cid, len(list))
+	for i, raw := range list {
+		c, err := cid.Cast(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%w: entry %d: %v", errRequest, i, err)
+		}
+		cids[i] = c
+	}
+	return cids, nil
+}
+
+// writeResponse writes the answer frame for one CID: the record, or "not
+// held" for nil.
+func writeResponse(w *bufio.Writer, rec *protocol.Record) error {
+	var head [binary.MaxVarintLen64 + 1]byte
+	if rec == nil {
+		h := append(binary.AppendUvarint(head[:0], 1), fetchStatusNotHeld)
+		_, err := w.Write(h)
+		return err
+	}
+	b := rec.Bytes()
+	h := append(binary.AppendUvarint(head[:0], uint64(1+len(b))), fetchStatusRecord)
+	if _, err := w.Write(h); err != nil {
+		return err
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+// readFrame reads one frame of at most limit bytes.
+func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
+	size, err := readUvarint(r, uint64(limit))
+	if err != nil {
+		return nil, err
+	}
+	if size == 0 {
+		return nil, errFrameEmpty
+	}
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf, nil
+}
+
+// readUvarint reads a minimally encoded unsigned varint no larger than
+// limit, reading no further than the byte where it goes over.
+func readUvarint(r io.ByteReader, limit uint64) (uint64, error) {
+	var x uint64
+	for i := 0; i < fetchMaxVarint; i++ {
+		b, err := r.ReadByte()
+		if err != nil {
+			if i > 0 && errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		x |= uint64(b&0x7f) << (7 * i)
+		if x > limit {
+			return 0, errFrameTooLarge
+		}
+		if b < 0x80 {
+			if b == 0 && i > 0 {
+				return 0, errVarint
+			}
+			return x, nil
+		}
+	}
+	return 0, errVarint
+}

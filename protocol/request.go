@@ -1,0 +1,183 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"slices"
+	"time"
+)
+
+// MaxTransferRequestJSON bounds the JSON form of a transfer request, in
+// bytes.
+const MaxTransferRequestJSON = 64 << 10
+
+// transferRequestJSON is the JSON form of a transfer request (DESIGN.md
+// §8), in its field order.
+type transferRequestJSON struct {
+	Consent       string   `json:"consent"`
+	From          string   `json:"from"`
+	To            string   `json:"to"`
+	Recipient     string   `json:"recipient"`
+	Purpose       string   `json:"purpose"`
+	Categories    []string `json:"categories"`
+	Tier          int64    `json:"tier"`
+	RetentionDays int64    `json:"retention_days"`
+	At            string   `json:"at,omitempty"`
+}
+
+// requestFields are the fields of the JSON form, required ones first, in
+// the order errors report them.
+var requestFields = []string{"consent", "from", "to", "recipient", "purpose", "categories", "tier", "retention_days", "at"}
+
+// ParseTransferRequestJSON parses the JSON form of a transfer request,
+// the body of POST /v1/transfers/verify (DESIGN.md §8):
+//
+//	{"consent": "bafy...", "from": "DE", "to": "FR", "recipient": "12D3KooW...",
+//	 "purpose": "research", "categories": ["face"], "tier": 1,
+//	 "retention_days": 90, "at": "2026-11-24T10:00:00Z"}
+//
+// Every field but at is required. at is an RFC 3339 time, kept to the
+// millisecond; when it is absent the request's At is 0, for the caller to
+// fill with its clock. categories may come in any order: they are sorted,
+// as the request's canonical form requires.
+//
+// Errors are *Error naming the field: CodeMalformed for what is not one
+// JSON object, an unknown, duplicate, missing or null field, or a value
+// of the wrong JSON type; CodeInvalidBody for a value of the right type
+// that is not valid (a bad code, CID, peer ID, purpose or category, a
+// negative tier or retention, a time that is not RFC 3339 or before
+// 1970); CodeTooLarge over MaxTransferRequestJSON bytes.
+func ParseTransferRequestJSON(b []byte) (*TransferRequest, error) {
+	if len(b) > MaxTransferRequestJSON {
+		return nil, errf(CodeTooLarge, "", "request is %d bytes, over the %d-byte limit", len(b), MaxTransferRequestJSON)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, errf(CodeMalformed, "", "want one JSON object")
+	}
+	var t TransferRequest
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, errf(CodeMalformed, "", "not JSON: %v", err)
+		}
+		key, _ := tok.(string) // inside an object, a token where a key goes is a key
+		if seen[key] {
+			return nil, errf(CodeMalformed, key, "duplicate field")
+		}
+		seen[key] = true
+		if !slices.Contains(requestFields, key) {
+			return nil, errf(CodeMalformed, key, "unknown field; a transfer request has %v", requestFields)
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, errf(CodeMalformed, key, "not JSON: %v", err)
+		}
+		if err := t.setJSONField(key, raw); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, errf(CodeMalformed, "", "not JSON: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errf(CodeMalformed, "", "trailing data after the request")
+	}
+	for _, f := range requestFields {
+		if f != "at" && !seen[f] {
+			return nil, errf(CodeMalformed, f, "missing field")
+		}
+	}
+	slices.Sort(t.Categories)
+	if err := t.Validate(""); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+func (t *TransferRequest) setJSONField(key string, raw json.RawMessage) error {
+	if string(raw) == "null" {
+		return errf(CodeMalformed, key, "must not be null")
+	}
+	str := func(dst *string) error {
+		if err := json.Unmarshal(raw, dst); err != nil {
+			return errf(CodeMalformed, key, "want a string")
+		}
+		return nil
+	}
+	integer := func(dst *int64) error {
+		if err := json.Unmarshal(raw, dst); err != nil {
+			return errf(CodeMalformed, key, "want an integer")
+		}
+		return nil
+	}
+	switch key {
+	case "consent":
+		var s string
+		if err := str(&s); err != nil {
+			return err
+		}
+		c, err := ParseCID(s)
+		if err != nil {
+			return invalid(key, "%v", err)
+		}
+		t.Consent = LinkTo(c)
+	case "from":
+		return str(&t.From)
+	case "to":
+		return str(&t.To)
+	case "recipient":
+		return str(&t.Recipient)
+	case "purpose":
+		return str(&t.Purpose)
+	case "categories":
+		if err := json.Unmarshal(raw, &t.Categories); err != nil {
+			return errf(CodeMalformed, key, "want a list of strings")
+		}
+	case "tier":
+		return integer(&t.Tier)
+	case "retention_days":
+		return integer(&t.RetentionDays)
+	case "at":
+		var s string
+		if err := str(&s); err != nil {
+			return err
+		}
+		at, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return invalid(key, "%q is not an RFC 3339 time (2026-11-24T10:00:00Z)", s)
+		}
+		t.At = at.UnixMilli()
+		if t.At < 0 {
+			return invalid(key, "before 1970")
+		}
+	}
+	return nil
+}
+
+// JSON is the request's JSON form, as ParseTransferRequestJSON reads it;
+// at is left out when it is 0.
+func (t *TransferRequest) JSON() ([]byte, error) {
+	v := transferRequestJSON{
+		From:          t.From,
+		To:            t.To,
+		Recipient:     t.Recipient,
+		Purpose:       t.Purpose,
+		Categories:    t.Categories,
+		Tier:          t.Tier,
+		RetentionDays: t.RetentionDays,
+	}
+	if t.Consent.Defined() {
+		v.Consent = t.Consent.String()
+	}
+	if v.Categories == nil {
+		v.Categories = []string{}
+	}
+	if t.At != 0 {
+		v.At = fmtTime(t.At)
+	}
+	return json.Marshal(v)
+}

@@ -1,0 +1,112 @@
+package testnet
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/entente-net/entente/protocol"
+)
+
+// TestEveryNodeGivesTheSameVerdict: the same request, on every node of the
+// federation, gives the same verdict, checks and evidence; each node signs
+// its own receipt.
+func TestEveryNodeGivesTheSameVerdict(t *testing.T) {
+	w := newTransferWorld(t, Options{Nodes: 3, InMemory: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	marketing := w.request
+	marketing.Purpose = "marketing"
+	for _, tc := range []struct {
+		name    string
+		req     protocol.TransferRequest
+		verdict string
+	}{{"allowed", w.request, protocol.VerdictAllow}, {"marketing", marketing, protocol.VerdictDeny}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.req.At = time.Now().UnixMilli() // one decision time for all nodes
+			var first *protocol.Receipt
+			receipts := map[string]bool{}
+			for _, m := range w.net.Nodes {
+				v, err := m.Verify(ctx, tc.req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if v.Decision.Verdict != tc.verdict {
+					t.Fatalf("node %d: verdict %s, want %s: %+v", m.Index, v.Decision.Verdict, tc.verdict, v.Decision.Checks)
+				}
+				rb, ok := v.Receipt.Receipt()
+				if !ok || v.Receipt.Issuer() != m.ID() {
+					t.Fatalf("node %d: receipt not signed by the node", m.Index)
+				}
+				if held, _ := m.Store().Has(v.Receipt.CID()); !held {
+					t.Fatalf("node %d did not store its receipt", m.Index)
+				}
+				receipts[v.Receipt.CID().String()] = true
+				if first == nil {
+					first = rb
+					continue
+				}
+				if !sameDecision(first, rb) {
+					t.Fatalf("node %d decided differently:\n%+v\nvs\n%+v", m.Index, rb.Checks, first.Checks)
+				}
+			}
+			if len(receipts) != len(w.net.Nodes) {
+				t.Fatalf("%d distinct receipts from %d nodes", len(receipts), len(w.net.Nodes))
+			}
+		})
+	}
+}
+
+func sameDecision(a, b *protocol.Receipt) bool {
+	if a.Verdict != b.Verdict || len(a.Checks) != len(b.Checks) || len(a.Evidence) != len(b.Evidence) {
+		return false
+	}
+	for i := range a.Checks {
+		x, y := a.Checks[i], b.Checks[i]
+		if x.ID != y.ID || x.OK != y.OK || x.Detail != y.Detail || (x.Evidence == nil) != (y.Evidence == nil) ||
+			(x.Evidence != nil && !x.Evidence.Equals(y.Evidence.Cid)) {
+			return false
+		}
+	}
+	for i := range a.Evidence {
+		if !a.Evidence[i].Equals(b.Evidence[i].Cid) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestRevocationReachesEveryVerdict: once a revocation spreads, every node
+// denies the transfer it allowed, on consent.live, with the revocation as
+// evidence.
+func TestRevocationReachesEveryVerdict(t *testing.T) {
+	w := newTransferWorld(t, Options{Nodes: 3, InMemory: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, m := range w.net.Nodes {
+		d, err := m.Decide(w.request)
+		if err != nil || d.Verdict != protocol.VerdictAllow {
+			t.Fatalf("node %d before the revocation: %v %+v", m.Index, err, d)
+		}
+	}
+	rev, err := Sign(w.platform.Key, &protocol.Revocation{Target: protocol.LinkTo(w.consent.CID()), Reason: "withdrawn", EffectiveAt: time.Now().UnixMilli()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.net.Submit(ctx, w.net.NodeOf("DE"), rev); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.net.WaitAll(ctx, rev.CID()); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range w.net.Nodes {
+		d, err := m.Decide(w.request)
+		if err != nil {
+			t.Fatal(err)
+		}
+		live := d.Checks[2]
+		if d.Verdict != protocol.VerdictDeny || live.ID != "consent.live" || live.OK || live.Evidence == nil || !live.Evidence.Equals(rev.CID()) {
+			t.Fatalf("node %d after the revocation: %s, %+v", m.Index, d.Verdict, live)
+		}
+	}
+}
