@@ -372,7 +372,7 @@ func Sign(key crypto.PrivKey, body protocol.Body) (*protocol.Record, error) {
 
 // NewParty makes a key and has jurisdiction j's authority accredit it with
 // roles, valid from an hour ago for a year; the accreditation is submitted
-// to j's first node (not waited for elsewhere).
+// to j's first node (NodeFor; not waited for elsewhere).
 func (n *Net) NewParty(ctx context.Context, j, name string, roles ...protocol.Role) (*Party, error) {
 	k, err := config.GenerateKey()
 	if err != nil {
@@ -405,7 +405,19 @@ func (n *Net) Accredit(ctx context.Context, j string, subject peer.ID, name stri
 	if err != nil {
 		return nil, err
 	}
-	return rec, n.Submit(ctx, n.NodeOf(j), rec)
+	return rec, n.Submit(ctx, n.NodeFor(j), rec)
+}
+
+// NodeFor returns the first member of jurisdiction j, or the first member
+// when j has none (a federation may name jurisdictions without nodes).
+func (n *Net) NodeFor(j string) *Member {
+	if m := n.NodeOf(j); m != nil {
+		return m
+	}
+	if len(n.Nodes) > 0 {
+		return n.Nodes[0]
+	}
+	return nil
 }
 
 // Submit submits a record to a member.

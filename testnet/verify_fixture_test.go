@@ -53,7 +53,7 @@ func newTransferWorld(tb testing.TB, opts Options) *transferWorld {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if err := net.Submit(ctx, net.NodeOf(j), rs); err != nil {
+		if err := net.Submit(ctx, net.NodeFor(j), rs); err != nil {
 			tb.Fatal(err)
 		}
 		waitFor = append(waitFor, rs)
