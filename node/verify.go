@@ -3,6 +3,9 @@ package node
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
 
@@ -63,29 +66,53 @@ func (n *Node) VerifyBatch(ctx context.Context, reqs []protocol.TransferRequest)
 	}
 	out := make([]*Verdict, len(reqs))
 	receipts := make([]*protocol.Record, len(reqs))
-	for i := range reqs {
-		d, err := protocol.Decide(&reqs[i], n.trust, n.rules)
+	checkpoint := protocol.Checkpoint{Size: int64(tree.Size), Root: tree.Root[:]}
+	// Decide and sign on every core; the receipts then share one commit.
+	errs := make([]error, len(reqs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < min(len(reqs), runtime.GOMAXPROCS(0)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(reqs); i = int(next.Add(1) - 1) {
+				out[i], errs[i] = n.decideAndSign(&reqs[i], now, checkpoint)
+				if errs[i] == nil {
+					receipts[i] = out[i].Receipt
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
 		if err != nil {
 			return nil, fmt.Errorf("request %d: %w", i, err)
 		}
-		rec, err := protocol.Sign(n.cfg.Key, now, &protocol.Receipt{
-			Request:    reqs[i],
-			Verdict:    d.Verdict,
-			Checks:     d.Checks,
-			Evidence:   d.Evidence,
-			Checkpoint: protocol.Checkpoint{Size: int64(tree.Size), Root: tree.Root[:]},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("request %d: sign receipt: %w", i, err)
-		}
-		out[i] = &Verdict{Decision: d, Receipt: rec}
-		receipts[i] = rec
 	}
 	if err := n.storeOwn(ctx, receipts); err != nil {
 		return nil, err
 	}
 	n.metrics.verdicts.Add(float64(len(reqs)))
 	return out, nil
+}
+
+// decideAndSign decides one request and signs the receipt.
+func (n *Node) decideAndSign(req *protocol.TransferRequest, now int64, cp protocol.Checkpoint) (*Verdict, error) {
+	d, err := protocol.Decide(req, n.trust, n.rules)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := protocol.Sign(n.cfg.Key, now, &protocol.Receipt{
+		Request:    *req,
+		Verdict:    d.Verdict,
+		Checks:     d.Checks,
+		Evidence:   d.Evidence,
+		Checkpoint: cp,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sign receipt: %w", err)
+	}
+	return &Verdict{Decision: d, Receipt: rec}, nil
 }
 
 // storeOwn stores records this node just signed (receipts): they need no
