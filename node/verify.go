@@ -41,7 +41,7 @@ func (n *Node) Decide(req protocol.TransferRequest) (*protocol.Decision, error) 
 	if err := req.Validate(""); err != nil {
 		return nil, err
 	}
-	return protocol.Decide(&req, n.trust, n.rules)
+	return protocol.Decide(&req, newMemoView(n.trust), n.rules)
 }
 
 // VerifyBatch decides several requests and stores their receipts in one
@@ -98,7 +98,7 @@ func (n *Node) VerifyBatch(ctx context.Context, reqs []protocol.TransferRequest)
 
 // decideAndSign decides one request and signs the receipt.
 func (n *Node) decideAndSign(req *protocol.TransferRequest, now int64, cp protocol.Checkpoint) (*Verdict, error) {
-	d, err := protocol.Decide(req, n.trust, n.rules)
+	d, err := protocol.Decide(req, newMemoView(n.trust), n.rules)
 	if err != nil {
 		return nil, err
 	}

@@ -53,6 +53,7 @@
 //	a | n | subject | seq | cid       -> (empty)  accreditations by subject (binary peer ID)
 //	x | n | peer | seq | cid          -> (empty)  incident notices by affected party (binary peer ID)
 //	l | n | target | kind | seq | cid -> (empty)  backlinks: cid links to target
+//	                                              (a receipt: only to its consent)
 //	m                                 -> meta
 //
 // The r key maps a CID both to the record and to its seq: one key fewer

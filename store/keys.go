@@ -199,8 +199,19 @@ func indexKeys(r *protocol.Record, seq uint64) ([][]byte, error) {
 			keys = append(keys, indexKey(indexPrefix(prefixAffected, []byte(id)), seq, c))
 		}
 	}
-	for _, target := range r.Links() {
+	for _, target := range backlinkTargets(r) {
 		keys = append(keys, indexKey(backlinkPrefix(target, code), seq, c))
 	}
 	return keys, nil
+}
+
+// backlinkTargets are the links of r that get a backlink key. A receipt
+// links to every record of its evidence, but only its consent is worth
+// finding it by (the receipts given for a consent); indexing the rest
+// would cost several keys per verdict and serve no query.
+func backlinkTargets(r *protocol.Record) []cid.Cid {
+	if rc, ok := r.Receipt(); ok {
+		return []cid.Cid{rc.Request.Consent.Cid}
+	}
+	return r.Links()
 }
