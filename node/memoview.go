@@ -15,7 +15,7 @@ import (
 type memoView struct {
 	*trustView
 	records   map[cid.Cid]*protocol.Record
-	linked    map[cid.Cid][]*protocol.Record
+	linked    map[linkQuery][]*protocol.Record
 	accs      map[peer.ID][]*protocol.Record
 	rulesets  map[string][]*protocol.Record
 	incidents map[peer.ID][]*protocol.Record
@@ -23,7 +23,7 @@ type memoView struct {
 
 func newMemoView(v *trustView) *memoView {
 	return &memoView{trustView: v,
-		records: map[cid.Cid]*protocol.Record{}, linked: map[cid.Cid][]*protocol.Record{},
+		records: map[cid.Cid]*protocol.Record{}, linked: map[linkQuery][]*protocol.Record{},
 		accs: map[peer.ID][]*protocol.Record{}, rulesets: map[string][]*protocol.Record{},
 		incidents: map[peer.ID][]*protocol.Record{}}
 }
@@ -45,8 +45,19 @@ func (v *memoView) Record(c cid.Cid) (*protocol.Record, error) {
 	return memo(v.records, c, v.trustView.Record)
 }
 
-func (v *memoView) LinkedFrom(c cid.Cid) ([]*protocol.Record, error) {
-	return memo(v.linked, c, v.trustView.LinkedFrom)
+// linkQuery is a LinkedFrom question: the protocol asks for one kind at
+// a time.
+type linkQuery struct {
+	c     cid.Cid
+	kinds string
+}
+
+func (v *memoView) LinkedFrom(c cid.Cid, kinds ...protocol.Kind) ([]*protocol.Record, error) {
+	q := linkQuery{c: c}
+	for _, k := range kinds {
+		q.kinds += string(k) + ","
+	}
+	return memo(v.linked, q, func(linkQuery) ([]*protocol.Record, error) { return v.trustView.LinkedFrom(c, kinds...) })
 }
 
 func (v *memoView) AccreditationsOf(id peer.ID) ([]*protocol.Record, error) {

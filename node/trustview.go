@@ -50,16 +50,9 @@ func (v *trustView) AccreditationsOf(id peer.ID) ([]*protocol.Record, error) {
 	return v.store.AccreditationsOf(id)
 }
 
-// LinkedFrom leaves out receipts: every receipt links to its consent and
-// evidence, none is ever what authorisation or a decision looks for
-// (revocations, amendments, follow-ups), and a busy consent gathers
-// thousands of them.
-func (v *trustView) LinkedFrom(c cid.Cid) ([]*protocol.Record, error) {
-	return v.store.LinkedFrom(c, linkingKinds...)
+func (v *trustView) LinkedFrom(c cid.Cid, kinds ...protocol.Kind) ([]*protocol.Record, error) {
+	return v.store.LinkedFrom(c, kinds...)
 }
-
-// linkingKinds are the kinds whose links the protocol follows backwards.
-var linkingKinds = []protocol.Kind{protocol.KindAccreditation, protocol.KindRuleset, protocol.KindConsent, protocol.KindRevocation, protocol.KindIncident}
 
 // isMember reports whether id may connect: a founding node of a recognised
 // jurisdiction, or the holder of a live node accreditation at now.

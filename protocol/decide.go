@@ -102,6 +102,7 @@ func Decide(req *TransferRequest, v DecisionView, rules *RuleEngine) (*Decision,
 		rules:     rules,
 		at:        req.At,
 		recipient: recipient,
+		idStrings: map[peer.ID]string{recipient: req.Recipient},
 		inForce:   map[string]*rulesetInForce{},
 		chains:    map[string]*incidentChain{},
 		relied:    map[string]cid.Cid{},
@@ -149,6 +150,7 @@ type decider struct {
 	rules     *RuleEngine
 	at        int64
 	recipient peer.ID
+	idStrings map[peer.ID]string // peer IDs in their string form, encoded once
 
 	consentRec *Record  // nil when not held
 	consent    *Consent // its body
@@ -157,6 +159,17 @@ type decider struct {
 	inForce map[string]*rulesetInForce // by jurisdiction
 	chains  map[string]*incidentChain  // by root CID key
 	relied  map[string]cid.Cid         // by CID key
+}
+
+// str is id's string form; base58-encoding it costs more than the rest
+// of a check.
+func (d *decider) str(id peer.ID) string {
+	s, ok := d.idStrings[id]
+	if !ok {
+		s = id.String()
+		d.idStrings[id] = s
+	}
+	return s
 }
 
 func (d *decider) rely(cs ...cid.Cid) {
@@ -195,7 +208,7 @@ func (d *decider) consentKnown() (Check, error) {
 		return fail(nil, "%s is a %s, not a consent", c, r.Kind()), nil
 	}
 	d.consentRec, d.consent = r, body
-	return pass(r, "consent of %s issued by %s at %s", body.Jurisdiction, r.Issuer(), fmtTime(r.IssuedAt())), nil
+	return pass(r, "consent of %s issued by %s at %s", body.Jurisdiction, d.str(r.Issuer()), fmtTime(r.IssuedAt())), nil
 }
 
 // consent.issuer: a live controller of the consent's jurisdiction when it
@@ -215,7 +228,7 @@ func (d *decider) consentIssuer() (Check, error) {
 			return Check{}, err
 		}
 		return fail(ev, "issuer %s held no live controller accreditation of %s when it issued the consent at %s: %s",
-			issuer, j, fmtTime(issued), why), nil
+			d.str(issuer), j, fmtTime(issued), why), nil
 	}
 	now, ok, err := HasRole(d.v, issuer, j, RoleController, d.at)
 	if err != nil {
@@ -230,13 +243,13 @@ func (d *decider) consentIssuer() (Check, error) {
 			return Check{}, err
 		}
 		return fail(ev, "issuer %s no longer holds a live controller accreditation of %s at %s: %s",
-			issuer, j, fmtTime(d.at), why), nil
+			d.str(issuer), j, fmtTime(d.at), why), nil
 	}
 	if then.Accreditation != nil {
 		d.rely(then.Accreditation.CID())
 	}
 	return pass(now.Accreditation, "issuer %s holds a live controller accreditation of %s, as it did when it issued the consent at %s",
-		issuer, j, fmtTime(issued)), nil
+		d.str(issuer), j, fmtTime(issued)), nil
 }
 
 // whyNoRole explains why id holds no live role in j at at, naming the
@@ -253,7 +266,7 @@ func (d *decider) whyNoRole(id peer.ID, j string, role Role, at int64) (string, 
 	var windows []string
 	for _, r := range accs {
 		a, ok := r.Accreditation()
-		if !ok || r.Issuer() != auth || a.Subject != id.String() || a.Jurisdiction != j || !slices.Contains(a.Roles, role) {
+		if !ok || r.Issuer() != auth || a.Subject != d.str(id) || a.Jurisdiction != j || !slices.Contains(a.Roles, role) {
 			continue
 		}
 		if at >= a.ValidFrom && at < a.ValidUntil {
@@ -279,7 +292,7 @@ func (d *decider) whyNoRole(id peer.ID, j string, role Role, at int64) (string, 
 // that took effect first (then the lowest CID), so that a detail names
 // the revocation that decided.
 func (d *decider) revokedAt(target *Record, at int64) (*Record, error) {
-	links, err := d.v.LinkedFrom(target.CID())
+	links, err := d.v.LinkedFrom(target.CID(), KindRevocation)
 	if err != nil {
 		return nil, err
 	}
@@ -342,7 +355,7 @@ func (d *decider) consentLive() (Check, error) {
 // issuer, for the same subject and jurisdiction, issued at or before the
 // decision time.
 func (d *decider) supersededAt() (*Record, error) {
-	links, err := d.v.LinkedFrom(d.consentRec.CID())
+	links, err := d.v.LinkedFrom(d.consentRec.CID(), KindConsent)
 	if err != nil {
 		return nil, err
 	}
@@ -496,7 +509,7 @@ func (d *decider) rulesCheck(side Side, j string) (Check, error) {
 	} else {
 		for i, c := range rules.Conditions {
 			if d.vars == nil {
-				d.vars = NewRuleVars(d.req, d.consentRec)
+				d.vars = newRuleVars(d.req, d.consentRec, d.str(d.consentRec.Issuer()))
 			}
 			ok, err := d.rules.Eval(f.rec, side, i, d.vars)
 			switch {
@@ -522,13 +535,13 @@ func (d *decider) recipientAccredited() (Check, error) {
 		return Check{}, err
 	}
 	if ok {
-		return pass(g.Accreditation, "recipient %s holds a live controller accreditation of %s", d.recipient, d.req.To), nil
+		return pass(g.Accreditation, "recipient %s holds a live controller accreditation of %s", d.req.Recipient, d.req.To), nil
 	}
 	why, ev, err := d.whyNoRole(d.recipient, d.req.To, RoleController, d.at)
 	if err != nil {
 		return Check{}, err
 	}
-	return fail(ev, "recipient %s holds no live controller accreditation of %s at %s: %s", d.recipient, d.req.To, fmtTime(d.at), why), nil
+	return fail(ev, "recipient %s holds no live controller accreditation of %s at %s: %s", d.req.Recipient, d.req.To, fmtTime(d.at), why), nil
 }
 
 // incidentChain is one incident's notices, linked by follows, as they
@@ -589,7 +602,7 @@ func (d *decider) incidentClear() (Check, error) {
 			if fresh {
 				chains = append(chains, ch)
 			}
-			if ch.latest != nil && slices.Contains(ch.body.Affected, p.id.String()) && !slices.Contains(named[ch.root.KeyString()], p.role) {
+			if ch.latest != nil && slices.Contains(ch.body.Affected, d.str(p.id)) && !slices.Contains(named[ch.root.KeyString()], p.role) {
 				named[ch.root.KeyString()] = append(named[ch.root.KeyString()], p.role)
 			}
 		}
@@ -619,17 +632,17 @@ func (d *decider) incidentClear() (Check, error) {
 		return fail(ev, "%s; %s", strings.Join(blocking, "; "), thresholds), nil
 	}
 	detail := fmt.Sprintf("no open or contained incident of severity %s or above names %s (%s)",
-		severityOfRank(threshold), describeParties(parties), thresholds)
+		severityOfRank(threshold), d.describeParties(parties), thresholds)
 	if len(seen) > 0 {
 		detail += "; not blocking: " + strings.Join(seen, "; ")
 	}
 	return pass(nil, "%s", detail), nil
 }
 
-func describeParties(ps []party) string {
+func (d *decider) describeParties(ps []party) string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
-		out[i] = fmt.Sprintf("%s %s", p.role, p.id)
+		out[i] = p.role + " " + d.str(p.id)
 	}
 	return strings.Join(out, " or ")
 }
@@ -718,7 +731,7 @@ func (d *decider) chainOf(n *Record) (*incidentChain, bool, error) {
 				ch.latest = r
 			}
 		}
-		next, err := d.v.LinkedFrom(r.CID())
+		next, err := d.v.LinkedFrom(r.CID(), KindIncident)
 		if err != nil {
 			return nil, false, err
 		}
@@ -775,8 +788,8 @@ func (s sortedView) AccreditationsOf(id peer.ID) ([]*Record, error) {
 	return sortedRecords(s.DecisionView.AccreditationsOf(id))
 }
 
-func (s sortedView) LinkedFrom(c cid.Cid) ([]*Record, error) {
-	return sortedRecords(s.DecisionView.LinkedFrom(c))
+func (s sortedView) LinkedFrom(c cid.Cid, kinds ...Kind) ([]*Record, error) {
+	return sortedRecords(s.DecisionView.LinkedFrom(c, kinds...))
 }
 
 func (s sortedView) RulesetsOf(j string) ([]*Record, error) {

@@ -134,8 +134,9 @@ func (deterministicValidator) Validate(_ *cel.Env, _ cel.ValidatorConfig, a *ast
 	}
 	for _, e := range ast.MatchDescendants(ast.NavigateAST(a), ast.KindMatcher(ast.ComprehensionKind)) {
 		c := e.AsComprehension()
-		if a.GetType(c.IterRange().ID()).Kind() == types.MapKind && a.GetType(e.ID()).Kind() != types.BoolKind {
-			iss.ReportErrorAtID(e.ID(), "a map's iteration order is unspecified: only all, exists and exists_one may range over a map")
+		k := a.GetType(c.IterRange().ID()).Kind()
+		if (k == types.MapKind || k == types.DynKind) && a.GetType(e.ID()).Kind() != types.BoolKind {
+			iss.ReportErrorAtID(e.ID(), "a map's iteration order is unspecified: only all, exists and exists_one may range over a map (or a dyn value)")
 		}
 	}
 }
@@ -230,6 +231,16 @@ type RuleVars struct {
 // its issuer and issued_at; left unbound when consent is nil or not a
 // consent, so that a condition reading it fails) and now (req.At).
 func NewRuleVars(req *TransferRequest, consent *Record) *RuleVars {
+	issuer := ""
+	if consent != nil {
+		issuer = consent.Issuer().String()
+	}
+	return newRuleVars(req, consent, issuer)
+}
+
+// newRuleVars is NewRuleVars with the consent issuer's string form, which
+// the caller may already have.
+func newRuleVars(req *TransferRequest, consent *Record, issuer string) *RuleVars {
 	now := time.UnixMilli(req.At).UTC()
 	v := &RuleVars{
 		transfer: &celTransfer{
@@ -255,7 +266,7 @@ func NewRuleVars(req *TransferRequest, consent *Record) *RuleVars {
 				RetentionDays: c.RetentionDays,
 				ExpiresAt:     time.UnixMilli(c.ExpiresAt).UTC(),
 				Method:        c.Method,
-				Issuer:        consent.Issuer().String(),
+				Issuer:        issuer,
 				IssuedAt:      time.UnixMilli(consent.IssuedAt()).UTC(),
 			}
 		}

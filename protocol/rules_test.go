@@ -75,6 +75,10 @@ func TestRulesDocExamples(t *testing.T) {
 		}
 	}
 
+	if limit := fmt.Sprintf("**%d %03d**", RuleCostLimit/1000, RuleCostLimit%1000); !strings.Contains(doc, limit) {
+		t.Errorf("docs/rules.md does not give the cost limit as %s", limit)
+	}
+
 	vars := NewRuleVars(req, consent)
 	for _, ex := range examples {
 		t.Run(ex.title, func(t *testing.T) {
@@ -144,6 +148,9 @@ func TestCompileCondition(t *testing.T) {
 		{`consent.expires_at.getFullYear("UTC") > 2026`, "time-zone arguments are not allowed"},
 		{`{"a": 1, "b": 2}.map(k, k)[0] == "a"`, "iteration order is unspecified"},
 		{`size({"a": 1}.filter(k, true)) == 1`, "iteration order is unspecified"},
+		{`dyn({"a": 1}).map(k, k) == ["a"]`, "iteration order is unspecified"},
+		{`transfer.categories.map(c, c + "!") == ["face!"]`, ""},
+		{`{"a": 1}.exists_one(k, k == "a")`, ""},
 		{`duration("3 days") > duration("1h")`, "invalid duration"},
 		{`transfer.purpose.matches("(")`, "invalid matches"},
 		{"[1].all(a, [1].all(b, [1].all(c, [1].all(d, true))))", "nesting"},

@@ -26,15 +26,18 @@ type TrustView interface {
 	Record(c cid.Cid) (*Record, error)
 	// AccreditationsOf returns the held accreditations whose subject is id.
 	AccreditationsOf(id peer.ID) ([]*Record, error)
-	// LinkedFrom returns the held records that link to c.
-	LinkedFrom(c cid.Cid) ([]*Record, error)
+	// LinkedFrom returns the held records of the given kinds that link
+	// to c (every kind when none is given). Callers name the kinds they
+	// look for: a consent is linked to by a few revocations and
+	// amendments, and by every receipt given for it.
+	LinkedFrom(c cid.Cid, kinds ...Kind) ([]*Record, error)
 }
 
 // RevokedAt reports whether a held revocation of target, by an issuer
 // entitled to revoke it, is effective at or before at (Unix ms), and
 // returns that revocation.
 func RevokedAt(v TrustView, target *Record, at int64) (*Record, error) {
-	links, err := v.LinkedFrom(target.CID())
+	links, err := v.LinkedFrom(target.CID(), KindRevocation)
 	if err != nil {
 		return nil, err
 	}
@@ -80,6 +83,7 @@ func HasRole(v TrustView, id peer.ID, jurisdiction string, role Role, at int64) 
 	if !ok {
 		return Grant{}, false, nil
 	}
+	subject := id.String()
 	if role == RoleNode {
 		if j, ok := v.FoundingNode(id); ok && j == jurisdiction {
 			return Grant{}, true, nil
@@ -91,7 +95,7 @@ func HasRole(v TrustView, id peer.ID, jurisdiction string, role Role, at int64) 
 	}
 	for _, r := range accs {
 		a, ok := r.Accreditation()
-		if !ok || r.Issuer() != auth || a.Subject != id.String() || a.Jurisdiction != jurisdiction ||
+		if !ok || r.Issuer() != auth || a.Subject != subject || a.Jurisdiction != jurisdiction ||
 			!slices.Contains(a.Roles, role) || at < a.ValidFrom || at >= a.ValidUntil {
 			continue
 		}

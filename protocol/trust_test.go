@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -75,11 +76,20 @@ func (v *fakeView) AccreditationsOf(id peer.ID) ([]*Record, error) {
 	return v.accs[id], nil
 }
 
-func (v *fakeView) LinkedFrom(c cid.Cid) ([]*Record, error) {
+func (v *fakeView) LinkedFrom(c cid.Cid, kinds ...Kind) ([]*Record, error) {
 	if v.err != nil {
 		return nil, v.err
 	}
-	return v.backlinks[c], nil
+	if len(kinds) == 0 {
+		return v.backlinks[c], nil
+	}
+	var out []*Record
+	for _, r := range v.backlinks[c] {
+		if slices.Contains(kinds, r.Kind()) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 var _ TrustView = (*fakeView)(nil)
