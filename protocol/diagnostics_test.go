@@ -29,3 +29,44 @@ func TestDiagnosticsNameTheField(t *testing.T) {
 		t.Fatalf("empty optional list: got %v; want non_canonical at body.addrs", err)
 	}
 }
+
+// TestSignDecodes: what Sign makes is exactly what Decode makes of its
+// bytes, and later changes to the caller's body do not reach the record.
+func TestSignDecodes(t *testing.T) {
+	for kind, body := range map[Kind]Body{
+		KindAccreditation: baseAccreditation(), KindConsent: baseConsent(), KindRuleset: baseRuleset(),
+		KindIncident: baseIncident(), KindRevocation: baseRevocation(), KindReceipt: baseReceipt(),
+	} {
+		r, err := Sign(seedKey(seedAuthorityDE), t0, body)
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		d, err := Parse(r.Bytes())
+		if err != nil {
+			t.Fatalf("%s: Sign made bytes Parse refuses: %v", kind, err)
+		}
+		a, _ := CBORToJSON(mustEncode(t, r.Body()))
+		b, _ := CBORToJSON(mustEncode(t, d.Body()))
+		if d.CID() != r.CID() || d.Issuer() != r.Issuer() || d.IssuedAt() != r.IssuedAt() || string(a) != string(b) {
+			t.Fatalf("%s: Sign's record differs from Decode's", kind)
+		}
+	}
+	body := baseConsent()
+	r, err := Sign(seedKey(seedAuthorityDE), t0, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body.Purposes[0] = "changed"
+	if c, _ := r.Consent(); c.Purposes[0] == "changed" {
+		t.Fatal("the record shares the caller's body")
+	}
+}
+
+func mustEncode(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := encMode.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
