@@ -140,7 +140,9 @@ func BenchmarkVerifyHTTP(b *testing.B) {
 	n := max(b.N, 200)
 	b.ResetTimer()
 	bareRate, bareP99 := load(b, bare.URL, "", bodies, n, clients)
+	cpu0, t0 := cpuTime(), time.Now()
 	rate, p99 := load(b, "http://"+m.APIAddr()+"/v1/transfers/verify", m.Token, bodies, n, clients)
+	b.ReportMetric((cpuTime()-cpu0).Seconds()/time.Since(t0).Seconds(), "verify-cpu-cores-busy")
 
 	// verify-batch: 90 different requests a call.
 	per := len(bodies)
