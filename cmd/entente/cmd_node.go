@@ -143,6 +143,8 @@ func loadNodeConfig(env *cliEnv, home string) (node.Config, *config.Node, error)
 		APIAddr:               nc.API,
 		APIToken:              token,
 		MaxConcurrentRequests: nc.Limits.MaxConcurrentRequests,
+		MaxBatch:              nc.Limits.MaxBatch,
+		MaxBatchBytes:         int(nc.Limits.MaxBodyBytes),
 		HTTPTimeouts: node.HTTPTimeouts{
 			Read:  nc.Limits.HTTPReadTimeout.Duration,
 			Write: nc.Limits.HTTPWriteTimeout.Duration,
