@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"github.com/ipfs/go-cid"
 	"sort"
 	"testing"
 
@@ -65,5 +66,49 @@ func TestDecisionIndexes(t *testing.T) {
 				mustSameRecords(t, got, want)
 			}
 		})
+	}
+}
+
+// TestSyncItems: the sync set holds every record but receipts and TLP:RED
+// incidents, in (issued_at, CID) order.
+func TestSyncItems(t *testing.T) {
+	s := openMemory(t)
+	defer s.Close()
+	sg := newSigner(t)
+	var want []*protocol.Record
+	for i := 0; i < 5; i++ {
+		r := sg.consent(t, "DE")
+		want = append(want, r)
+	}
+	red := sg.sign(t, &protocol.Incident{Ref: "R", Jurisdiction: "DE", Severity: protocol.SeverityLow, Status: protocol.StatusOpen,
+		TLP: protocol.TLPRed, Affected: []string{}, Categories: []string{}, DetectedAt: 1, Summary: "s", Recipients: []string{"FR"}})
+	green := affectedIncident(t, sg)
+	want = append(want, green)
+	for _, r := range append([]*protocol.Record{red}, want...) {
+		if _, err := s.Put(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sort.Slice(want, func(i, j int) bool {
+		if want[i].IssuedAt() != want[j].IssuedAt() {
+			return want[i].IssuedAt() < want[j].IssuedAt()
+		}
+		return string(want[i].CID().Bytes()) < string(want[j].CID().Bytes())
+	})
+	var got []string
+	err := s.SyncItems(func(at int64, c cid.Cid) error {
+		got = append(got, c.String())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d sync items, want %d (the TLP:RED notice left out)", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i].CID().String() {
+			t.Fatalf("item %d: %s, want %s", i, got[i], want[i].CID())
+		}
 	}
 }

@@ -52,6 +52,7 @@
 //	j | n | jurisdiction | seq | cid  -> (empty)  records by jurisdiction ("DE")
 //	a | n | subject | seq | cid       -> (empty)  accreditations by subject (binary peer ID)
 //	x | n | peer | seq | cid          -> (empty)  incident notices by affected party (binary peer ID)
+//	y | issued_at | cid               -> (empty)  the sync set (Syncable), by issued_at (8 bytes)
 //	l | n | target | kind | seq | cid -> (empty)  backlinks: cid links to target
 //	                                              (a receipt: only to its consent)
 //	m                                 -> meta

@@ -20,6 +20,7 @@ const (
 	prefixJurisdiction byte = 'j' // j | n | code | seq | cid     -> empty
 	prefixSubject      byte = 'a' // a | n | subject | seq | cid  -> empty
 	prefixAffected     byte = 'x' // x | n | peer | seq | cid     -> empty
+	prefixSync         byte = 'y' // y | issued_at | cid          -> empty
 	prefixBacklink     byte = 'l' // l | n | target | kind code | seq | cid -> empty
 	prefixMeta         byte = 'm' // m                            -> meta value
 )
@@ -199,6 +200,9 @@ func indexKeys(r *protocol.Record, seq uint64) ([][]byte, error) {
 			keys = append(keys, indexKey(indexPrefix(prefixAffected, []byte(id)), seq, c))
 		}
 	}
+	if Syncable(r) {
+		keys = append(keys, syncKey(r.IssuedAt(), c))
+	}
 	for _, target := range backlinkTargets(r) {
 		keys = append(keys, indexKey(backlinkPrefix(target, code), seq, c))
 	}
@@ -214,4 +218,25 @@ func backlinkTargets(r *protocol.Record) []cid.Cid {
 		return []cid.Cid{rc.Request.Consent.Cid}
 	}
 	return r.Links()
+}
+
+// Syncable reports whether r belongs to the set nodes reconcile with their
+// peers: every record but receipts (each node's own audit trail) and
+// TLP:RED incidents (which go only to their recipients).
+func Syncable(r *protocol.Record) bool {
+	if r.Kind() == protocol.KindReceipt {
+		return false
+	}
+	if inc, ok := r.Incident(); ok && inc.TLP == protocol.TLPRed {
+		return false
+	}
+	return true
+}
+
+// syncKey orders the sync set by issued_at, then CID.
+func syncKey(issuedAt int64, c cid.Cid) []byte {
+	k := make([]byte, 0, 9+len(c.Bytes()))
+	k = append(k, prefixSync)
+	k = binary.BigEndian.AppendUint64(k, uint64(issuedAt))
+	return append(k, c.Bytes()...)
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"errors"
+	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -273,4 +274,32 @@ func (s *Store) scanIndex(prefixes ...[]byte) ([]*protocol.Record, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// SyncItems calls fn for every record of the sync set (see Syncable), in
+// (issued_at, CID) order, reading keys only. It stops at fn's first error.
+func (s *Store) SyncItems(fn func(issuedAt int64, c cid.Cid) error) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	return s.view(func(txn *badger.Txn) error {
+		opts := badger.IteratorOptions{Prefix: []byte{prefixSync}}
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) < 9 {
+				return fmt.Errorf("store: sync key of %d bytes", len(k))
+			}
+			c, err := cid.Cast(k[9:])
+			if err != nil {
+				return fmt.Errorf("store: sync key: %w", err)
+			}
+			if err := fn(int64(binary.BigEndian.Uint64(k[1:9])), c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -399,6 +400,7 @@ func TestIndexKeysLayout(t *testing.T) {
 	seq := []byte{0, 0, 0, 0, 0, 0, 1, 2} // 258
 	cat := func(parts ...[]byte) string { return string(bytes.Join(parts, nil)) }
 	lenOf := func(b []byte) []byte { return []byte{byte(len(b))} }
+	issued := func(r *protocol.Record) []byte { return binary.BigEndian.AppendUint64(nil, uint64(r.IssuedAt())) }
 
 	if n := len([]byte(de.id)); n != 0x26 {
 		t.Errorf("an Ed25519 peer ID is %d bytes; doc.go says 38", n)
@@ -415,10 +417,12 @@ func TestIndexKeysLayout(t *testing.T) {
 			cat([]byte("i"), lenOf([]byte(de.id)), []byte(de.id), seq, acc.CID().Bytes()),
 			cat([]byte("j"), []byte{2}, []byte("DE"), seq, acc.CID().Bytes()),
 			cat([]byte("a"), lenOf([]byte(platform.id)), []byte(platform.id), seq, acc.CID().Bytes()),
+			cat([]byte("y"), issued(acc), acc.CID().Bytes()),
 		}},
 		{rev, []string{
 			cat([]byte("k"), []byte{4}, seq, rev.CID().Bytes()),
 			cat([]byte("i"), lenOf([]byte(platform.id)), []byte(platform.id), seq, rev.CID().Bytes()),
+			cat([]byte("y"), issued(rev), rev.CID().Bytes()),
 			cat([]byte("l"), lenOf(acc.CID().Bytes()), acc.CID().Bytes(), []byte{4}, seq, rev.CID().Bytes()),
 		}},
 	} {
