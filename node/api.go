@@ -120,6 +120,9 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/records", n.handleListRecords)
 	mux.HandleFunc("POST /v1/transfers/verify", n.requireToken(n.handleVerify))
 	mux.HandleFunc("POST /v1/transfers/verify-batch", n.requireToken(n.handleVerifyBatch))
+	mux.HandleFunc("GET /v1/log/checkpoint", n.handleCheckpoint)
+	mux.HandleFunc("GET /v1/log/proof", n.handleInclusionProof)
+	mux.HandleFunc("GET /v1/log/consistency", n.handleConsistencyProof)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -26,7 +26,8 @@ import (
 // and Restart with its records.
 func startDiskNet(t *testing.T, nodes int) *testnet.Net {
 	t.Helper()
-	tn, err := testnet.Start(testnet.Options{Nodes: nodes, API: true})
+	// No sync: these tests are about what only fetch can bring.
+	tn, err := testnet.Start(testnet.Options{Nodes: nodes, API: true, NoSync: true})
 	if err != nil {
 		t.Fatalf("testnet: %v", err)
 	}

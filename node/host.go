@@ -59,7 +59,7 @@ func (g *gater) allowed(id peer.ID) bool {
 	if id == g.n.id {
 		return false
 	}
-	ok := g.n.trust.isMember(id, g.n.cfg.Now().UnixMilli())
+	ok := g.n.trust.isMember(id, g.n.cfg.Now().UnixMilli()) && (g.n.cfg.Gate == nil || g.n.cfg.Gate(id))
 	if !ok {
 		g.n.metrics.gateRefused.Inc()
 		g.n.log.Debug("refused a peer that is not a member", "peer", id.String())

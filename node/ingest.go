@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/store"
 )
 
 // Source says where a record came from, for metrics and logs.
@@ -108,6 +109,9 @@ func (n *Node) ingestDecoded(ctx context.Context, r *protocol.Record, src Source
 func (n *Node) afterAccept(r *protocol.Record, src Source) {
 	if n.log.Enabled(n.ctx, slog.LevelDebug) { // the attributes cost more than the rest of this
 		n.log.Debug("record accepted", "cid", r.CID().String(), "kind", string(r.Kind()), "issuer", r.Issuer().String(), "source", string(src))
+	}
+	if store.Syncable(r) {
+		n.sync.index.add(r.IssuedAt(), r.CID())
 	}
 	switch b := r.Body().(type) {
 	case *protocol.Revocation:

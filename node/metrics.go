@@ -16,6 +16,7 @@ type metrics struct {
 	gossip        *prometheus.CounterVec
 	gateRefused   prometheus.Counter
 	verdicts      prometheus.Counter
+	syncSessions  prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -38,6 +39,10 @@ func newMetrics(n *Node) *metrics {
 			Name: "entente_gate_refused_total",
 			Help: "Connections refused because the peer is not a federation member.",
 		}),
+		syncSessions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "entente_sync_sessions_total",
+			Help: "Reconciliation sessions this node initiated.",
+		}),
 		verdicts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "entente_verdicts_total",
 			Help: "Transfer requests decided (receipts signed).",
@@ -45,7 +50,7 @@ func newMetrics(n *Node) *metrics {
 	}
 	records := prometheus.NewDesc("entente_records", "Records held, by kind.", []string{"kind"}, nil)
 	m.reg.MustRegister(
-		m.ingest, m.ingestSeconds, m.gossip, m.gateRefused, m.verdicts,
+		m.ingest, m.ingestSeconds, m.gossip, m.gateRefused, m.verdicts, m.syncSessions,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -66,6 +66,18 @@ type Config struct {
 	// MaxPendingIngest bounds records being ingested at once from the API;
 	// past it the API answers 503 overloaded. Default 4096.
 	MaxPendingIngest int
+	// SyncInterval is how often the node reconciles its records with each
+	// connected peer (it also does when a peer connects). Default 30s.
+	SyncInterval time.Duration
+	// DisableSync turns reconciliation off: the node then learns records
+	// only by gossip and fetch. For tests of those paths alone.
+	DisableSync bool
+	// Gate, when set, is asked about every peer after the membership test:
+	// false refuses it. Test networks use it to cut a federation in two.
+	Gate func(peer.ID) bool
+	// CheckpointInterval is how often the node signs a checkpoint of its
+	// log, when the log grew since the last one. Default 10s.
+	CheckpointInterval time.Duration
 	// MaxConcurrentRequests bounds HTTP requests in flight; past it the API
 	// answers 503 overloaded. Default 256.
 	MaxConcurrentRequests int
@@ -97,6 +109,8 @@ func (c *Config) validate() error {
 		return errors.New("node config: DataDir is required (or InMemory)")
 	case c.APIAddr != "" && c.APIToken == "":
 		return errors.New("node config: APIToken is required with APIAddr")
+	case c.CheckpointInterval < 0:
+		return fmt.Errorf("node config: CheckpointInterval is negative (%s)", c.CheckpointInterval)
 	}
 	if _, ok := c.Federation.Jurisdiction(c.Jurisdiction); !ok {
 		return fmt.Errorf("node config: Jurisdiction %q is not in federation %q", c.Jurisdiction, c.Federation.Name)
@@ -119,6 +133,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxConcurrentRequests == 0 {
 		c.MaxConcurrentRequests = 256
+	}
+	if c.SyncInterval == 0 {
+		c.SyncInterval = 30 * time.Second
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = 10 * time.Second
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 1000
@@ -167,7 +187,10 @@ type Node struct {
 
 	notify *notifier
 	parked *parking
+	sync   *syncer
 	fetch  *fetcher // the fetch protocol (fetch.go)
+	// checkpoints signs and keeps the log's checkpoints (checkpoint.go).
+	checkpoints *checkpointer
 
 	nodeAddrsMu sync.Mutex
 	nodeAddrs   map[peer.ID][]ma.Multiaddr // from node accreditations
@@ -224,6 +247,9 @@ func New(cfg Config) (_ *Node, err error) {
 	n.ingestQ = make(chan struct{}, cfg.MaxPendingIngest)
 	n.verifySem = make(chan struct{}, runtime.GOMAXPROCS(0))
 	n.rules = protocol.NewRuleEngine(4096)
+	if err := n.startCheckpoints(); err != nil {
+		return nil, err
+	}
 
 	if err := n.startHost(); err != nil {
 		return nil, err
@@ -232,6 +258,9 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	if err := n.startGossip(); err != nil {
+		return nil, err
+	}
+	if err := n.startSync(); err != nil {
 		return nil, err
 	}
 	if cfg.APIAddr != "" {

@@ -16,6 +16,7 @@ type Status struct {
 	Peers        []PeerStatus     `json:"peers"`
 	Records      map[string]int64 `json:"records"`
 	Log          LogStatus        `json:"log"`
+	Sync         []SyncPeerStatus `json:"sync"`
 	UptimeMs     int64            `json:"uptime_ms"`
 }
 
@@ -28,11 +29,13 @@ type PeerStatus struct {
 	Direction    string `json:"direction"`
 }
 
-// LogStatus is the node's log: its size (records accepted) and, once the
-// Merkle log exists, its root.
+// LogStatus is the node's log: its size (records accepted), its root
+// (base64; empty for the empty log) and the size of the latest checkpoint
+// the node signed (0 before the first).
 type LogStatus struct {
-	Size uint64 `json:"size"`
-	Root string `json:"root"`
+	Size           uint64 `json:"size"`
+	Root           string `json:"root"`
+	CheckpointSize uint64 `json:"checkpoint_size"`
 }
 
 // Status reports the node's state.
@@ -43,7 +46,7 @@ func (n *Node) Status() Status {
 		Federation:   n.cfg.Federation.Name,
 		Peers:        []PeerStatus{}, // a list in JSON even when empty, never null
 		Records:      map[string]int64{},
-		Log:          LogStatus{Size: n.store.Len()},
+		Log:          n.logStatus(),
 		UptimeMs:     n.cfg.Now().Sub(n.started).Milliseconds(),
 	}
 	for _, a := range n.Addrs() {
@@ -70,6 +73,7 @@ func (n *Node) Status() Status {
 		st.Peers = append(st.Peers, PeerStatus{PeerID: id.String(), Jurisdiction: j, Founding: founding, Addr: c.RemoteMultiaddr().String(), Direction: dir})
 	}
 	sort.Slice(st.Peers, func(i, j int) bool { return st.Peers[i].PeerID < st.Peers[j].PeerID })
+	st.Sync = n.SyncStatus()
 	return st
 }
 

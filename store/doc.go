@@ -56,6 +56,8 @@
 //	l | n | target | kind | seq | cid -> (empty)  backlinks: cid links to target
 //	                                              (a receipt: only to its consent)
 //	m                                 -> meta
+//	c                                 -> the last signed checkpoint (checkpoint.go)
+//	h | index                         -> a stored hash of the Merkle log (log.go)
 //
 // The r key maps a CID both to the record and to its seq: one key fewer
 // per record than separate record and CID-to-seq keys, and Badger's cost

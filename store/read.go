@@ -2,8 +2,8 @@ package store
 
 import (
 	"cmp"
-	"errors"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 

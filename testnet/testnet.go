@@ -57,6 +57,10 @@ type Options struct {
 	Logger *slog.Logger
 	// ReconnectInterval of the nodes. Default 1s.
 	ReconnectInterval time.Duration
+	// SyncInterval of the nodes. Default 2s.
+	SyncInterval time.Duration
+	// NoSync turns reconciliation off, for tests of gossip or fetch alone.
+	NoSync bool
 }
 
 var defaultJurisdictions = []string{"DE", "FR", "BR"}
@@ -78,6 +82,11 @@ type Net struct {
 
 	opts      Options
 	removeDir bool
+
+	// side maps a node's peer ID to its side of a partition; empty when
+	// the federation is whole.
+	sideMu    sync.Mutex
+	side      map[peer.ID]int
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -126,6 +135,9 @@ func start(opts Options) (_ *Net, err error) {
 	}
 	if opts.ReconnectInterval == 0 {
 		opts.ReconnectInterval = time.Second
+	}
+	if opts.SyncInterval == 0 {
+		opts.SyncInterval = 2 * time.Second
 	}
 	n := &Net{opts: opts, Dir: opts.Dir, Authorities: map[string]crypto.PrivKey{}}
 	if n.Dir == "" {
@@ -206,6 +218,9 @@ func start(opts Options) (_ *Net, err error) {
 			APIToken:          m.Token,
 			ReconnectInterval: opts.ReconnectInterval,
 			DisableReuseport:  true,
+			SyncInterval:      opts.SyncInterval,
+			DisableSync:       opts.NoSync,
+			Gate:              n.sameSide(p.key),
 		}
 		if opts.API {
 			m.cfg.APIAddr = "127.0.0.1:0"
@@ -219,6 +234,49 @@ func start(opts Options) (_ *Net, err error) {
 		n.Nodes = append(n.Nodes, m)
 	}
 	return n, nil
+}
+
+// sameSide is a node's gate: while the federation is partitioned, a node
+// refuses the nodes on the other side (peers outside the testnet are not
+// its business).
+func (n *Net) sameSide(key crypto.PrivKey) func(peer.ID) bool {
+	self, _ := peer.IDFromPrivateKey(key)
+	return func(p peer.ID) bool {
+		n.sideMu.Lock()
+		defer n.sideMu.Unlock()
+		a, okA := n.side[self]
+		b, okB := n.side[p]
+		return !okA || !okB || a == b
+	}
+}
+
+// Partition cuts the federation: nodes in different groups (by index)
+// refuse each other and their connections are closed. Nodes in no group
+// stay connected to everyone.
+func (n *Net) Partition(groups ...[]int) {
+	n.sideMu.Lock()
+	n.side = map[peer.ID]int{}
+	for g, members := range groups {
+		for _, i := range members {
+			n.side[n.Nodes[i].ID()] = g
+		}
+	}
+	n.sideMu.Unlock()
+	for _, a := range n.Running() {
+		for _, b := range n.Running() {
+			if a != b && !n.sameSide(a.Key)(b.ID()) {
+				a.Host().Network().ClosePeer(b.ID())
+			}
+		}
+	}
+}
+
+// Heal ends a partition; nodes reconnect at their next dial tick
+// (Options.ReconnectInterval).
+func (n *Net) Heal() {
+	n.sideMu.Lock()
+	n.side = nil
+	n.sideMu.Unlock()
 }
 
 // randomToken is an API token like the ones entente init writes.

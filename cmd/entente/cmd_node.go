@@ -144,6 +144,8 @@ func loadNodeConfig(env *cliEnv, home string) (node.Config, *config.Node, error)
 		APIToken:              token,
 		MaxConcurrentRequests: nc.Limits.MaxConcurrentRequests,
 		MaxBatch:              nc.Limits.MaxBatch,
+		SyncInterval:          nc.Gossip.SyncInterval.Duration,
+		CheckpointInterval:    nc.Gossip.CheckpointInterval.Duration,
 		MaxBatchBytes:         int(nc.Limits.MaxBodyBytes),
 		HTTPTimeouts: node.HTTPTimeouts{
 			Read:  nc.Limits.HTTPReadTimeout.Duration,

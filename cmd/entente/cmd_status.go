@@ -66,5 +66,20 @@ func runStatus(env *cliEnv, args []string) error {
 		}
 		fmt.Fprintf(w, "  %s  %-2s  %-15s %s %s\n", p.PeerID, p.Jurisdiction, role, p.Direction, p.Addr)
 	}
+	if len(st.Sync) > 0 {
+		fmt.Fprintf(w, "sync        with %d peers\n", len(st.Sync))
+	}
+	for _, s := range st.Sync {
+		state := "idle"
+		if s.InProgress {
+			state = "running"
+		}
+		line := fmt.Sprintf("  %s  %-7s %d sessions, last %s: needed %d, fetched %d, peer lacked %d, %d rounds",
+			s.PeerID, state, s.Sessions, s.LastEnd, s.Need, s.Fetched, s.Have, s.Rounds)
+		if s.LastError != "" {
+			line += "; error: " + s.LastError
+		}
+		fmt.Fprintln(w, line)
+	}
 	return nil
 }

@@ -1,0 +1,59 @@
+package testnet
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// BenchmarkCatchUp: a fresh node syncing 100 000 records from one peer:
+// the time, as a ratio to what the node's own ingest rate allows (the same
+// records submitted to a fresh node in the same run), and the bytes on the
+// wire (reconciliation and fetch), as a ratio to the records' own bytes.
+// Targets: time ratio <= 1.3, bytes ratio <= 1.2.
+func BenchmarkCatchUp(b *testing.B) {
+	const n = 100_000
+	for i := 0; i < b.N; i++ {
+		net, err := Start(Options{Nodes: 2, Jurisdictions: []string{"DE", "FR"}, Dir: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		a, fresh := net.Nodes[0], net.Nodes[1]
+		if err := fresh.Stop(); err != nil {
+			b.Fatal(err)
+		}
+		recs := accreditations(b, net, "DE", n)
+		var own int64
+		for _, r := range recs {
+			own += int64(len(r.Bytes()))
+		}
+		t0 := time.Now()
+		submitAll(b, a, recs)
+		ingest := time.Since(t0)
+
+		t1 := time.Now()
+		if err := fresh.Restart(); err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		for fresh.Store().Len() < n {
+			select {
+			case <-fresh.Accepted():
+			case <-ctx.Done():
+				b.Fatalf("caught up %d of %d", fresh.Store().Len(), n)
+			}
+		}
+		cancel()
+		catchUp := time.Since(t1)
+		var wire int64
+		for _, st := range fresh.SyncStatus() {
+			wire += int64(st.BytesIn + st.BytesOut + st.FetchBytes)
+		}
+		b.ReportMetric(catchUp.Seconds(), "catch-up-s")
+		b.ReportMetric(ingest.Seconds(), "ingest-s")
+		b.ReportMetric(catchUp.Seconds()/ingest.Seconds(), "catch-up/ingest")
+		b.ReportMetric(float64(wire)/float64(own), "wire/record-bytes")
+		net.Close()
+	}
+	b.ReportMetric(0, "ns/op")
+}
