@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -40,6 +39,7 @@ const (
 	syncSessionTime   = 2 * time.Minute
 	syncMaxSessions   = 4 // sessions this node initiates at once
 	syncFetchChunk    = 64
+	syncIngestWorkers = 128
 	syncServiceName   = "entente.sync"
 	syncMemory        = 2 * syncFrameLimit
 )
@@ -284,7 +284,7 @@ type SyncResult struct {
 	BytesOut, BytesIn int // negentropy bytes each way
 	Need, Have        int // records this node lacked / the peer lacked
 	Fetched           int // records fetched and accepted
-	FetchBytes        int // fetch requests and answers, framing included
+	FetchBytes        int // fetch requests and answers, with their framing (not libp2p's)
 }
 
 // SyncWith runs one session with p as the initiator: reconcile, then
@@ -424,6 +424,11 @@ func (n *Node) serveSync(s network.Stream) error {
 	}
 }
 
+// frameLen is the bytes a frame of n bytes takes on the wire.
+func frameLen(n int) int {
+	return len(binary.AppendUvarint(nil, uint64(n))) + n
+}
+
 func writeSyncFrame(w io.Writer, b []byte) error {
 	frame := binary.AppendUvarint(make([]byte, 0, len(b)+binary.MaxVarintLen64), uint64(len(b)))
 	_, err := w.Write(append(frame, b...))
@@ -438,7 +443,9 @@ func (n *Node) fetchNeeded(ctx context.Context, p peer.ID, need []negentropy.ID)
 	recs := make(chan *protocol.Record, 4*syncFetchChunk)
 	var ok atomic.Int64
 	var workers sync.WaitGroup
-	for w := 0; w < 4*runtime.GOMAXPROCS(0); w++ {
+	// Enough ingests in flight for the store's group commit to batch
+	// (signature checks are bounded to the cores anyway).
+	for w := 0; w < syncIngestWorkers; w++ {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
@@ -462,13 +469,13 @@ func (n *Node) fetchNeeded(ctx context.Context, p peer.ID, need []negentropy.ID)
 		}
 		got, ferr := n.askPeer(ctx, p, cids)
 		req, _ := encodeFetchRequest(cids)
-		wire += len(req) + binary.MaxVarintLen32 + len(cids)*(1+binary.MaxVarintLen32)
+		wire += frameLen(len(req)) + (len(cids)-len(got))*frameLen(1)
 		// Oldest first: accreditations tend to come before what they
 		// authorise.
 		batch := make([]*protocol.Record, 0, len(got))
 		for _, r := range got {
 			batch = append(batch, r)
-			wire += len(r.Bytes())
+			wire += frameLen(1 + len(r.Bytes()))
 		}
 		sort.Slice(batch, func(i, j int) bool { return batch[i].IssuedAt() < batch[j].IssuedAt() })
 		for _, r := range batch {
