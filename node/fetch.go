@@ -59,7 +59,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -172,11 +171,6 @@ type fetcher struct {
 
 	hooks chan struct{}
 
-	// Stream handlers run on libp2p's goroutines, which Close does not
-	// wait for; the node tracks them here so that none outlives it.
-	mu       sync.Mutex
-	closed   bool
-	handlers sync.WaitGroup
 }
 
 // startFetch serves the fetch protocol on the node's host. When the node's
@@ -204,39 +198,13 @@ func (n *Node) startFetch() error {
 		}
 	}
 	n.fetch = f
-	n.host.SetStreamHandler(protocol.FetchProtocolID, n.handleFetch)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		<-n.ctx.Done()
-		n.host.RemoveStreamHandler(protocol.FetchProtocolID)
-		f.mu.Lock()
-		f.closed = true
-		f.mu.Unlock()
-		f.handlers.Wait()
-	}()
+	n.serveStreams(protocol.FetchProtocolID, n.handleFetch)
 	return nil
-}
-
-// enter registers a stream being served; false once the node is closing.
-func (f *fetcher) enter() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
-		return false
-	}
-	f.handlers.Add(1)
-	return true
 }
 
 // handleFetch serves one fetch stream: Close when every answer is
 // written, Reset on any error.
 func (n *Node) handleFetch(s network.Stream) {
-	if !n.fetch.enter() {
-		s.Reset()
-		return
-	}
-	defer n.fetch.handlers.Done()
 	if err := n.serveFetch(s); err != nil {
 		s.Reset()
 		n.fetch.served.WithLabelValues("reset").Inc()
@@ -248,8 +216,6 @@ func (n *Node) handleFetch(s network.Stream) {
 }
 
 func (n *Node) serveFetch(s network.Stream) error {
-	stop := context.AfterFunc(n.ctx, func() { s.Reset() })
-	defer stop()
 	if n.ctx.Err() != nil {
 		return errFetchClosing
 	}

@@ -122,22 +122,6 @@ type syncer struct {
 	peers   map[peer.ID]*SyncPeerStatus
 	slots   chan struct{}
 	notifee *network.NotifyBundle
-
-	// Stream handlers run on libp2p's goroutines, which Close does not
-	// wait for; they are tracked here so that none outlives the node.
-	hmu      sync.Mutex
-	closed   bool
-	handlers sync.WaitGroup
-}
-
-func (s *syncer) enter() bool {
-	s.hmu.Lock()
-	defer s.hmu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.handlers.Add(1)
-	return true
 }
 
 func (n *Node) startSync() error {
@@ -150,17 +134,7 @@ func (n *Node) startSync() error {
 		return fmt.Errorf("node: reading the sync set: %w", err)
 	}
 	n.sync = s
-	n.host.SetStreamHandler(protocol.SyncProtocolID, n.handleSync)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		<-n.ctx.Done()
-		n.host.RemoveStreamHandler(protocol.SyncProtocolID)
-		s.hmu.Lock()
-		s.closed = true
-		s.hmu.Unlock()
-		s.handlers.Wait()
-	}()
+	n.serveStreams(protocol.SyncProtocolID, n.handleSync)
 	s.notifee = &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
 		select {
 		case s.wake <- c.RemotePeer():
@@ -368,13 +342,6 @@ func (n *Node) reconcile(ctx context.Context, p peer.ID) (res SyncResult, need [
 
 // handleSync answers a peer's session: one frame back per frame in.
 func (n *Node) handleSync(s network.Stream) {
-	if !n.sync.enter() {
-		s.Reset()
-		return
-	}
-	defer n.sync.handlers.Done()
-	stop := context.AfterFunc(n.ctx, func() { s.Reset() })
-	defer stop()
 	if err := n.serveSync(s); err != nil {
 		s.Reset()
 		if !errors.Is(err, io.EOF) {
