@@ -170,7 +170,6 @@ type fetcher struct {
 	fetched *prometheus.CounterVec
 
 	hooks chan struct{}
-
 }
 
 // startFetch serves the fetch protocol on the node's host. When the node's
