@@ -286,25 +286,7 @@ func BenchmarkFootprint(b *testing.B) {
 			own += int64(len(r.Bytes()))
 		}
 		m := net.Nodes[0]
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for w := 0; w < 64; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					j := next.Add(1) - 1
-					if j >= n {
-						return
-					}
-					if _, err := m.SubmitRecord(context.Background(), recs[j]); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
+		submitAll(b, m, recs)
 		if err := net.Close(); err != nil {
 			b.Fatal(err)
 		}
