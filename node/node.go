@@ -78,6 +78,9 @@ type Config struct {
 	// CheckpointInterval is how often the node signs a checkpoint of its
 	// log, when the log grew since the last one. Default 10s.
 	CheckpointInterval time.Duration
+	// WitnessInterval is how often the node asks each connected peer for
+	// its latest checkpoint and witnesses it (witness.go). Default 10s.
+	WitnessInterval time.Duration
 	// MaxConcurrentRequests bounds HTTP requests in flight; past it the API
 	// answers 503 overloaded. Default 256.
 	MaxConcurrentRequests int
@@ -140,6 +143,9 @@ func (c *Config) setDefaults() {
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = 10 * time.Second
 	}
+	if c.WitnessInterval <= 0 {
+		c.WitnessInterval = 10 * time.Second
+	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 1000
 	}
@@ -191,6 +197,8 @@ type Node struct {
 	fetch  *fetcher // the fetch protocol (fetch.go)
 	// checkpoints signs and keeps the log's checkpoints (checkpoint.go).
 	checkpoints *checkpointer
+	// witness verifies and cosigns peers' checkpoints (witness.go).
+	witness *witness
 
 	nodeAddrsMu sync.Mutex
 	nodeAddrs   map[peer.ID][]ma.Multiaddr // from node accreditations
@@ -261,6 +269,9 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	if err := n.startSync(); err != nil {
+		return nil, err
+	}
+	if err := n.startWitness(); err != nil {
 		return nil, err
 	}
 	if cfg.APIAddr != "" {

@@ -17,6 +17,8 @@ type Status struct {
 	Records      map[string]int64 `json:"records"`
 	Log          LogStatus        `json:"log"`
 	Sync         []SyncPeerStatus `json:"sync"`
+	Witnessed    []WitnessStatus  `json:"witnessed"`
+	Alerts       []WitnessAlert   `json:"alerts"`
 	UptimeMs     int64            `json:"uptime_ms"`
 }
 
@@ -74,6 +76,8 @@ func (n *Node) Status() Status {
 	}
 	sort.Slice(st.Peers, func(i, j int) bool { return st.Peers[i].PeerID < st.Peers[j].PeerID })
 	st.Sync = n.SyncStatus()
+	st.Witnessed = n.Witnessed()
+	st.Alerts = n.Alerts()
 	return st
 }
 
