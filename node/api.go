@@ -123,6 +123,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/log/checkpoint", n.handleCheckpoint)
 	mux.HandleFunc("GET /v1/log/proof", n.handleInclusionProof)
 	mux.HandleFunc("GET /v1/log/consistency", n.handleConsistencyProof)
+	mux.HandleFunc("GET /v1/receipts/{cid}/bundle", n.handleReceiptBundle)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

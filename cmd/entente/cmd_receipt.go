@@ -1,0 +1,226 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/entente-net/entente/config"
+	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/protocol"
+)
+
+func init() {
+	register(&command{
+		name: "receipt get",
+		summary: "download the bundle of a receipt from the node that issued it\n\n" +
+			"The bundle is a CAR file holding the receipt, the records its decision read, the node's\n" +
+			"signed checkpoint and the proofs: check it offline with 'entente receipt check'.",
+		usage: "receipt get CID --out FILE [--api HOST:PORT] [--home DIR]",
+		run:   runReceiptGet,
+	})
+	register(&command{
+		name: "receipt check",
+		summary: "check a receipt bundle offline against the federation file and recompute its verdict\n\n" +
+			"Every signature, inclusion proof, authorisation and the decision itself are recomputed from\n" +
+			"the bundle and the federation file alone. Give the federation as the node recognises it:\n" +
+			"--trust for a node configured with trust = [...], or --home DIR of the node.\n" +
+			"Exit status: 0 when every step holds, 1 when one does not, 2 usage.",
+		usage: "receipt check BUNDLE (--federation FILE [--trust CODE,...] | --home DIR)",
+		run:   runReceiptCheck,
+	})
+}
+
+func runReceiptGet(env *cliEnv, args []string) error {
+	c := findCommand("receipt get")
+	flags := newFlags(env, c)
+	var af apiFlags
+	af.register(flags)
+	out := flags.String("out", "", "file to write the bundle to (- for stdout)")
+	rest, err := parseFlags(flags, args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(rest) == 0:
+		return usagef("name the receipt's CID")
+	case len(rest) > 1:
+		return usagef("unexpected argument %q", rest[1])
+	case *out == "":
+		return usagef("--out is required (- for stdout)")
+	}
+	id, err := protocol.ParseCID(rest[0])
+	if err != nil {
+		return usagef("%q: %v", rest[0], err)
+	}
+	cl, err := af.client(env, false)
+	if err != nil {
+		return err
+	}
+	_, data, err := cl.do(http.MethodGet, "/v1/receipts/"+id.String()+"/bundle", "", node.MediaCAR, nil)
+	if err != nil {
+		return err
+	}
+	b, err := protocol.ReadBundle(data)
+	if err != nil {
+		return fmt.Errorf("the node's answer is not a receipt bundle: %w", err)
+	}
+	if !b.Root.Equals(id) {
+		return fmt.Errorf("the node answered with the bundle of %s, not of %s", b.Root, id)
+	}
+	say := fmt.Sprintf("the bundle of receipt %s: %d blocks, %d bytes", id, len(b.Blocks), len(data))
+	if *out == "-" {
+		if _, err := env.stdout.Write(data); err != nil {
+			return err
+		}
+		fmt.Fprintln(env.stderr, say)
+		return nil
+	}
+	if err := config.WriteFileAtomic(*out, data, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "%s, written to %s\n", say, *out)
+	return nil
+}
+
+func runReceiptCheck(env *cliEnv, args []string) error {
+	c := findCommand("receipt check")
+	flags := newFlags(env, c)
+	fedFile := flags.String("federation", "", "the federation file")
+	trust := flags.String("trust", "", "the jurisdictions the node recognises, comma-separated (its trust list; default all)")
+	home := flags.String("home", "", "a node home: check against its federation file and trust list (default $ENTENTE_HOME)")
+	rest, err := parseFlags(flags, args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(rest) == 0:
+		return usagef("name the bundle file (- for stdin)")
+	case len(rest) > 1:
+		return usagef("unexpected argument %q", rest[1])
+	case *fedFile != "" && *home != "":
+		return usagef("give --federation or --home, not both")
+	case *trust != "" && *fedFile == "":
+		return usagef("--trust restricts --federation; with --home the node's trust list applies")
+	}
+	fed, err := checkFederation(env, *fedFile, *trust, *home)
+	if err != nil {
+		return err
+	}
+	data, err := readBundleFile(rest[0])
+	if err != nil {
+		return err
+	}
+	rep := protocol.CheckBundleCAR(data, node.BundleTrust(fed))
+	printBundleReport(env.stdout, rep, fed)
+	if err := rep.Err(); err != nil {
+		var be *protocol.BundleError
+		if errors.As(err, &be) {
+			switch be.Step.ID {
+			case protocol.StepReceiptIssuer, protocol.StepCheckpoint, protocol.StepEvidenceAuthorized, protocol.StepDecision:
+				return withHint(err, "check against the federation file of the node's federation, as the node recognises it (--trust, or --home of the node)")
+			}
+		}
+		return err
+	}
+	return nil
+}
+
+// checkFederation is the federation to check against: --federation,
+// restricted to --trust, or the federation of the node at --home as it
+// recognises it.
+func checkFederation(env *cliEnv, file, trust, home string) (*config.Federation, error) {
+	if file == "" {
+		dir := env.homeDir(home)
+		if dir == "" {
+			return nil, usagef("--federation is required (or --home DIR of the node)")
+		}
+		nc, err := config.Load(dir)
+		if err != nil {
+			return nil, err
+		}
+		return nc.LoadFederation()
+	}
+	fed, err := config.LoadFederation(file)
+	if err != nil {
+		return nil, err
+	}
+	if trust == "" {
+		return fed, nil
+	}
+	var codes []string
+	for _, code := range strings.Split(trust, ",") {
+		if code = strings.TrimSpace(code); code != "" {
+			codes = append(codes, code)
+		}
+	}
+	restricted, err := fed.Restrict(codes)
+	if err != nil {
+		return nil, usagef("--trust: %v", err)
+	}
+	return restricted, nil
+}
+
+// readBundleFile reads a bundle, refusing one over the size limit.
+func readBundleFile(path string) ([]byte, error) {
+	var r io.Reader = os.Stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, protocol.MaxBundleSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > protocol.MaxBundleSize {
+		return nil, fmt.Errorf("%s: larger than a bundle may be (%d bytes)", path, protocol.MaxBundleSize)
+	}
+	return data, nil
+}
+
+func printBundleReport(w io.Writer, rep *protocol.BundleReport, fed *config.Federation) {
+	if r := rep.Receipt; r != nil {
+		body, _ := r.Receipt()
+		fmt.Fprintf(w, "receipt     %s\n", r.CID())
+		fmt.Fprintf(w, "issuer      %s\n", r.Issuer())
+		fmt.Fprintf(w, "verdict     %s, signed %s\n", strings.ToUpper(body.Verdict), time.UnixMilli(r.IssuedAt()).UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "federation  %s (%s)\n\n", fed.Name, strings.Join(fed.Codes(), ", "))
+	for _, s := range rep.Steps {
+		mark := "pass"
+		switch {
+		case s.Skipped:
+			mark = "skip"
+		case !s.OK:
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "  %-4s  %-20s %s\n", mark, s.ID, s.Detail)
+	}
+	d := rep.Decision
+	if d == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nrecomputed from the bundle: %s\n", strings.ToUpper(d.Verdict))
+	for _, ch := range d.Checks {
+		ev := "-"
+		if ch.Evidence != nil {
+			ev = short(ch.Evidence.String())
+		}
+		fmt.Fprintf(w, "  %-4s  %-21s %-16s %s\n", passOrFail(ch.OK), ch.ID, ev, ch.Detail)
+	}
+}
+
+func passOrFail(ok bool) string {
+	if ok {
+		return "pass"
+	}
+	return "FAIL"
+}

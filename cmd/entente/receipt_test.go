@@ -1,0 +1,160 @@
+package main
+
+import (
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/entente-net/entente/config"
+	"github.com/entente-net/entente/protocol"
+)
+
+// TestReceiptGetAndCheck: a receipt's bundle, downloaded with receipt
+// get, passes every step of receipt check; changed, it fails and the
+// error names the step.
+func TestReceiptGetAndCheck(t *testing.T) {
+	closeDefaultIdle(t)
+	n := startNet(t)
+	ctx := t.Context()
+	platform, err := n.NewParty(ctx, "DE", "platform", protocol.RoleController)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recipient, err := n.NewParty(ctx, "BR", "recipient", protocol.RoleController)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := protocol.Rules{MaxTier: 2, ProhibitedPurposes: []string{}, MaxRetentionDays: 365, BlockOnIncident: protocol.SeverityHigh, Conditions: []protocol.Condition{}}
+	wait := []*protocol.Record{platform.Accreditation, recipient.Accreditation}
+	for _, j := range []string{"DE", "BR"} {
+		rs, err := protocol.Sign(n.Authorities[j], time.Now().UnixMilli(), &protocol.Ruleset{Jurisdiction: j, Version: 1, EffectiveFrom: time.Now().Add(-time.Hour).UnixMilli(),
+			Export: protocol.ExportRules{Destinations: []string{"*"}, Rules: rules}, Import: protocol.ImportRules{Origins: []string{"*"}, Rules: rules}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Submit(ctx, n.NodeOf(j), rs); err != nil {
+			t.Fatal(err)
+		}
+		wait = append(wait, rs)
+	}
+	subject := make([]byte, 32)
+	rand.Read(subject)
+	consent, err := protocol.Sign(platform.Key, time.Now().UnixMilli(), &protocol.Consent{Subject: subject, Jurisdiction: "DE", Categories: []string{"face"},
+		Purposes: []string{"research"}, MaxTier: 1, Destinations: []string{"BR"}, RetentionDays: 90, ExpiresAt: time.Now().AddDate(1, 0, 0).UnixMilli(), Method: "opt-in"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Submit(ctx, n.NodeOf("DE"), consent); err != nil {
+		t.Fatal(err)
+	}
+	wait = append(wait, consent)
+	for _, r := range wait {
+		if err := n.WaitAll(ctx, r.CID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	br := n.NodeOf("BR")
+	v, err := br.Verify(ctx, protocol.TransferRequest{Consent: protocol.LinkTo(consent.CID()), From: "DE", To: "BR", Recipient: recipient.ID.String(),
+		Purpose: "research", Categories: []string{"face"}, Tier: 1, RetentionDays: 30})
+	if err != nil || !v.Decision.Allowed() {
+		t.Fatalf("verify: %v %+v", err, v)
+	}
+	receipt := v.Receipt.CID().String()
+
+	dir := t.TempDir()
+	file := filepath.Join(dir, "receipt.car")
+	c := newCLI(t)
+	out := c.ok("receipt", "get", receipt, "--api", br.APIAddr(), "--out", file)
+	if !strings.Contains(out, "the bundle of receipt "+receipt) || !strings.Contains(out, file) {
+		t.Errorf("receipt get said:\n%s", out)
+	}
+	out = c.ok("receipt", "check", file, "--federation", n.FederationPath)
+	for _, step := range []string{protocol.StepCAR, protocol.StepBlocks, protocol.StepManifest, protocol.StepRecords, protocol.StepReceiptIssuer,
+		protocol.StepCheckpoint, protocol.StepInclusion, protocol.StepConsistency, protocol.StepEvidenceHeld, protocol.StepEvidenceAuthorized, protocol.StepDecision} {
+		if !strings.Contains(out, "  pass  "+step+" ") {
+			t.Errorf("no pass line for %s", step)
+		}
+	}
+	if strings.Contains(out, "FAIL") || strings.Contains(out, "skip") {
+		t.Errorf("a step did not hold:\n%s", out)
+	}
+	if !strings.Contains(out, "recomputed from the bundle: ALLOW") || strings.Count(out, "  pass  ") != 11+8 {
+		t.Errorf("the recomputed checks are not all shown:\n%s", out)
+	}
+	if !strings.Contains(out, "receipt     "+receipt) || !strings.Contains(out, "verdict     ALLOW") {
+		t.Errorf("the receipt is not named:\n%s", out)
+	}
+
+	// --trust naming every jurisdiction is the whole file.
+	out = c.ok("receipt", "check", file, "--federation", n.FederationPath, "--trust", "DE,FR,BR")
+	if strings.Contains(out, "FAIL") {
+		t.Errorf("--trust DE,FR,BR:\n%s", out)
+	}
+	// --out - writes the bundle to stdout.
+	out = c.ok("receipt", "get", receipt, "--api", br.APIAddr(), "--out", "-")
+	if b, err := protocol.ReadBundle([]byte(out)); err != nil || b.Root.String() != receipt {
+		t.Errorf("--out -: %v", err)
+	}
+
+	// A byte of the consent changed: the block no longer matches its CID.
+	good, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := strings.Index(string(good), string(consent.Bytes()))
+	if at < 0 {
+		t.Fatal("the consent is not in the bundle")
+	}
+	bad := []byte(string(good))
+	bad[at+20] ^= 0x01
+	badFile := writeFile(t, dir, "tampered.car", string(bad), 0o644)
+	r := c.fails(1, "receipt", "check", badFile, "--federation", n.FederationPath)
+	wantError(t, r, false, "the bundle does not hold: "+protocol.StepBlocks+": ", consent.CID().String())
+	if !strings.Contains(r.stdout, "  FAIL  "+protocol.StepBlocks) {
+		t.Errorf("the failing step is not printed:\n%s", r.stdout)
+	}
+
+	// Another federation's file: the node is no member of it.
+	other := &config.Federation{Name: "another-federation"}
+	for _, j := range n.Federation.Jurisdictions {
+		_, id := newKey(t)
+		other.Jurisdictions = append(other.Jurisdictions, config.Jurisdiction{Code: j.Code, Name: j.Name, Authority: id.String()})
+	}
+	b, err := other.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherFile := writeFile(t, dir, "other.toml", string(b), 0o644)
+	r = c.fails(1, "receipt", "check", file, "--federation", otherFile)
+	wantError(t, r, true, "the bundle does not hold: "+protocol.StepReceiptIssuer+": ", "unauthorized_issuer")
+
+	// Not a CAR at all.
+	r = c.fails(1, "receipt", "check", writeFile(t, dir, "junk.car", "junk", 0o644), "--federation", n.FederationPath)
+	wantError(t, r, false, "the bundle does not hold: "+protocol.StepCAR+": ")
+
+	// Mistakes: no federation, no file, a CID that is not one, a record
+	// that is no receipt.
+	wantError(t, c.fails(2, "receipt", "check", file), true, "--federation is required")
+	wantError(t, c.fails(2, "receipt", "check", "--federation", n.FederationPath), true, "bundle file")
+	wantError(t, c.fails(2, "receipt", "check", file, "--federation", n.FederationPath, "--trust", "XX"), true, "--trust", "XX")
+	wantError(t, c.fails(2, "receipt", "get", "bafy-not", "--api", br.APIAddr(), "--out", file), true, "bafy-not")
+	wantError(t, c.fails(2, "receipt", "get", receipt, "--api", br.APIAddr()), true, "--out")
+	r = c.fails(1, "receipt", "get", consent.CID().String(), "--api", n.NodeOf("DE").APIAddr(), "--out", filepath.Join(dir, "x.car"))
+	wantError(t, r, false, "404 not_found", "not a receipt")
+	if _, err := os.Stat(filepath.Join(dir, "x.car")); !os.IsNotExist(err) {
+		t.Errorf("a failed get left a file: %v", err)
+	}
+}
+
+func TestReceiptHelp(t *testing.T) {
+	c := newCLI(t)
+	out := c.ok("receipt", "--help")
+	for _, sub := range []string{"receipt get", "receipt check"} {
+		if !strings.Contains(out, sub) {
+			t.Errorf("entente receipt --help does not list %q:\n%s", sub, out)
+		}
+	}
+}
