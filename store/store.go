@@ -47,6 +47,10 @@ type Options struct {
 	// CacheBytes bounds the cache of decoded records (an estimate of the
 	// memory they hold); 0 means DefaultCacheBytes.
 	CacheBytes int64
+
+	// withoutLog skips the Merkle log, for the benchmark that measures
+	// what the log costs; nothing else may set it.
+	withoutLog bool
 }
 
 func (o *Options) check() error {

@@ -428,7 +428,9 @@ func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, out []PutResult,
 		if err := setRecord(txn, r, seq); err != nil {
 			return nil, i, err
 		}
-		if err := appendLeaf(txn, hr, r, seq); err != nil {
+		if s.opts.withoutLog {
+			// benchmark only: see Options.withoutLog
+		} else if err := appendLeaf(txn, hr, r, seq); err != nil {
 			return nil, i, err
 		}
 		code, _ := kindCode(r.Kind()) // setRecord checked it
