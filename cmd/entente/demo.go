@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/entente-net/entente/config"
@@ -85,6 +86,11 @@ type demo struct {
 	step      int
 	published int
 	parties   map[string]*testnet.Party
+	// audited is the first allowed receipt, for the auditor's step.
+	audited struct {
+		m       *testnet.Member
+		receipt cid.Cid
+	}
 }
 
 func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.w, format+"\n", args...) }
@@ -272,6 +278,11 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 	d.published++
 	d.say("    FR regulator files %s (TLP:RED, for DE): held by %s", short(redRec.CID().String()), d.holders(redRec))
 
+	d.title("An auditor re-checks a receipt offline, from its bundle and the federation file alone")
+	if err := d.audit(); err != nil {
+		return err
+	}
+
 	d.title("Records the nodes refuse, and why")
 	if err := d.refusals(wctx, nord.Key, consent); err != nil {
 		return err
@@ -367,6 +378,9 @@ func (d *demo) verify(ctx context.Context, what string, req protocol.TransferReq
 		agree = append(agree, j)
 	}
 	dec := first.Decision
+	if dec.Verdict == protocol.VerdictAllow && d.audited.m == nil {
+		d.audited.m, d.audited.receipt = d.net.NodeOf(on[0]), first.Receipt.CID()
+	}
 	d.say("    %s", what)
 	verdict := strings.ToUpper(dec.Verdict)
 	d.say("      %s — receipt %s signed by the %s node", verdict, short(first.Receipt.CID().String()), on[0])
@@ -396,6 +410,40 @@ func sameChecks(a, b *protocol.Decision) bool {
 		}
 	}
 	return true
+}
+
+// audit fetches the bundle of the first allowed receipt, checks it as
+// entente receipt check does, then checks a copy with one byte changed.
+func (d *demo) audit() error {
+	m, c := d.audited.m, d.audited.receipt
+	b, err := m.Bundle(c)
+	if err != nil {
+		return err
+	}
+	car, err := b.MarshalCAR()
+	if err != nil {
+		return err
+	}
+	trust := node.BundleTrust(d.net.Federation)
+	rep := protocol.CheckBundleCAR(car, trust)
+	var ids []string
+	for _, st := range rep.Steps {
+		if st.OK {
+			ids = append(ids, st.ID)
+		}
+	}
+	if !rep.OK() {
+		return fmt.Errorf("demo: the bundle of %s does not hold: %v", c, rep.Err())
+	}
+	d.say("    the %s node's bundle for receipt %s: %d bytes, %d blocks (CAR v1)", m.Jurisdiction(), short(c.String()), len(car), len(b.Blocks))
+	d.say("    every step holds: %s", strings.Join(ids, ", "))
+	d.say("    the decision recomputed from the bundle: %s, the same %d checks", strings.ToUpper(rep.Decision.Verdict), len(rep.Decision.Checks))
+	bad := bytes.Clone(car)
+	bad[len(bad)/2] ^= 0x01
+	if failed, ok := protocol.CheckBundleCAR(bad, trust).FirstFailure(); ok {
+		d.say("    with one byte changed it fails at %s: %s", failed.ID, failed.Detail)
+	}
+	return nil
 }
 
 // holders lists the jurisdictions whose node holds rec.

@@ -91,7 +91,7 @@ func TestDemo(t *testing.T) {
 		t.Errorf("the demo's federation file: %v", err)
 	}
 	wantError(t, c.fails(1, "demo", "--dir", dir), true, dir, "not empty")
-	for _, want := range []string{"ALLOW", "failed consent.scope", "failed export.rules", "failed incident.clear", "failed consent.live", "give the same verdict"} {
+	for _, want := range []string{"decision.recomputed", "ALLOW", "failed consent.scope", "failed export.rules", "failed incident.clear", "failed consent.live", "give the same verdict"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the demo does not show %q", want)
 		}
