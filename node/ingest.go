@@ -94,7 +94,7 @@ func (n *Node) ingestDecoded(ctx context.Context, r *protocol.Record, src Source
 	if err := n.authorize(ctx, r, src); err != nil {
 		return Accepted{}, err
 	}
-	res, err := n.store.Put(ctx, r)
+	res, err := n.store.PutNew(ctx, r) // the Seq lookup above found it not held
 	if err != nil {
 		return Accepted{}, fmt.Errorf("store: %w", err)
 	}
