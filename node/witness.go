@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -33,12 +34,21 @@ import (
 // hashes: the consistency proof (tlog.ProveTree) from the asked size to
 // the note's, empty when the asked size is 0 or not smaller.
 //
-// Cosignature: the node adds to the peer's note a note signature of its
-// own, with its checkpoint key (name CheckpointOrigin(federation, own ID),
-// verifier key CheckpointVerifierKey(federation, own ID)) over the same
-// checkpoint text. It is a plain Ed25519 note signature, not C2SP
-// cosignature/v1 (no timestamp is signed); the time of verification is
-// kept beside it. The cosigned note is kept per peer in the store.
+// Cosignature: the node adds to the peer's note (the peer's own signature
+// only) a C2SP tlog-cosignature "cosignature/v1" signature of its own
+// (cosignature.go), with its checkpoint key and name
+// CheckpointOrigin(federation, own ID), over the checkpoint body and the
+// time of verification. The cosigned note is kept per peer in the store.
+//
+// Returning cosignatures: after a checkpoint exchange the asker opens a
+// second stream of the same protocol and sends the cosigned note back:
+// the unsigned varint 2^64-1 (cosignatureRequest; never a size, which
+// fits an int64), then an unsigned varint length and the note. The peer
+// verifies that the note is its checkpoint and that it carries a valid
+// cosignature of the asker (VerifyCosignature), adds the cosignature to
+// its latest checkpoint's note if it is of that checkpoint
+// (AddCosignature), and answers one byte: 0 kept, 1 stale (not its latest
+// checkpoint), 2 refused.
 //
 // Equivocation: a checkpoint of a peer with the size of the last verified
 // one and another root, or a newer one whose consistency proof from the
@@ -48,7 +58,7 @@ import (
 // category "equivocation", affected the peer) — once per (peer, size).
 // Checkpoints older than the last verified one are not checked.
 const (
-	witnessMaxNote  = 4 << 10
+	witnessMaxNote  = store.MaxCheckpointNote
 	witnessMaxProof = 64
 	witnessTimeout  = 15 * time.Second
 )
@@ -171,6 +181,10 @@ func (n *Node) handleCheckpointStream(s network.Stream) {
 		s.Reset()
 		return
 	}
+	if from == cosignatureRequest {
+		n.handleCosignature(s)
+		return
+	}
 	var msg []byte
 	var proof tlog.TreeProof
 	sc, err := n.LatestCheckpoint()
@@ -240,8 +254,100 @@ func (n *Node) WitnessPeer(ctx context.Context, p peer.ID) (err error) {
 	if len(msg) == 0 {
 		return fmt.Errorf("checkpoint of %s: %w", shortID(p), ErrEmptyLog)
 	}
-	_, err = n.ObserveCheckpoint(ctx, p, msg, proof)
-	return err
+	if _, err = n.ObserveCheckpoint(ctx, p, msg, proof); err != nil {
+		return err
+	}
+	cosigned, ok := n.WitnessedNote(p)
+	if !ok {
+		return nil
+	}
+	if err := n.SendCosignature(ctx, p, cosigned); err != nil && !errors.Is(err, ErrStaleCosignature) {
+		return err
+	}
+	return nil
+}
+
+// cosignatureRequest is the first varint of a request that returns a
+// cosignature (see the wire format above).
+const cosignatureRequest = math.MaxUint64
+
+// Answers to a cosignature request.
+const (
+	cosignatureKept    = 0
+	cosignatureStale   = 1
+	cosignatureRefused = 2
+)
+
+// SendCosignature sends msg, a checkpoint note of peer p carrying this
+// node's cosignature, back to p. It returns an error wrapping
+// ErrStaleCosignature when p has a newer checkpoint, ErrBadCosignature
+// when p refused it.
+func (n *Node) SendCosignature(ctx context.Context, p peer.ID, msg []byte) error {
+	if len(msg) > witnessMaxNote {
+		return fmt.Errorf("cosignature for %s: note of %d bytes (at most %d)", shortID(p), len(msg), witnessMaxNote)
+	}
+	ctx, cancel := context.WithTimeout(ctx, witnessTimeout)
+	defer cancel()
+	s, err := n.host.NewStream(ctx, p, protocol.CheckpointProtocolID)
+	if err != nil {
+		return fmt.Errorf("cosignature for %s: %w", shortID(p), err)
+	}
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(dl)
+	}
+	b := binary.AppendUvarint(nil, cosignatureRequest)
+	b = binary.AppendUvarint(b, uint64(len(msg)))
+	b = append(b, msg...)
+	var ans [1]byte
+	if _, err := s.Write(b); err == nil {
+		if err = s.CloseWrite(); err == nil {
+			_, err = io.ReadFull(s, ans[:])
+		}
+	}
+	if err != nil {
+		s.Reset()
+		return fmt.Errorf("cosignature for %s: %w", shortID(p), err)
+	}
+	s.Close()
+	switch ans[0] {
+	case cosignatureKept:
+		return nil
+	case cosignatureStale:
+		return fmt.Errorf("cosignature for %s: %w", shortID(p), ErrStaleCosignature)
+	default:
+		return fmt.Errorf("cosignature for %s: %w: refused", shortID(p), ErrBadCosignature)
+	}
+}
+
+// handleCosignature answers a cosignature request (after its first
+// varint).
+func (n *Node) handleCosignature(s network.Stream) {
+	r := bufio.NewReader(io.LimitReader(s, binary.MaxVarintLen64+witnessMaxNote))
+	ln, err := binary.ReadUvarint(r)
+	if err != nil || ln > witnessMaxNote {
+		s.Reset()
+		return
+	}
+	msg := make([]byte, ln)
+	if _, err := io.ReadFull(r, msg); err != nil {
+		s.Reset()
+		return
+	}
+	ans := byte(cosignatureKept)
+	from := s.Conn().RemotePeer()
+	switch err := n.AddCosignature(from, msg); {
+	case err == nil:
+	case errors.Is(err, ErrStaleCosignature):
+		ans = cosignatureStale
+	default:
+		ans = cosignatureRefused
+		n.log.Debug("refused a cosignature", "peer", shortID(from), "err", err)
+	}
+	if _, err := s.Write([]byte{ans}); err != nil {
+		s.Reset()
+	}
 }
 
 func readCheckpointAnswer(s network.Stream, from uint64) ([]byte, tlog.TreeProof, error) {
@@ -357,12 +463,13 @@ func (n *Node) ObserveCheckpoint(ctx context.Context, p peer.ID, msg []byte, pro
 		return st, fmt.Errorf("%w: %s: %s checkpoints of sizes %d and %d, roots %s and %s",
 			ErrEquivocation, p, ev.Kind, ev.Sizes[0], ev.Sizes[1], ev.Roots[0], ev.Roots[1])
 	}
-	// Cosign: the peer's verified signature and this node's.
-	cosigned, err := note.Sign(&note.Note{Text: nt.Text, Sigs: nt.Sigs}, n.checkpoints.signer)
+	// Cosign: the peer's verified signature and this node's cosignature.
+	signed, err := note.Sign(&note.Note{Text: nt.Text, Sigs: nt.Sigs})
 	if err != nil {
 		w.mu.Unlock()
 		return WitnessStatus{}, fmt.Errorf("cosigning: %w", err)
 	}
+	cosigned := append(signed, cosignatureLine(n.checkpoints.signer.name, n.checkpoints.signer.key, []byte(nt.Text), n.cfg.Now())...)
 	st := store.WitnessState{Peer: p.String(), Size: sc.Size, Root: sc.Root, Note: cosigned, At: n.cfg.Now().UnixMilli()}
 	// Kept under the lock, so that a concurrent observer sees states in order.
 	if err := n.store.SaveWitnessState(st); err != nil {

@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/testnet"
 )
 
@@ -124,8 +128,11 @@ func TestWitnessGrowingLogNoAlert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(nt.Sigs) != 2 {
-		t.Fatalf("cosigned note has %d verified signatures, want 2", len(nt.Sigs))
+	if len(nt.Sigs) != 1 || nt.Sigs[0].Name != verB.Name() {
+		t.Fatalf("cosigned note has %d verified signatures, want B's", len(nt.Sigs))
+	}
+	if _, err := node.VerifyCosignature(msg, fed, a.ID()); err != nil {
+		t.Fatalf("A's cosignature: %v", err)
 	}
 	// Asking again with nothing new is a no-op.
 	if err := a.WitnessPeer(ctx, b.ID()); err != nil {
@@ -246,5 +253,113 @@ func TestWitnessEquivocationInconsistent(t *testing.T) {
 	forgedByA := forgeCheckpoint(t, tn, a, next.Size+1, bad)
 	if _, err := a.ObserveCheckpoint(context.Background(), b.ID(), forgedByA, nil); err == nil || errors.Is(err, node.ErrEquivocation) {
 		t.Fatalf("a note of another origin: %v", err)
+	}
+}
+
+func TestWitnessCosignaturesReturned(t *testing.T) {
+	tn := startNet(t, 3)
+	a, b, c := tn.Nodes[0], tn.Nodes[1], tn.Nodes[2]
+	ctx := testCtx(t, 30*time.Second)
+	fed := tn.Federation.Name
+	sc := grow(t, tn, a, 2)
+	for _, w := range []*testnet.Member{b, c} {
+		if err := w.WitnessPeer(ctx, a.ID()); err != nil {
+			t.Fatalf("%s witnessing A: %v", w.ID(), err)
+		}
+	}
+	resp := newAPIClient(t, a).get("/v1/log/checkpoint", "")
+	if resp.status != http.StatusOK {
+		t.Fatalf("checkpoint: %d %s", resp.status, resp.body)
+	}
+	got, err := node.OpenCheckpoint(resp.body, fed, a.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Size != sc.Size || got.Root != sc.Root {
+		t.Fatalf("checkpoint %d %s, want %d %s", got.Size, got.Root, sc.Size, sc.Root)
+	}
+	for _, w := range []*testnet.Member{b, c} {
+		if _, err := node.VerifyCosignature(resp.body, fed, w.ID()); err != nil {
+			t.Fatalf("cosignature of %s: %v", w.ID(), err)
+		}
+	}
+	if n := strings.Count(string(resp.body), "\n— "); n != 3 {
+		t.Fatalf("%d signature lines, want 3:\n%s", n, resp.body)
+	}
+	// Witnessing again keeps one cosignature per witness.
+	if err := b.WitnessPeer(ctx, a.ID()); err != nil {
+		t.Fatal(err)
+	}
+	latest, err := a.LatestCheckpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(latest.Note), "\n— "); n != 3 {
+		t.Fatalf("%d signature lines after a second round, want 3", n)
+	}
+	// A cosignature in C's name with another key is refused, not kept.
+	_, other, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := sc.Checkpoint.Text()
+	ts := uint64(time.Now().Unix())
+	name := node.CheckpointOrigin(fed, c.ID())
+	h := sha256.Sum256(append([]byte(name+"\n\x04"), c.ID()[len(c.ID())-32:]...))
+	sig := append(h[:4:4], binary.BigEndian.AppendUint64(nil, ts)...)
+	sig = append(sig, ed25519.Sign(other, []byte("cosignature/v1\ntime "+strconv.FormatUint(ts, 10)+"\n"+body))...)
+	forged := append(append([]byte{}, sc.Note...), "— "+name+" "+base64.StdEncoding.EncodeToString(sig)+"\n"...)
+	if _, err := node.VerifyCosignature(forged, fed, c.ID()); err == nil {
+		t.Fatal("VerifyCosignature accepted a forged cosignature")
+	}
+	if err := c.SendCosignature(ctx, a.ID(), forged); !errors.Is(err, node.ErrBadCosignature) {
+		t.Fatalf("forged cosignature: %v, want ErrBadCosignature", err)
+	}
+	after, err := a.LatestCheckpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(after.Note) != string(latest.Note) {
+		t.Fatalf("a refused cosignature changed the note:\n%s", after.Note)
+	}
+}
+
+// TestBundleCarriesCosignatures: once a witness has cosigned the
+// checkpoint that covers a receipt, the receipt's bundle carries that
+// cosignature, and the bundle still checks.
+func TestBundleCarriesCosignatures(t *testing.T) {
+	tn := startNet(t, 2)
+	a, b := tn.Nodes[0], tn.Nodes[1]
+	ctx := testCtx(t, 30*time.Second)
+	fed := tn.Federation.Name
+	unknown := freshAccreditation(t, tn, "DE", "never submitted")
+	v, err := a.Verify(ctx, protocol.TransferRequest{Consent: protocol.LinkTo(unknown.CID()), From: "DE", To: "DE",
+		Recipient: b.ID().String(), Purpose: "research", Categories: []string{"face"}, Tier: 0, RetentionDays: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SignCheckpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WitnessPeer(ctx, a.ID()); err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := a.Bundle(v.Receipt.CID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, err := protocol.DecodeBundleManifest(bundle.Blocks[1].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.VerifyCosignature(manifest.Checkpoint, fed, b.ID()); err != nil {
+		t.Fatalf("the bundle's checkpoint carries no cosignature of the witness: %v\n%s", err, manifest.Checkpoint)
+	}
+	car, err := bundle.MarshalCAR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := protocol.CheckBundleCAR(car, node.BundleTrust(tn.Federation)); !rep.OK() {
+		t.Fatalf("the cosigned bundle does not check: %v", rep.Err())
 	}
 }
