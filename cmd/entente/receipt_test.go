@@ -1,12 +1,10 @@
 package main
 
 import (
-	"crypto/rand"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/protocol"
@@ -17,45 +15,8 @@ import (
 // error names the step.
 func TestReceiptGetAndCheck(t *testing.T) {
 	closeDefaultIdle(t)
-	n := startNet(t)
-	ctx := t.Context()
-	platform, err := n.NewParty(ctx, "DE", "platform", protocol.RoleController)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recipient, err := n.NewParty(ctx, "BR", "recipient", protocol.RoleController)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rules := protocol.Rules{MaxTier: 2, ProhibitedPurposes: []string{}, MaxRetentionDays: 365, BlockOnIncident: protocol.SeverityHigh, Conditions: []protocol.Condition{}}
-	wait := []*protocol.Record{platform.Accreditation, recipient.Accreditation}
-	for _, j := range []string{"DE", "BR"} {
-		rs, err := protocol.Sign(n.Authorities[j], time.Now().UnixMilli(), &protocol.Ruleset{Jurisdiction: j, Version: 1, EffectiveFrom: time.Now().Add(-time.Hour).UnixMilli(),
-			Export: protocol.ExportRules{Destinations: []string{"*"}, Rules: rules}, Import: protocol.ImportRules{Origins: []string{"*"}, Rules: rules}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Submit(ctx, n.NodeOf(j), rs); err != nil {
-			t.Fatal(err)
-		}
-		wait = append(wait, rs)
-	}
-	subject := make([]byte, 32)
-	rand.Read(subject)
-	consent, err := protocol.Sign(platform.Key, time.Now().UnixMilli(), &protocol.Consent{Subject: subject, Jurisdiction: "DE", Categories: []string{"face"},
-		Purposes: []string{"research"}, MaxTier: 1, Destinations: []string{"BR"}, RetentionDays: 90, ExpiresAt: time.Now().AddDate(1, 0, 0).UnixMilli(), Method: "opt-in"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Submit(ctx, n.NodeOf("DE"), consent); err != nil {
-		t.Fatal(err)
-	}
-	wait = append(wait, consent)
-	for _, r := range wait {
-		if err := n.WaitAll(ctx, r.CID()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w := newTransferWorld(t)
+	n, ctx, consent, recipient := w.net, t.Context(), w.consent, w.recipient
 	br := n.NodeOf("BR")
 	v, err := br.Verify(ctx, protocol.TransferRequest{Consent: protocol.LinkTo(consent.CID()), From: "DE", To: "BR", Recipient: recipient.ID.String(),
 		Purpose: "research", Categories: []string{"face"}, Tier: 1, RetentionDays: 30})

@@ -1,58 +1,18 @@
 package main
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/entente-net/entente/protocol"
 )
 
 // TestVerify runs entente verify against a node, with flags and with a
 // request file, for an allowed and a denied transfer.
 func TestVerify(t *testing.T) {
 	closeDefaultIdle(t)
-	n := startNet(t)
-	ctx := t.Context()
-	platform, err := n.NewParty(ctx, "DE", "platform", protocol.RoleController)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recipient, err := n.NewParty(ctx, "BR", "recipient", protocol.RoleController)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rules := protocol.Rules{MaxTier: 2, ProhibitedPurposes: []string{}, MaxRetentionDays: 365, BlockOnIncident: protocol.SeverityNone, Conditions: []protocol.Condition{}}
-	var wait []*protocol.Record
-	for _, j := range []string{"DE", "BR"} {
-		rs, err := protocol.Sign(n.Authorities[j], time.Now().UnixMilli(), &protocol.Ruleset{Jurisdiction: j, Version: 1, EffectiveFrom: time.Now().Add(-time.Hour).UnixMilli(),
-			Export: protocol.ExportRules{Destinations: []string{"*"}, Rules: rules}, Import: protocol.ImportRules{Origins: []string{"*"}, Rules: rules}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Submit(ctx, n.NodeOf(j), rs); err != nil {
-			t.Fatal(err)
-		}
-		wait = append(wait, rs)
-	}
-	subject := make([]byte, 32)
-	rand.Read(subject)
-	consent, err := protocol.Sign(platform.Key, time.Now().UnixMilli(), &protocol.Consent{Subject: subject, Jurisdiction: "DE", Categories: []string{"face"},
-		Purposes: []string{"research"}, MaxTier: 1, Destinations: []string{"BR"}, RetentionDays: 90, ExpiresAt: time.Now().AddDate(1, 0, 0).UnixMilli(), Method: "opt-in"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Submit(ctx, n.NodeOf("DE"), consent); err != nil {
-		t.Fatal(err)
-	}
-	wait = append(wait, consent, platform.Accreditation, recipient.Accreditation)
-	for _, r := range wait {
-		if err := n.WaitAll(ctx, r.CID()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w := newTransferWorld(t)
+	n, consent, recipient := w.net, w.consent, w.recipient
 	br := n.NodeOf("BR")
 	dir := t.TempDir()
 	tokenFile := writeFile(t, dir, "br.token", br.Token+"\n", 0o600)
