@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -308,11 +309,22 @@ func (n *Node) reconcile(ctx context.Context, p peer.ID) (res SyncResult, need [
 	if d, ok := ctx.Deadline(); ok {
 		s.SetDeadline(d)
 	}
+	br := bufio.NewReader(s)
+	if vec.Len() == 0 {
+		// A node with nothing asks for everything: reconciling would only
+		// send it every ID, which it would then send back to ask for the
+		// records.
+		res.Fetched, res.BytesIn, err = n.receiveAll(ctx, s, br)
+		res.Rounds, res.BytesOut, res.Need = 1, len(syncAllRequest), res.Fetched
+		if err != nil {
+			return res, nil, err
+		}
+		return res, nil, s.Close()
+	}
 	msg, err := neg.Initiate()
 	if err != nil {
 		return res, nil, err
 	}
-	br := bufio.NewReader(s)
 	for {
 		if res.Rounds++; res.Rounds > syncMaxRounds {
 			return res, nil, fmt.Errorf("sync: more than %d rounds", syncMaxRounds)
@@ -381,6 +393,9 @@ func (n *Node) serveSync(s network.Stream) error {
 		if err != nil {
 			return err
 		}
+		if rounds == 0 && bytes.Equal(frame, syncAllRequest) {
+			return n.sendAll(s)
+		}
 		reply, err := neg.Reconcile(frame)
 		if err != nil {
 			return err
@@ -389,6 +404,92 @@ func (n *Node) serveSync(s network.Stream) error {
 			return err
 		}
 	}
+}
+
+// syncAllRequest, as the first frame of a session instead of a negentropy
+// message (which starts with its version byte, 0x61), asks the responder for
+// its whole sync set: one frame per record, in (issued_at, CID) order, then
+// the end of the stream.
+var syncAllRequest = []byte{0x00}
+
+// sendAll answers syncAllRequest.
+func (n *Node) sendAll(s network.Stream) error {
+	w := bufio.NewWriterSize(s, 64<<10)
+	err := n.store.SyncItems(func(_ int64, c cid.Cid) error {
+		b, err := n.store.GetBytes(c)
+		if err != nil {
+			return err
+		}
+		return writeSyncFrame(w, b)
+	})
+	if err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// receiveAll sends syncAllRequest and ingests every record the peer sends
+// back, until the end of the stream.
+func (n *Node) receiveAll(ctx context.Context, s network.Stream, br *bufio.Reader) (accepted, wire int, err error) {
+	if err := writeSyncFrame(s, syncAllRequest); err != nil {
+		return 0, 0, err
+	}
+	if err := s.CloseWrite(); err != nil {
+		return 0, 0, err
+	}
+	recs := make(chan *protocol.Record, 4*syncFetchChunk)
+	done := make(chan int, 1)
+	go func() { done <- n.ingestAll(ctx, recs) }()
+	for {
+		frame, ferr := readFrame(br, syncFrameLimit)
+		if errors.Is(ferr, io.EOF) {
+			break
+		}
+		if ferr != nil {
+			err = fmt.Errorf("sync: reading records: %w", ferr)
+			break
+		}
+		wire += frameLen(len(frame))
+		r, derr := protocol.Decode(frame)
+		if derr != nil {
+			err = fmt.Errorf("sync: a record from the peer: %w", derr)
+			break
+		}
+		recs <- r
+	}
+	close(recs)
+	accepted = <-done
+	if err == nil {
+		err = ctx.Err()
+	}
+	return accepted, wire, err
+}
+
+// ingestAll ingests records from recs like gossip, many at a time so that
+// the store's group commit batches (signature checks are bounded to the
+// cores anyway); records that wait for an accreditation or a reference
+// that comes later are parked. It returns how many were accepted.
+func (n *Node) ingestAll(ctx context.Context, recs <-chan *protocol.Record) int {
+	var ok atomic.Int64
+	var workers sync.WaitGroup
+	for w := 0; w < syncIngestWorkers; w++ {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for r := range recs {
+				_, err := n.ingestCounted(ctx, r, SourceFetch)
+				switch code := protocol.CodeOf(err); {
+				case err == nil:
+					ok.Add(1)
+				case code == protocol.CodeUnauthorizedIssuer || code == protocol.CodeUnknownReference:
+					n.parked.park(r, n.cfg.Now())
+				}
+			}
+		}()
+	}
+	workers.Wait()
+	n.parked.due()
+	return int(ok.Load())
 }
 
 // frameLen is the bytes a frame of n bytes takes on the wire.
@@ -408,25 +509,8 @@ func writeSyncFrame(w io.Writer, b []byte) error {
 // same catch-up are parked and accepted when it arrives.
 func (n *Node) fetchNeeded(ctx context.Context, p peer.ID, need []negentropy.ID) (accepted, wire int, err error) {
 	recs := make(chan *protocol.Record, 4*syncFetchChunk)
-	var ok atomic.Int64
-	var workers sync.WaitGroup
-	// Enough ingests in flight for the store's group commit to batch
-	// (signature checks are bounded to the cores anyway).
-	for w := 0; w < syncIngestWorkers; w++ {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			for r := range recs {
-				_, err := n.ingestCounted(ctx, r, SourceFetch)
-				switch code := protocol.CodeOf(err); {
-				case err == nil:
-					ok.Add(1)
-				case code == protocol.CodeUnauthorizedIssuer || code == protocol.CodeUnknownReference:
-					n.parked.park(r, n.cfg.Now())
-				}
-			}
-		}()
-	}
+	ingested := make(chan int, 1)
+	go func() { ingested <- n.ingestAll(ctx, recs) }()
 	done := 0
 	for start := 0; start < len(need) && err == nil; start += syncFetchChunk {
 		chunk := need[start:min(start+syncFetchChunk, len(need))]
@@ -456,13 +540,12 @@ func (n *Node) fetchNeeded(ctx context.Context, p peer.ID, need []negentropy.ID)
 		}
 	}
 	close(recs)
-	workers.Wait()
-	n.parked.due()
+	accepted = <-ingested
 	if len(need) > 100 {
-		n.log.Info("sync: caught up", "peer", p.String(), "accepted", ok.Load(), "asked", len(need))
+		n.log.Info("sync: caught up", "peer", p.String(), "accepted", accepted, "asked", len(need))
 	}
 	if err == nil {
 		err = ctx.Err()
 	}
-	return int(ok.Load()), wire, err
+	return accepted, wire, err
 }
