@@ -438,6 +438,7 @@ func (n *Node) receiveAll(ctx context.Context, s network.Stream, br *bufio.Reade
 		return 0, 0, err
 	}
 	recs := make(chan *protocol.Record, 4*syncFetchChunk)
+	received := 0
 	done := make(chan int, 1)
 	go func() { done <- n.ingestAll(ctx, recs) }()
 	for {
@@ -450,6 +451,9 @@ func (n *Node) receiveAll(ctx context.Context, s network.Stream, br *bufio.Reade
 			break
 		}
 		wire += frameLen(len(frame))
+		if received++; received%(16*syncFetchChunk) == 0 {
+			n.log.Info("sync: catching up", "records", received, "bytes", wire)
+		}
 		r, derr := protocol.Decode(frame)
 		if derr != nil {
 			err = fmt.Errorf("sync: a record from the peer: %w", derr)
@@ -459,6 +463,9 @@ func (n *Node) receiveAll(ctx context.Context, s network.Stream, br *bufio.Reade
 	}
 	close(recs)
 	accepted = <-done
+	if received > 16*syncFetchChunk {
+		n.log.Info("sync: caught up", "records", received, "accepted", accepted)
+	}
 	if err == nil {
 		err = ctx.Err()
 	}
