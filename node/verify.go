@@ -102,13 +102,7 @@ func (n *Node) decideAndSign(req *protocol.TransferRequest, now int64, cp protoc
 	if err != nil {
 		return nil, err
 	}
-	rec, err := protocol.Sign(n.cfg.Key, now, &protocol.Receipt{
-		Request:    *req,
-		Verdict:    d.Verdict,
-		Checks:     d.Checks,
-		Evidence:   d.Evidence,
-		Checkpoint: cp,
-	})
+	rec, err := protocol.Sign(n.cfg.Key, now, d.Receipt(*req, cp))
 	if err != nil {
 		return nil, fmt.Errorf("sign receipt: %w", err)
 	}

@@ -2,15 +2,11 @@ package testnet
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/pprof"
 	"sort"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -22,63 +18,17 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/protocol"
 )
 
-// accreditations signs n distinct accreditations by j's authority: the
-// cheapest records to authorise, so ingest measures the pipeline itself.
+// accreditations signs n distinct accreditations by j's authority.
 func accreditations(tb testing.TB, net *Net, j string, n int) []*protocol.Record {
 	tb.Helper()
-	out := make([]*protocol.Record, n)
-	var wg sync.WaitGroup
-	workers := runtime.GOMAXPROCS(0)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := w; i < n; i += workers {
-				k, _ := config.GenerateKey()
-				id, _ := peer.IDFromPrivateKey(k)
-				now := time.Now()
-				r, err := Sign(net.Authorities[j], &protocol.Accreditation{
-					Subject: id.String(), Jurisdiction: j, Roles: []protocol.Role{protocol.RoleController},
-					Name: fmt.Sprintf("platform %d", i), ValidFrom: now.Add(-time.Hour).UnixMilli(), ValidUntil: now.AddDate(1, 0, 0).UnixMilli(),
-				})
-				if err != nil {
-					panic(err)
-				}
-				out[i] = r
-			}
-		}(w)
+	recs, err := net.SignAccreditations(j, n)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	wg.Wait()
-	return out
-}
-
-// bareVerifyRate is crypto/ed25519 Verify per second on every core, over
-// messages the size of a record's signing input.
-func bareVerifyRate(n int) float64 {
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	msg := make([]byte, 300)
-	sig := ed25519.Sign(priv, msg)
-	workers := runtime.GOMAXPROCS(0)
-	var next atomic.Int64
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(n) {
-				if !ed25519.Verify(pub, msg, sig) {
-					panic("verify")
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return float64(n) / time.Since(start).Seconds()
+	return recs
 }
 
 // BenchmarkIngest measures records validated, stored durably (fsync) and
@@ -93,7 +43,7 @@ func BenchmarkIngest(b *testing.B) {
 	defer net.Close()
 	m := net.Nodes[0]
 	recs := accreditations(b, net, "DE", b.N)
-	verifyBefore := bareVerifyRate(20000)
+	verifyBefore := BareVerifyRate(20000)
 	ctx := context.Background()
 	var next atomic.Int64
 	b.SetParallelism(128) // 128 × GOMAXPROCS concurrent submitters, as gossip validation runs
@@ -119,7 +69,7 @@ func BenchmarkIngest(b *testing.B) {
 	rate := float64(b.N) / b.Elapsed().Seconds()
 	// The baseline is taken before and after; the faster of the two is
 	// the one compared with, so a busy machine cannot flatter the ratio.
-	verify := max(verifyBefore, bareVerifyRate(20000))
+	verify := max(verifyBefore, BareVerifyRate(20000))
 	b.ReportMetric(rate, "records/s")
 	b.ReportMetric(verify, "ed25519-verify/s")
 	b.ReportMetric(rate/verify, "ingest/verify")

@@ -58,22 +58,7 @@ func TestEveryNodeGivesTheSameVerdict(t *testing.T) {
 }
 
 func sameDecision(a, b *protocol.Receipt) bool {
-	if a.Verdict != b.Verdict || len(a.Checks) != len(b.Checks) || len(a.Evidence) != len(b.Evidence) {
-		return false
-	}
-	for i := range a.Checks {
-		x, y := a.Checks[i], b.Checks[i]
-		if x.ID != y.ID || x.OK != y.OK || x.Detail != y.Detail || (x.Evidence == nil) != (y.Evidence == nil) ||
-			(x.Evidence != nil && !x.Evidence.Equals(y.Evidence.Cid)) {
-			return false
-		}
-	}
-	for i := range a.Evidence {
-		if !a.Evidence[i].Equals(b.Evidence[i].Cid) {
-			return false
-		}
-	}
-	return true
+	return (&protocol.Decision{Verdict: a.Verdict, Checks: a.Checks, Evidence: a.Evidence}).Diff(b) == ""
 }
 
 // TestRevocationReachesEveryVerdict: once a revocation spreads, every node

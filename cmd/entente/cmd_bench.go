@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"runtime"
@@ -10,11 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
-
-	"github.com/entente-net/entente/config"
-	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/testnet"
 )
 
@@ -56,11 +49,11 @@ func runBench(env *cliEnv, args []string) error {
 	defer net.Close()
 	w := env.stdout
 	fmt.Fprintf(w, "signing %d accreditations...\n", *n)
-	recs, err := signAccreditations(net.Authorities["DE"], *n)
+	recs, err := net.SignAccreditations("DE", *n)
 	if err != nil {
 		return err
 	}
-	verify := bareVerifyRate(20000)
+	verify := testnet.BareVerifyRate(20000)
 	m := net.Nodes[0]
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -88,64 +81,4 @@ func runBench(env *cliEnv, args []string) error {
 	fmt.Fprintf(w, "bare verify       %8.0f Ed25519 verifications/s on %d cores\n", verify, runtime.GOMAXPROCS(0))
 	fmt.Fprintf(w, "ingest / verify   %8.2f\n", rate/verify)
 	return nil
-}
-
-// signAccreditations signs n accreditations of fresh keys by the DE
-// authority key, on every core.
-func signAccreditations(auth crypto.PrivKey, n int) ([]*protocol.Record, error) {
-	out := make([]*protocol.Record, n)
-	errs := make(chan error, runtime.GOMAXPROCS(0))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	now := time.Now()
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
-				k, err := config.GenerateKey()
-				if err != nil {
-					errs <- err
-					return
-				}
-				id, _ := peer.IDFromPrivateKey(k)
-				r, err := protocol.Sign(auth, now.UnixMilli(), &protocol.Accreditation{
-					Subject: id.String(), Jurisdiction: "DE", Roles: []protocol.Role{protocol.RoleController},
-					Name: fmt.Sprintf("bench platform %d", i), ValidFrom: now.Add(-time.Hour).UnixMilli(), ValidUntil: now.AddDate(1, 0, 0).UnixMilli(),
-				})
-				if err != nil {
-					errs <- err
-					return
-				}
-				out[i] = r
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// bareVerifyRate is crypto/ed25519 verifications per second on every core.
-func bareVerifyRate(n int) float64 {
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	msg := make([]byte, 300)
-	sig := ed25519.Sign(priv, msg)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(n) {
-				ed25519.Verify(pub, msg, sig)
-			}
-		}()
-	}
-	wg.Wait()
-	return float64(n) / time.Since(start).Seconds()
 }
