@@ -46,11 +46,13 @@ func (n *Node) startGossip() error {
 	if n.topic, err = ps.Join(name); err != nil {
 		return fmt.Errorf("node: join %s: %w", name, err)
 	}
-	if n.sub, err = n.topic.Subscribe(); err != nil {
-		return fmt.Errorf("node: subscribe %s: %w", name, err)
+	// Relay, not Subscribe: the node joins the topic's mesh and forwards
+	// what its validator accepts, and the validator has already ingested
+	// every record, so a subscription would only hand each message to a
+	// goroutine that drops it.
+	if n.unrelay, err = n.topic.Relay(); err != nil {
+		return fmt.Errorf("node: relay %s: %w", name, err)
 	}
-	n.wg.Add(1)
-	go n.drainSubscription()
 	return nil
 }
 
@@ -113,18 +115,6 @@ func (n *Node) judgeGossip(ctx context.Context, data []byte) (pubsub.ValidationR
 	default:
 		n.log.Warn("gossip ingest failed", "cid", r.CID().String(), "err", err)
 		return pubsub.ValidationIgnore, "error"
-	}
-}
-
-// drainSubscription consumes the node's own subscription: records were
-// already ingested by the validator, but the subscription keeps this node
-// in the topic's mesh.
-func (n *Node) drainSubscription() {
-	defer n.wg.Done()
-	for {
-		if _, err := n.sub.Next(n.ctx); err != nil {
-			return
-		}
 	}
 }
 

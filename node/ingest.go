@@ -85,7 +85,8 @@ func (n *Node) ingestDecoded(ctx context.Context, r *protocol.Record, src Source
 	if err := protocol.CheckClock(r, n.cfg.Now()); err != nil {
 		return Accepted{}, err
 	}
-	if seq, err := n.store.Seq(r.CID()); err == nil {
+	seq, absent, err := n.store.Lookup(r.CID())
+	if err == nil {
 		return Accepted{CID: r.CID(), Seq: seq, Record: r}, nil
 	}
 	if err := n.verify(ctx, r); err != nil {
@@ -94,7 +95,7 @@ func (n *Node) ingestDecoded(ctx context.Context, r *protocol.Record, src Source
 	if err := n.authorize(ctx, r, src); err != nil {
 		return Accepted{}, err
 	}
-	res, err := n.store.PutNew(ctx, r) // the Seq lookup above found it not held
+	res, err := n.store.PutNew(ctx, r, absent)
 	if err != nil {
 		return Accepted{}, fmt.Errorf("store: %w", err)
 	}
@@ -190,5 +191,5 @@ func (n *Node) verify(ctx context.Context, r *protocol.Record) error {
 		return ctx.Err()
 	}
 	defer func() { <-n.verifySem }()
-	return r.VerifySignature()
+	return r.VerifySignatureWith(n.keys)
 }

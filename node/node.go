@@ -23,6 +23,7 @@ import (
 
 	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/protocol/signature"
 	"github.com/entente-net/entente/store"
 )
 
@@ -181,7 +182,7 @@ type Node struct {
 	host    host.Host
 	ps      *pubsub.PubSub
 	topic   *pubsub.Topic
-	sub     *pubsub.Subscription
+	unrelay pubsub.RelayCancelFunc
 	api     *http.Server
 	apiLn   net.Listener
 	metrics *metrics
@@ -190,6 +191,8 @@ type Node struct {
 	rules *protocol.RuleEngine
 	// verifySem bounds signature checks in flight to the cores.
 	verifySem chan struct{}
+	// keys holds precomputed tables of the keys that sign often.
+	keys *signature.Keys
 
 	notify *notifier
 	parked *parking
@@ -255,6 +258,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.ingestQ = make(chan struct{}, cfg.MaxPendingIngest)
 	n.verifySem = make(chan struct{}, runtime.GOMAXPROCS(0))
 	n.rules = protocol.NewRuleEngine(4096)
+	n.keys = signature.NewKeys(0)
 	if err := n.startCheckpoints(); err != nil {
 		return nil, err
 	}
@@ -302,8 +306,8 @@ func (n *Node) Close() error {
 			}
 			cancel()
 		}
-		if n.sub != nil {
-			n.sub.Cancel()
+		if n.unrelay != nil {
+			n.unrelay()
 		}
 		n.wg.Wait()
 		if n.topic != nil {

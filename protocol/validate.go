@@ -10,6 +10,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/entente-net/entente/protocol/signature"
 )
 
 // Limits on free-text fields, in bytes.
@@ -33,6 +35,22 @@ const ed25519PeerIDPrefix = "12D3KooW"
 // ParsePeerID parses an identity in its canonical string form and checks
 // that it names an Ed25519 key, whose public key it embeds.
 func ParsePeerID(s string) (peer.ID, error) {
+	if id, ok := parsedIDs.get(s); ok {
+		return id, nil
+	}
+	id, err := parsePeerID(s)
+	if err == nil {
+		parsedIDs.add(s, id)
+	}
+	return id, err
+}
+
+// parsedIDs remembers the identities ParsePeerID parsed last: a
+// federation has few issuers, every record names one, and base58 is slow
+// to decode (a few µs, a good part of a record's decoding).
+var parsedIDs = newMemo[string, peer.ID](4096)
+
+func parsePeerID(s string) (peer.ID, error) {
 	if !strings.HasPrefix(s, ed25519PeerIDPrefix) {
 		// The CIDv1 form (bafz...) and other key types are refused;
 		// base58btc is a bijection, so a string that decodes is canonical.
@@ -50,6 +68,23 @@ func ParsePeerID(s string) (peer.ID, error) {
 		return "", fmt.Errorf("peer ID is not an Ed25519 key")
 	}
 	return id, nil
+}
+
+// ed25519Key returns the public key an Ed25519 peer ID embeds. The ID
+// libp2p makes of a key is an identity multihash (0x00, length 36) of the
+// key's protobuf (type 1, Ed25519; then the 32 bytes of key), read here
+// without unmarshalling; any other form goes through libp2p.
+func ed25519Key(id peer.ID) ([]byte, bool) {
+	const prefix = "\x00\x24\x08\x01\x12\x20"
+	if len(id) == len(prefix)+signature.PublicKeySize && string(id[:len(prefix)]) == prefix {
+		return []byte(id[len(prefix):]), true
+	}
+	pub, err := id.ExtractPublicKey()
+	if err != nil || pub.Type() != crypto.Ed25519 {
+		return nil, false
+	}
+	raw, err := pub.Raw()
+	return raw, err == nil && len(raw) == signature.PublicKeySize
 }
 
 func checkJurisdiction(field, s string) error {

@@ -10,6 +10,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/entente-net/entente/protocol/signature"
 )
 
 // bodyCase mutates a valid base body; code "" means the result is valid.
@@ -384,4 +386,43 @@ func TestSignDecodeRoundTrip(t *testing.T) {
 	if _, err := ParseCID(cidV0.String()); err == nil {
 		t.Error("ParseCID accepted a CIDv0")
 	}
+}
+
+// TestSigningInputIsTheEncoding: the signing input cut from a record's
+// bytes is the encoding of its map without sig, and the signature checks
+// with and without a key cache agree on it.
+func TestSigningInputIsTheEncoding(t *testing.T) {
+	keys := signature.NewKeys(4)
+	for _, g := range goldenRecords(t) {
+		r := g.rec
+		encoded, err := signingInput(&unsignedEnvelope{V: FormatVersion, Kind: r.kind, Issuer: r.issuer.String(), IssuedAt: r.issuedAt, Body: r.rawBody})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(r.SigningInput(), encoded) {
+			t.Errorf("%s: signing input\n%x\nwant the encoding\n%x", g.name, r.SigningInput(), encoded)
+		}
+		for i := 0; i < 3; i++ {
+			if err := r.VerifySignatureWith(keys); err != nil {
+				t.Errorf("%s: VerifySignatureWith (call %d): %v", g.name, i+1, err)
+			}
+		}
+		forged, err := Decode(flipSigBit(r.Bytes()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := forged.VerifySignatureWith(keys); CodeOf(err) != CodeBadSignature {
+			t.Errorf("%s: a changed signature with the key cache: %v, want bad_signature", g.name, err)
+		}
+	}
+	if keys.Len() == 0 {
+		t.Error("the key cache built no table for issuers that signed several records")
+	}
+}
+
+// flipSigBit changes one bit of the signature in a record's bytes.
+func flipSigBit(b []byte) []byte {
+	c := bytes.Clone(b)
+	c[len(sigPrefix)+5] ^= 1
+	return c
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 
@@ -88,12 +89,107 @@ func TestPutNewStillDeduplicates(t *testing.T) {
 	s := openMemory(t)
 	defer s.Close()
 	r := newSigner(t).consent(t, "DE")
-	first, err := s.PutNew(context.Background(), r)
+	_, absent, err := s.Lookup(r.CID())
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Lookup of a record not held: %v", err)
+	}
+	first, err := s.PutNew(context.Background(), r, absent)
 	if err != nil || !first.New {
 		t.Fatalf("first PutNew: %+v, %v", first, err)
 	}
-	again, err := s.PutNew(context.Background(), r)
+	again, err := s.PutNew(context.Background(), r, absent) // the absence is stale now
 	if err != nil || again.New || again.Seq != first.Seq || s.Len() != 1 {
 		t.Fatalf("second PutNew: %+v, %v, Len %d; want the same seq, not new", again, err, s.Len())
+	}
+}
+
+// TestPutNewAbsence: with an Absence from Lookup the writer skips its own
+// read of the record when it remembers every commit since, and reads it
+// when it does not; either way a record put in between is a duplicate,
+// with its seq, and nothing is stored twice.
+func TestPutNewAbsence(t *testing.T) {
+	t.Parallel()
+	const remembered = 8
+	s, err := Open(Options{InMemory: true, Logger: testLogger(t), recentRecords: remembered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	sg := newSigner(t)
+	lookup := func(r *protocol.Record) Absence {
+		t.Helper()
+		_, absent, err := s.Lookup(r.CID())
+		if !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Lookup of a record not held: %v", err)
+		}
+		return absent
+	}
+	putOthers := func(n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			if _, err := s.Put(ctx, sg.consent(t, "DE")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		others int // records committed after the duplicate, before PutNew
+	}{
+		{"remembered", 0},
+		{"remembered, with others since", remembered / 2},
+		{"forgotten", 3 * remembered},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := sg.consent(t, "DE")
+			absent := lookup(r)
+			first, err := s.Put(ctx, r) // another ingest of r wins the race
+			if err != nil || !first.New {
+				t.Fatalf("Put: %+v, %v", first, err)
+			}
+			putOthers(tc.others)
+			before := s.Len()
+			again, err := s.PutNew(ctx, r, absent)
+			if err != nil || again.New || again.Seq != first.Seq || s.Len() != before {
+				t.Fatalf("PutNew after the record was stored: %+v, %v (Len %d, was %d); want seq %d, not new", again, err, s.Len(), before, first.Seq)
+			}
+		})
+	}
+
+	// A fresh record with its absence is stored once, also when many
+	// callers race with the same one, and with an absence of another
+	// record (which counts for nothing).
+	r := sg.consent(t, "DE")
+	absent, otherAbsent := lookup(r), lookup(sg.consent(t, "FR"))
+	var wg sync.WaitGroup
+	results := make([]PutResult, 16)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := absent
+			if i%2 == 1 {
+				a = otherAbsent
+			}
+			res, err := s.PutNew(ctx, r, a)
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = res
+		}()
+	}
+	wg.Wait()
+	news := 0
+	for _, res := range results {
+		if res.New {
+			news++
+		}
+		if res.Seq != results[0].Seq {
+			t.Fatalf("racing PutNews got seqs %d and %d", results[0].Seq, res.Seq)
+		}
+	}
+	if news != 1 {
+		t.Fatalf("%d of the racing PutNews stored the record, want 1", news)
 	}
 }

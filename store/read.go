@@ -82,12 +82,41 @@ func (s *Store) Seq(c cid.Cid) (uint64, error) {
 
 // lookupSeq is Seq for callers that have entered.
 func (s *Store) lookupSeq(c cid.Cid) (uint64, error) {
-	var seq uint64
-	err := s.view(func(txn *badger.Txn) (err error) {
-		seq, err = txnSeq(txn, c)
-		return err
-	})
+	seq, _, err := s.lookupSeqAt(c)
 	return seq, err
+}
+
+// lookupSeqAt is lookupSeq that also says at which read timestamp it
+// looked.
+func (s *Store) lookupSeqAt(c cid.Cid) (uint64, uint64, error) {
+	readTs := s.readTs.Load()
+	txn := s.db.NewTransactionAt(readTs, false)
+	defer txn.Discard()
+	seq, err := txnSeq(txn, c)
+	return seq, readTs, err
+}
+
+// Absence is the store's word that it did not hold a record when asked.
+// Given to PutNew, it spares the writer its own look-up of the record
+// whenever the writer remembers every commit made since (it keeps the
+// last several thousand records it committed).
+type Absence struct {
+	c      cid.Cid
+	readTs uint64
+}
+
+// Lookup is Seq that, when the record is not held (ErrNotFound), also
+// returns an Absence for PutNew.
+func (s *Store) Lookup(c cid.Cid) (uint64, Absence, error) {
+	if err := s.enter(); err != nil {
+		return 0, Absence{}, err
+	}
+	defer s.leave()
+	seq, readTs, err := s.lookupSeqAt(c)
+	if errors.Is(err, ErrNotFound) {
+		return 0, Absence{c: c, readTs: readTs}, err
+	}
+	return seq, Absence{}, err
 }
 
 // txnSeq reads the seq of c in txn.

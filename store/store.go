@@ -51,6 +51,9 @@ type Options struct {
 	// withoutLog skips the Merkle log, for the benchmark that measures
 	// what the log costs; nothing else may set it.
 	withoutLog bool
+	// recentRecords is how many committed records the writer remembers
+	// (see Absence); 0 means defaultRecentRecords. Tests set it low.
+	recentRecords int
 }
 
 func (o *Options) check() error {

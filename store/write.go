@@ -24,10 +24,13 @@ type PutResult struct {
 // putRequest carries one caller's records to the writer. The writer fills
 // results (or err) and then closes done.
 type putRequest struct {
-	recs    []*protocol.Record
-	results []PutResult
-	err     error
-	done    chan struct{}
+	recs []*protocol.Record
+	// absentAt is, for a request of one record, the read timestamp at
+	// which the caller found it not held (0: unknown).
+	absentAt uint64
+	results  []PutResult
+	err      error
+	done     chan struct{}
 }
 
 // Put stores r, which the caller has verified, and returns once it is
@@ -50,21 +53,27 @@ func (s *Store) Put(ctx context.Context, r *protocol.Record) (PutResult, error) 
 // stored (with consecutive seqs). A record listed twice gets one seq; the
 // second result has New false.
 func (s *Store) PutMany(ctx context.Context, rs []*protocol.Record) ([]PutResult, error) {
-	return s.putMany(ctx, rs, true)
+	return s.putMany(ctx, rs, true, 0)
 }
 
-// PutNew is Put for a record the caller has just looked up (Seq) and found
-// not held: it skips Put's own lookup. A duplicate is still caught, by the
-// writer, and answered as Put answers it.
-func (s *Store) PutNew(ctx context.Context, r *protocol.Record) (PutResult, error) {
-	res, err := s.putMany(ctx, []*protocol.Record{r}, false)
+// PutNew is Put for a record the caller has just looked up (Lookup) and
+// found not held: it skips Put's own lookup, and the writer's too when it
+// can (see Absence). A duplicate is still caught, by the writer, and
+// answered as Put answers it. An Absence of another record counts for
+// nothing.
+func (s *Store) PutNew(ctx context.Context, r *protocol.Record, absent Absence) (PutResult, error) {
+	var at uint64
+	if absent.c.Equals(r.CID()) {
+		at = absent.readTs
+	}
+	res, err := s.putMany(ctx, []*protocol.Record{r}, false, at)
 	if err != nil {
 		return PutResult{}, err
 	}
 	return res[0], nil
 }
 
-func (s *Store) putMany(ctx context.Context, rs []*protocol.Record, precheck bool) ([]PutResult, error) {
+func (s *Store) putMany(ctx context.Context, rs []*protocol.Record, precheck bool, absentAt uint64) ([]PutResult, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
@@ -106,6 +115,9 @@ func (s *Store) putMany(ctx context.Context, rs []*protocol.Record, precheck boo
 	for start := 0; start < len(fresh); start += s.opts.MaxBatch {
 		end := min(start+s.opts.MaxBatch, len(fresh))
 		req := &putRequest{recs: fresh[start:end], done: make(chan struct{})}
+		if len(rs) == 1 {
+			req.absentAt = absentAt
+		}
 		select {
 		case s.queue <- req:
 			reqs = append(reqs, req)
@@ -170,15 +182,17 @@ func (s *Store) writeLoop() {
 		<-ackerDone
 	}()
 	var (
-		carry *putRequest // taken from the queue but left for the next batch
-		batch []*putRequest
+		carry  *putRequest // taken from the queue but left for the next batch
+		batch  []*putRequest
+		recs   []*protocol.Record
+		absent []uint64
 	)
 	next := meta{seq: s.seq.Load()} // the writer's view: durable and in flight
 	for code := range next.counts {
 		next.counts[code] = s.counts[code].Load()
 	}
 	nextTs := s.readTs.Load() + 1
-	pending := newPendingSet()
+	pending := newPendingSet(nextTs-1, s.opts.recentRecords)
 	for {
 		first := carry
 		carry = nil
@@ -210,23 +224,28 @@ func (s *Store) writeLoop() {
 				break drain
 			}
 		}
-		var recs []*protocol.Record
+		recs := recs[:0]
+		absent := absent[:0]
 		for _, req := range batch {
 			recs = append(recs, req.recs...)
+			for range req.recs {
+				absent = append(absent, req.absentAt)
+			}
 		}
 		results := make([]PutResult, len(recs))
 		s.stats.batches.Add(1)
 		err := s.failed()
-		for len(recs) > 0 && err == nil {
+		for done := 0; done < len(recs) && err == nil; {
 			var item *commitItem
-			item, err = s.commitPrefix(recs, results[len(results)-len(recs):], &next, nextTs, pending)
+			item, err = s.commitPrefix(recs[done:], absent[done:], results[done:], &next, nextTs, pending)
 			if err != nil {
 				break
 			}
 			nextTs++
-			recs = recs[item.n:]
+			done += item.n
 			inflight <- item
 		}
+		clear(recs) // let the records go
 		if err != nil {
 			s.fail(err)
 		}
@@ -302,11 +321,21 @@ func (s *Store) failed() error {
 }
 
 // pendingSet is the writer's record of what it committed that readers may
-// not see yet. Only the writer touches it.
+// not see yet, and of what they have seen only lately. Only the writer
+// touches it.
 type pendingSet struct {
 	seqs   map[string]uint64   // CID key -> seq
 	hashes map[int64]tlog.Hash // stored log hashes by index
 	byTs   []pendingCommit     // in commit order
+	// recentSeqs holds the records of the last commits readers can see,
+	// up to recentRecords of them; every commit after floor is in seqs or
+	// recentSeqs. A record found absent at a read timestamp at or after
+	// floor is new unless one of the two holds it, which spares the
+	// writer a Badger read of each record (see Absence).
+	recentSeqs    map[string]uint64
+	recentRecords []recentRecord // FIFO of recentSeqs' keys
+	maxRecent     int
+	floor         uint64
 	// recent keeps the last log hashes written after they became visible:
 	// appending leaf n reads the hashes of its left siblings, which were
 	// written 2^level leaves before, so this spares the writer nearly
@@ -315,16 +344,47 @@ type pendingSet struct {
 	recentOrder []int64 // FIFO of recent's keys
 }
 
-const recentHashes = 8192
+const (
+	recentHashes         = 8192
+	defaultRecentRecords = 16384
+)
 
 type pendingCommit struct {
 	ts     uint64
 	keys   []string
+	seqs   []uint64
 	hashes []int64
 }
 
-func newPendingSet() *pendingSet {
-	return &pendingSet{seqs: map[string]uint64{}, hashes: map[int64]tlog.Hash{}, recent: map[int64]tlog.Hash{}}
+type recentRecord struct {
+	ts  uint64
+	key string
+}
+
+// newPendingSet starts the writer's sets; readers see every commit up to
+// readTs, and the writer remembers the last maxRecent records it
+// committed.
+func newPendingSet(readTs uint64, maxRecent int) *pendingSet {
+	if maxRecent <= 0 {
+		maxRecent = defaultRecentRecords
+	}
+	return &pendingSet{seqs: map[string]uint64{}, hashes: map[int64]tlog.Hash{}, recent: map[int64]tlog.Hash{},
+		recentSeqs: map[string]uint64{}, maxRecent: maxRecent, floor: readTs}
+}
+
+// knownSince reports whether a record found absent at readTs absentAt can
+// be known new from the sets alone, without reading Badger.
+func (p *pendingSet) knownSince(absentAt uint64) bool {
+	return absentAt != 0 && absentAt >= p.floor
+}
+
+// heldSince returns the seq of a record the writer committed lately.
+func (p *pendingSet) heldSince(key string) (uint64, bool) {
+	if seq, ok := p.seqs[key]; ok {
+		return seq, true
+	}
+	seq, ok := p.recentSeqs[key]
+	return seq, ok
 }
 
 // add records a commit in flight: its new records and log hashes.
@@ -335,6 +395,7 @@ func (p *pendingSet) add(ts uint64, recs []*protocol.Record, results []PutResult
 			k := r.CID().KeyString()
 			p.seqs[k] = results[i].Seq
 			pc.keys = append(pc.keys, k)
+			pc.seqs = append(pc.seqs, results[i].Seq)
 		}
 	}
 	for i, h := range hashes {
@@ -348,8 +409,10 @@ func (p *pendingSet) add(ts uint64, recs []*protocol.Record, results []PutResult
 func (p *pendingSet) forget(readTs uint64) {
 	i := 0
 	for ; i < len(p.byTs) && p.byTs[i].ts <= readTs; i++ {
-		for _, k := range p.byTs[i].keys {
+		pc := p.byTs[i]
+		for j, k := range pc.keys {
 			delete(p.seqs, k)
+			p.rememberRecord(pc.ts, k, pc.seqs[j])
 		}
 		for _, idx := range p.byTs[i].hashes {
 			p.remember(idx, p.hashes[idx])
@@ -357,6 +420,17 @@ func (p *pendingSet) forget(readTs uint64) {
 		}
 	}
 	p.byTs = p.byTs[i:]
+}
+
+func (p *pendingSet) rememberRecord(ts uint64, key string, seq uint64) {
+	if len(p.recentRecords) == p.maxRecent {
+		old := p.recentRecords[0]
+		delete(p.recentSeqs, old.key)
+		p.floor = max(p.floor, old.ts)
+		p.recentRecords = p.recentRecords[1:]
+	}
+	p.recentSeqs[key] = seq
+	p.recentRecords = append(p.recentRecords, recentRecord{ts, key})
 }
 
 func (p *pendingSet) remember(idx int64, h tlog.Hash) {
@@ -371,13 +445,13 @@ func (p *pendingSet) remember(idx int64, h tlog.Hash) {
 // commitPrefix stages as long a prefix of recs as fits in one Badger
 // transaction, starts its commit at ts and returns it as an item in
 // flight; next is advanced to the meta after it.
-func (s *Store) commitPrefix(recs []*protocol.Record, out []PutResult, next *meta, ts uint64, pending *pendingSet) (*commitItem, error) {
+func (s *Store) commitPrefix(recs []*protocol.Record, absent []uint64, out []PutResult, next *meta, ts uint64, pending *pendingSet) (*commitItem, error) {
 	limit := len(recs)
 	for {
 		readTs := s.readTs.Load()
 		pending.forget(readTs)
 		txn := s.db.NewTransactionAt(readTs, true)
-		item, fitted, err := s.stage(txn, recs[:limit], out, *next, pending)
+		item, fitted, err := s.stage(txn, recs[:limit], absent, out, *next, pending)
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			txn.Discard()
 			if fitted == 0 {
@@ -403,28 +477,48 @@ func (s *Store) commitPrefix(recs []*protocol.Record, out []PutResult, next *met
 }
 
 // stage adds recs and the meta after them to txn, filling out. A record
-// held, in flight, or listed earlier in recs is a duplicate. On
-// ErrTxnTooBig it reports how many records fitted whole (fewer when the
-// meta did not fit after them).
-func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, out []PutResult, m meta, pending *pendingSet) (*commitItem, int, error) {
+// held, in flight, or listed earlier in recs is a duplicate; absent[i] is
+// when recs[i] was last found absent (0: unknown). On ErrTxnTooBig it
+// reports how many records fitted whole (fewer when the meta did not fit
+// after them).
+func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, absent []uint64, out []PutResult, m meta, pending *pendingSet) (*commitItem, int, error) {
 	item := &commitItem{hashes: map[int64]tlog.Hash{}}
 	hr := &stagingHashReader{txn: txn, staged: item.hashes, pending: pending}
+	var staged map[string]uint64 // records of this transaction, when not read back from it
 	for i, r := range recs {
-		if seq, ok := pending.seqs[r.CID().KeyString()]; ok {
+		key := r.CID().KeyString()
+		if seq, ok := pending.seqs[key]; ok {
 			out[i] = PutResult{Seq: seq}
 			continue
 		}
-		// Badger serves reads of keys this transaction wrote from its
-		// pending writes, so this also catches a record listed twice.
-		seq, err := txnSeq(txn, r.CID())
-		if err == nil {
-			out[i] = PutResult{Seq: seq}
-			continue
+		if pending.knownSince(absent[i]) {
+			// Everything committed since the caller looked is in pending;
+			// only this transaction's records remain to compare with.
+			seq, ok := pending.heldSince(key)
+			if !ok {
+				seq, ok = staged[key]
+			}
+			if ok {
+				out[i] = PutResult{Seq: seq}
+				continue
+			}
+		} else {
+			// Badger serves reads of keys this transaction wrote from its
+			// pending writes, so this also catches a record listed twice.
+			seq, err := txnSeq(txn, r.CID())
+			if err == nil {
+				out[i] = PutResult{Seq: seq}
+				continue
+			}
+			if !errors.Is(err, ErrNotFound) {
+				return nil, i, err
+			}
 		}
-		if !errors.Is(err, ErrNotFound) {
-			return nil, i, err
+		seq := m.seq + 1
+		if staged == nil {
+			staged = map[string]uint64{}
 		}
-		seq = m.seq + 1
+		staged[key] = seq
 		if err := setRecord(txn, r, seq); err != nil {
 			return nil, i, err
 		}

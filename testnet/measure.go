@@ -1,18 +1,21 @@
 package testnet
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/protocol/signature"
 )
 
 // SignAccreditations signs n controller accreditations of fresh keys by
@@ -58,27 +61,132 @@ func (n *Net) SignAccreditations(j string, count int) ([]*protocol.Record, error
 	return out, nil
 }
 
-// BareVerifyRate is crypto/ed25519 Verify per second on every core, over
-// messages the size of a record's signing input: the baseline ingest is
-// compared with.
-func BareVerifyRate(count int) float64 {
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+// IngestReading is what MeasureIngest found: the time the records took
+// to ingest, and the time bare signature checks took on the same cores,
+// interleaved with them.
+type IngestReading struct {
+	Records    int
+	IngestTime time.Duration
+	IngestCPU  time.Duration // CPU time of the process while ingesting
+	// Verifications were made with each verifier, in as many rounds.
+	Verifications int
+	// StdVerifyTime is crypto/ed25519.Verify's; KeysVerifyTime is that of
+	// the verifier nodes use (signature.Keys, warm), which decides the
+	// same.
+	StdVerifyTime  time.Duration
+	KeysVerifyTime time.Duration
+}
+
+// IngestRate is records ingested per second.
+func (r IngestReading) IngestRate() float64 { return float64(r.Records) / r.IngestTime.Seconds() }
+
+// StdVerifyRate is crypto/ed25519 verifications per second on every core.
+func (r IngestReading) StdVerifyRate() float64 {
+	return float64(r.Verifications) / r.StdVerifyTime.Seconds()
+}
+
+// KeysVerifyRate is the nodes' own verifications per second on every core.
+func (r IngestReading) KeysVerifyRate() float64 {
+	return float64(r.Verifications) / r.KeysVerifyTime.Seconds()
+}
+
+// CoresBusy is the CPU the process used while ingesting, in cores.
+func (r IngestReading) CoresBusy() float64 { return r.IngestCPU.Seconds() / r.IngestTime.Seconds() }
+
+// ingestRounds is how many slices MeasureIngest cuts the records into.
+// A shared machine's speed drifts by tens of percent over seconds; with
+// ingest and baseline taking turns every few hundred milliseconds, both
+// see the same machine.
+const ingestRounds = 10
+
+// MeasureIngest submits recs to m from submitters concurrent callers, in
+// rounds, and after each round times bare Ed25519 verification of a
+// record-sized message on every core: the baseline of ingest. Every
+// record must be new to m.
+func MeasureIngest(ctx context.Context, m *Member, recs []*protocol.Record, submitters int) (IngestReading, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return IngestReading{}, err
+	}
 	msg := make([]byte, 300)
 	sig := ed25519.Sign(priv, msg)
+	keys := signature.NewKeys(1)
+	for range 2 { // the second sighting builds the key's table
+		keys.Verify(pub, msg, sig)
+	}
+	per := max((len(recs)+ingestRounds-1)/ingestRounds, 1)
+	verifications := max(per/2, 1000)
+	var r IngestReading
+	for start := 0; start < len(recs); start += per {
+		chunk := recs[start:min(start+per, len(recs))]
+		cpu0, t0 := cpuTime(), time.Now()
+		if err := submitConcurrently(ctx, m, chunk, submitters); err != nil {
+			return r, err
+		}
+		r.IngestTime += time.Since(t0)
+		r.IngestCPU += cpuTime() - cpu0
+		r.Records += len(chunk)
+		r.StdVerifyTime += onEveryCore(verifications, func() bool { return ed25519.Verify(pub, msg, sig) })
+		r.KeysVerifyTime += onEveryCore(verifications, func() bool { return keys.Verify(pub, msg, sig) })
+		r.Verifications += verifications
+	}
+	return r, nil
+}
+
+// submitConcurrently submits recs to m from callers goroutines; each must
+// be new.
+func submitConcurrently(ctx context.Context, m *Member, recs []*protocol.Record, callers int) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Pointer[error]
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(len(recs)) && failed.Load() == nil; i = next.Add(1) - 1 {
+				acc, err := m.SubmitRecord(ctx, recs[i])
+				if err == nil && !acc.New {
+					err = fmt.Errorf("record %s was already held", recs[i].CID())
+				}
+				if err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+// onEveryCore runs verify count times on GOMAXPROCS goroutines and
+// returns the time taken; it panics if verify says false (a valid
+// signature that does not verify would make any rate meaningless).
+func onEveryCore(count int, verify func() bool) time.Duration {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+	for range runtime.GOMAXPROCS(0) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= int64(count) {
-				if !ed25519.Verify(pub, msg, sig) {
+				if !verify() {
 					panic("ed25519: a valid signature does not verify")
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	return float64(count) / time.Since(start).Seconds()
+	return time.Since(start)
+}
+
+// cpuTime is the CPU time this process has used (user + system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -10,7 +10,8 @@ import (
 func TestBenchCommand(t *testing.T) {
 	closeDefaultIdle(t)
 	out := newCLI(t).ok("bench", "--records", "1000")
-	for _, re := range []string{`ingest +\d+ records/s \(1000 records in`, `bare verify +\d+ Ed25519`, `ingest / verify +\d\.\d\d`} {
+	for _, re := range []string{`ingest +\d+ records/s \(1000 records in`, `bare verify +\d+ crypto/ed25519`, `ingest / verify +\d\.\d\d`,
+		`node verifier +\d+ verifications/s`, `ingest / node verifier +\d\.\d\d`} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("bench output lacks %q:\n%s", re, out)
 		}
