@@ -193,6 +193,8 @@ type Node struct {
 	verifySem chan struct{}
 	// keys holds precomputed tables of the keys that sign often.
 	keys *signature.Keys
+	// evidence shares decisions' store reads between decisions.
+	evidence *evidenceCache
 
 	notify *notifier
 	parked *parking
@@ -259,6 +261,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.verifySem = make(chan struct{}, runtime.GOMAXPROCS(0))
 	n.rules = protocol.NewRuleEngine(4096)
 	n.keys = signature.NewKeys(0)
+	n.evidence = newEvidenceCache(defaultEvidenceAnswers)
 	if err := n.startCheckpoints(); err != nil {
 		return nil, err
 	}

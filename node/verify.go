@@ -41,7 +41,7 @@ func (n *Node) Decide(req protocol.TransferRequest) (*protocol.Decision, error) 
 	if err := req.Validate(""); err != nil {
 		return nil, err
 	}
-	return protocol.Decide(&req, newMemoView(n.trust), n.rules)
+	return protocol.Decide(&req, newMemoView(n.trust, n.evidence), n.rules)
 }
 
 // VerifyBatch decides several requests and stores their receipts in one
@@ -98,11 +98,13 @@ func (n *Node) VerifyBatch(ctx context.Context, reqs []protocol.TransferRequest)
 
 // decideAndSign decides one request and signs the receipt.
 func (n *Node) decideAndSign(req *protocol.TransferRequest, now int64, cp protocol.Checkpoint) (*Verdict, error) {
-	d, err := protocol.Decide(req, newMemoView(n.trust), n.rules)
+	d, err := protocol.Decide(req, newMemoView(n.trust, n.evidence), n.rules)
 	if err != nil {
 		return nil, err
 	}
-	rec, err := protocol.Sign(n.cfg.Key, now, d.Receipt(*req, cp))
+	// The receipt body is new and nothing changes it after: the record
+	// may keep it (it shares d's checks, which no one changes either).
+	rec, err := protocol.SignOwned(n.cfg.Key, now, d.Receipt(*req, cp))
 	if err != nil {
 		return nil, fmt.Errorf("sign receipt: %w", err)
 	}

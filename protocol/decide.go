@@ -166,7 +166,7 @@ type decider struct {
 func (d *decider) str(id peer.ID) string {
 	s, ok := d.idStrings[id]
 	if !ok {
-		s = id.String()
+		s = idString(id)
 		d.idStrings[id] = s
 	}
 	return s

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"testing"
 )
 
@@ -49,6 +50,17 @@ func TestSignDecodes(t *testing.T) {
 		b, _ := CBORToJSON(mustEncode(t, d.Body()))
 		if d.CID() != r.CID() || d.Issuer() != r.Issuer() || d.IssuedAt() != r.IssuedAt() || string(a) != string(b) {
 			t.Fatalf("%s: Sign's record differs from Decode's", kind)
+		}
+		owned, err := SignOwned(seedKey(seedAuthorityDE), t0, body)
+		if err != nil {
+			t.Fatalf("%s: SignOwned: %v", kind, err)
+		}
+		if !bytes.Equal(owned.Bytes(), r.Bytes()) || owned.Body() != body {
+			t.Fatalf("%s: SignOwned made other bytes than Sign, or copied the body", kind)
+		}
+		c, _ := CBORToJSON(mustEncode(t, owned.Body()))
+		if string(c) != string(b) {
+			t.Fatalf("%s: SignOwned's body encodes otherwise than Decode's", kind)
 		}
 	}
 	body := baseConsent()

@@ -127,8 +127,36 @@ func (r *Record) String() string {
 
 // Sign makes a record: it validates body, encodes the record canonically,
 // signs it with key (which must be Ed25519) and computes its CID.
-// issuedAt is in Unix milliseconds.
+// issuedAt is in Unix milliseconds. The record holds its own copy of the
+// body, decoded from its bytes: the caller may reuse body.
 func Sign(key crypto.PrivKey, issuedAt int64, body Body) (*Record, error) {
+	r, err := sign(key, issuedAt, body)
+	if err != nil {
+		return nil, err
+	}
+	own := newBody(body.Kind())
+	if err := decMode.Unmarshal(r.rawBody, own); err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	r.body = own
+	return r, nil
+}
+
+// SignOwned is Sign for a body the caller hands over: the record keeps
+// body itself rather than a copy, so neither body nor anything it refers
+// to may change afterwards. It spares decoding the body again, a fair
+// part of signing a receipt, which a node does for every decision.
+func SignOwned(key crypto.PrivKey, issuedAt int64, body Body) (*Record, error) {
+	r, err := sign(key, issuedAt, body)
+	if err != nil {
+		return nil, err
+	}
+	r.body = body
+	return r, nil
+}
+
+// sign makes the record of Sign, but for its body.
+func sign(key crypto.PrivKey, issuedAt int64, body Body) (*Record, error) {
 	if key == nil || key.Type() != crypto.Ed25519 {
 		return nil, fmt.Errorf("sign: key must be Ed25519")
 	}
@@ -149,40 +177,43 @@ func Sign(key crypto.PrivKey, issuedAt int64, body Body) (*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sign: encode body: %w", err)
 	}
-	u := unsignedEnvelope{V: FormatVersion, Kind: body.Kind(), Issuer: issuer.String(), IssuedAt: issuedAt, Body: rawBody}
-	msg, err := signingInput(&u)
+	unsigned, err := encMode.Marshal(&unsignedEnvelope{V: FormatVersion, Kind: body.Kind(), Issuer: idString(issuer), IssuedAt: issuedAt, Body: rawBody})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sign: encode: %w", err)
+	}
+	if string(unsigned[:len(unsignedPrefix)]) != unsignedPrefix {
+		return nil, fmt.Errorf("sign: the unsigned map does not start as canonical records do")
 	}
 	priv, err := key.Raw() // libp2p holds an Ed25519 key as crypto/ed25519 does
 	if err != nil || len(priv) != signature.PrivateKeySize {
 		return nil, fmt.Errorf("sign: key is not a 64-byte Ed25519 private key")
 	}
+	msg := make([]byte, 0, len(SignatureDomain)+1+len(unsigned))
+	msg = append(msg, SignatureDomain...)
+	msg = append(msg, 0)
+	msg = append(msg, unsigned...)
 	sig := signature.Sign(priv, msg)
-	raw, err := encMode.Marshal(&envelope{V: u.V, Kind: u.Kind, Issuer: u.Issuer, IssuedAt: u.IssuedAt, Body: u.Body, Sig: sig})
-	if err != nil {
-		return nil, fmt.Errorf("sign: encode: %w", err)
-	}
+	// The record is the unsigned map with sig in second place, as
+	// canonical order puts it (see SigningInput).
+	tail := unsigned[len(unsignedPrefix):]
+	raw := make([]byte, 0, len(sigPrefix)+len(sig)+len(tail))
+	raw = append(raw, sigPrefix...)
+	raw = append(raw, sig...)
+	raw = append(raw, tail...)
 	if len(raw) > MaxRecordSize {
 		return nil, errf(CodeTooLarge, "", "record is %d bytes, over the %d-byte limit", len(raw), MaxRecordSize)
 	}
 	// The body was validated and every part encoded canonically, so the
 	// record is what Decode would make of raw (TestSignDecodes holds Sign
 	// to that); building it here spares a second validation of each
-	// receipt. The body is decoded afresh from its bytes, so that the
-	// caller's struct, which it may change, is not the record's.
-	own := newBody(body.Kind())
-	if err := decMode.Unmarshal(rawBody, own); err != nil {
-		return nil, fmt.Errorf("sign: %w", err)
-	}
+	// receipt.
 	return &Record{
 		raw:      raw,
 		cid:      RecordCID(raw),
-		kind:     u.Kind,
+		kind:     body.Kind(),
 		issuer:   issuer,
 		issuedAt: issuedAt,
 		rawBody:  rawBody,
-		body:     own,
 		sig:      sig,
 	}, nil
 }
@@ -213,7 +244,7 @@ func (r *Record) SigningInput() []byte {
 		msg = append(msg, unsignedPrefix...)
 		return append(msg, rest...)
 	}
-	msg, _ := signingInput(&unsignedEnvelope{V: FormatVersion, Kind: r.kind, Issuer: r.issuer.String(), IssuedAt: r.issuedAt, Body: r.rawBody})
+	msg, _ := signingInput(&unsignedEnvelope{V: FormatVersion, Kind: r.kind, Issuer: idString(r.issuer), IssuedAt: r.issuedAt, Body: r.rawBody})
 	return msg
 }
 

@@ -53,6 +53,15 @@ func ParseTransferRequestJSON(b []byte) (*TransferRequest, error) {
 	if len(b) > MaxTransferRequestJSON {
 		return nil, errf(CodeTooLarge, "", "request is %d bytes, over the %d-byte limit", len(b), MaxTransferRequestJSON)
 	}
+	if t, ok := parseTransferRequestFast(b); ok {
+		return t, nil
+	}
+	return parseTransferRequestStream(b)
+}
+
+// parseTransferRequestStream is ParseTransferRequestJSON on a token
+// stream, for its errors.
+func parseTransferRequestStream(b []byte) (*TransferRequest, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil, errf(CodeMalformed, "", "want one JSON object")
@@ -96,6 +105,74 @@ func ParseTransferRequestJSON(b []byte) (*TransferRequest, error) {
 		return nil, err
 	}
 	return &t, nil
+}
+
+// parseTransferRequestFast is ParseTransferRequestJSON for a request it
+// accepts, in one pass of the JSON decoder instead of a token stream (a
+// third of the cost); anything it does not accept, it leaves to the token
+// stream, which says exactly what is wrong, field by field in order. The
+// two accept the same requests (FuzzTransferRequestJSON holds them to it).
+func parseTransferRequestFast(b []byte) (*TransferRequest, bool) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil || fields == nil || objectMembers(b) != len(fields) {
+		return nil, false // not an object, or a field given twice
+	}
+	var t TransferRequest
+	for _, f := range requestFields {
+		raw, ok := fields[f]
+		if !ok {
+			if f == "at" {
+				continue
+			}
+			return nil, false
+		}
+		if t.setJSONField(f, raw) != nil {
+			return nil, false
+		}
+	}
+	known := len(requestFields)
+	if _, ok := fields["at"]; !ok {
+		known--
+	}
+	if len(fields) != known {
+		return nil, false // an unknown field
+	}
+	slices.Sort(t.Categories)
+	if t.Validate("") != nil {
+		return nil, false
+	}
+	return &t, true
+}
+
+// objectMembers counts the members of the JSON object b, which must be
+// valid JSON: the colons at depth one, outside strings.
+func objectMembers(b []byte) int {
+	depth, n, inString := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++ // the escaped character, whatever it is
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+		case ':':
+			if depth == 1 {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func (t *TransferRequest) setJSONField(key string, raw json.RawMessage) error {

@@ -114,7 +114,8 @@ func TestTransferRequestJSONRoundTrip(t *testing.T) {
 
 // FuzzParseTransferRequestJSON: the parser never panics and refuses with
 // an *Error; what it accepts is valid, and survives JSON and back
-// unchanged.
+// unchanged; its fast path and its token stream accept the same requests
+// and read the same fields from them.
 func FuzzParseTransferRequestJSON(f *testing.F) {
 	f.Add([]byte(requestJSON()))
 	f.Add([]byte(requestJSON(`, "at": "2026-11-24T10:00:00Z"`, "")))
@@ -125,7 +126,17 @@ func FuzzParseTransferRequestJSON(f *testing.F) {
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"consent": null}`))
 	f.Add([]byte(`[1, 2]`))
+	f.Add([]byte(requestJSON(`"tier": 1`, `"tier": 1, "extra": {"a": [1, "}:"]}`)))
+	f.Add([]byte(requestJSON(`"tier": 1`, `"tier": 1, "\"tier\\": 2`)))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		fast, fastOK := parseTransferRequestFast(b)
+		stream, streamErr := parseTransferRequestStream(b)
+		if fastOK != (streamErr == nil) {
+			t.Fatalf("the fast path accepts: %v; the token stream: %v", fastOK, streamErr)
+		}
+		if fastOK && !reflect.DeepEqual(fast, stream) {
+			t.Fatalf("the fast path read\n%+v\nthe token stream\n%+v", fast, stream)
+		}
 		req, err := ParseTransferRequestJSON(b)
 		if err != nil {
 			if CodeOf(err) == "" {

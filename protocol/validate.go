@@ -50,6 +50,18 @@ func ParsePeerID(s string) (peer.ID, error) {
 // to decode (a few µs, a good part of a record's decoding).
 var parsedIDs = newMemo[string, peer.ID](4096)
 
+// idString is id.String(), memoised: the inverse of ParsePeerID, as slow.
+func idString(id peer.ID) string {
+	if s, ok := idStrings.get(id); ok {
+		return s
+	}
+	s := id.String()
+	idStrings.add(id, s)
+	return s
+}
+
+var idStrings = newMemo[peer.ID, string](4096)
+
 func parsePeerID(s string) (peer.ID, error) {
 	if !strings.HasPrefix(s, ed25519PeerIDPrefix) {
 		// The CIDv1 form (bafz...) and other key types are refused;

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fxamacker/cbor/v2"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -425,4 +426,32 @@ func flipSigBit(b []byte) []byte {
 	c := bytes.Clone(b)
 	c[len(sigPrefix)+5] ^= 1
 	return c
+}
+
+// TestLinkEncoding: a link encodes as the CBOR library encodes tag 42
+// around a zero byte and the binary CID, whatever the CID's length.
+func TestLinkEncoding(t *testing.T) {
+	for _, n := range []int{0, 1, 10, 20, 21, 22, 30, 100, 250, 253, 254, 300} {
+		digest := bytes.Repeat([]byte{0xab}, n)
+		h, err := mh.Encode(digest, mh.IDENTITY)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := LinkTo(cid.NewCidV1(cid.DagCBOR, h))
+		got, err := l.MarshalCBOR()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := encMode.Marshal(cbor.Tag{Number: tagCID, Content: append([]byte{0}, l.Bytes()...)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("a link of %d bytes encodes as\n%x\nwant\n%x", len(l.Bytes()), got, want)
+		}
+		var back Link
+		if err := back.UnmarshalCBOR(got); err != nil || !back.Equals(l.Cid) {
+			t.Fatalf("a link of %d bytes does not decode back: %v", len(l.Bytes()), err)
+		}
+	}
 }

@@ -131,8 +131,15 @@ func (s *Store) TreeHead() (Tree, error) {
 		return Tree{}, err
 	}
 	defer s.leave()
+	// Every decision asks; between two commits the answer is the same.
+	readTs := s.readTs.Load()
+	if h := s.treeHead.Load(); h != nil && h.readTs == readTs {
+		return h.tree, nil
+	}
 	var t Tree
-	err := s.view(func(txn *badger.Txn) error {
+	txn := s.db.NewTransactionAt(readTs, false)
+	defer txn.Discard()
+	err := func() error {
 		m, err := readMeta(txn)
 		if err != nil {
 			return err
@@ -143,8 +150,17 @@ func (s *Store) TreeHead() (Tree, error) {
 		}
 		t.Root, err = tlog.TreeHash(int64(t.Size), txnHashReader{txn})
 		return err
-	})
+	}()
+	if err == nil {
+		s.treeHead.Store(&treeAt{readTs: readTs, tree: t})
+	}
 	return t, err
+}
+
+// treeAt is the tree head as of one read timestamp.
+type treeAt struct {
+	readTs uint64
+	tree   Tree
 }
 
 // InclusionProof proves that the record with seq is in the tree of the

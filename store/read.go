@@ -96,6 +96,15 @@ func (s *Store) lookupSeqAt(c cid.Cid) (uint64, uint64, error) {
 	return seq, readTs, err
 }
 
+// EvidenceEpoch is a number that changes whenever the store makes visible
+// a record of any kind but receipt, and only then. Every answer the store
+// gives about records other than receipts (AccreditationsOf, RulesetsOf,
+// IncidentsAffecting, LinkedFrom without receipts, and Get) stays what it
+// was while the epoch does: a caller that reads the epoch, then the store,
+// may keep the answers for as long as the epoch reads the same. Receipts,
+// which nodes write for every transfer they decide, leave it alone.
+func (s *Store) EvidenceEpoch() uint64 { return s.evidenceEpoch.Load() }
+
 // Absence is the store's word that it did not hold a record when asked.
 // Given to PutNew, it spares the writer its own look-up of the record
 // whenever the writer remembers every commit made since (it keeps the

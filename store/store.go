@@ -101,6 +101,11 @@ type Store struct {
 	// see everything acknowledged, and nothing that is not yet durable.
 	readTs atomic.Uint64
 	counts [numKindCodes]atomic.Int64
+	// evidenceEpoch counts the commits that made visible a record other
+	// than a receipt (EvidenceEpoch).
+	evidenceEpoch atomic.Uint64
+	// treeHead is the last TreeHead computed, with the readTs it holds at.
+	treeHead atomic.Pointer[treeAt]
 
 	closeOnce sync.Once
 	closeErr  error

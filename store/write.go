@@ -25,9 +25,9 @@ type PutResult struct {
 // results (or err) and then closes done.
 type putRequest struct {
 	recs []*protocol.Record
-	// absentAt is, for a request of one record, the read timestamp at
-	// which the caller found it not held (0: unknown).
-	absentAt uint64
+	// absentAt holds, for each record, the read timestamp at which it was
+	// found not held (0: unknown).
+	absentAt []uint64
 	results  []PutResult
 	err      error
 	done     chan struct{}
@@ -53,7 +53,7 @@ func (s *Store) Put(ctx context.Context, r *protocol.Record) (PutResult, error) 
 // stored (with consecutive seqs). A record listed twice gets one seq; the
 // second result has New false.
 func (s *Store) PutMany(ctx context.Context, rs []*protocol.Record) ([]PutResult, error) {
-	return s.putMany(ctx, rs, true, 0)
+	return s.putMany(ctx, rs, nil)
 }
 
 // PutNew is Put for a record the caller has just looked up (Lookup) and
@@ -62,18 +62,16 @@ func (s *Store) PutMany(ctx context.Context, rs []*protocol.Record) ([]PutResult
 // answered as Put answers it. An Absence of another record counts for
 // nothing.
 func (s *Store) PutNew(ctx context.Context, r *protocol.Record, absent Absence) (PutResult, error) {
-	var at uint64
-	if absent.c.Equals(r.CID()) {
-		at = absent.readTs
-	}
-	res, err := s.putMany(ctx, []*protocol.Record{r}, false, at)
+	res, err := s.putMany(ctx, []*protocol.Record{r}, &absent)
 	if err != nil {
 		return PutResult{}, err
 	}
 	return res[0], nil
 }
 
-func (s *Store) putMany(ctx context.Context, rs []*protocol.Record, precheck bool, absentAt uint64) ([]PutResult, error) {
+// putMany stores rs; with absent (for one record), it trusts the caller's
+// lookup instead of its own.
+func (s *Store) putMany(ctx context.Context, rs []*protocol.Record, absent *Absence) ([]PutResult, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
@@ -89,22 +87,27 @@ func (s *Store) putMany(ctx context.Context, rs []*protocol.Record, precheck boo
 	results := make([]PutResult, len(rs))
 	// Most duplicates (gossip delivers every record many times) are
 	// answered here, without a trip through the writer. The writer checks
-	// again inside its transaction, so a race only costs that trip.
+	// again inside its transaction, so a race only costs that trip; what
+	// it needs to check is only what was committed after this lookup.
 	var fresh []*protocol.Record
 	var freshAt []int
+	var absentAt []uint64
 	for i, r := range rs {
-		if !precheck {
-			fresh = append(fresh, r)
-			freshAt = append(freshAt, i)
+		if absent != nil {
+			fresh, freshAt = append(fresh, r), append(freshAt, i)
+			at := uint64(0) // an Absence of another record: the writer reads
+			if absent.c.Equals(r.CID()) {
+				at = absent.readTs
+			}
+			absentAt = append(absentAt, at)
 			continue
 		}
-		seq, err := s.lookupSeq(r.CID())
+		seq, readTs, err := s.lookupSeqAt(r.CID())
 		switch {
 		case err == nil:
 			results[i] = PutResult{Seq: seq}
 		case errors.Is(err, ErrNotFound):
-			fresh = append(fresh, r)
-			freshAt = append(freshAt, i)
+			fresh, freshAt, absentAt = append(fresh, r), append(freshAt, i), append(absentAt, readTs)
 		default:
 			return nil, err
 		}
@@ -114,10 +117,7 @@ func (s *Store) putMany(ctx context.Context, rs []*protocol.Record, precheck boo
 	var reqs []*putRequest
 	for start := 0; start < len(fresh); start += s.opts.MaxBatch {
 		end := min(start+s.opts.MaxBatch, len(fresh))
-		req := &putRequest{recs: fresh[start:end], done: make(chan struct{})}
-		if len(rs) == 1 {
-			req.absentAt = absentAt
-		}
+		req := &putRequest{recs: fresh[start:end], absentAt: absentAt[start:end], done: make(chan struct{})}
 		select {
 		case s.queue <- req:
 			reqs = append(reqs, req)
@@ -224,13 +224,11 @@ func (s *Store) writeLoop() {
 				break drain
 			}
 		}
-		recs := recs[:0]
-		absent := absent[:0]
+		recs = recs[:0]
+		absent = absent[:0]
 		for _, req := range batch {
 			recs = append(recs, req.recs...)
-			for range req.recs {
-				absent = append(absent, req.absentAt)
-			}
+			absent = append(absent, req.absentAt...)
 		}
 		results := make([]PutResult, len(recs))
 		s.stats.batches.Add(1)
@@ -295,8 +293,13 @@ func (s *Store) published(item *commitItem) {
 	for code := range item.after.counts {
 		s.counts[code].Store(item.after.counts[code])
 	}
+	evidence := false
 	for _, r := range item.fresh {
 		s.cache.add(r)
+		evidence = evidence || r.Kind() != protocol.KindReceipt
+	}
+	if evidence {
+		s.evidenceEpoch.Add(1) // after readTs: see EvidenceEpoch
 	}
 	s.stats.txns.Add(1)
 	s.stats.written.Add(uint64(len(item.fresh)))

@@ -152,7 +152,9 @@ func BenchmarkVerifyHTTP(b *testing.B) {
 	}
 	batchBody, _ := json.Marshal(map[string]any{"requests": reqs})
 	calls := max(n/per, 20)
+	cpu1, t1 := cpuTime(), time.Now()
 	callRate, _ := load(b, "http://"+m.APIAddr()+"/v1/transfers/verify-batch", m.Token, [][]byte{batchBody}, calls, 4)
+	b.ReportMetric((cpuTime()-cpu1).Seconds()/time.Since(t1).Seconds(), "batch-cpu-cores-busy")
 	b.StopTimer()
 	b.ReportMetric(rate, "verify/s")
 	b.ReportMetric(float64(p99.Microseconds()), "verify-p99-µs")
