@@ -204,14 +204,16 @@ func (n *Node) startFetch() error {
 // handleFetch serves one fetch stream: Close when every answer is
 // written, Reset on any error.
 func (n *Node) handleFetch(s network.Stream) {
+	// Counted before the peer can see the outcome, so that whoever has
+	// seen it finds it counted.
 	if err := n.serveFetch(s); err != nil {
-		s.Reset()
 		n.fetch.served.WithLabelValues("reset").Inc()
+		s.Reset()
 		n.log.Debug("fetch stream reset", "peer", s.Conn().RemotePeer().String(), "err", err)
 		return
 	}
-	s.Close()
 	n.fetch.served.WithLabelValues("ok").Inc()
+	s.Close()
 }
 
 func (n *Node) serveFetch(s network.Stream) error {

@@ -70,19 +70,23 @@ func (n *Node) VerifyBatch(ctx context.Context, reqs []protocol.TransferRequest)
 	// Decide and sign on every core; the receipts then share one commit.
 	errs := make([]error, len(reqs))
 	var next atomic.Int64
+	work := func() {
+		for i := int(next.Add(1) - 1); i < len(reqs); i = int(next.Add(1) - 1) {
+			out[i], errs[i] = n.decideAndSign(&reqs[i], now, checkpoint)
+			if errs[i] == nil {
+				receipts[i] = out[i].Receipt
+			}
+		}
+	}
 	var wg sync.WaitGroup
-	for w := 0; w < min(len(reqs), runtime.GOMAXPROCS(0)); w++ {
+	for w := 1; w < min(len(reqs), runtime.GOMAXPROCS(0)); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := int(next.Add(1) - 1); i < len(reqs); i = int(next.Add(1) - 1) {
-				out[i], errs[i] = n.decideAndSign(&reqs[i], now, checkpoint)
-				if errs[i] == nil {
-					receipts[i] = out[i].Receipt
-				}
-			}
+			work()
 		}()
 	}
+	work() // this goroutine too: a single request spawns none
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {

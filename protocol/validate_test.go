@@ -455,3 +455,17 @@ func TestLinkEncoding(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordCIDIsMultihashSum: RecordCID is the CID go-multihash and
+// go-cid make of the bytes.
+func TestRecordCIDIsMultihashSum(t *testing.T) {
+	for _, b := range [][]byte{nil, []byte("x"), bytes.Repeat([]byte("record"), 1000)} {
+		want, err := cid.Prefix{Version: 1, Codec: cid.DagCBOR, MhType: mh.SHA2_256, MhLength: -1}.Sum(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := RecordCID(b); !got.Equals(want) {
+			t.Fatalf("RecordCID of %d bytes = %s, go-cid makes %s", len(b), got, want)
+		}
+	}
+}
