@@ -24,7 +24,7 @@ func TestDecisionsSeeNewEvidence(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var latest int64 // issued_at of the last record submitted
+	var latest int64 // the latest issued_at of the records submitted
 	// decide decides req three times (the second and third from the
 	// shared answers) and returns the failed checks, which must agree.
 	decide := func(what string) []string {
@@ -62,7 +62,7 @@ func TestDecisionsSeeNewEvidence(t *testing.T) {
 		if n.Store().EvidenceEpoch() == before {
 			t.Fatalf("accepting a %s left the evidence epoch at %d", r.Kind(), before)
 		}
-		latest = r.IssuedAt()
+		latest = max(latest, r.IssuedAt())
 	}
 
 	want("at first", decide("at first"))

@@ -3,6 +3,8 @@ package protocol
 import (
 	"crypto/ed25519"
 	"testing"
+
+	"github.com/entente-net/entente/protocol/signature"
 )
 
 // The benchmarks run over the golden consent (a typical record) and
@@ -65,6 +67,25 @@ func BenchmarkVerifySignature(b *testing.B) {
 	reportRate(b, "records/s")
 }
 
+// BenchmarkVerifySignatureKeys: the same, with the node's key cache warm
+// (the issuer seen before; see package signature).
+func BenchmarkVerifySignatureKeys(b *testing.B) {
+	r := benchRecord(b)
+	keys := signature.NewKeys(0)
+	for range 2 {
+		if err := r.VerifySignatureWith(keys); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := r.VerifySignatureWith(keys); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportRate(b, "records/s")
+}
+
 // BenchmarkEd25519Verify: bare crypto/ed25519 over a message of the
 // record's signing-input size.
 func BenchmarkEd25519Verify(b *testing.B) {
@@ -93,4 +114,29 @@ func BenchmarkSign(b *testing.B) {
 		}
 	}
 	reportRate(b, "records/s")
+}
+
+// BenchmarkSignReceipt: a node's receipt, as Sign makes it (the body
+// decoded again for the record) and as SignOwned does (the node's path).
+func BenchmarkSignReceipt(b *testing.B) {
+	key := seedKey(seedNodeDE)
+	base := baseReceipt()
+	fresh := func() *Receipt { r := *base; return &r } // as a node makes one per decision
+	for _, c := range []struct {
+		name string
+		sign func() (*Record, error)
+	}{
+		{"Sign", func() (*Record, error) { return Sign(key, t0, fresh()) }},
+		{"SignOwned", func() (*Record, error) { return SignOwned(key, t0, fresh()) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.sign(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportRate(b, "records/s")
+		})
+	}
 }
