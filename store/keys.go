@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/entente-net/entente/protocol"
 )
@@ -185,7 +184,7 @@ func indexKeys(r *protocol.Record, seq uint64) ([][]byte, error) {
 		keys = append(keys, indexKey(indexPrefix(prefixJurisdiction, []byte(j)), seq, c))
 	}
 	if a, ok := r.Accreditation(); ok {
-		subject, err := peer.Decode(a.Subject)
+		subject, err := protocol.ParsePeerID(a.Subject) // memoised: decoding parsed it just before
 		if err != nil {
 			return nil, fmt.Errorf("store: record %s: accreditation subject: %w", c, err)
 		}
@@ -193,7 +192,7 @@ func indexKeys(r *protocol.Record, seq uint64) ([][]byte, error) {
 	}
 	if inc, ok := r.Incident(); ok {
 		for _, a := range inc.Affected {
-			id, err := peer.Decode(a)
+			id, err := protocol.ParsePeerID(a)
 			if err != nil {
 				return nil, fmt.Errorf("store: record %s: affected: %w", c, err)
 			}
