@@ -83,7 +83,7 @@ func HasRole(v TrustView, id peer.ID, jurisdiction string, role Role, at int64) 
 	if !ok {
 		return Grant{}, false, nil
 	}
-	subject := id.String()
+	subject := idString(id)
 	if role == RoleNode {
 		if j, ok := v.FoundingNode(id); ok && j == jurisdiction {
 			return Grant{}, true, nil
