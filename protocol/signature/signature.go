@@ -28,7 +28,7 @@
 // uses for B when signing), so that [S]B − [k]A is two fixed-base
 // multiplications, with no point doublings, instead of one double-base
 // multiplication with 253 of them. The table costs about two
-// verifications to build and about 30 KiB to keep; Keys builds it the
+// verifications to build and about 40 KiB to keep; Keys builds it the
 // second time it sees a key and holds a bounded number of them.
 //
 // Sign is RFC 8032 Ed25519 and so deterministic: it returns the same
@@ -76,7 +76,7 @@ func Verify(pub, msg, sig []byte) bool {
 }
 
 // DefaultKeys is the number of keys a Keys holds tables for when
-// NewKeys is given no capacity: 256 keys, about 8 MiB.
+// NewKeys is given no capacity: 256 keys, about 10 MiB.
 const DefaultKeys = 256
 
 // Keys verifies signatures as Verify does, faster for keys it has seen
