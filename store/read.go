@@ -90,6 +90,9 @@ func (s *Store) lookupSeq(c cid.Cid) (uint64, error) {
 // looked.
 func (s *Store) lookupSeqAt(c cid.Cid) (uint64, uint64, error) {
 	readTs := s.readTs.Load()
+	if !s.held.mayHold(c) { // after loading readTs: see heldFilter
+		return 0, readTs, ErrNotFound
+	}
 	txn := s.db.NewTransactionAt(readTs, false)
 	defer txn.Discard()
 	seq, err := txnSeq(txn, c)

@@ -106,6 +106,8 @@ type Store struct {
 	evidenceEpoch atomic.Uint64
 	// treeHead is the last TreeHead computed, with the readTs it holds at.
 	treeHead atomic.Pointer[treeAt]
+	// held filters the lookups of records not held (filter.go).
+	held *heldFilter
 
 	closeOnce sync.Once
 	closeErr  error
@@ -154,6 +156,10 @@ func Open(opts Options) (*Store, error) {
 	if err := s.loadMeta(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if err := s.loadFilter(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: reading the record keys: %w", err)
 	}
 	go s.writeLoop()
 	go s.gcLoop()

@@ -522,6 +522,7 @@ func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, absent []uint64,
 			staged = map[string]uint64{}
 		}
 		staged[key] = seq
+		s.held.add(r.CID()) // before the commit that makes it visible
 		if err := setRecord(txn, r, seq); err != nil {
 			return nil, i, err
 		}
