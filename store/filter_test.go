@@ -53,13 +53,7 @@ func TestLookupAfterReopen(t *testing.T) {
 	if _, err := s.PutMany(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(Options{Dir: dir, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = reopen(t, s, dir)
 	defer s.Close()
 	for i, r := range recs {
 		if seq, _, err := s.Lookup(r.CID()); err != nil || seq != uint64(i+1) {

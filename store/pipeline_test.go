@@ -165,9 +165,7 @@ func TestPutNewAbsence(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make([]PutResult, 16)
 	for i := range results {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			a := absent
 			if i%2 == 1 {
 				a = otherAbsent
@@ -177,7 +175,7 @@ func TestPutNewAbsence(t *testing.T) {
 				t.Error(err)
 			}
 			results[i] = res
-		}()
+		})
 	}
 	wg.Wait()
 	news := 0

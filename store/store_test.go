@@ -28,6 +28,20 @@ func openDisk(t *testing.T) *Store {
 	return s
 }
 
+// reopen closes the on-disk store s in dir and opens it again, as after a
+// restart.
+func reopen(t *testing.T, s *Store, dir string) *Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(Options{Dir: dir, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func openMemory(t *testing.T) *Store {
 	t.Helper()
 	s, err := Open(Options{InMemory: true, Logger: testLogger(t)})

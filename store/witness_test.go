@@ -24,13 +24,7 @@ func TestWitnessStateSurvivesReopen(t *testing.T) {
 	if err := s.SaveWitnessEvidence(ev); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(Options{Dir: dir, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = reopen(t, s, dir)
 	defer s.Close()
 	states, err := s.WitnessStates()
 	if err != nil || len(states) != 1 || states[0].Size != 5 || states[0].Root != st.Root || !bytes.Equal(states[0].Note, []byte("note b")) {
