@@ -28,8 +28,8 @@
 // uses for B when signing), so that [S]B − [k]A is two fixed-base
 // multiplications, with no point doublings, instead of one double-base
 // multiplication with 253 of them. The table costs about two
-// verifications to build and about 40 KiB to keep; Keys builds it the
-// second time it sees a key and holds a bounded number of them.
+// verifications to build and about 40 KiB to keep; Keys builds it for a
+// key's next signature after a valid one, and holds a bounded number.
 //
 // Sign is RFC 8032 Ed25519 and so deterministic: it returns the same
 // bytes as crypto/ed25519.Sign (TestSignMatchesStdlib), from
@@ -86,9 +86,9 @@ type Keys struct {
 	mu       sync.Mutex
 	capacity int
 	tables   map[[PublicKeySize]byte]*table
-	// seen holds keys verified once without a table: the second
-	// signature of a key builds its table, so a key that signs once
-	// costs nothing more than Verify.
+	// seen holds keys that made one valid signature, verified without a
+	// table: the next signature of such a key builds its table, so a key
+	// that signs once costs nothing more than Verify.
 	seen map[[PublicKeySize]byte]struct{}
 }
 
@@ -117,34 +117,45 @@ func (ks *Keys) Verify(pub, msg, sig []byte) bool {
 	if ks == nil || len(pub) != PublicKeySize {
 		return Verify(pub, msg, sig)
 	}
-	t := ks.table(pub)
-	if t == nil {
-		return Verify(pub, msg, sig)
+	key := [PublicKeySize]byte(pub)
+	if t := ks.table(key); t != nil {
+		return t.verify(msg, sig)
 	}
-	return t.verify(msg, sig)
+	ok := Verify(pub, msg, sig)
+	if ok {
+		ks.sawValid(key)
+	}
+	return ok
 }
 
-// table returns pub's table, building it if pub was seen before; nil
-// when pub should be verified without one.
-func (ks *Keys) table(pub []byte) *table {
-	key := [PublicKeySize]byte(pub)
+// sawValid notes a key that made a valid signature: its next one builds
+// its table. Only valid signatures count, so that a flood of forged ones
+// under fresh keys costs no table builds and evicts no tables.
+func (ks *Keys) sawValid(key [PublicKeySize]byte) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if len(ks.seen) >= 4*ks.capacity {
+		clear(ks.seen)
+	}
+	ks.seen[key] = struct{}{}
+}
+
+// table returns key's table, building it if key made a valid signature
+// before; nil when key is to be verified without one.
+func (ks *Keys) table(key [PublicKeySize]byte) *table {
 	ks.mu.Lock()
 	if t, ok := ks.tables[key]; ok {
 		ks.mu.Unlock()
 		return t
 	}
 	if _, ok := ks.seen[key]; !ok {
-		if len(ks.seen) >= 4*ks.capacity {
-			clear(ks.seen)
-		}
-		ks.seen[key] = struct{}{}
 		ks.mu.Unlock()
 		return nil
 	}
 	ks.mu.Unlock()
 	// Build outside the lock: a miss does not hold up other verifications.
 	// Two concurrent misses both build; the tables are equal.
-	t, ok := newTable(pub)
+	t, ok := newTable(key[:])
 	if !ok {
 		return nil // Verify will refuse the key, as the standard library does
 	}

@@ -274,3 +274,30 @@ func BenchmarkSign(b *testing.B) {
 		}
 	})
 }
+
+// TestKeysIgnoreForgeries: signatures that do not verify never earn a key
+// a table, however many there are.
+func TestKeysIgnoreForgeries(t *testing.T) {
+	ks := NewKeys(4)
+	priv := privOf(9)
+	pub := priv.Public().(stded25519.PublicKey)
+	forged := Sign(priv, []byte("m"))
+	forged[0] ^= 1
+	for i := 0; i < 10; i++ {
+		if ks.Verify(pub, []byte("m"), forged) {
+			t.Fatal("a forged signature verifies")
+		}
+	}
+	if ks.Len() != 0 {
+		t.Fatalf("forged signatures earned %d table(s)", ks.Len())
+	}
+	good := Sign(priv, []byte("m"))
+	for i := 0; i < 2; i++ {
+		if !ks.Verify(pub, []byte("m"), good) {
+			t.Fatal("a valid signature does not verify")
+		}
+	}
+	if ks.Len() != 1 {
+		t.Fatalf("after two valid signatures the key has %d tables, want 1", ks.Len())
+	}
+}
