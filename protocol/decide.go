@@ -102,7 +102,6 @@ func Decide(req *TransferRequest, v DecisionView, rules *RuleEngine) (*Decision,
 		rules:     rules,
 		at:        req.At,
 		recipient: recipient,
-		idStrings: map[peer.ID]string{recipient: req.Recipient},
 		inForce:   map[string]*rulesetInForce{},
 		chains:    map[string]*incidentChain{},
 		relied:    map[string]cid.Cid{},
@@ -150,7 +149,6 @@ type decider struct {
 	rules     *RuleEngine
 	at        int64
 	recipient peer.ID
-	idStrings map[peer.ID]string // peer IDs in their string form, encoded once
 
 	consentRec *Record  // nil when not held
 	consent    *Consent // its body
@@ -161,16 +159,9 @@ type decider struct {
 	relied  map[string]cid.Cid         // by CID key
 }
 
-// str is id's string form; base58-encoding it costs more than the rest
-// of a check.
-func (d *decider) str(id peer.ID) string {
-	s, ok := d.idStrings[id]
-	if !ok {
-		s = idString(id)
-		d.idStrings[id] = s
-	}
-	return s
-}
+// str is id's string form, through the package's memo: base58-encoding
+// it costs more than the rest of a check.
+func (d *decider) str(id peer.ID) string { return idString(id) }
 
 func (d *decider) rely(cs ...cid.Cid) {
 	for _, c := range cs {

@@ -188,11 +188,7 @@ func sign(key crypto.PrivKey, issuedAt int64, body Body) (*Record, error) {
 	if err != nil || len(priv) != signature.PrivateKeySize {
 		return nil, fmt.Errorf("sign: key is not a 64-byte Ed25519 private key")
 	}
-	msg := make([]byte, 0, len(SignatureDomain)+1+len(unsigned))
-	msg = append(msg, SignatureDomain...)
-	msg = append(msg, 0)
-	msg = append(msg, unsigned...)
-	sig := signature.Sign(priv, msg)
+	sig := signature.Sign(priv, withDomain(unsigned))
 	// The record is the unsigned map with sig in second place, as
 	// canonical order puts it (see SigningInput).
 	tail := unsigned[len(unsignedPrefix):]
@@ -223,10 +219,23 @@ func signingInput(u *unsignedEnvelope) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode signing input: %w", err)
 	}
-	msg := make([]byte, 0, len(SignatureDomain)+1+len(enc))
+	return withDomain(enc), nil
+}
+
+// withDomain is the signing input of an unsigned map given in parts: the
+// domain string, a zero byte, then the parts.
+func withDomain(parts ...[]byte) []byte {
+	n := len(SignatureDomain) + 1
+	for _, p := range parts {
+		n += len(p)
+	}
+	msg := make([]byte, 0, n)
 	msg = append(msg, SignatureDomain...)
 	msg = append(msg, 0)
-	return append(msg, enc...), nil
+	for _, p := range parts {
+		msg = append(msg, p...)
+	}
+	return msg
 }
 
 // SigningInput returns the bytes the record's signature covers: the
@@ -237,12 +246,7 @@ func (r *Record) SigningInput() []byte {
 	// without sig is the same bytes with five entries and sig cut out.
 	// That is all re-encoding would give, without its cost.
 	if len(r.raw) > len(sigPrefix) && string(r.raw[:len(sigPrefix)]) == sigPrefix {
-		rest := r.raw[len(sigPrefix)+signature.Size:]
-		msg := make([]byte, 0, len(SignatureDomain)+1+len(unsignedPrefix)+len(rest))
-		msg = append(msg, SignatureDomain...)
-		msg = append(msg, 0)
-		msg = append(msg, unsignedPrefix...)
-		return append(msg, rest...)
+		return withDomain([]byte(unsignedPrefix), r.raw[len(sigPrefix)+signature.Size:])
 	}
 	msg, _ := signingInput(&unsignedEnvelope{V: FormatVersion, Kind: r.kind, Issuer: idString(r.issuer), IssuedAt: r.issuedAt, Body: r.rawBody})
 	return msg

@@ -111,7 +111,7 @@ func parseTransferRequestStream(b []byte) (*TransferRequest, error) {
 // accepts, in one pass of the JSON decoder instead of a token stream (a
 // third of the cost); anything it does not accept, it leaves to the token
 // stream, which says exactly what is wrong, field by field in order. The
-// two accept the same requests (FuzzTransferRequestJSON holds them to it).
+// two accept the same requests (FuzzParseTransferRequestJSON holds them to it).
 func parseTransferRequestFast(b []byte) (*TransferRequest, bool) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(b, &fields); err != nil || fields == nil || objectMembers(b) != len(fields) {

@@ -137,9 +137,7 @@ func (s *Store) TreeHead() (Tree, error) {
 		return h.tree, nil
 	}
 	var t Tree
-	txn := s.db.NewTransactionAt(readTs, false)
-	defer txn.Discard()
-	err := func() error {
+	err := s.viewAt(readTs, func(txn *badger.Txn) error {
 		m, err := readMeta(txn)
 		if err != nil {
 			return err
@@ -150,7 +148,7 @@ func (s *Store) TreeHead() (Tree, error) {
 		}
 		t.Root, err = tlog.TreeHash(int64(t.Size), txnHashReader{txn})
 		return err
-	}()
+	})
 	if err == nil {
 		s.treeHead.Store(&treeAt{readTs: readTs, tree: t})
 	}

@@ -93,9 +93,11 @@ func (s *Store) lookupSeqAt(c cid.Cid) (uint64, uint64, error) {
 	if !s.held.mayHold(c) { // after loading readTs: see heldFilter
 		return 0, readTs, ErrNotFound
 	}
-	txn := s.db.NewTransactionAt(readTs, false)
-	defer txn.Discard()
-	seq, err := txnSeq(txn, c)
+	var seq uint64
+	err := s.viewAt(readTs, func(txn *badger.Txn) (err error) {
+		seq, err = txnSeq(txn, c)
+		return err
+	})
 	return seq, readTs, err
 }
 

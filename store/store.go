@@ -204,7 +204,12 @@ func badgerOptions(opts Options) badger.Options {
 
 // view runs fn in a read-only transaction at the last durable commit.
 func (s *Store) view(fn func(txn *badger.Txn) error) error {
-	txn := s.db.NewTransactionAt(s.readTs.Load(), false)
+	return s.viewAt(s.readTs.Load(), fn)
+}
+
+// viewAt is view at a read timestamp the caller loaded.
+func (s *Store) viewAt(readTs uint64, fn func(txn *badger.Txn) error) error {
+	txn := s.db.NewTransactionAt(readTs, false)
 	defer txn.Discard()
 	return fn(txn)
 }

@@ -381,15 +381,6 @@ func (p *pendingSet) knownSince(absentAt uint64) bool {
 	return absentAt != 0 && absentAt >= p.floor
 }
 
-// heldSince returns the seq of a record the writer committed lately.
-func (p *pendingSet) heldSince(key string) (uint64, bool) {
-	if seq, ok := p.seqs[key]; ok {
-		return seq, true
-	}
-	seq, ok := p.recentSeqs[key]
-	return seq, ok
-}
-
 // add records a commit in flight: its new records and log hashes.
 func (p *pendingSet) add(ts uint64, recs []*protocol.Record, results []PutResult, hashes map[int64]tlog.Hash) {
 	pc := pendingCommit{ts: ts}
@@ -495,9 +486,10 @@ func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, absent []uint64,
 			continue
 		}
 		if pending.knownSince(absent[i]) {
-			// Everything committed since the caller looked is in pending;
-			// only this transaction's records remain to compare with.
-			seq, ok := pending.heldSince(key)
+			// Everything committed since the caller looked is in flight
+			// (checked above) or recent; only this transaction's records
+			// remain to compare with.
+			seq, ok := pending.recentSeqs[key]
 			if !ok {
 				seq, ok = staged[key]
 			}
