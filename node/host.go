@@ -23,9 +23,19 @@ func (n *Node) startHost() error {
 	if n.cfg.DisableReuseport {
 		tcpOpts = append(tcpOpts, tcp.DisableReuseport())
 	}
+	listen := make([]ma.Multiaddr, 0, len(n.cfg.Listen))
+	for _, s := range n.cfg.Listen {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return fmt.Errorf("node: listen address %q: %w", s, err)
+		}
+		listen = append(listen, a)
+	}
 	opts := []libp2p.Option{
 		libp2p.Identity(n.cfg.Key),
-		libp2p.ListenAddrStrings(n.cfg.Listen...),
+		// Listen once the host exists: libp2p.New that cannot listen
+		// leaves its goroutines running, a host that cannot is closed.
+		libp2p.NoListenAddrs,
 		// The transports of DESIGN.md: TCP and QUIC.
 		libp2p.Transport(tcp.NewTCPTransport, tcpOpts...),
 		libp2p.Transport(libp2pquic.NewTransport),
@@ -47,7 +57,12 @@ func (n *Node) startHost() error {
 	if err != nil {
 		return fmt.Errorf("node: libp2p host: %w", err)
 	}
-	n.host = h
+	n.host = h // Close closes it, should listening fail
+	if len(listen) > 0 {
+		if err := h.Network().Listen(listen...); err != nil {
+			return fmt.Errorf("node: listen: %w", err)
+		}
+	}
 	return nil
 }
 

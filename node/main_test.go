@@ -3,7 +3,9 @@ package node_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -117,5 +119,37 @@ func TestNewFailsCleanly(t *testing.T) {
 	if err == nil {
 		n.Close()
 		t.Fatal("New succeeded on an API address in use")
+	}
+}
+
+// TestNewFailsCleanlyOnTakenListenAddress: a listen address in use fails
+// New with the system's error, and leaves no libp2p goroutine running
+// (TestMain's leak check; libp2p.New itself leaks them when it cannot
+// listen, so the node listens only once its host exists).
+func TestNewFailsCleanlyOnTakenListenAddress(t *testing.T) {
+	taken, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	key, _ := newKey(t)
+	_, authority := newKey(t)
+	n, err := node.New(node.Config{
+		Key: key,
+		Federation: &config.Federation{
+			Name:          "standalone",
+			Jurisdictions: []config.Jurisdiction{{Code: "DE", Name: "Germany", Authority: authority.String()}},
+		},
+		Jurisdiction:     "DE",
+		InMemory:         true,
+		Listen:           []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", taken.Addr().(*net.TCPAddr).Port)},
+		DisableReuseport: true,
+	})
+	if err == nil {
+		n.Close()
+		t.Fatal("New succeeded on a listen address in use")
+	}
+	if !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("New on a listen address in use: %v; want the system's error", err)
 	}
 }
