@@ -46,7 +46,7 @@
 // prefix of another.
 //
 //	r | cid                           -> seq | record bytes (canonical DAG-CBOR)
-//	s | seq                           -> cid
+//	s | seq                           -> cid | the log hashes its leaf adds (log.go)
 //	k | kind | seq | cid              -> (empty)  records by kind
 //	i | n | issuer | seq | cid        -> (empty)  records by issuer (binary peer ID)
 //	j | n | jurisdiction | seq | cid  -> (empty)  records by jurisdiction ("DE")
@@ -57,7 +57,6 @@
 //	                                              (a receipt: only to its consent)
 //	m                                 -> meta
 //	c                                 -> the last signed checkpoint (checkpoint.go)
-//	h | index                         -> a stored hash of the Merkle log (log.go)
 //
 // The r key maps a CID both to the record and to its seq: one key fewer
 // per record than separate record and CID-to-seq keys, and Badger's cost
@@ -74,11 +73,17 @@
 // bafyrei..., is 'k' 0x03 00 00 00 00 00 00 00 05 01 71 12 20 <32-byte
 // SHA-256>; its issuer key is 'i' 0x26 <38-byte peer ID> 00 .. 05 <cid>.
 //
-// The meta value is the format version (1), the highest seq (8 bytes), and
+// The log has no keys of its own: each leaf's stored hashes (32 bytes
+// each, 1 + the number of trailing ones of seq−1 of them, 2 on average)
+// ride in its seq value, and the writer keeps the tree's right edge in
+// memory, so appending to the log reads nothing from Badger.
+//
+// The meta value is the format version (2), the highest seq (8 bytes), and
 // one 8-byte count per kind code from 1 up. It is rewritten in the same
 // transaction as every batch, so counts never disagree with the records.
-// Open refuses another format version, and a meta seq that differs from
-// the highest s key.
+// Open upgrades a store of format 1, whose log hashes had keys of their
+// own (upgrade.go), refuses a newer format, and refuses a meta seq that
+// differs from the highest s key.
 //
 // # Reads
 //

@@ -13,7 +13,7 @@ import (
 // format, so they never change meaning.
 const (
 	prefixRecord       byte = 'r' // r | cid                      -> seq | record bytes
-	prefixSeq          byte = 's' // s | seq                      -> cid
+	prefixSeq          byte = 's' // s | seq                      -> cid | log hashes
 	prefixKind         byte = 'k' // k | kind code | seq | cid    -> empty
 	prefixIssuer       byte = 'i' // i | n | issuer | seq | cid   -> empty
 	prefixJurisdiction byte = 'j' // j | n | code | seq | cid     -> empty
@@ -24,9 +24,10 @@ const (
 	prefixMeta         byte = 'm' // m                            -> meta value
 )
 
-// formatVersion is the first byte of the meta value. A store written in
-// another format is refused rather than misread.
-const formatVersion byte = 1
+// formatVersion is the first byte of the meta value. Open upgrades a store
+// written in an older format (upgrade.go) and refuses a newer one rather
+// than misread it. Format 1 kept the log's hashes under keys of their own.
+const formatVersion byte = 2
 
 // seqLen is the length of a sequence number in keys: 8 bytes, big-endian,
 // so that keys sort in acceptance order.
@@ -130,8 +131,9 @@ func parseIndexKey(rest []byte) (uint64, cid.Cid, error) {
 // meta is the value of the meta key: the highest seq and the number of
 // records of each kind, written in the same transaction as the records.
 type meta struct {
-	seq    uint64
-	counts [numKindCodes]int64
+	version byte // as read; marshal writes formatVersion
+	seq     uint64
+	counts  [numKindCodes]int64
 }
 
 // Encoding: format version (1 byte), seq (8 bytes), then one 8-byte count
@@ -147,18 +149,19 @@ func (m *meta) marshal() []byte {
 }
 
 func (m *meta) unmarshal(b []byte) error {
-	if len(b) < 1 || b[0] != formatVersion {
+	if len(b) < 1 || b[0] == 0 || b[0] > formatVersion {
 		v := -1
 		if len(b) > 0 {
 			v = int(b[0])
 		}
-		return fmt.Errorf("store: on-disk format version %d, this build reads version %d", v, formatVersion)
+		return fmt.Errorf("store: on-disk format version %d, this build reads versions 1 to %d", v, formatVersion)
 	}
+	version := b[0]
 	b = b[1:]
 	if len(b) < 8 || (len(b)-8)%8 != 0 || (len(b)-8)/8 > numKindCodes-1 {
 		return fmt.Errorf("store: meta value of %d bytes is malformed", len(b)+1)
 	}
-	*m = meta{seq: binary.BigEndian.Uint64(b)}
+	*m = meta{version: version, seq: binary.BigEndian.Uint64(b)}
 	b = b[8:]
 	for code := 1; len(b) > 0; code++ {
 		m.counts[code] = int64(binary.BigEndian.Uint64(b))

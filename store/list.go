@@ -138,8 +138,8 @@ func (s *Store) List(q Query) (entries []Entry, next uint64, err error) {
 }
 
 // cursor walks one seq-ordered index: the keys under prefix, each the
-// prefix, a seq and (for indexes) the record's CID. The seq-to-CID
-// mapping is walked as an index too, with the CID in the value.
+// prefix, a seq and (for indexes) the record's CID. The seq keys are
+// walked as an index too, with the CID in the value.
 type cursor struct {
 	it          *badger.Iterator
 	prefix      []byte
@@ -203,7 +203,7 @@ func (c *cursor) cid() (cid.Cid, error) {
 	}
 	var id cid.Cid
 	err := item.Value(func(v []byte) (err error) {
-		id, err = cid.Cast(v)
+		id, _, err = splitSeqValue(v)
 		return err
 	})
 	if err != nil {

@@ -1,121 +1,150 @@
 package store
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/ipfs/go-cid"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/entente-net/entente/protocol"
 )
 
 // The store keeps the node's Merkle log (RFC 6962, as golang.org/x/mod's
-// sumdb/tlog computes it): leaf i is the binary CID of the record with seq
-// i+1, and the tree's stored hashes (tlog.StoredHashIndex) live under
+// sumdb/tlog computes it): leaf n is the binary CID of the record with seq
+// n+1. The stored hashes that leaf n adds (tlog.StoredHashes: its own hash,
+// then one for each subtree it completes, by level) follow the CID in the
+// value of the record's seq key:
 //
-//	h | index (8 bytes, big-endian) -> 32-byte hash
+//	s | seq -> cid | hash at level 0 | hash at level 1 | ...  (32 bytes each)
 //
-// written in the same transaction as the record, so the log and the record
-// set can never disagree, even across a crash.
-
-const prefixHash byte = 'h'
-
-func hashKey(index int64) []byte {
-	k := make([]byte, 9)
-	k[0] = prefixHash
-	binary.BigEndian.PutUint64(k[1:], uint64(index))
-	return k
-}
+// So the log costs no key of its own, and it is written in the same
+// transaction as the record: the log and the record set can never
+// disagree, even across a crash. Stored hash (level L, node m) is the L-th
+// hash of leaf (m+1)·2^L − 1, the last leaf under that node.
 
 // LeafHash is the log's hash of a record: tlog.RecordHash of its binary
 // CID.
 func LeafHash(r *protocol.Record) tlog.Hash { return tlog.RecordHash(r.CID().Bytes()) }
 
-// appendLeaf stores the log hashes that leaf seq-1 (record r) adds.
-func appendLeaf(txn *badger.Txn, hr *stagingHashReader, r *protocol.Record, seq uint64) error {
-	n := int64(seq - 1)
-	hashes, err := tlog.StoredHashesForRecordHash(n, LeafHash(r), hr)
+// seqValue is the value of the seq key of c, with the stored hashes of its
+// leaf.
+func seqValue(c cid.Cid, hashes []tlog.Hash) []byte {
+	v := make([]byte, 0, c.ByteLen()+len(hashes)*len(tlog.Hash{}))
+	v = append(v, c.Bytes()...)
+	for _, h := range hashes {
+		v = append(v, h[:]...)
+	}
+	return v
+}
+
+// splitSeqValue returns the CID of a seq value and the stored hashes that
+// follow it; the hashes alias v.
+func splitSeqValue(v []byte) (cid.Cid, []byte, error) {
+	n, c, err := cid.CidFromBytes(v)
 	if err != nil {
-		return fmt.Errorf("log: leaf %d: %w", n, err)
+		return cid.Undef, nil, err
 	}
-	base := tlog.StoredHashIndex(0, n)
-	for i, h := range hashes {
-		idx := base + int64(i)
-		if err := txn.Set(hashKey(idx), h[:]); err != nil {
-			return err
-		}
-		hr.staged[idx] = h
+	if (len(v)-n)%len(tlog.Hash{}) != 0 {
+		return cid.Undef, nil, fmt.Errorf("%d bytes of log hashes", len(v)-n)
 	}
-	return nil
+	return c, v[n:], nil
 }
 
-// stagingHashReader reads stored hashes for the writer: those staged in
-// the transaction being built, those of commits still in flight, those
-// written recently, and the rest from Badger.
-type stagingHashReader struct {
-	txn     *badger.Txn
-	staged  map[int64]tlog.Hash
-	pending *pendingSet
+// leafOf returns the leaf whose seq value holds stored hash index, and the
+// hash's position there.
+func leafOf(index int64) (leaf int64, pos int) {
+	level, n := tlog.SplitStoredHashIndex(index)
+	return (n+1)<<level - 1, level
 }
 
-func (r *stagingHashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-	for i, idx := range indexes {
-		if h, ok := r.staged[idx]; ok {
-			out[i] = h
-			continue
-		}
-		if h, ok := r.pending.hashes[idx]; ok {
-			out[i] = h
-			continue
-		}
-		if h, ok := r.pending.recent[idx]; ok {
-			out[i] = h
-			continue
-		}
-		h, err := readHash(r.txn, idx)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = h
-	}
-	return out, nil
-}
-
-func readHash(txn *badger.Txn, idx int64) (tlog.Hash, error) {
-	var h tlog.Hash
-	item, err := txn.Get(hashKey(idx))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return h, fmt.Errorf("store: log hash %d missing", idx)
-	}
-	if err != nil {
-		return h, err
-	}
-	err = item.Value(func(v []byte) error {
-		if len(v) != len(h) {
-			return fmt.Errorf("store: log hash %d has %d bytes", idx, len(v))
-		}
-		copy(h[:], v)
-		return nil
-	})
-	return h, err
-}
-
-// txnHashReader reads stored hashes from a read transaction.
+// txnHashReader reads stored hashes from a transaction.
 type txnHashReader struct{ txn *badger.Txn }
 
 func (r txnHashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
 	for i, idx := range indexes {
-		h, err := readHash(r.txn, idx)
+		leaf, pos := leafOf(idx)
+		item, err := r.txn.Get(seqKey(uint64(leaf) + 1))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil, fmt.Errorf("store: log hash %d: no record with seq %d", idx, leaf+1)
+		}
 		if err != nil {
 			return nil, err
 		}
-		out[i] = h
+		err = item.Value(func(v []byte) error {
+			_, hashes, err := splitSeqValue(v)
+			if err != nil {
+				return err
+			}
+			if len(hashes) < (pos+1)*len(tlog.Hash{}) {
+				return fmt.Errorf("%d log hashes, not %d", len(hashes)/len(tlog.Hash{}), pos+1)
+			}
+			copy(out[i][:], hashes[pos*len(tlog.Hash{}):])
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("store: seq %d: %w", leaf+1, err)
+		}
 	}
 	return out, nil
+}
+
+// frontier is the right edge of the log's tree: for each level L, the hash
+// of the last complete subtree at that level, node (L, size>>L − 1). That
+// is every stored hash that appending a leaf or hashing the whole tree
+// reads, so the writer keeps the log without reading Badger.
+type frontier struct {
+	size   int64
+	hashes [64]tlog.Hash
+}
+
+// loadFrontier reads the right edge of the tree of the given size.
+func loadFrontier(r tlog.HashReader, size int64) (frontier, error) {
+	f := frontier{size: size}
+	for level := 0; size>>level > 0; level++ {
+		h, err := r.ReadHashes([]int64{tlog.StoredHashIndex(level, size>>level-1)})
+		if err != nil {
+			return f, err
+		}
+		f.hashes[level] = h[0]
+	}
+	return f, nil
+}
+
+func (f *frontier) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, idx := range indexes {
+		level, n := tlog.SplitStoredHashIndex(idx)
+		if f.size>>level == 0 || n != f.size>>level-1 {
+			return nil, fmt.Errorf("store: log hash (level %d, node %d) is not on the right edge of a tree of size %d", level, n, f.size)
+		}
+		out[i] = f.hashes[level]
+	}
+	return out, nil
+}
+
+// append adds a leaf and returns the stored hashes it adds.
+func (f *frontier) append(leaf tlog.Hash) ([]tlog.Hash, error) {
+	hashes, err := tlog.StoredHashesForRecordHash(f.size, leaf, f)
+	if err != nil {
+		return nil, fmt.Errorf("log: leaf %d: %w", f.size, err)
+	}
+	copy(f.hashes[:], hashes) // hashes[L] is node (L, size>>L) of the tree one leaf larger
+	f.size++
+	return hashes, nil
+}
+
+// tree returns the tree head.
+func (f *frontier) tree() (Tree, error) {
+	t := Tree{Size: uint64(f.size)}
+	if f.size == 0 {
+		return t, nil // the empty tree's hash is the zero Hash, as tlog has it
+	}
+	var err error
+	t.Root, err = tlog.TreeHash(f.size, f)
+	return t, err
 }
 
 // Tree is a tree head of the log: its size (number of records) and root

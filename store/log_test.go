@@ -161,3 +161,39 @@ func TestLogMatchesReferenceAndProves(t *testing.T) {
 		t.Fatalf("after one new record put twice: size %d, want %d", th.Size, head.Size+1)
 	}
 }
+
+// TestTreeHeadAtEverySize appends one record at a time, reopening the
+// store at sizes whose right edge has one or many levels, and checks the
+// writer's tree head after every append, and the tree hash of every
+// smaller size read back from disk, against the reference.
+func TestTreeHeadAtEverySize(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	sg := newSigner(t)
+	var leaves [][]byte
+	for n := 1; n <= 70; n++ {
+		r := sg.consent(t, "DE")
+		if _, err := s.Put(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		leaves = append(leaves, r.CID().Bytes())
+		switch n {
+		case 1, 2, 3, 7, 8, 33, 64:
+			s = reopen(t, s, dir)
+		}
+		head, err := s.TreeHead()
+		if err != nil || head.Size != uint64(n) || head.Root != referenceRoot(t, leaves) {
+			t.Fatalf("after %d records: tree %d %x, %v; want the reference", n, head.Size, head.Root, err)
+		}
+	}
+	for size := 1; size <= len(leaves); size++ {
+		if h, err := s.TreeHash(uint64(size)); err != nil || h != referenceRoot(t, leaves[:size]) {
+			t.Fatalf("TreeHash(%d) = %x, %v; want the reference", size, h, err)
+		}
+	}
+}

@@ -104,8 +104,11 @@ type Store struct {
 	// evidenceEpoch counts the commits that made visible a record other
 	// than a receipt (EvidenceEpoch).
 	evidenceEpoch atomic.Uint64
-	// treeHead is the last TreeHead computed, with the readTs it holds at.
+	// treeHead is the log's tree at a readTs: the writer's at each commit.
 	treeHead atomic.Pointer[treeAt]
+	// frontier is the log's right edge at Open, for the writer to start
+	// from; only the writer uses it after Open.
+	frontier frontier
 	// held filters the lookups of records not held (filter.go).
 	held *heldFilter
 
@@ -154,6 +157,10 @@ func Open(opts Options) (*Store, error) {
 	}
 	s.readTs.Store(db.MaxVersion())
 	if err := s.loadMeta(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.loadLog(); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -242,10 +249,34 @@ func (s *Store) loadMeta() error {
 	if lastSeq != m.seq {
 		return fmt.Errorf("store: meta says %d records but the highest seq is %d: the store is damaged", m.seq, lastSeq)
 	}
+	if m.version != 0 && m.version < formatVersion { // 0: an empty store, which has no meta key
+		if err := s.upgrade(m); err != nil {
+			return fmt.Errorf("store: upgrading from format %d: %w", m.version, err)
+		}
+	}
 	s.seq.Store(m.seq)
 	for code := range m.counts {
 		s.counts[code].Store(m.counts[code])
 	}
+	return nil
+}
+
+// loadLog reads the right edge of the log for the writer, and the tree
+// head.
+func (s *Store) loadLog() error {
+	readTs := s.readTs.Load()
+	err := s.viewAt(readTs, func(txn *badger.Txn) (err error) {
+		s.frontier, err = loadFrontier(txnHashReader{txn}, int64(s.seq.Load()))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: reading the log: %w", err)
+	}
+	t, err := s.frontier.tree()
+	if err != nil {
+		return fmt.Errorf("store: reading the log: %w", err)
+	}
+	s.treeHead.Store(&treeAt{readTs: readTs, tree: t})
 	return nil
 }
 

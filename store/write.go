@@ -163,13 +163,13 @@ const maxInFlight = 4
 type commitItem struct {
 	n       int // records of the batch this commit took (new and duplicate)
 	ts      uint64
-	after   meta                // the store's meta once this commit is durable
-	fresh   []*protocol.Record  // records new in this commit
-	done    chan error          // the commit's outcome, from Badger's callback
-	acks    []*putRequest       // to acknowledge once this item is through
-	results []PutResult         // shared by acks' requests, in order
-	err     error               // a staging error: no commit was made
-	hashes  map[int64]tlog.Hash // log hashes this commit stores, by index
+	after   meta               // the store's meta once this commit is durable
+	fresh   []*protocol.Record // records new in this commit
+	done    chan error         // the commit's outcome, from Badger's callback
+	acks    []*putRequest      // to acknowledge once this item is through
+	results []PutResult        // shared by acks' requests, in order
+	err     error              // a staging error: no commit was made
+	tree    Tree               // the log's tree once this commit is durable
 }
 
 func (s *Store) writeLoop() {
@@ -193,6 +193,7 @@ func (s *Store) writeLoop() {
 	}
 	nextTs := s.readTs.Load() + 1
 	pending := newPendingSet(nextTs-1, s.opts.recentRecords)
+	log := s.frontier // the writer's from now on
 	for {
 		first := carry
 		carry = nil
@@ -235,7 +236,7 @@ func (s *Store) writeLoop() {
 		err := s.failed()
 		for done := 0; done < len(recs) && err == nil; {
 			var item *commitItem
-			item, err = s.commitPrefix(recs[done:], absent[done:], results[done:], &next, nextTs, pending)
+			item, err = s.commitPrefix(recs[done:], absent[done:], results[done:], &next, &log, nextTs, pending)
 			if err != nil {
 				break
 			}
@@ -286,6 +287,7 @@ func (s *Store) ackLoop(inflight <-chan *commitItem, done chan<- struct{}) {
 
 // published makes a durable commit visible: readers see it from now on.
 func (s *Store) published(item *commitItem) {
+	s.treeHead.Store(&treeAt{readTs: item.ts, tree: item.tree}) // before readTs, which it holds at
 	s.readTs.Store(item.ts)
 	// Let compaction drop the meta key's older versions.
 	s.db.SetDiscardTs(item.ts - 1)
@@ -327,9 +329,8 @@ func (s *Store) failed() error {
 // not see yet, and of what they have seen only lately. Only the writer
 // touches it.
 type pendingSet struct {
-	seqs   map[string]uint64   // CID key -> seq
-	hashes map[int64]tlog.Hash // stored log hashes by index
-	byTs   []pendingCommit     // in commit order
+	seqs map[string]uint64 // CID key -> seq
+	byTs []pendingCommit   // in commit order
 	// recentSeqs holds the records of the last commits readers can see,
 	// up to recentRecords of them; every commit after floor is in seqs or
 	// recentSeqs. A record found absent at a read timestamp at or after
@@ -339,24 +340,14 @@ type pendingSet struct {
 	recentRecords []recentRecord // FIFO of recentSeqs' keys
 	maxRecent     int
 	floor         uint64
-	// recent keeps the last log hashes written after they became visible:
-	// appending leaf n reads the hashes of its left siblings, which were
-	// written 2^level leaves before, so this spares the writer nearly
-	// every Badger read.
-	recent      map[int64]tlog.Hash
-	recentOrder []int64 // FIFO of recent's keys
 }
 
-const (
-	recentHashes         = 8192
-	defaultRecentRecords = 16384
-)
+const defaultRecentRecords = 16384
 
 type pendingCommit struct {
-	ts     uint64
-	keys   []string
-	seqs   []uint64
-	hashes []int64
+	ts   uint64
+	keys []string
+	seqs []uint64
 }
 
 type recentRecord struct {
@@ -371,8 +362,7 @@ func newPendingSet(readTs uint64, maxRecent int) *pendingSet {
 	if maxRecent <= 0 {
 		maxRecent = defaultRecentRecords
 	}
-	return &pendingSet{seqs: map[string]uint64{}, hashes: map[int64]tlog.Hash{}, recent: map[int64]tlog.Hash{},
-		recentSeqs: map[string]uint64{}, maxRecent: maxRecent, floor: readTs}
+	return &pendingSet{seqs: map[string]uint64{}, recentSeqs: map[string]uint64{}, maxRecent: maxRecent, floor: readTs}
 }
 
 // knownSince reports whether a record found absent at readTs absentAt can
@@ -381,8 +371,8 @@ func (p *pendingSet) knownSince(absentAt uint64) bool {
 	return absentAt != 0 && absentAt >= p.floor
 }
 
-// add records a commit in flight: its new records and log hashes.
-func (p *pendingSet) add(ts uint64, recs []*protocol.Record, results []PutResult, hashes map[int64]tlog.Hash) {
+// add records a commit in flight: its new records.
+func (p *pendingSet) add(ts uint64, recs []*protocol.Record, results []PutResult) {
 	pc := pendingCommit{ts: ts}
 	for i, r := range recs {
 		if results[i].New {
@@ -391,10 +381,6 @@ func (p *pendingSet) add(ts uint64, recs []*protocol.Record, results []PutResult
 			pc.keys = append(pc.keys, k)
 			pc.seqs = append(pc.seqs, results[i].Seq)
 		}
-	}
-	for i, h := range hashes {
-		p.hashes[i] = h
-		pc.hashes = append(pc.hashes, i)
 	}
 	p.byTs = append(p.byTs, pc)
 }
@@ -407,10 +393,6 @@ func (p *pendingSet) forget(readTs uint64) {
 		for j, k := range pc.keys {
 			delete(p.seqs, k)
 			p.rememberRecord(pc.ts, k, pc.seqs[j])
-		}
-		for _, idx := range p.byTs[i].hashes {
-			p.remember(idx, p.hashes[idx])
-			delete(p.hashes, idx)
 		}
 	}
 	p.byTs = p.byTs[i:]
@@ -427,25 +409,17 @@ func (p *pendingSet) rememberRecord(ts uint64, key string, seq uint64) {
 	p.recentRecords = append(p.recentRecords, recentRecord{ts, key})
 }
 
-func (p *pendingSet) remember(idx int64, h tlog.Hash) {
-	if len(p.recentOrder) == recentHashes {
-		delete(p.recent, p.recentOrder[0])
-		p.recentOrder = p.recentOrder[1:]
-	}
-	p.recent[idx] = h
-	p.recentOrder = append(p.recentOrder, idx)
-}
-
 // commitPrefix stages as long a prefix of recs as fits in one Badger
 // transaction, starts its commit at ts and returns it as an item in
-// flight; next is advanced to the meta after it.
-func (s *Store) commitPrefix(recs []*protocol.Record, absent []uint64, out []PutResult, next *meta, ts uint64, pending *pendingSet) (*commitItem, error) {
+// flight; next and log are advanced to the meta and the log after it.
+func (s *Store) commitPrefix(recs []*protocol.Record, absent []uint64, out []PutResult, next *meta, log *frontier, ts uint64, pending *pendingSet) (*commitItem, error) {
 	limit := len(recs)
 	for {
 		readTs := s.readTs.Load()
 		pending.forget(readTs)
 		txn := s.db.NewTransactionAt(readTs, true)
-		item, fitted, err := s.stage(txn, recs[:limit], absent, out, *next, pending)
+		staged := *log // a transaction too big is staged again, from the same log
+		item, fitted, err := s.stage(txn, recs[:limit], absent, out, *next, &staged, pending)
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			txn.Discard()
 			if fitted == 0 {
@@ -458,7 +432,7 @@ func (s *Store) commitPrefix(recs []*protocol.Record, absent []uint64, out []Put
 			txn.Discard()
 			return nil, err
 		}
-		pending.add(ts, recs[:limit], out[:limit], item.hashes)
+		pending.add(ts, recs[:limit], out[:limit])
 		item.n = limit
 		item.ts = ts
 		item.done = make(chan error, 1)
@@ -466,6 +440,7 @@ func (s *Store) commitPrefix(recs []*protocol.Record, absent []uint64, out []Put
 			return nil, fmt.Errorf("commit: %w", err)
 		}
 		*next = item.after
+		*log = staged
 		return item, nil
 	}
 }
@@ -474,10 +449,9 @@ func (s *Store) commitPrefix(recs []*protocol.Record, absent []uint64, out []Put
 // held, in flight, or listed earlier in recs is a duplicate; absent[i] is
 // when recs[i] was last found absent (0: unknown). On ErrTxnTooBig it
 // reports how many records fitted whole (fewer when the meta did not fit
-// after them).
-func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, absent []uint64, out []PutResult, m meta, pending *pendingSet) (*commitItem, int, error) {
-	item := &commitItem{hashes: map[int64]tlog.Hash{}}
-	hr := &stagingHashReader{txn: txn, staged: item.hashes, pending: pending}
+// after them). log is advanced past the records staged.
+func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, absent []uint64, out []PutResult, m meta, log *frontier, pending *pendingSet) (*commitItem, int, error) {
+	item := &commitItem{}
 	var staged map[string]uint64 // records of this transaction, when not read back from it
 	for i, r := range recs {
 		key := r.CID().KeyString()
@@ -515,12 +489,14 @@ func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, absent []uint64,
 		}
 		staged[key] = seq
 		s.held.add(r.CID()) // before the commit that makes it visible
-		if err := setRecord(txn, r, seq); err != nil {
-			return nil, i, err
+		var hashes []tlog.Hash
+		if !s.opts.withoutLog { // benchmark only: see Options.withoutLog
+			var err error
+			if hashes, err = log.append(LeafHash(r)); err != nil {
+				return nil, i, err
+			}
 		}
-		if s.opts.withoutLog {
-			// benchmark only: see Options.withoutLog
-		} else if err := appendLeaf(txn, hr, r, seq); err != nil {
+		if err := setRecord(txn, r, seq, hashes); err != nil {
 			return nil, i, err
 		}
 		code, _ := kindCode(r.Kind()) // setRecord checked it
@@ -533,12 +509,16 @@ func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, absent []uint64,
 		return nil, max(len(recs)-1, 0), err
 	}
 	item.after = m
+	var err error
+	if item.tree, err = log.tree(); err != nil {
+		return nil, max(len(recs)-1, 0), err
+	}
 	return item, len(recs), nil
 }
 
-// setRecord adds a record (with its seq), the seq-to-CID mapping and the
-// record's index keys.
-func setRecord(txn *badger.Txn, r *protocol.Record, seq uint64) error {
+// setRecord adds a record (with its seq), its seq key (its CID and the log
+// hashes its leaf adds) and its index keys.
+func setRecord(txn *badger.Txn, r *protocol.Record, seq uint64, hashes []tlog.Hash) error {
 	idx, err := indexKeys(r, seq)
 	if err != nil {
 		return err
@@ -547,7 +527,7 @@ func setRecord(txn *badger.Txn, r *protocol.Record, seq uint64) error {
 	if err := txn.Set(recordKey(c), recordValue(seq, r)); err != nil {
 		return err
 	}
-	if err := txn.Set(seqKey(seq), c.Bytes()); err != nil {
+	if err := txn.Set(seqKey(seq), seqValue(c, hashes)); err != nil {
 		return err
 	}
 	for _, k := range idx {
