@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/mr-tron/base58"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/entente-net/entente/protocol/signature"
@@ -68,6 +69,14 @@ func parsePeerID(s string) (peer.ID, error) {
 		// base58btc is a bijection, so a string that decodes is canonical.
 		return "", fmt.Errorf("not an Ed25519 peer ID in canonical form (12D3KooW...): %q", s)
 	}
+	// The form libp2p gives every Ed25519 key (see ed25519Key) is taken as
+	// it is; any other bytes go through libp2p, which refuses them or
+	// (for some other encoding of an Ed25519 key) accepts them, so the
+	// answer is libp2p's either way. This spares a multihash parse and a
+	// protobuf decode of the key, and their allocations, per new identity.
+	if b, err := base58.Decode(s); err == nil && len(b) == len(ed25519IDPrefix)+signature.PublicKeySize && string(b[:len(ed25519IDPrefix)]) == ed25519IDPrefix {
+		return peer.ID(b), nil
+	}
 	id, err := peer.Decode(s)
 	if err != nil {
 		return "", fmt.Errorf("not a peer ID: %w", err)
@@ -82,14 +91,17 @@ func parsePeerID(s string) (peer.ID, error) {
 	return id, nil
 }
 
-// ed25519Key returns the public key an Ed25519 peer ID embeds. The ID
-// libp2p makes of a key is an identity multihash (0x00, length 36) of the
-// key's protobuf (type 1, Ed25519; then the 32 bytes of key), read here
-// without unmarshalling; any other form goes through libp2p.
+// ed25519IDPrefix leads the ID libp2p makes of an Ed25519 key: an
+// identity multihash (0x00, length 36) of the key's protobuf (field 1,
+// type 1: Ed25519; field 2, 32 bytes: the key).
+const ed25519IDPrefix = "\x00\x24\x08\x01\x12\x20"
+
+// ed25519Key returns the public key an Ed25519 peer ID embeds: in the form
+// libp2p makes, read without unmarshalling; any other form goes through
+// libp2p.
 func ed25519Key(id peer.ID) ([]byte, bool) {
-	const prefix = "\x00\x24\x08\x01\x12\x20"
-	if len(id) == len(prefix)+signature.PublicKeySize && string(id[:len(prefix)]) == prefix {
-		return []byte(id[len(prefix):]), true
+	if len(id) == len(ed25519IDPrefix)+signature.PublicKeySize && string(id[:len(ed25519IDPrefix)]) == ed25519IDPrefix {
+		return []byte(id[len(ed25519IDPrefix):]), true
 	}
 	pub, err := id.ExtractPublicKey()
 	if err != nil || pub.Type() != crypto.Ed25519 {

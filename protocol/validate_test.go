@@ -469,3 +469,71 @@ func TestRecordCIDIsMultihashSum(t *testing.T) {
 		}
 	}
 }
+
+// libp2pParsePeerID is parsePeerID without its fast path: libp2p decodes
+// every ID.
+func libp2pParsePeerID(s string) (peer.ID, bool) {
+	if !strings.HasPrefix(s, ed25519PeerIDPrefix) {
+		return "", false
+	}
+	id, err := peer.Decode(s)
+	if err != nil {
+		return "", false
+	}
+	pub, err := id.ExtractPublicKey()
+	if err != nil || pub.Type() != crypto.Ed25519 {
+		return "", false
+	}
+	return id, true
+}
+
+// TestParsePeerIDMatchesLibp2p checks parsePeerID's fast path against
+// libp2p's decoding on real IDs and on every one-character change,
+// truncation and extension of one.
+func TestParsePeerIDMatchesLibp2p(t *testing.T) {
+	t.Parallel()
+	const alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+	check := func(s string) {
+		t.Helper()
+		got, err := parsePeerID(s)
+		want, ok := libp2pParsePeerID(s)
+		if (err == nil) != ok || got != want {
+			t.Fatalf("parsePeerID(%q) = %q, %v; libp2p: %q, %v", s, got, err, want, ok)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		_, pub, err := crypto.GenerateEd25519Key(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := peer.IDFromPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := id.String()
+		if got, err := parsePeerID(s); err != nil || got != id {
+			t.Fatalf("parsePeerID(%s) = %q, %v", s, got, err)
+		}
+		for pos := 0; pos < len(s); pos++ {
+			for _, c := range alphabet {
+				check(s[:pos] + string(c) + s[pos+1:])
+			}
+			check(s[:pos])
+		}
+		check(s + "1")
+		check(s + "z")
+	}
+}
+
+// FuzzParsePeerID compares parsePeerID with libp2p's decoding.
+func FuzzParsePeerID(f *testing.F) {
+	f.Add("12D3KooWBnVnHMSzgV7QAAuYRrtgc3jCHKG1zdqq2uH5DxdL5n1h")
+	f.Add("12D3KooW")
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parsePeerID(s)
+		want, ok := libp2pParsePeerID(s)
+		if (err == nil) != ok || got != want {
+			t.Fatalf("parsePeerID(%q) = %q, %v; libp2p: %q, %v", s, got, err, want, ok)
+		}
+	})
+}
