@@ -18,7 +18,12 @@ func (n *Node) startGossip() error {
 	// Dial direct peers at once: the library's 1s delay is a bare sleep in
 	// a goroutine that outlives Close.
 	params.DirectConnectInitialDelay = 0
-	ps, err := pubsub.NewGossipSub(n.ctx, n.host,
+	// Pubsub has a context of its own, cancelled by Close once the outbox's
+	// publisher has stopped: PublishBatch does not wait on a context, and
+	// would block for ever on a router that had stopped first.
+	psCtx, psCancel := context.WithCancel(context.Background())
+	n.psCancel = psCancel
+	ps, err := pubsub.NewGossipSub(psCtx, n.host,
 		pubsub.WithGossipSubParams(params),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
@@ -32,6 +37,12 @@ func (n *Node) startGossip() error {
 		// arrives before the mesh forms still goes on.
 		pubsub.WithDirectPeers(n.directPeers()),
 		pubsub.WithMaxMessageSize(protocol.MaxRecordSize+4<<10),
+		// Records come in bursts (a client's batch, a commit's worth from
+		// the outbox, a peer catching up), and pubsub drops what does not
+		// fit its queues: 32 messages to each peer, and 32 waiting for
+		// validation, by default. A dropped record waits for the next sync.
+		pubsub.WithPeerOutboundQueueSize(gossipQueue),
+		pubsub.WithValidateQueueSize(gossipQueue),
 		pubsub.WithPeerFilter(func(id peer.ID, _ string) bool { return n.trust.isMember(id, n.cfg.Now().UnixMilli()) }),
 		pubsub.WithLogger(n.log.With("component", "pubsub")),
 	)
@@ -53,8 +64,14 @@ func (n *Node) startGossip() error {
 	if n.unrelay, err = n.topic.Relay(); err != nil {
 		return fmt.Errorf("node: relay %s: %w", name, err)
 	}
+	n.wg.Add(1)
+	go n.publishLoop()
 	return nil
 }
+
+// gossipQueue is the depth of pubsub's queues, to each peer and before
+// validation: a burst of records this long goes out and comes in whole.
+const gossipQueue = 1024
 
 // messageID is the record's CID: the same record gossiped twice is one
 // message, whoever forwards it.

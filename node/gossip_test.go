@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -260,6 +261,70 @@ func TestStatusListsPeers(t *testing.T) {
 		id, _ := peer.Decode(p.PeerID)
 		if j, ok := want[id]; !ok || p.Jurisdiction != j || !p.Founding {
 			t.Errorf("peer %+v, want a founding node of %s", p, j)
+		}
+	}
+}
+
+// TestSubmittedRecordsGoOutOnGossip submits a burst of records on one
+// node, each by two clients at once, and checks that every one reaches the
+// other node over gossip (sync is off, so it cannot be what carried
+// them): the outbox gossips the copy the store wrote,
+// whichever client's it was, and pubsub's queues take the whole burst.
+func TestSubmittedRecordsGoOutOnGossip(t *testing.T) {
+	tn, err := testnet.Start(testnet.Options{Nodes: 2, InMemory: true, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tn.Close() })
+	ctx := testCtx(t, 20*time.Second)
+	if err := tn.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	from, to := tn.Nodes[0], tn.Nodes[1]
+	for !slices.Contains(from.GossipPeers(), to.ID()) {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the nodes never met on the topic")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	before := gossipResult(t, to, "accepted") + gossipResult(t, to, "duplicate")
+	const n = 64
+	recs, err := tn.SignAccreditations(from.Jurisdiction(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2*n)
+	for _, r := range recs {
+		for range 2 {
+			go func() {
+				_, err := from.SubmitRecord(ctx, r)
+				errs <- err
+			}()
+		}
+	}
+	for range 2 * n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	cids := make([]cid.Cid, n)
+	for i, r := range recs {
+		cids[i] = r.CID()
+	}
+	if err := tn.WaitAll(ctx, cids...); err != nil {
+		t.Fatal(err)
+	}
+	// The validator counts a message after storing its record.
+	for {
+		got := gossipResult(t, to, "accepted") + gossipResult(t, to, "duplicate") - before
+		if got >= n {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%v of the %d records reached the other node over gossip", got, n)
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }

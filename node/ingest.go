@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -38,7 +37,7 @@ type Accepted struct {
 
 // Submit ingests one encoded record from a client (the HTTP API, the CLI,
 // a test): it is checked, stored durably and, when new and not TLP:RED,
-// published to the federation. Refusals are *protocol.Error; ErrPushback
+// queued for gossip (outbox.go). Refusals are *protocol.Error; ErrPushback
 // when the node is saturated.
 func (n *Node) Submit(ctx context.Context, raw []byte) (Accepted, error) {
 	select {
@@ -48,12 +47,7 @@ func (n *Node) Submit(ctx context.Context, raw []byte) (Accepted, error) {
 		n.metrics.ingest.WithLabelValues(string(SourceAPI), "overloaded").Inc()
 		return Accepted{}, ErrPushback
 	}
-	acc, err := n.ingest(ctx, raw, SourceAPI)
-	if err != nil || !acc.New {
-		return acc, err
-	}
-	n.publish(acc.Record)
-	return acc, nil
+	return n.ingest(ctx, raw, SourceAPI)
 }
 
 // SubmitRecord is Submit for a record already in hand.
@@ -62,7 +56,8 @@ func (n *Node) SubmitRecord(ctx context.Context, r *protocol.Record) (Accepted, 
 }
 
 // ingest runs the checks of the package doc, cheapest first, and stores
-// the record. It does not publish.
+// the record; the outbox gossips it once durable when it comes from the
+// node's own clients (SourceAPI, SourceLocal).
 func (n *Node) ingest(ctx context.Context, raw []byte, src Source) (acc Accepted, err error) {
 	defer n.countIngest(src, time.Now(), &acc, &err)
 	r, err := protocol.Decode(raw)
@@ -95,7 +90,14 @@ func (n *Node) ingestDecoded(ctx context.Context, r *protocol.Record, src Source
 	if err := n.authorize(ctx, r, src); err != nil {
 		return Accepted{}, err
 	}
+	gossip := (src == SourceAPI || src == SourceLocal) && !isRed(r)
+	if gossip {
+		n.out.expect(r)
+	}
 	res, err := n.store.PutNew(ctx, r, absent)
+	if gossip && (err != nil || !res.New) {
+		n.out.forget(r)
+	}
 	if err != nil {
 		return Accepted{}, fmt.Errorf("store: %w", err)
 	}
@@ -144,17 +146,6 @@ func (n *Node) dropRevokedNode(target cid.Cid) {
 	n.log.Info("closing connections to a peer whose node accreditation was revoked", "peer", id.String())
 	if err := n.host.Network().ClosePeer(id); err != nil {
 		n.log.Debug("close peer", "peer", id.String(), "err", err)
-	}
-}
-
-// publish sends a new record to the federation, unless it is a TLP:RED
-// incident (those go only to their recipients, directly).
-func (n *Node) publish(r *protocol.Record) {
-	if isRed(r) {
-		return
-	}
-	if err := n.topic.Publish(n.ctx, r.Bytes()); err != nil && !errors.Is(err, context.Canceled) {
-		n.log.Warn("gossip publish failed; the record is stored", "cid", r.CID().String(), "err", err)
 	}
 }
 

@@ -183,10 +183,13 @@ type Node struct {
 	ps      *pubsub.PubSub
 	topic   *pubsub.Topic
 	unrelay pubsub.RelayCancelFunc
-	api     *http.Server
-	apiLn   net.Listener
-	metrics *metrics
-	ingestQ chan struct{} // semaphore bounding API ingests
+	// psCancel stops pubsub, after the outbox's publisher.
+	psCancel context.CancelFunc
+	out      *outbox
+	api      *http.Server
+	apiLn    net.Listener
+	metrics  *metrics
+	ingestQ  chan struct{} // semaphore bounding API ingests
 	// rules caches compiled rule conditions for decisions.
 	rules *protocol.RuleEngine
 	// verifySem bounds signature checks in flight to the cores.
@@ -247,7 +250,8 @@ func New(cfg Config) (_ *Node, err error) {
 	} else {
 		n.fed = cfg.Federation
 	}
-	n.store, err = store.Open(store.Options{Dir: cfg.DataDir, InMemory: cfg.InMemory, Logger: n.log.With("component", "store")})
+	n.out = newOutbox(n.ctx)
+	n.store, err = store.Open(store.Options{Dir: cfg.DataDir, InMemory: cfg.InMemory, Logger: n.log.With("component", "store"), OnCommit: n.out.committed})
 	if err != nil {
 		return nil, fmt.Errorf("node: open store: %w", err)
 	}
@@ -313,6 +317,9 @@ func (n *Node) Close() error {
 			n.unrelay()
 		}
 		n.wg.Wait()
+		if n.psCancel != nil {
+			n.psCancel()
+		}
 		if n.topic != nil {
 			n.topic.Close()
 		}

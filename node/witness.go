@@ -518,9 +518,6 @@ func (n *Node) issueEquivocationIncident(ctx context.Context, ev store.WitnessEv
 		n.log.Error("storing an equivocation incident failed", "err", err)
 		return
 	}
-	if acc.New {
-		n.publish(acc.Record)
-	}
 	n.witness.mu.Lock()
 	key := evidenceKey(ev.Peer, ev.Size)
 	e := n.witness.evidence[key]

@@ -11,6 +11,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/entente-net/entente/protocol"
 )
 
 var (
@@ -47,6 +49,12 @@ type Options struct {
 	// CacheBytes bounds the cache of decoded records (an estimate of the
 	// memory they hold); 0 means DefaultCacheBytes.
 	CacheBytes int64
+	// OnCommit, if set, is called with the records each commit made new,
+	// in commit order, once they are durable and visible to readers and
+	// before the puts that wrote them return. It runs on the goroutine
+	// that acknowledges puts, so it must return quickly, and must not call
+	// the store's write methods. The slice is the callee's to keep.
+	OnCommit func(fresh []*protocol.Record)
 
 	// withoutLog skips the Merkle log, for the benchmark that measures
 	// what the log costs; nothing else may set it.

@@ -303,6 +303,9 @@ func (s *Store) published(item *commitItem) {
 	if evidence {
 		s.evidenceEpoch.Add(1) // after readTs: see EvidenceEpoch
 	}
+	if s.opts.OnCommit != nil && len(item.fresh) > 0 {
+		s.opts.OnCommit(item.fresh)
+	}
 	s.stats.txns.Add(1)
 	s.stats.written.Add(uint64(len(item.fresh)))
 }
