@@ -171,10 +171,14 @@ func (n *Node) countIngest(src Source, start time.Time, acc *Accepted, err *erro
 	}
 }
 
-// verify checks r's signature, at most GOMAXPROCS at a time: with many
-// ingests in flight (gossip validators, API clients), unbounded CPU-bound
-// goroutines would starve the single-goroutine stages that follow (the
-// store's group commit, the gossip router), shrinking their batches.
+// verify checks r's signature, on all cores but one at a time (one on a
+// single core). With many ingests in flight (gossip validators, API
+// clients), unbounded CPU-bound goroutines would starve the
+// single-goroutine stages that follow (the store's writer and Badger's,
+// the acknowledgements, the gossip router): every commit then takes
+// longer, holds more of the ingests waiting on it, and leaves the cores
+// idle while it syncs. Leaving a core to those stages made ingest 5–10 %
+// faster on two cores than verifying on both (docs/performance.md).
 func (n *Node) verify(ctx context.Context, r *protocol.Record) error {
 	select {
 	case n.verifySem <- struct{}{}:

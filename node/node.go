@@ -192,7 +192,7 @@ type Node struct {
 	ingestQ  chan struct{} // semaphore bounding API ingests
 	// rules caches compiled rule conditions for decisions.
 	rules *protocol.RuleEngine
-	// verifySem bounds signature checks in flight to the cores.
+	// verifySem bounds signature checks in flight (verify).
 	verifySem chan struct{}
 	// keys holds precomputed tables of the keys that sign often.
 	keys *signature.Keys
@@ -262,7 +262,7 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	n.metrics = newMetrics(n)
 	n.ingestQ = make(chan struct{}, cfg.MaxPendingIngest)
-	n.verifySem = make(chan struct{}, runtime.GOMAXPROCS(0))
+	n.verifySem = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))
 	n.rules = protocol.NewRuleEngine(4096)
 	n.keys = signature.NewKeys(0)
 	n.evidence = newEvidenceCache(defaultEvidenceAnswers)

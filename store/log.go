@@ -160,7 +160,9 @@ func (s *Store) TreeHead() (Tree, error) {
 		return Tree{}, err
 	}
 	defer s.leave()
-	// Every decision asks; between two commits the answer is the same.
+	// The writer leaves each commit's tree in treeHead just before the
+	// commit becomes visible; only a reader that loaded readTs in between
+	// reads the tree from disk.
 	readTs := s.readTs.Load()
 	if h := s.treeHead.Load(); h != nil && h.readTs == readTs {
 		return h.tree, nil
@@ -178,9 +180,6 @@ func (s *Store) TreeHead() (Tree, error) {
 		t.Root, err = tlog.TreeHash(int64(t.Size), txnHashReader{txn})
 		return err
 	})
-	if err == nil {
-		s.treeHead.Store(&treeAt{readTs: readTs, tree: t})
-	}
 	return t, err
 }
 

@@ -193,7 +193,7 @@ func (s *Store) writeLoop() {
 	}
 	nextTs := s.readTs.Load() + 1
 	pending := newPendingSet(nextTs-1, s.opts.recentRecords)
-	log := s.frontier // the writer's from now on
+	edge := s.frontier // the log's right edge, the writer's from now on
 	for {
 		first := carry
 		carry = nil
@@ -236,7 +236,7 @@ func (s *Store) writeLoop() {
 		err := s.failed()
 		for done := 0; done < len(recs) && err == nil; {
 			var item *commitItem
-			item, err = s.commitPrefix(recs[done:], absent[done:], results[done:], &next, &log, nextTs, pending)
+			item, err = s.commitPrefix(recs[done:], absent[done:], results[done:], &next, &edge, nextTs, pending)
 			if err != nil {
 				break
 			}
@@ -414,14 +414,14 @@ func (p *pendingSet) rememberRecord(ts uint64, key string, seq uint64) {
 
 // commitPrefix stages as long a prefix of recs as fits in one Badger
 // transaction, starts its commit at ts and returns it as an item in
-// flight; next and log are advanced to the meta and the log after it.
-func (s *Store) commitPrefix(recs []*protocol.Record, absent []uint64, out []PutResult, next *meta, log *frontier, ts uint64, pending *pendingSet) (*commitItem, error) {
+// flight; next and edge are advanced to the meta and the log after it.
+func (s *Store) commitPrefix(recs []*protocol.Record, absent []uint64, out []PutResult, next *meta, edge *frontier, ts uint64, pending *pendingSet) (*commitItem, error) {
 	limit := len(recs)
 	for {
 		readTs := s.readTs.Load()
 		pending.forget(readTs)
 		txn := s.db.NewTransactionAt(readTs, true)
-		staged := *log // a transaction too big is staged again, from the same log
+		staged := *edge // a transaction too big is staged again, from the same edge
 		item, fitted, err := s.stage(txn, recs[:limit], absent, out, *next, &staged, pending)
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			txn.Discard()
@@ -443,7 +443,7 @@ func (s *Store) commitPrefix(recs []*protocol.Record, absent []uint64, out []Put
 			return nil, fmt.Errorf("commit: %w", err)
 		}
 		*next = item.after
-		*log = staged
+		*edge = staged
 		return item, nil
 	}
 }
@@ -452,8 +452,8 @@ func (s *Store) commitPrefix(recs []*protocol.Record, absent []uint64, out []Put
 // held, in flight, or listed earlier in recs is a duplicate; absent[i] is
 // when recs[i] was last found absent (0: unknown). On ErrTxnTooBig it
 // reports how many records fitted whole (fewer when the meta did not fit
-// after them). log is advanced past the records staged.
-func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, absent []uint64, out []PutResult, m meta, log *frontier, pending *pendingSet) (*commitItem, int, error) {
+// after them). edge is advanced past the records staged.
+func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, absent []uint64, out []PutResult, m meta, edge *frontier, pending *pendingSet) (*commitItem, int, error) {
 	item := &commitItem{}
 	var staged map[string]uint64 // records of this transaction, when not read back from it
 	for i, r := range recs {
@@ -495,7 +495,7 @@ func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, absent []uint64,
 		var hashes []tlog.Hash
 		if !s.opts.withoutLog { // benchmark only: see Options.withoutLog
 			var err error
-			if hashes, err = log.append(LeafHash(r)); err != nil {
+			if hashes, err = edge.append(LeafHash(r)); err != nil {
 				return nil, i, err
 			}
 		}
@@ -513,7 +513,7 @@ func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, absent []uint64,
 	}
 	item.after = m
 	var err error
-	if item.tree, err = log.tree(); err != nil {
+	if item.tree, err = edge.tree(); err != nil {
 		return nil, max(len(recs)-1, 0), err
 	}
 	return item, len(recs), nil
