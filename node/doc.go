@@ -10,9 +10,10 @@
 // clock skew; already held (then it is a duplicate and nothing changes);
 // signature; authorisation against what the node holds (protocol.Authorize);
 // durable store (store.Put returns after fsync); then the post-accept
-// effects (membership, notifications) and, for records that arrived over
-// HTTP, publication on the gossip topic. TLP:RED incidents are stored but
-// never gossiped.
+// effects (membership, notifications) and, for records from the node's own
+// clients (HTTP, its own incident notices), publication on the gossip
+// topic, a commit's worth at a time, as soon as the commit is durable
+// (outbox.go). TLP:RED incidents are stored but never gossiped.
 //
 // # Gossip validation
 //
