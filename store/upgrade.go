@@ -31,7 +31,7 @@ const upgradeBatch = 1000
 // meta. A record already rewritten is left as it is, so an upgrade cut
 // short by a crash resumes at the next Open.
 func (s *Store) upgrade(m meta) error {
-	s.log.Info("store: upgrading the on-disk format", "from", m.version, "to", formatVersion, "records", m.seq)
+	s.log.Info("upgrading the on-disk format", "from", m.version, "to", formatVersion, "records", m.seq)
 	for seq := uint64(1); seq <= m.seq; {
 		readTs := s.readTs.Load()
 		txn := s.db.NewTransactionAt(readTs, true)
