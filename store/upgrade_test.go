@@ -20,41 +20,56 @@ func downgrade(t *testing.T, dir string, from uint64) {
 	}
 	defer db.Close()
 	ts := db.MaxVersion()
-	txn := db.NewTransactionAt(ts, true)
-	m, err := readMeta(txn)
+	var m meta
+	err = func() error {
+		txn := db.NewTransactionAt(ts, false)
+		defer txn.Discard()
+		m, err = readMeta(txn)
+		return err
+	}()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for seq := from; seq <= m.seq; seq++ {
-		item, err := txn.Get(seqKey(seq))
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := item.ValueCopy(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, hashes, err := splitSeqValue(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := tlog.StoredHashIndex(0, int64(seq-1))
-		for i := 0; i < len(hashes)/len(tlog.Hash{}); i++ {
-			if err := txn.Set(hashKeyV1(base+int64(i)), hashes[i*32:(i+1)*32]); err != nil {
+	// In transactions of 1 000 records, the last with the format-1 meta.
+	for seq := from; ; {
+		txn := db.NewTransactionAt(ts, true)
+		for end := min(seq+1000, m.seq+1); seq < end; seq++ {
+			item, err := txn.Get(seqKey(seq))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, hashes, err := splitSeqValue(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := tlog.StoredHashIndex(0, int64(seq-1))
+			for i := 0; i < len(hashes)/len(tlog.Hash{}); i++ {
+				if err := txn.Set(hashKeyV1(base+int64(i)), hashes[i*32:(i+1)*32]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := txn.Set(seqKey(seq), c.Bytes()); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := txn.Set(seqKey(seq), c.Bytes()); err != nil {
+		if seq > m.seq {
+			b := m.marshal()
+			b[0] = 1
+			if err := txn.Set(metaKey(), b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ts++
+		if err := txn.CommitAt(ts, nil); err != nil {
 			t.Fatal(err)
 		}
-	}
-	b := m.marshal()
-	b[0] = 1
-	if err := txn.Set(metaKey(), b); err != nil {
-		t.Fatal(err)
-	}
-	if err := txn.CommitAt(ts+1, nil); err != nil {
-		t.Fatal(err)
+		if seq > m.seq {
+			break
+		}
 	}
 }
 
