@@ -94,6 +94,23 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 }
 
+// standaloneConfig is an in-memory node of a one-jurisdiction federation
+// of its own, for tests of New.
+func standaloneConfig(t *testing.T) node.Config {
+	t.Helper()
+	key, _ := newKey(t)
+	_, authority := newKey(t)
+	return node.Config{
+		Key: key,
+		Federation: &config.Federation{
+			Name:          "standalone",
+			Jurisdictions: []config.Jurisdiction{{Code: "DE", Name: "Germany", Authority: authority.String()}},
+		},
+		Jurisdiction: "DE",
+		InMemory:     true,
+	}
+}
+
 // TestNewFailsCleanly: when New fails late (the API address is taken, after
 // the store, host and gossip are up), it closes what it opened; TestMain's
 // leak check sees anything left running.
@@ -103,19 +120,9 @@ func TestNewFailsCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	key, _ := newKey(t)
-	_, authority := newKey(t)
-	n, err := node.New(node.Config{
-		Key: key,
-		Federation: &config.Federation{
-			Name:          "standalone",
-			Jurisdictions: []config.Jurisdiction{{Code: "DE", Name: "Germany", Authority: authority.String()}},
-		},
-		Jurisdiction: "DE",
-		InMemory:     true,
-		APIAddr:      taken.Addr().String(),
-		APIToken:     "secret",
-	})
+	cfg := standaloneConfig(t)
+	cfg.APIAddr, cfg.APIToken = taken.Addr().String(), "secret"
+	n, err := node.New(cfg)
 	if err == nil {
 		n.Close()
 		t.Fatal("New succeeded on an API address in use")
@@ -132,19 +139,10 @@ func TestNewFailsCleanlyOnTakenListenAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	key, _ := newKey(t)
-	_, authority := newKey(t)
-	n, err := node.New(node.Config{
-		Key: key,
-		Federation: &config.Federation{
-			Name:          "standalone",
-			Jurisdictions: []config.Jurisdiction{{Code: "DE", Name: "Germany", Authority: authority.String()}},
-		},
-		Jurisdiction:     "DE",
-		InMemory:         true,
-		Listen:           []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", taken.Addr().(*net.TCPAddr).Port)},
-		DisableReuseport: true,
-	})
+	cfg := standaloneConfig(t)
+	cfg.Listen = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", taken.Addr().(*net.TCPAddr).Port)}
+	cfg.DisableReuseport = true
+	n, err := node.New(cfg)
 	if err == nil {
 		n.Close()
 		t.Fatal("New succeeded on a listen address in use")

@@ -114,9 +114,6 @@ type Store struct {
 	evidenceEpoch atomic.Uint64
 	// treeHead is the log's tree at a readTs: the writer's at each commit.
 	treeHead atomic.Pointer[treeAt]
-	// frontier is the log's right edge at Open, for the writer to start
-	// from; only the writer uses it after Open.
-	frontier frontier
 	// held filters the lookups of records not held (filter.go).
 	held *heldFilter
 
@@ -168,7 +165,8 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := s.loadLog(); err != nil {
+	edge, err := s.loadLog()
+	if err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -176,7 +174,7 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: reading the record keys: %w", err)
 	}
-	go s.writeLoop()
+	go s.writeLoop(edge)
 	go s.gcLoop()
 	s.log.Debug("store opened", "dir", describe(opts), "records", s.seq.Load())
 	return s, nil
@@ -269,23 +267,23 @@ func (s *Store) loadMeta() error {
 	return nil
 }
 
-// loadLog reads the right edge of the log for the writer, and the tree
-// head.
-func (s *Store) loadLog() error {
+// loadLog reads the right edge of the log, for the writer, and sets the
+// tree head.
+func (s *Store) loadLog() (edge frontier, err error) {
 	readTs := s.readTs.Load()
-	err := s.viewAt(readTs, func(txn *badger.Txn) (err error) {
-		s.frontier, err = loadFrontier(txnHashReader{txn}, int64(s.seq.Load()))
+	err = s.viewAt(readTs, func(txn *badger.Txn) (err error) {
+		edge, err = loadFrontier(txnHashReader{txn}, int64(s.seq.Load()))
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("store: reading the log: %w", err)
+		return edge, fmt.Errorf("store: reading the log: %w", err)
 	}
-	t, err := s.frontier.tree()
+	t, err := edge.tree()
 	if err != nil {
-		return fmt.Errorf("store: reading the log: %w", err)
+		return edge, fmt.Errorf("store: reading the log: %w", err)
 	}
 	s.treeHead.Store(&treeAt{readTs: readTs, tree: t})
-	return nil
+	return edge, nil
 }
 
 // enter admits a method call unless the store is closed; leave ends it.

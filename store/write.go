@@ -172,7 +172,9 @@ type commitItem struct {
 	tree    Tree               // the log's tree once this commit is durable
 }
 
-func (s *Store) writeLoop() {
+// writeLoop is the writer; edge is the log's right edge, its own from now
+// on.
+func (s *Store) writeLoop(edge frontier) {
 	defer close(s.writerDone)
 	inflight := make(chan *commitItem, maxInFlight)
 	ackerDone := make(chan struct{})
@@ -193,7 +195,6 @@ func (s *Store) writeLoop() {
 	}
 	nextTs := s.readTs.Load() + 1
 	pending := newPendingSet(nextTs-1, s.opts.recentRecords)
-	edge := s.frontier // the log's right edge, the writer's from now on
 	for {
 		first := carry
 		carry = nil
