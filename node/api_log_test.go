@@ -14,7 +14,7 @@ import (
 
 // checkInclusion asks the API for r's inclusion in cp's tree and checks
 // the proof with tlog against cp's root, as an auditor would.
-func checkInclusion(t *testing.T, c *apiClient, r *protocol.Record, cp node.SignedCheckpoint, wantIndex uint64) {
+func checkInclusion(t *testing.T, c *apiClient, r *protocol.Record, cp protocol.SignedCheckpoint, wantIndex uint64) {
 	t.Helper()
 	resp := c.get(fmt.Sprintf("/v1/log/proof?cid=%s&size=%d", r.CID(), cp.Size), "")
 	if resp.status != http.StatusOK {
@@ -45,14 +45,14 @@ func TestLogProofsVerify(t *testing.T) {
 	}
 	submit(10)
 	// No checkpoint yet: the endpoint signs one.
-	var first node.SignedCheckpoint
+	var first protocol.SignedCheckpoint
 	{
 		resp := c.get("/v1/log/checkpoint", "")
 		if resp.status != http.StatusOK {
 			t.Fatalf("checkpoint: %d %s", resp.status, resp.body)
 		}
 		var err error
-		if first, err = node.OpenCheckpoint(resp.body, tn.Federation.Name, m.ID()); err != nil {
+		if first, err = protocol.OpenCheckpoint(resp.body, tn.Federation.Name, m.ID()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -87,7 +87,7 @@ func TestLogProofsVerify(t *testing.T) {
 	for i, r := range recs {
 		checkInclusion(t, c, r, second, uint64(i))
 	}
-	for _, tc := range []struct{ from, to node.SignedCheckpoint }{{first, second}, {first, first}, {second, second}} {
+	for _, tc := range []struct{ from, to protocol.SignedCheckpoint }{{first, second}, {first, first}, {second, second}} {
 		resp := c.get(fmt.Sprintf("/v1/log/consistency?from=%d&to=%d", tc.from.Size, tc.to.Size), "")
 		if resp.status != http.StatusOK {
 			t.Fatalf("consistency %d -> %d: %d %s", tc.from.Size, tc.to.Size, resp.status, resp.body)
@@ -107,7 +107,7 @@ func TestLogProofsVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkInclusion(t, c, recs[12], node.SignedCheckpoint{Checkpoint: node.Checkpoint{Size: 13, Root: root}}, 12)
+	checkInclusion(t, c, recs[12], protocol.SignedCheckpoint{LogCheckpoint: protocol.LogCheckpoint{Size: 13, Root: root}}, 12)
 }
 
 func TestLogEndpointsRefuseBadParams(t *testing.T) {

@@ -10,7 +10,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/store"
 )
@@ -137,16 +136,16 @@ func (n *Node) receiptReads(rec *protocol.Record, body *protocol.Receipt, seq ui
 
 // checkpointCovering returns a checkpoint whose tree holds leaf seq-1:
 // the latest, or a new one of the durable log.
-func (n *Node) checkpointCovering(seq uint64) (SignedCheckpoint, error) {
+func (n *Node) checkpointCovering(seq uint64) (protocol.SignedCheckpoint, error) {
 	if sc, err := n.LatestCheckpoint(); err == nil && sc.Size >= seq {
 		return sc, nil
 	}
 	sc, err := n.SignCheckpoint()
 	if err != nil {
-		return SignedCheckpoint{}, err
+		return protocol.SignedCheckpoint{}, err
 	}
 	if sc.Size < seq {
-		return SignedCheckpoint{}, fmt.Errorf("the durable log has %d records; the receipt is record %d", sc.Size, seq)
+		return protocol.SignedCheckpoint{}, fmt.Errorf("the durable log has %d records; the receipt is record %d", sc.Size, seq)
 	}
 	return sc, nil
 }
@@ -247,25 +246,6 @@ func (v *asOfView) RulesetsOf(j string) ([]*protocol.Record, error) {
 
 func (v *asOfView) IncidentsAffecting(id peer.ID) ([]*protocol.Record, error) {
 	return v.keep(v.trustView.IncidentsAffecting(id))
-}
-
-// BundleTrust is what a receipt bundle of federation fed is checked
-// against: its authorities and founding nodes, and its nodes' checkpoint
-// keys (OpenCheckpoint). Restrict fed first to check a bundle of a node
-// that recognises only some jurisdictions.
-func BundleTrust(fed *config.Federation) protocol.BundleTrust {
-	return protocol.BundleTrust{
-		Authorities:   fed.Authorities(),
-		FoundingNodes: fed.FoundingNodes(),
-		OpenCheckpoint: func(note []byte, id peer.ID) (protocol.LogTree, error) {
-			sc, err := OpenCheckpoint(note, fed.Name, id)
-			if err != nil {
-				return protocol.LogTree{}, err
-			}
-			return protocol.LogTree{Size: sc.Size, Root: sc.Root}, nil
-		},
-		Rules: protocol.NewRuleEngine(0),
-	}
 }
 
 // handleReceiptBundle serves GET /v1/receipts/{cid}/bundle: the bundle

@@ -91,7 +91,9 @@ func (w *bundleWorld) bundle(t *testing.T, r *protocol.Record) []byte {
 	return resp.body
 }
 
-func (w *bundleWorld) trust() protocol.BundleTrust { return node.BundleTrust(w.tn.Federation) }
+func (w *bundleWorld) trust() protocol.BundleTrust {
+	return protocol.NewBundleTrust(w.tn.Federation.Name, w.tn.Federation.Authorities(), w.tn.Federation.FoundingNodes())
+}
 
 func wantHolds(t *testing.T, rep *protocol.BundleReport) {
 	t.Helper()
@@ -274,8 +276,8 @@ func TestReceiptBundleTampered(t *testing.T) {
 		{"the checkpoint note altered", noteEdited, w.trust(), protocol.StepCheckpoint, []string{"signature"}},
 		{"a proof hash altered", proofEdited, w.trust(), protocol.StepInclusion, []string{"is not leaf"}},
 		{"the receipt re-signed by a key that is no node", forgedCAR, w.trust(), protocol.StepReceiptIssuer, []string{"unauthorized_issuer"}},
-		{"another federation's file", good, node.BundleTrust(other), protocol.StepReceiptIssuer, []string{"unauthorized_issuer"}},
-		{"another federation's authorities", good, node.BundleTrust(&sameName), protocol.StepEvidenceAuthorized, []string{"unauthorized_issuer"}},
+		{"another federation's file", good, protocol.NewBundleTrust(other.Name, other.Authorities(), other.FoundingNodes()), protocol.StepReceiptIssuer, []string{"unauthorized_issuer"}},
+		{"another federation's authorities", good, protocol.NewBundleTrust(sameName.Name, sameName.Authorities(), sameName.FoundingNodes()), protocol.StepEvidenceAuthorized, []string{"unauthorized_issuer"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rep := protocol.CheckBundleCAR(c.car, c.trust)

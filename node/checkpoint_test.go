@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -22,73 +21,6 @@ import (
 	"github.com/entente-net/entente/store"
 	"github.com/entente-net/entente/testnet"
 )
-
-// ExampleOpenCheckpoint is an auditor checking a node's checkpoint with
-// only the federation's name and the node's peer ID.
-func ExampleOpenCheckpoint() {
-	msg := []byte(`entente/eu-latam-pilot/12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB
-3
-C65pPpLZgjm4owaKUAjFZ7NtZDlYe7M6zcOzB2eWOp8=
-
-— entente/eu-latam-pilot/12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB CtpFQ2jUFxJqmktWpRoLA+6ia2bz6Fe1DZgerAR6l4/TK7082Ih8smaX/CF9UkGe48rtjGHRhQ4VHl+cxBWScNCakQg=
-`)
-	id, err := peer.Decode("12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB")
-	if err != nil {
-		panic(err)
-	}
-	cp, err := node.OpenCheckpoint(msg, "eu-latam-pilot", id)
-	if err != nil {
-		panic(err)
-	}
-	fmt.Println(cp.Size, cp.Root)
-
-	// The same with golang.org/x/mod/sumdb/note alone.
-	vkey, err := node.CheckpointVerifierKey("eu-latam-pilot", id)
-	if err != nil {
-		panic(err)
-	}
-	v, err := note.NewVerifier(vkey)
-	if err != nil {
-		panic(err)
-	}
-	n, err := note.Open(msg, note.VerifierList(v))
-	if err != nil {
-		panic(err)
-	}
-	fmt.Print(vkey, "\n", n.Text)
-	// Output:
-	// 3 C65pPpLZgjm4owaKUAjFZ7NtZDlYe7M6zcOzB2eWOp8=
-	// entente/eu-latam-pilot/12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB+0ada4543+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4
-	// entente/eu-latam-pilot/12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB
-	// 3
-	// C65pPpLZgjm4owaKUAjFZ7NtZDlYe7M6zcOzB2eWOp8=
-}
-
-// TestExampleKeyIsTheDocumentedOne: the example's node key is the Ed25519
-// key whose seed is 0, 1, ..., 31, as the package documentation says.
-func TestExampleKeyIsTheDocumentedOne(t *testing.T) {
-	seed := make([]byte, 32)
-	for i := range seed {
-		seed[i] = byte(i)
-	}
-	id := peerOfSeed(t, seed)
-	if id.String() != "12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB" {
-		t.Fatalf("seed 0..31 is peer %s", id)
-	}
-}
-
-func peerOfSeed(t *testing.T, seed []byte) peer.ID {
-	t.Helper()
-	k, _, err := crypto.GenerateEd25519Key(bytes.NewReader(seed)) // reads the seed
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := peer.IDFromPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
 
 // noteSigner is golang.org/x/mod's own signer for a libp2p Ed25519 key
 // under name: an independent implementation to compare the node's with.
@@ -133,12 +65,12 @@ func TestCheckpointNoteVerifies(t *testing.T) {
 		t.Errorf("Content-Type %q, want text/plain", ct)
 	}
 	origin := "entente/" + tn.Federation.Name + "/" + m.ID().String()
-	if got := node.CheckpointOrigin(tn.Federation.Name, m.ID()); got != origin {
+	if got := protocol.CheckpointOrigin(tn.Federation.Name, m.ID()); got != origin {
 		t.Fatalf("CheckpointOrigin = %q, want %q", got, origin)
 	}
 
 	// The verifier key is the one note itself derives from the public key.
-	vkey, err := node.CheckpointVerifierKey(tn.Federation.Name, m.ID())
+	vkey, err := protocol.CheckpointVerifierKey(tn.Federation.Name, m.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,25 +113,25 @@ func TestCheckpointNoteVerifies(t *testing.T) {
 		t.Fatalf("note's signer gives\n%s\nthe node served\n%s", again, resp.body)
 	}
 
-	sc, err := node.OpenCheckpoint(resp.body, tn.Federation.Name, m.ID())
+	sc, err := protocol.OpenCheckpoint(resp.body, tn.Federation.Name, m.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if sc.Origin != origin || sc.Size != th.Size || sc.Root != th.Root {
-		t.Fatalf("OpenCheckpoint = %+v, want %s %d %s", sc.Checkpoint, origin, th.Size, th.Root)
+		t.Fatalf("OpenCheckpoint = %+v, want %s %d %s", sc.LogCheckpoint, origin, th.Size, th.Root)
 	}
 	_, other := newKey(t)
-	if _, err := node.OpenCheckpoint(resp.body, tn.Federation.Name, other); err == nil {
+	if _, err := protocol.OpenCheckpoint(resp.body, tn.Federation.Name, other); err == nil {
 		t.Error("OpenCheckpoint accepted the note as another node's")
 	}
-	if _, err := node.OpenCheckpoint(resp.body, "other", m.ID()); err == nil {
+	if _, err := protocol.OpenCheckpoint(resp.body, "other", m.ID()); err == nil {
 		t.Error("OpenCheckpoint accepted the note for another federation")
 	}
 	// Any change to the text fails.
 	for i := 0; i < len(n.Text); i++ {
 		bent := bytes.Clone(resp.body)
 		bent[i] ^= 0x01
-		if _, err := node.OpenCheckpoint(bent, tn.Federation.Name, m.ID()); err == nil {
+		if _, err := protocol.OpenCheckpoint(bent, tn.Federation.Name, m.ID()); err == nil {
 			t.Fatalf("OpenCheckpoint accepted the note with byte %d changed:\n%s", i, bent)
 		}
 	}
@@ -408,7 +340,7 @@ func TestNewRefusesACheckpointThatDisagrees(t *testing.T) {
 	}
 	n.Close()
 
-	forged := sc.Checkpoint
+	forged := sc.LogCheckpoint
 	forged.Root[0] ^= 1
 	bad, err := note.Sign(&note.Note{Text: forged.Text()}, noteSigner(t, forged.Origin, cfg.Key))
 	if err != nil {
@@ -461,62 +393,10 @@ func TestCheckpointOfAnotherOriginIsIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ours.Origin != node.CheckpointOrigin("standalone", id2) || ours.Size != theirs.Size || ours.Root != theirs.Root {
-		t.Fatalf("checkpoint %+v; want the new node's own of size %d", ours.Checkpoint, theirs.Size)
+	if ours.Origin != protocol.CheckpointOrigin("standalone", id2) || ours.Size != theirs.Size || ours.Root != theirs.Root {
+		t.Fatalf("checkpoint %+v; want the new node's own of size %d", ours.LogCheckpoint, theirs.Size)
 	}
-	if _, err := node.OpenCheckpoint(ours.Note, "standalone", id2); err != nil {
+	if _, err := protocol.OpenCheckpoint(ours.Note, "standalone", id2); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func FuzzParseCheckpoint(f *testing.F) {
-	good := "entente/eu-latam-pilot/12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB\n3\nC65pPpLZgjm4owaKUAjFZ7NtZDlYe7M6zcOzB2eWOp8=\n"
-	f.Add(good)
-	f.Add(strings.Replace(good, "\n3\n", "\n03\n", 1))
-	f.Add(strings.Replace(good, "\n3\n", "\n-3\n", 1))
-	f.Add(strings.Replace(good, "\n3\n", "\n9223372036854775808\n", 1))
-	f.Add(strings.Replace(good, "p8=", "p9=", 1))
-	f.Add(strings.Replace(good, "=\n", "\n", 1))
-	f.Add(good + "extension\n")
-	f.Add(strings.TrimSuffix(good, "\n"))
-	f.Add("a+b\n1\n" + tlog.Hash{}.String() + "\n")
-	f.Add("x\n0\n" + tlog.Hash{}.String() + "\n")
-	f.Fuzz(func(t *testing.T, text string) {
-		c, err := node.ParseCheckpoint(text)
-		if err != nil {
-			if !errors.Is(err, node.ErrMalformedCheckpoint) {
-				t.Fatalf("error %v does not wrap ErrMalformedCheckpoint", err)
-			}
-			return
-		}
-		if again := c.Text(); again != text {
-			t.Fatalf("accepted %q, which formats as %q", text, again)
-		}
-	})
-}
-
-func TestParseCheckpointRefuses(t *testing.T) {
-	root := tlog.RecordHash([]byte("r")).String()
-	for _, text := range []string{
-		"",
-		"o\n1\n" + root,                          // no final newline
-		"o\n1\n" + root + "\next\n",              // an extension line
-		"o\n01\n" + root + "\n",                  // non-canonical size
-		"o\n+1\n" + root + "\n",                  // signed size
-		"o\n9223372036854775808\n" + root + "\n", // beyond int64
-		"o\n1\n" + root[:43] + "\n",              // unpadded root
-		"o\n1\nAAAA\n",                           // short root
-		"o p\n1\n" + root + "\n",                 // origin with a space
-		"o+p\n1\n" + root + "\n",                 // origin with a plus
-		"\n1\n" + root + "\n",                    // empty origin
-		strings.Repeat("o", 129) + "\n1\n" + root + "\n",
-	} {
-		if c, err := node.ParseCheckpoint(text); err == nil {
-			t.Errorf("ParseCheckpoint(%q) = %+v, want an error", text, c)
-		}
-	}
-	c, err := node.ParseCheckpoint("o\n0\n" + root + "\n")
-	if err != nil || c.Size != 0 || c.Origin != "o" || c.Root.String() != root {
-		t.Fatalf("ParseCheckpoint of a well-formed text: %+v, %v", c, err)
 	}
 }

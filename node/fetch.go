@@ -3,41 +3,11 @@ package node
 // Fetch: asking peers for records by CID, over the libp2p protocol
 // /entente/fetch/1.0.0 (protocol.FetchProtocolID).
 //
-// # Wire format
-//
-// A frame is an unsigned varint (multiformats unsigned-varint: LEB128,
-// minimally encoded) holding the length of what follows, then that many
-// bytes. Zero-length frames are not allowed.
-//
-// The client opens a stream, writes one request frame and closes its side
-// for writing. The request is a CBOR array of 1 to 64 byte strings, each a
-// binary CID (a record ID: CIDv1, dag-cbor, sha2-256), in the canonical
-// encoding (definite lengths, shortest heads). A request frame is at most
-// 4 KiB. For two CIDs:
-//
-//	4d                               frame length, 77
-//	82                               array of 2
-//	58 24 01 71 12 20 <32 bytes>     byte string of 36: the first CID
-//	58 24 01 71 12 20 <32 bytes>     the second CID
-//
-// The server answers with one frame per requested CID, in the order asked
-// (a CID asked twice is answered twice), then closes the stream. Each
-// frame holds one status byte and, for status 0, the record's bytes:
-//
-//	status 0  here is the record: the frame is 0x00 then the record's
-//	          encoding, so at most protocol.MaxRecordSize + 1 bytes
-//	status 1  not held, or not for you: the frame is the single byte 0x01
-//
-// A TLP:RED incident is sent only to a peer that is a node of one of the
-// incident's recipient jurisdictions (a founding node of it, or the holder
-// of a live node accreditation of it); anyone else gets status 1, exactly
-// as for a record the server does not hold, so a refusal reveals nothing.
-//
-// Either side resets the stream on anything else: a frame over its limit,
-// a non-minimal varint, a request that is not canonical CBOR or names no
-// CID, more than 64, or a byte string that is not one binary CID; a status
-// other than 0 and 1, or a record whose bytes do not hash to the CID asked
-// for. The server gives a stream 10 seconds in all.
+// The bytes are protocol's ("Wire protocols"). A TLP:RED incident is
+// sent only to a peer that may receive it (protocol's audience rule);
+// anyone else gets "not held", exactly as for a record the server does not
+// hold, so a refusal reveals nothing. The server gives a stream 10
+// seconds in all, and resets it on any malformed input.
 //
 // # Client
 //
@@ -53,42 +23,23 @@ package node
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"slices"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	mh "github.com/multiformats/go-multihash"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/store"
 )
 
-// Limits and timeouts of the fetch protocol.
+// Limits and timeouts of fetching.
 const (
-	// fetchMaxCIDs is the most CIDs one request may name.
-	fetchMaxCIDs = 64
-	// fetchMaxRequest bounds a request frame: 64 CIDs of 36 bytes with
-	// their CBOR heads take under 2.5 KiB.
-	fetchMaxRequest = 4 << 10
-	// fetchMaxResponse bounds a response frame: the status byte and a
-	// record.
-	fetchMaxResponse = protocol.MaxRecordSize + 1
-	// fetchMaxVarint is the longest frame length prefix read: multiformats
-	// unsigned varints are at most 9 bytes.
-	fetchMaxVarint = 9
-
-	fetchStatusRecord  = 0
-	fetchStatusNotHeld = 1
-
 	// fetchStreamTimeout is all the time the server gives a stream.
 	fetchStreamTimeout = 10 * time.Second
 	// fetchPeerTimeout is all the time the client gives one peer to answer
@@ -112,50 +63,18 @@ const (
 	fetchServiceName = "entente.fetch"
 	// fetchServerMemory is what a serving stream reserves: the request,
 	// one record in hand and the write buffer.
-	fetchServerMemory = fetchMaxRequest + protocol.MaxRecordSize + fetchWriteBuffer
+	fetchServerMemory = protocol.FetchMaxRequest + protocol.MaxRecordSize + fetchWriteBuffer
 	fetchWriteBuffer  = 4 << 10
 	// fetchClientMemory is what a fetching stream reserves: the read
-	// buffer and one response frame.
-	fetchClientMemory = fetchReadBuffer + fetchMaxResponse
+	// buffer and one answer frame.
+	fetchClientMemory = fetchReadBuffer + protocol.FetchMaxAnswer
 	fetchReadBuffer   = 4 << 10
 )
 
-// Errors of the fetch wire format. Peers cause them: they are logged at
-// debug level and end the stream with a reset.
 var (
-	errFrameTooLarge  = errors.New("fetch: frame over the size limit")
-	errFrameEmpty     = errors.New("fetch: empty frame")
-	errVarint         = errors.New("fetch: frame length is not a minimal unsigned varint")
-	errRequest        = errors.New("fetch: request is not a canonical CBOR array of 1 to 64 binary CIDs")
-	errResponse       = errors.New("fetch: response frame is neither a record (status 0) nor not held (status 1)")
 	errRecordMismatch = errors.New("fetch: the record sent does not hash to the CID asked for")
 	errFetchClosing   = errors.New("fetch: the node is shutting down")
 )
-
-var (
-	fetchEncMode = mustEncMode(cbor.CoreDetEncOptions())
-	fetchDecMode = mustDecMode(cbor.DecOptions{
-		MaxNestedLevels:  4,
-		MaxArrayElements: fetchMaxCIDs,
-		IndefLength:      cbor.IndefLengthForbidden,
-	})
-)
-
-func mustEncMode(o cbor.EncOptions) cbor.EncMode {
-	m, err := o.EncMode()
-	if err != nil {
-		panic(err)
-	}
-	return m
-}
-
-func mustDecMode(o cbor.DecOptions) cbor.DecMode {
-	m, err := o.DecMode()
-	if err != nil {
-		panic(err)
-	}
-	return m
-}
 
 // fetcher is the node's fetch protocol state: its metrics, the streams
 // being served, and the slots of the ingest hook.
@@ -230,22 +149,28 @@ func (n *Node) serveFetch(s network.Stream) error {
 	if err := s.SetDeadline(time.Now().Add(fetchStreamTimeout)); err != nil {
 		return err
 	}
-	frame, err := readFrame(bufio.NewReaderSize(s, 64), fetchMaxRequest)
+	frame, err := protocol.ReadFrame(bufio.NewReaderSize(s, 64), protocol.FetchMaxRequest)
 	if err != nil {
 		return fmt.Errorf("reading the request: %w", err)
 	}
-	cids, err := decodeFetchRequest(frame)
+	cids, err := protocol.DecodeFetchRequest(frame)
 	if err != nil {
 		return err
 	}
 	remote := s.Conn().RemotePeer()
 	w := bufio.NewWriterSize(s, fetchWriteBuffer)
+	var buf []byte
 	for _, c := range cids {
 		rec, err := n.servable(c, remote)
 		if err != nil {
 			return err
 		}
-		if err := writeResponse(w, rec); err != nil {
+		var b []byte
+		if rec != nil {
+			b = rec.Bytes()
+		}
+		buf = protocol.AppendFetchAnswer(buf[:0], b)
+		if _, err := w.Write(buf); err != nil {
 			return err
 		}
 	}
@@ -300,7 +225,7 @@ func (n *Node) mayReceiveRed(r *protocol.Record, p peer.ID) bool {
 // before.
 func (n *Node) Fetch(ctx context.Context, cids ...cid.Cid) (map[cid.Cid]*protocol.Record, error) {
 	for _, c := range cids {
-		if !isRecordID(c) {
+		if !protocol.IsRecordID(c) {
 			return nil, fmt.Errorf("fetch: %s is not a record ID (CIDv1, dag-cbor, sha2-256)", c)
 		}
 	}
@@ -402,8 +327,8 @@ func (r *fetchRun) download(ctx context.Context, cids []cid.Cid) map[cid.Cid]*pr
 	got := make(map[cid.Cid]*protocol.Record, len(cids))
 	missing := slices.Clone(cids)
 	for _, p := range r.n.fetchPeers() {
-		for start := 0; start < len(missing) && ctx.Err() == nil; start += fetchMaxCIDs {
-			batch := missing[start:min(start+fetchMaxCIDs, len(missing))]
+		for start := 0; start < len(missing) && ctx.Err() == nil; start += protocol.FetchMaxCIDs {
+			batch := missing[start:min(start+protocol.FetchMaxCIDs, len(missing))]
 			recs, err := r.n.askPeer(ctx, p, batch)
 			for c, rec := range recs {
 				got[c] = rec
@@ -447,17 +372,18 @@ func (n *Node) fetchPeers() []peer.ID {
 	return append(founding, others...)
 }
 
-// askPeer sends one request for cids (at most fetchMaxCIDs) to p and reads
+// askPeer sends one request for cids (at most protocol.FetchMaxCIDs) to p and reads
 // the answers. It returns the records got, each checked against the CID
 // asked for, and an error if the exchange ended early; what was got before
 // the error is good.
 func (n *Node) askPeer(ctx context.Context, p peer.ID, cids []cid.Cid) (_ map[cid.Cid]*protocol.Record, err error) {
 	ctx, cancel := context.WithTimeout(ctx, fetchPeerTimeout)
 	defer cancel()
-	req, err := encodeFetchRequest(cids)
+	body, err := protocol.EncodeFetchRequest(cids)
 	if err != nil {
 		return nil, err
 	}
+	req := protocol.AppendFrame(nil, body)
 	s, err := n.host.NewStream(network.WithNoDial(ctx, "fetch from connected peers"), p, protocol.FetchProtocolID)
 	if err != nil {
 		return nil, err
@@ -490,21 +416,22 @@ func (n *Node) askPeer(ctx context.Context, p peer.ID, cids []cid.Cid) (_ map[ci
 	got := make(map[cid.Cid]*protocol.Record, len(cids))
 	br := bufio.NewReaderSize(s, fetchReadBuffer)
 	for _, c := range cids {
-		frame, err := readFrame(br, fetchMaxResponse)
+		frame, err := protocol.ReadFrame(br, protocol.FetchMaxAnswer)
 		if err != nil {
 			return got, err
 		}
-		switch {
-		case len(frame) == 1 && frame[0] == fetchStatusNotHeld:
-		case len(frame) > 1 && frame[0] == fetchStatusRecord:
-			rec, err := decodeFetched(c, frame[1:])
-			if err != nil {
-				return got, err
-			}
-			got[c] = rec
-		default:
-			return got, errResponse
+		data, held, err := protocol.DecodeFetchAnswer(frame)
+		if err != nil {
+			return got, err
 		}
+		if !held {
+			continue
+		}
+		rec, err := decodeFetched(c, data)
+		if err != nil {
+			return got, err
+		}
+		got[c] = rec
 	}
 	return got, s.Close()
 }
@@ -565,123 +492,4 @@ func missingRef(err error) (cid.Cid, bool) {
 	}
 	c, err := protocol.ParseCID(pe.Ref)
 	return c, err == nil
-}
-
-// isRecordID reports whether c has the form of a record ID: CIDv1,
-// dag-cbor, sha2-256.
-func isRecordID(c cid.Cid) bool {
-	if !c.Defined() || c.Version() != 1 || c.Type() != protocol.CodecDagCBOR {
-		return false
-	}
-	p := c.Prefix()
-	return p.MhType == mh.SHA2_256 && p.MhLength == 32
-}
-
-// encodeFetchRequest is the request frame for cids.
-func encodeFetchRequest(cids []cid.Cid) ([]byte, error) {
-	if len(cids) == 0 || len(cids) > fetchMaxCIDs {
-		return nil, fmt.Errorf("fetch: a request names 1 to %d CIDs, not %d", fetchMaxCIDs, len(cids))
-	}
-	list := make([][]byte, len(cids))
-	for i, c := range cids {
-		list[i] = c.Bytes()
-	}
-	body, err := fetchEncMode.Marshal(list)
-	if err != nil {
-		return nil, fmt.Errorf("fetch: encode request: %w", err)
-	}
-	if len(body) > fetchMaxRequest {
-		return nil, errFrameTooLarge
-	}
-	return append(binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(body)), uint64(len(body))), body...), nil
-}
-
-// decodeFetchRequest parses a request frame's contents: it must be the
-// canonical encoding of 1 to fetchMaxCIDs byte strings, each exactly one
-// binary CID.
-func decodeFetchRequest(b []byte) ([]cid.Cid, error) {
-	var list [][]byte
-	if err := fetchDecMode.Unmarshal(b, &list); err != nil {
-		return nil, fmt.Errorf("%w: %v", errRequest, err)
-	}
-	if len(list) == 0 || len(list) > fetchMaxCIDs {
-		return nil, errRequest
-	}
-	// Parse then re-encode must give the same bytes: this refuses every
-	// encoding but the canonical one (tags, long heads, text strings).
-	if again, err := fetchEncMode.Marshal(list); err != nil || string(again) != string(b) {
-		return nil, fmt.Errorf("%w: not in canonical form", errRequest)
-	}
-	cids := make([]cid.Cid, len(list))
-	for i, raw := range list {
-		c, err := cid.Cast(raw)
-		if err != nil {
-			return nil, fmt.Errorf("%w: entry %d: %v", errRequest, i, err)
-		}
-		cids[i] = c
-	}
-	return cids, nil
-}
-
-// writeResponse writes the answer frame for one CID: the record, or "not
-// held" for nil.
-func writeResponse(w *bufio.Writer, rec *protocol.Record) error {
-	var head [binary.MaxVarintLen64 + 1]byte
-	if rec == nil {
-		h := append(binary.AppendUvarint(head[:0], 1), fetchStatusNotHeld)
-		_, err := w.Write(h)
-		return err
-	}
-	b := rec.Bytes()
-	h := append(binary.AppendUvarint(head[:0], uint64(1+len(b))), fetchStatusRecord)
-	if _, err := w.Write(h); err != nil {
-		return err
-	}
-	_, err := w.Write(b)
-	return err
-}
-
-// readFrame reads one frame of at most limit bytes.
-func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
-	size, err := readUvarint(r, uint64(limit))
-	if err != nil {
-		return nil, err
-	}
-	if size == 0 {
-		return nil, errFrameEmpty
-	}
-	buf := make([]byte, size)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
-	}
-	return buf, nil
-}
-
-// readUvarint reads a minimally encoded unsigned varint no larger than
-// limit, reading no further than the byte where it goes over.
-func readUvarint(r io.ByteReader, limit uint64) (uint64, error) {
-	var x uint64
-	for i := 0; i < fetchMaxVarint; i++ {
-		b, err := r.ReadByte()
-		if err != nil {
-			if i > 0 && errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return 0, err
-		}
-		x |= uint64(b&0x7f) << (7 * i)
-		if x > limit {
-			return 0, errFrameTooLarge
-		}
-		if b < 0x80 {
-			if b == 0 && i > 0 {
-				return 0, errVarint
-			}
-			return x, nil
-		}
-	}
-	return 0, errVarint
 }

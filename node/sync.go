@@ -2,9 +2,7 @@ package node
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +14,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	mh "github.com/multiformats/go-multihash"
 
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/protocol/negentropy"
@@ -28,39 +25,17 @@ import (
 // records (all but receipts and TLP:RED notices), keyed by (issued_at,
 // CID) and reconciled with negentropy (range-based set reconciliation):
 // the initiator learns which records it lacks and fetches them from that
-// peer; the peer, which runs its own sessions, fetches what it lacks.
-//
-// Wire: frames of an unsigned varint length then that many bytes, each a
-// negentropy message; the initiator writes, the responder answers each
-// frame with one frame, until the initiator is done and closes.
+// peer; the peer, which runs its own sessions, fetches what it lacks. A
+// node that holds nothing asks for the peer's whole set instead, over
+// /entente/sync-all/1.0.0. The bytes are protocol's ("Wire protocols").
 const (
-	syncFrameLimit    = 512 << 10 // bytes of one frame
-	syncNegFrameLimit = 256 << 10 // negentropy's own message limit
-	syncMaxRounds     = 1000
 	syncSessionTime   = 2 * time.Minute
 	syncMaxSessions   = 4 // sessions this node initiates at once
 	syncFetchChunk    = 64
 	syncIngestWorkers = 128
 	syncServiceName   = "entente.sync"
-	syncMemory        = 2 * syncFrameLimit
+	syncMemory        = 2 * protocol.SyncMaxFrame
 )
-
-// recordID is the negentropy ID of a record: its CID's SHA-256 digest
-// (every record ID is CIDv1 dag-cbor sha2-256).
-func recordID(c cid.Cid) (negentropy.ID, bool) {
-	var id negentropy.ID
-	b := c.Bytes()
-	if len(b) != 36 || !isRecordID(c) {
-		return id, false
-	}
-	copy(id[:], b[4:])
-	return id, true
-}
-
-func recordCIDOf(id negentropy.ID) cid.Cid {
-	m, _ := mh.Encode(id[:], mh.SHA2_256)
-	return cid.NewCidV1(protocol.CodecDagCBOR, m)
-}
 
 // syncIndex is the node's sync set in memory, and the sorted vector built
 // from it (rebuilt when the set grew).
@@ -71,7 +46,7 @@ type syncIndex struct {
 }
 
 func (x *syncIndex) add(issuedAt int64, c cid.Cid) {
-	id, ok := recordID(c)
+	id, ok := protocol.SyncID(c)
 	if !ok {
 		return
 	}
@@ -136,6 +111,7 @@ func (n *Node) startSync() error {
 	}
 	n.sync = s
 	n.serveStreams(protocol.SyncProtocolID, n.handleSync)
+	n.serveStreams(protocol.SyncAllProtocolID, n.handleSyncAll)
 	s.notifee = &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
 		select {
 		case s.wake <- c.RemotePeer():
@@ -265,16 +241,25 @@ type SyncResult struct {
 // SyncWith runs one session with p as the initiator: reconcile, then
 // fetch and ingest what this node lacks.
 func (n *Node) SyncWith(ctx context.Context, p peer.ID) (SyncResult, error) {
+	if n.sync.index.len() == 0 {
+		res, err := n.syncAll(ctx, p)
+		n.finishSync(ctx, p, res, err)
+		return res, err
+	}
 	res, need, err := n.reconcile(ctx, p)
 	if err == nil && len(need) > 0 {
 		res.Fetched, res.FetchBytes, err = n.fetchNeeded(ctx, p, need)
 	}
+	n.finishSync(ctx, p, res, err)
+	return res, err
+}
+
+func (n *Node) finishSync(ctx context.Context, p peer.ID, res SyncResult, err error) {
 	if err != nil && ctx.Err() == nil {
 		n.log.Debug("sync failed", "peer", p.String(), "err", err)
 	}
 	n.sync.record(p, res, err)
 	n.metrics.syncSessions.Inc()
-	return res, err
 }
 
 func (n *Node) reconcile(ctx context.Context, p peer.ID) (res SyncResult, need []negentropy.ID, err error) {
@@ -284,7 +269,7 @@ func (n *Node) reconcile(ctx context.Context, p peer.ID) (res SyncResult, need [
 	if err != nil {
 		return res, nil, err
 	}
-	neg, err := negentropy.New(vec, syncNegFrameLimit)
+	neg, err := negentropy.New(vec, protocol.SyncMaxMessage)
 	if err != nil {
 		return res, nil, err
 	}
@@ -310,30 +295,19 @@ func (n *Node) reconcile(ctx context.Context, p peer.ID) (res SyncResult, need [
 		s.SetDeadline(d)
 	}
 	br := bufio.NewReader(s)
-	if vec.Len() == 0 {
-		// A node with nothing asks for everything: reconciling would only
-		// send it every ID, which it would then send back to ask for the
-		// records.
-		res.Fetched, res.BytesIn, err = n.receiveAll(ctx, s, br)
-		res.Rounds, res.BytesOut, res.Need = 1, len(syncAllRequest), res.Fetched
-		if err != nil {
-			return res, nil, err
-		}
-		return res, nil, s.Close()
-	}
 	msg, err := neg.Initiate()
 	if err != nil {
 		return res, nil, err
 	}
 	for {
-		if res.Rounds++; res.Rounds > syncMaxRounds {
-			return res, nil, fmt.Errorf("sync: more than %d rounds", syncMaxRounds)
+		if res.Rounds++; res.Rounds > protocol.SyncMaxRounds {
+			return res, nil, fmt.Errorf("sync: more than %d rounds", protocol.SyncMaxRounds)
 		}
 		res.BytesOut += len(msg)
 		if err := writeSyncFrame(s, msg); err != nil {
 			return res, nil, err
 		}
-		reply, err := readFrame(br, syncFrameLimit)
+		reply, err := protocol.ReadFrame(br, protocol.SyncMaxFrame)
 		if err != nil {
 			return res, nil, fmt.Errorf("sync: reading the answer: %w", err)
 		}
@@ -377,24 +351,21 @@ func (n *Node) serveSync(s network.Stream) error {
 	if err != nil {
 		return err
 	}
-	neg, err := negentropy.New(vec, syncNegFrameLimit)
+	neg, err := negentropy.New(vec, protocol.SyncMaxMessage)
 	if err != nil {
 		return err
 	}
 	br := bufio.NewReader(s)
 	for rounds := 0; ; rounds++ {
-		if rounds > syncMaxRounds {
-			return fmt.Errorf("more than %d rounds", syncMaxRounds)
+		if rounds > protocol.SyncMaxRounds {
+			return fmt.Errorf("more than %d rounds", protocol.SyncMaxRounds)
 		}
-		frame, err := readFrame(br, syncFrameLimit)
+		frame, err := protocol.ReadFrame(br, protocol.SyncMaxFrame)
 		if errors.Is(err, io.EOF) && rounds > 0 {
 			return nil // the initiator is done
 		}
 		if err != nil {
 			return err
-		}
-		if rounds == 0 && bytes.Equal(frame, syncAllRequest) {
-			return n.sendAll(s)
 		}
 		reply, err := neg.Reconcile(frame)
 		if err != nil {
@@ -406,21 +377,37 @@ func (n *Node) serveSync(s network.Stream) error {
 	}
 }
 
-// syncAllRequest, as the first frame of a session instead of a negentropy
-// message (which starts with its version byte, 0x61), asks the responder for
-// its whole sync set: one frame per record, in (issued_at, CID) order, then
-// the end of the stream.
-var syncAllRequest = []byte{0x00}
+// handleSyncAll answers a sync-all request: the peer, which holds
+// nothing, asks for the whole sync set. The answer is one frame per
+// record, in (issued_at, CID) order, then the end of the stream.
+func (n *Node) handleSyncAll(s network.Stream) {
+	if err := n.sendAll(s); err != nil {
+		s.Reset()
+		n.log.Debug("sync-all refused", "peer", s.Conn().RemotePeer().String(), "err", err)
+		return
+	}
+	s.Close()
+}
 
-// sendAll answers syncAllRequest.
 func (n *Node) sendAll(s network.Stream) error {
+	if err := s.Scope().SetService(syncServiceName); err != nil {
+		return err
+	}
+	s.SetDeadline(time.Now().Add(syncSessionTime))
+	// The request is the stream itself: the asker writes nothing.
+	if b, err := readAll(s, 0); err != nil || len(b) > 0 {
+		return fmt.Errorf("a sync-all request with a body")
+	}
 	w := bufio.NewWriterSize(s, 64<<10)
+	var frame []byte
 	err := n.store.SyncItems(func(_ int64, c cid.Cid) error {
 		b, err := n.store.GetBytes(c)
 		if err != nil {
 			return err
 		}
-		return writeSyncFrame(w, b)
+		frame = protocol.AppendFrame(frame[:0], b)
+		_, err = w.Write(frame)
+		return err
 	})
 	if err != nil {
 		return err
@@ -428,21 +415,53 @@ func (n *Node) sendAll(s network.Stream) error {
 	return w.Flush()
 }
 
-// receiveAll sends syncAllRequest and ingests every record the peer sends
-// back, until the end of the stream.
-func (n *Node) receiveAll(ctx context.Context, s network.Stream, br *bufio.Reader) (accepted, wire int, err error) {
-	if err := writeSyncFrame(s, syncAllRequest); err != nil {
-		return 0, 0, err
+// syncAll asks p for its whole sync set and ingests every record it
+// sends: for a node that holds nothing, reconciling would only send it
+// every ID, which it would then send back to ask for the records.
+func (n *Node) syncAll(ctx context.Context, p peer.ID) (res SyncResult, err error) {
+	ctx, cancel := context.WithTimeout(ctx, syncSessionTime)
+	defer cancel()
+	s, err := n.host.NewStream(network.WithNoDial(ctx, "sync with a connected peer"), p, protocol.SyncAllProtocolID)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if err != nil {
+			s.Reset()
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
+	if err := s.Scope().SetService(syncServiceName); err != nil {
+		return res, err
+	}
+	if err := s.Scope().ReserveMemory(syncMemory, network.ReservationPriorityAlways); err != nil {
+		return res, err
+	}
+	defer s.Scope().ReleaseMemory(syncMemory)
+	if d, ok := ctx.Deadline(); ok {
+		s.SetDeadline(d)
 	}
 	if err := s.CloseWrite(); err != nil {
-		return 0, 0, err
+		return res, err
 	}
+	res.Fetched, res.BytesIn, err = n.receiveAll(ctx, bufio.NewReader(s))
+	res.Rounds, res.Need = 1, res.Fetched
+	if err != nil {
+		return res, err
+	}
+	return res, s.Close()
+}
+
+// receiveAll ingests every record the peer sends, until the end of the
+// stream.
+func (n *Node) receiveAll(ctx context.Context, br *bufio.Reader) (accepted, wire int, err error) {
 	recs := make(chan *protocol.Record, 4*syncFetchChunk)
 	received := 0
 	done := make(chan int, 1)
 	go func() { done <- n.ingestAll(ctx, recs) }()
 	for {
-		frame, ferr := readFrame(br, syncFrameLimit)
+		frame, ferr := protocol.ReadFrame(br, protocol.MaxRecordSize)
 		if errors.Is(ferr, io.EOF) {
 			break
 		}
@@ -450,7 +469,7 @@ func (n *Node) receiveAll(ctx context.Context, s network.Stream, br *bufio.Reade
 			err = fmt.Errorf("sync: reading records: %w", ferr)
 			break
 		}
-		wire += frameLen(len(frame))
+		wire += protocol.FrameLen(len(frame))
 		if received++; received%(16*syncFetchChunk) == 0 {
 			n.log.Info("sync: catching up", "records", received, "bytes", wire)
 		}
@@ -499,14 +518,8 @@ func (n *Node) ingestAll(ctx context.Context, recs <-chan *protocol.Record) int 
 	return int(ok.Load())
 }
 
-// frameLen is the bytes a frame of n bytes takes on the wire.
-func frameLen(n int) int {
-	return len(binary.AppendUvarint(nil, uint64(n))) + n
-}
-
 func writeSyncFrame(w io.Writer, b []byte) error {
-	frame := binary.AppendUvarint(make([]byte, 0, len(b)+binary.MaxVarintLen64), uint64(len(b)))
-	_, err := w.Write(append(frame, b...))
+	_, err := w.Write(protocol.AppendFrame(make([]byte, 0, len(b)+protocol.MaxVarintLen), b))
 	return err
 }
 
@@ -523,17 +536,17 @@ func (n *Node) fetchNeeded(ctx context.Context, p peer.ID, need []negentropy.ID)
 		chunk := need[start:min(start+syncFetchChunk, len(need))]
 		cids := make([]cid.Cid, len(chunk))
 		for i, id := range chunk {
-			cids[i] = recordCIDOf(id)
+			cids[i] = protocol.RecordIDOf(id)
 		}
 		got, ferr := n.askPeer(ctx, p, cids)
-		req, _ := encodeFetchRequest(cids)
-		wire += frameLen(len(req)) + (len(cids)-len(got))*frameLen(1)
+		req, _ := protocol.EncodeFetchRequest(cids)
+		wire += protocol.FrameLen(len(req)) + (len(cids)-len(got))*protocol.FrameLen(1)
 		// Oldest first: accreditations tend to come before what they
 		// authorise.
 		batch := make([]*protocol.Record, 0, len(got))
 		for _, r := range got {
 			batch = append(batch, r)
-			wire += frameLen(1 + len(r.Bytes()))
+			wire += protocol.FrameLen(1 + len(r.Bytes()))
 		}
 		sort.Slice(batch, func(i, j int) bool { return batch[i].IssuedAt() < batch[j].IssuedAt() })
 		for _, r := range batch {

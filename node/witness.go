@@ -1,19 +1,17 @@
 package node
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	libp2pprotocol "github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -23,32 +21,14 @@ import (
 )
 
 // Witnessing (DESIGN.md §6). Every WitnessInterval the node asks each
-// connected peer for its latest checkpoint over /entente/checkpoint/1.0.0,
+// connected peer for its latest checkpoint (protocol.CheckpointProtocolID),
 // verifies the note with the peer's key, checks that it is consistent with
-// the last checkpoint of that peer the node verified, and cosigns it.
-//
-// Wire: the asker writes one unsigned varint, the size of the last
-// checkpoint of the peer it verified (0 for none). The peer answers with
-// an unsigned varint length and its latest checkpoint note (length 0 when
-// its log is empty), then an unsigned varint count and that many 32-byte
-// hashes: the consistency proof (tlog.ProveTree) from the asked size to
-// the note's, empty when the asked size is 0 or not smaller.
-//
-// Cosignature: the node adds to the peer's note (the peer's own signature
-// only) a C2SP tlog-cosignature "cosignature/v1" signature of its own
-// (cosignature.go), with its checkpoint key and name
-// CheckpointOrigin(federation, own ID), over the checkpoint body and the
-// time of verification. The cosigned note is kept per peer in the store.
-//
-// Returning cosignatures: after a checkpoint exchange the asker opens a
-// second stream of the same protocol and sends the cosigned note back:
-// the unsigned varint 2^64-1 (cosignatureRequest; never a size, which
-// fits an int64), then an unsigned varint length and the note. The peer
-// verifies that the note is its checkpoint and that it carries a valid
-// cosignature of the asker (VerifyCosignature), adds the cosignature to
-// its latest checkpoint's note if it is of that checkpoint
-// (AddCosignature), and answers one byte: 0 kept, 1 stale (not its latest
-// checkpoint), 2 refused.
+// the last checkpoint of that peer the node verified, cosigns it
+// (cosignature/v1) and keeps the cosigned note per peer in the store. It
+// then returns the cosigned note to the peer (protocol.CosignProtocolID),
+// which adds the cosignature to its latest checkpoint's note if it is of
+// that checkpoint (AddCosignature). The bytes are protocol's ("Wire
+// protocols").
 //
 // Equivocation: a checkpoint of a peer with the size of the last verified
 // one and another root, or a newer one whose consistency proof from the
@@ -57,11 +37,7 @@ import (
 // Status.Alerts and issues an incident (critical, open, TLP:AMBER,
 // category "equivocation", affected the peer) — once per (peer, size).
 // Checkpoints older than the last verified one are not checked.
-const (
-	witnessMaxNote  = store.MaxCheckpointNote
-	witnessMaxProof = 64
-	witnessTimeout  = 15 * time.Second
-)
+const witnessTimeout = 15 * time.Second
 
 // Kinds of equivocation, as WitnessAlert.Kind names them.
 const (
@@ -144,6 +120,7 @@ func (n *Node) startWitness() error {
 			return float64(len(w.evidence))
 		}))
 	n.serveStreams(protocol.CheckpointProtocolID, n.handleCheckpointStream)
+	n.serveStreams(protocol.CosignProtocolID, n.handleCosign)
 	n.wg.Add(1)
 	go n.witnessLoop()
 	return nil
@@ -171,19 +148,26 @@ func (n *Node) witnessLoop() {
 	}
 }
 
-// handleCheckpointStream answers a checkpoint request with the latest checkpoint
-// and a consistency proof from the asked size.
+// handleCheckpointStream answers a checkpoint request with the latest
+// checkpoint and a consistency proof from the asked size.
 func (n *Node) handleCheckpointStream(s network.Stream) {
-	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(witnessTimeout))
-	from, err := binary.ReadUvarint(bufio.NewReaderSize(io.LimitReader(s, binary.MaxVarintLen64), binary.MaxVarintLen64))
-	if err != nil {
+	if err := n.answerCheckpoint(s); err != nil {
 		s.Reset()
+		n.log.Debug("checkpoint request refused", "peer", shortID(s.Conn().RemotePeer()), "err", err)
 		return
 	}
-	if from == cosignatureRequest {
-		n.handleCosignature(s)
-		return
+	s.Close()
+}
+
+func (n *Node) answerCheckpoint(s network.Stream) error {
+	req, err := readAll(s, protocol.MaxCheckpointRequest)
+	if err != nil {
+		return err
+	}
+	from, err := protocol.DecodeCheckpointRequest(req)
+	if err != nil {
+		return err
 	}
 	var msg []byte
 	var proof tlog.TreeProof
@@ -191,30 +175,34 @@ func (n *Node) handleCheckpointStream(s network.Stream) {
 	switch {
 	case errors.Is(err, ErrEmptyLog):
 	case err != nil:
-		s.Reset()
-		return
+		return err
 	default:
 		msg = sc.Note
 		if from > 0 && from < sc.Size {
 			if proof, err = n.store.ConsistencyProof(from, sc.Size); err != nil {
-				s.Reset()
-				return
+				return err
 			}
 		}
 	}
-	if len(msg) > witnessMaxNote || len(proof) > witnessMaxProof {
-		s.Reset()
-		return
+	answer, err := protocol.EncodeCheckpointAnswer(msg, proof)
+	if err != nil {
+		return err
 	}
-	b := binary.AppendUvarint(nil, uint64(len(msg)))
-	b = append(b, msg...)
-	b = binary.AppendUvarint(b, uint64(len(proof)))
-	for _, h := range proof {
-		b = append(b, h[:]...)
+	_, err = s.Write(answer)
+	return err
+}
+
+// readAll reads what the peer wrote until it closed its side, at most
+// limit bytes; more is an error.
+func readAll(s network.Stream, limit int) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(s, int64(limit)+1))
+	if err != nil {
+		return nil, err
 	}
-	if _, err := s.Write(b); err != nil {
-		s.Reset()
+	if len(b) > limit {
+		return nil, fmt.Errorf("a message over %d bytes", limit)
 	}
+	return b, nil
 }
 
 // WitnessPeer asks peer p for its latest checkpoint and observes it
@@ -236,21 +224,14 @@ func (n *Node) WitnessPeer(ctx context.Context, p peer.ID) (err error) {
 		from = st.Size
 	}
 	n.witness.mu.Unlock()
-	s, err := n.host.NewStream(ctx, p, protocol.CheckpointProtocolID)
+	answer, err := n.exchange(ctx, p, protocol.CheckpointProtocolID, protocol.EncodeCheckpointRequest(from), protocol.MaxCheckpointAnswer)
 	if err != nil {
 		return fmt.Errorf("checkpoint of %s: %w", shortID(p), err)
 	}
-	stop := context.AfterFunc(ctx, func() { s.Reset() })
-	defer stop()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = s.SetDeadline(dl)
-	}
-	msg, proof, err := readCheckpointAnswer(s, from)
+	msg, proof, err := protocol.DecodeCheckpointAnswer(answer)
 	if err != nil {
-		s.Reset()
 		return fmt.Errorf("checkpoint of %s: %w", shortID(p), err)
 	}
-	s.Close()
 	if len(msg) == 0 {
 		return fmt.Errorf("checkpoint of %s: %w", shortID(p), ErrEmptyLog)
 	}
@@ -267,122 +248,88 @@ func (n *Node) WitnessPeer(ctx context.Context, p peer.ID) (err error) {
 	return nil
 }
 
-// cosignatureRequest is the first varint of a request that returns a
-// cosignature (see the wire format above).
-const cosignatureRequest = math.MaxUint64
-
-// Answers to a cosignature request.
-const (
-	cosignatureKept    = 0
-	cosignatureStale   = 1
-	cosignatureRefused = 2
-)
-
-// SendCosignature sends msg, a checkpoint note of peer p carrying this
-// node's cosignature, back to p. It returns an error wrapping
-// ErrStaleCosignature when p has a newer checkpoint, ErrBadCosignature
-// when p refused it.
-func (n *Node) SendCosignature(ctx context.Context, p peer.ID, msg []byte) error {
-	if len(msg) > witnessMaxNote {
-		return fmt.Errorf("cosignature for %s: note of %d bytes (at most %d)", shortID(p), len(msg), witnessMaxNote)
-	}
+// exchange opens a stream of proto to p, writes req, closes its side and
+// reads the answer until the peer closes, at most limit bytes.
+func (n *Node) exchange(ctx context.Context, p peer.ID, proto libp2pprotocol.ID, req []byte, limit int) (_ []byte, err error) {
 	ctx, cancel := context.WithTimeout(ctx, witnessTimeout)
 	defer cancel()
-	s, err := n.host.NewStream(ctx, p, protocol.CheckpointProtocolID)
+	s, err := n.host.NewStream(ctx, p, proto)
 	if err != nil {
-		return fmt.Errorf("cosignature for %s: %w", shortID(p), err)
+		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			s.Reset()
+		}
+	}()
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
 	defer stop()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}
-	b := binary.AppendUvarint(nil, cosignatureRequest)
-	b = binary.AppendUvarint(b, uint64(len(msg)))
-	b = append(b, msg...)
-	var ans [1]byte
-	if _, err := s.Write(b); err == nil {
-		if err = s.CloseWrite(); err == nil {
-			_, err = io.ReadFull(s, ans[:])
-		}
-	}
-	if err != nil {
-		s.Reset()
-		return fmt.Errorf("cosignature for %s: %w", shortID(p), err)
-	}
-	s.Close()
-	switch ans[0] {
-	case cosignatureKept:
-		return nil
-	case cosignatureStale:
-		return fmt.Errorf("cosignature for %s: %w", shortID(p), ErrStaleCosignature)
-	default:
-		return fmt.Errorf("cosignature for %s: %w: refused", shortID(p), ErrBadCosignature)
-	}
-}
-
-// handleCosignature answers a cosignature request (after its first
-// varint).
-func (n *Node) handleCosignature(s network.Stream) {
-	r := bufio.NewReader(io.LimitReader(s, binary.MaxVarintLen64+witnessMaxNote))
-	ln, err := binary.ReadUvarint(r)
-	if err != nil || ln > witnessMaxNote {
-		s.Reset()
-		return
-	}
-	msg := make([]byte, ln)
-	if _, err := io.ReadFull(r, msg); err != nil {
-		s.Reset()
-		return
-	}
-	ans := byte(cosignatureKept)
-	from := s.Conn().RemotePeer()
-	switch err := n.AddCosignature(from, msg); {
-	case err == nil:
-	case errors.Is(err, ErrStaleCosignature):
-		ans = cosignatureStale
-	default:
-		ans = cosignatureRefused
-		n.log.Debug("refused a cosignature", "peer", shortID(from), "err", err)
-	}
-	if _, err := s.Write([]byte{ans}); err != nil {
-		s.Reset()
-	}
-}
-
-func readCheckpointAnswer(s network.Stream, from uint64) ([]byte, tlog.TreeProof, error) {
-	if _, err := s.Write(binary.AppendUvarint(nil, from)); err != nil {
-		return nil, nil, err
+	if _, err := s.Write(req); err != nil {
+		return nil, err
 	}
 	if err := s.CloseWrite(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	r := bufio.NewReader(io.LimitReader(s, witnessMaxNote+witnessMaxProof*tlog.HashSize+2*binary.MaxVarintLen64))
-	ln, err := binary.ReadUvarint(r)
+	answer, err := readAll(s, limit)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if ln > witnessMaxNote {
-		return nil, nil, fmt.Errorf("note of %d bytes (at most %d)", ln, witnessMaxNote)
-	}
-	msg := make([]byte, ln)
-	if _, err := io.ReadFull(r, msg); err != nil {
-		return nil, nil, err
-	}
-	cnt, err := binary.ReadUvarint(r)
+	return answer, s.Close()
+}
+
+// SendCosignature sends msg, a checkpoint note of peer p carrying this
+// node's cosignature, back to p. It returns an error wrapping
+// ErrStaleCosignature when p has a newer checkpoint,
+// protocol.ErrBadCosignature when p refused it.
+func (n *Node) SendCosignature(ctx context.Context, p peer.ID, msg []byte) error {
+	req, err := protocol.EncodeCosignRequest(msg)
 	if err != nil {
-		return nil, nil, err
+		return fmt.Errorf("cosignature for %s: %w", shortID(p), err)
 	}
-	if cnt > witnessMaxProof {
-		return nil, nil, fmt.Errorf("proof of %d hashes (at most %d)", cnt, witnessMaxProof)
+	b, err := n.exchange(ctx, p, protocol.CosignProtocolID, req, 1)
+	if err != nil {
+		return fmt.Errorf("cosignature for %s: %w", shortID(p), err)
 	}
-	proof := make(tlog.TreeProof, cnt)
-	for i := range proof {
-		if _, err := io.ReadFull(r, proof[i][:]); err != nil {
-			return nil, nil, err
+	ans, err := protocol.DecodeCosignAnswer(b)
+	switch {
+	case err != nil:
+		return fmt.Errorf("cosignature for %s: %w", shortID(p), err)
+	case ans == protocol.CosignStale:
+		return fmt.Errorf("cosignature for %s: %w", shortID(p), ErrStaleCosignature)
+	case ans == protocol.CosignRefused:
+		return fmt.Errorf("cosignature for %s: %w: refused", shortID(p), protocol.ErrBadCosignature)
+	}
+	return nil
+}
+
+// handleCosign answers a cosign request.
+func (n *Node) handleCosign(s network.Stream) {
+	_ = s.SetDeadline(time.Now().Add(witnessTimeout))
+	from := s.Conn().RemotePeer()
+	req, err := readAll(s, protocol.MaxCosignRequest)
+	if err == nil {
+		var msg []byte
+		if msg, err = protocol.DecodeCosignRequest(req); err == nil {
+			ans := protocol.CosignKept
+			switch err := n.AddCosignature(from, msg); {
+			case err == nil:
+			case errors.Is(err, ErrStaleCosignature):
+				ans = protocol.CosignStale
+			default:
+				ans = protocol.CosignRefused
+				n.log.Debug("refused a cosignature", "peer", shortID(from), "err", err)
+			}
+			if _, err := s.Write([]byte{byte(ans)}); err == nil {
+				s.Close()
+				return
+			}
 		}
 	}
-	return msg, proof, nil
+	n.log.Debug("cosign request refused", "peer", shortID(from), "err", err)
+	s.Reset()
 }
 
 // ErrEquivocation is returned by ObserveCheckpoint for a checkpoint that
@@ -400,24 +347,17 @@ func (n *Node) ObserveCheckpoint(ctx context.Context, p peer.ID, msg []byte, pro
 	if n.ctx.Err() != nil {
 		return WitnessStatus{}, ErrClosed
 	}
-	if len(msg) > witnessMaxNote {
-		return WitnessStatus{}, fmt.Errorf("%w: note of %d bytes (at most %d)", ErrMalformedCheckpoint, len(msg), witnessMaxNote)
-	}
-	vkey, err := CheckpointVerifierKey(n.cfg.Federation.Name, p)
+	v, err := protocol.CheckpointVerifier(n.cfg.Federation.Name, p)
 	if err != nil {
 		return WitnessStatus{}, err
 	}
-	v, err := note.NewVerifier(vkey)
+	sc, err := protocol.OpenCheckpointWith(msg, v)
 	if err != nil {
 		return WitnessStatus{}, err
 	}
 	nt, err := note.Open(msg, note.VerifierList(v))
 	if err != nil {
 		return WitnessStatus{}, fmt.Errorf("checkpoint of %s: %w", shortID(p), err)
-	}
-	sc, err := openCheckpoint(msg, v)
-	if err != nil {
-		return WitnessStatus{}, err
 	}
 	w := n.witness
 	w.mu.Lock()
@@ -464,12 +404,11 @@ func (n *Node) ObserveCheckpoint(ctx context.Context, p peer.ID, msg []byte, pro
 			ErrEquivocation, p, ev.Kind, ev.Sizes[0], ev.Sizes[1], ev.Roots[0], ev.Roots[1])
 	}
 	// Cosign: the peer's verified signature and this node's cosignature.
-	signed, err := note.Sign(&note.Note{Text: nt.Text, Sigs: nt.Sigs})
+	cosigned, err := n.checkpoints.signer.Cosign(nt, n.cfg.Now())
 	if err != nil {
 		w.mu.Unlock()
-		return WitnessStatus{}, fmt.Errorf("cosigning: %w", err)
+		return WitnessStatus{}, err
 	}
-	cosigned := append(signed, cosignatureLine(n.checkpoints.signer.name, n.checkpoints.signer.key, []byte(nt.Text), n.cfg.Now())...)
 	st := store.WitnessState{Peer: p.String(), Size: sc.Size, Root: sc.Root, Note: cosigned, At: n.cfg.Now().UnixMilli()}
 	// Kept under the lock, so that a concurrent observer sees states in order.
 	if err := n.store.SaveWitnessState(st); err != nil {

@@ -55,8 +55,8 @@ func (s *testNoteSigner) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(
 // forgeCheckpoint signs a checkpoint of m's origin with m's key.
 func forgeCheckpoint(t *testing.T, tn *testnet.Net, m *testnet.Member, size uint64, root tlog.Hash) []byte {
 	t.Helper()
-	origin := node.CheckpointOrigin(tn.Federation.Name, m.ID())
-	cp := node.Checkpoint{Origin: origin, Size: size, Root: root}
+	origin := protocol.CheckpointOrigin(tn.Federation.Name, m.ID())
+	cp := protocol.LogCheckpoint{Origin: origin, Size: size, Root: root}
 	msg, err := note.Sign(&note.Note{Text: cp.Text()}, newTestNoteSigner(t, origin, m.Key))
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func forgeCheckpoint(t *testing.T, tn *testnet.Net, m *testnet.Member, size uint
 }
 
 // grow submits k records to m and has m sign a checkpoint covering them.
-func grow(t *testing.T, tn *testnet.Net, m *testnet.Member, k int) node.SignedCheckpoint {
+func grow(t *testing.T, tn *testnet.Net, m *testnet.Member, k int) protocol.SignedCheckpoint {
 	t.Helper()
 	ctx := testCtx(t, 10*time.Second)
 	for i := 0; i < k; i++ {
@@ -114,8 +114,8 @@ func TestWitnessGrowingLogNoAlert(t *testing.T) {
 		t.Fatal("no witnessed note")
 	}
 	fed := tn.Federation.Name
-	vb, _ := node.CheckpointVerifierKey(fed, b.ID())
-	va, _ := node.CheckpointVerifierKey(fed, a.ID())
+	vb, _ := protocol.CheckpointVerifierKey(fed, b.ID())
+	va, _ := protocol.CheckpointVerifierKey(fed, a.ID())
 	verB, err := note.NewVerifier(vb)
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +131,7 @@ func TestWitnessGrowingLogNoAlert(t *testing.T) {
 	if len(nt.Sigs) != 1 || nt.Sigs[0].Name != verB.Name() {
 		t.Fatalf("cosigned note has %d verified signatures, want B's", len(nt.Sigs))
 	}
-	if _, err := node.VerifyCosignature(msg, fed, a.ID()); err != nil {
+	if _, _, err := protocol.VerifyCosignature(msg, fed, a.ID()); err != nil {
 		t.Fatalf("A's cosignature: %v", err)
 	}
 	// Asking again with nothing new is a no-op.
@@ -173,7 +173,7 @@ func TestWitnessEquivocationSameSize(t *testing.T) {
 	if !ok || len(notes) != 2 || string(notes[1]) != string(forged) {
 		t.Fatalf("evidence not kept: %v", ok)
 	}
-	if _, err := node.OpenCheckpoint(notes[0], tn.Federation.Name, b.ID()); err != nil {
+	if _, err := protocol.OpenCheckpoint(notes[0], tn.Federation.Name, b.ID()); err != nil {
 		t.Fatalf("first evidence note: %v", err)
 	}
 	// The verified state is unchanged.
@@ -271,7 +271,7 @@ func TestWitnessCosignaturesReturned(t *testing.T) {
 	if resp.status != http.StatusOK {
 		t.Fatalf("checkpoint: %d %s", resp.status, resp.body)
 	}
-	got, err := node.OpenCheckpoint(resp.body, fed, a.ID())
+	got, err := protocol.OpenCheckpoint(resp.body, fed, a.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func TestWitnessCosignaturesReturned(t *testing.T) {
 		t.Fatalf("checkpoint %d %s, want %d %s", got.Size, got.Root, sc.Size, sc.Root)
 	}
 	for _, w := range []*testnet.Member{b, c} {
-		if _, err := node.VerifyCosignature(resp.body, fed, w.ID()); err != nil {
+		if _, _, err := protocol.VerifyCosignature(resp.body, fed, w.ID()); err != nil {
 			t.Fatalf("cosignature of %s: %v", w.ID(), err)
 		}
 	}
@@ -302,17 +302,17 @@ func TestWitnessCosignaturesReturned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := sc.Checkpoint.Text()
+	body := sc.LogCheckpoint.Text()
 	ts := uint64(time.Now().Unix())
-	name := node.CheckpointOrigin(fed, c.ID())
+	name := protocol.CheckpointOrigin(fed, c.ID())
 	h := sha256.Sum256(append([]byte(name+"\n\x04"), c.ID()[len(c.ID())-32:]...))
 	sig := append(h[:4:4], binary.BigEndian.AppendUint64(nil, ts)...)
 	sig = append(sig, ed25519.Sign(other, []byte("cosignature/v1\ntime "+strconv.FormatUint(ts, 10)+"\n"+body))...)
 	forged := append(append([]byte{}, sc.Note...), "— "+name+" "+base64.StdEncoding.EncodeToString(sig)+"\n"...)
-	if _, err := node.VerifyCosignature(forged, fed, c.ID()); err == nil {
+	if _, _, err := protocol.VerifyCosignature(forged, fed, c.ID()); err == nil {
 		t.Fatal("VerifyCosignature accepted a forged cosignature")
 	}
-	if err := c.SendCosignature(ctx, a.ID(), forged); !errors.Is(err, node.ErrBadCosignature) {
+	if err := c.SendCosignature(ctx, a.ID(), forged); !errors.Is(err, protocol.ErrBadCosignature) {
 		t.Fatalf("forged cosignature: %v, want ErrBadCosignature", err)
 	}
 	after, err := a.LatestCheckpoint()
@@ -352,14 +352,14 @@ func TestBundleCarriesCosignatures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := node.VerifyCosignature(manifest.Checkpoint, fed, b.ID()); err != nil {
+	if _, _, err := protocol.VerifyCosignature(manifest.Checkpoint, fed, b.ID()); err != nil {
 		t.Fatalf("the bundle's checkpoint carries no cosignature of the witness: %v\n%s", err, manifest.Checkpoint)
 	}
 	car, err := bundle.MarshalCAR()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep := protocol.CheckBundleCAR(car, node.BundleTrust(tn.Federation)); !rep.OK() {
+	if rep := protocol.CheckBundleCAR(car, protocol.NewBundleTrust(tn.Federation.Name, tn.Federation.Authorities(), tn.Federation.FoundingNodes())); !rep.OK() {
 		t.Fatalf("the cosigned bundle does not check: %v", rep.Err())
 	}
 }

@@ -96,7 +96,7 @@ func (m *BundleManifest) validate() error {
 	if m.V != BundleVersion {
 		return errf(CodeMalformed, "v", "unsupported bundle version %d (this build reads %d)", m.V, BundleVersion)
 	}
-	if !isRecordCID(m.Receipt.Cid) {
+	if !IsRecordID(m.Receipt.Cid) {
 		return errf(CodeMalformed, "receipt", "not a record ID")
 	}
 	if len(m.Checkpoint) == 0 || len(m.Checkpoint) > MaxBundleCheckpoint {
@@ -110,7 +110,7 @@ func (m *BundleManifest) validate() error {
 	}
 	for i, p := range m.Proofs {
 		at := fmt.Sprintf("proofs[%d]", i)
-		if !isRecordCID(p.CID.Cid) {
+		if !IsRecordID(p.CID.Cid) {
 			return errf(CodeMalformed, at+".cid", "not a record ID")
 		}
 		if p.Index < 0 {
@@ -197,7 +197,7 @@ type BundleBlock struct {
 // whose fields are:
 //
 //   - checkpoint: the signed note of a checkpoint of the issuing node's
-//     log (node.Checkpoint: origin entente/<federation>/<node peer ID>,
+//     log (a LogCheckpoint: origin entente/<federation>/<node peer ID>,
 //     size, root) whose tree holds the receipt and every record of the
 //     bundle;
 //   - proofs: one per record, in block order (the receipt first): the
@@ -349,20 +349,24 @@ type LogTree struct {
 }
 
 // BundleTrust is what a bundle is checked against: the federation
-// file's authorities and founding nodes (restricted, if the node
-// recognises fewer jurisdictions, as the node restricts them), and the
-// federation's way of opening a node's checkpoint.
+// file's name, authorities and founding nodes (restricted, if the node
+// recognises fewer jurisdictions, as the node restricts them). The
+// checkpoint is opened with the receipt issuer's key under its origin
+// in the federation (OpenCheckpoint).
 type BundleTrust struct {
+	Federation    string
 	Authorities   map[string]peer.ID
 	FoundingNodes map[peer.ID]string
-	// OpenCheckpoint verifies that note is a checkpoint signed by node's
-	// key under node's origin in the federation (entente/<federation
-	// name>/<node peer ID>) and returns the tree it states.
-	// node.BundleTrust provides it.
-	OpenCheckpoint func(note []byte, node peer.ID) (LogTree, error)
 	// Rules caches compiled rule conditions; nil compiles them on each
 	// use.
 	Rules *RuleEngine
+}
+
+// NewBundleTrust is the BundleTrust of a federation file: its name,
+// authorities and founding nodes (config.Federation gives them), with a
+// rule engine of its own.
+func NewBundleTrust(federation string, authorities map[string]peer.ID, foundingNodes map[peer.ID]string) BundleTrust {
+	return BundleTrust{Federation: federation, Authorities: authorities, FoundingNodes: foundingNodes, Rules: NewRuleEngine(0)}
 }
 
 // BundleStep is the outcome of one step of CheckBundle.
@@ -535,7 +539,7 @@ func (c *bundleCheck) blocksStep() (bool, string) {
 	var faults []string
 	for i, blk := range blocks {
 		switch {
-		case !isRecordCID(blk.CID):
+		case !IsRecordID(blk.CID):
 			faults = append(faults, fmt.Sprintf("%s: %s is not a CIDv1 dag-cbor sha2-256", blockName(i), blk.CID))
 		case !RecordCID(blk.Data).Equals(blk.CID):
 			faults = append(faults, fmt.Sprintf("%s: its bytes hash to %s, not to its CID %s", blockName(i), RecordCID(blk.Data), blk.CID))
@@ -649,13 +653,11 @@ func (c *bundleCheck) receiptIssuer() (bool, string) {
 
 // log.checkpoint
 func (c *bundleCheck) checkpoint() (bool, string) {
-	if c.trust.OpenCheckpoint == nil {
-		return false, "no way to open checkpoints was given"
-	}
-	tree, err := c.trust.OpenCheckpoint(c.manifest.Checkpoint, c.receipt.Issuer())
+	sc, err := OpenCheckpoint(c.manifest.Checkpoint, c.trust.Federation, c.receipt.Issuer())
 	if err != nil {
 		return false, fmt.Sprintf("the checkpoint is not one of %s: %v", c.receipt.Issuer(), err)
 	}
+	tree := LogTree{Size: sc.Size, Root: sc.Root}
 	if tree.Size > 1<<62 {
 		return false, fmt.Sprintf("the checkpoint's size %d is beyond any log", tree.Size)
 	}

@@ -111,44 +111,6 @@ func signTestCheckpoint(t testing.TB, key crypto.PrivKey, federation string, tre
 	return msg
 }
 
-// openTestCheckpoint is BundleTrust.OpenCheckpoint for federation, as
-// node.OpenCheckpoint does it.
-func openTestCheckpoint(federation string) func([]byte, peer.ID) (LogTree, error) {
-	return func(msg []byte, id peer.ID) (LogTree, error) {
-		pub, err := id.ExtractPublicKey()
-		if err != nil {
-			return LogTree{}, err
-		}
-		raw, _ := pub.Raw()
-		name := testOrigin(federation, id)
-		vkey, err := note.NewEd25519VerifierKey(name, ed25519.PublicKey(raw))
-		if err != nil {
-			return LogTree{}, err
-		}
-		v, err := note.NewVerifier(vkey)
-		if err != nil {
-			return LogTree{}, err
-		}
-		n, err := note.Open(msg, note.VerifierList(v))
-		if err != nil {
-			return LogTree{}, fmt.Errorf("checkpoint of %s: %w", name, err)
-		}
-		lines := strings.Split(n.Text, "\n")
-		if len(lines) != 4 || lines[0] != name {
-			return LogTree{}, errors.New("not a checkpoint of this origin")
-		}
-		size, err := strconv.ParseUint(lines[1], 10, 63)
-		if err != nil {
-			return LogTree{}, err
-		}
-		root, err := tlog.ParseHash(lines[2])
-		if err != nil {
-			return LogTree{}, err
-		}
-		return LogTree{Size: size, Root: root}, nil
-	}
-}
-
 type bundleFixture struct {
 	t       testing.TB
 	w       *world
@@ -176,7 +138,7 @@ func newBundleFixture(t testing.TB) *bundleFixture {
 	f.receipt = f.signReceipt(nodeDE, func(*Receipt) {})
 	f.log.append(t, f.receipt, accredit(t, authFR, stranger, "FR", RoleAuditor, t0, windowUntil))
 	f.note = signTestCheckpoint(t, nodeDE, bundleFederation, f.log.head(t))
-	f.trust = BundleTrust{Authorities: w.v.authorities, FoundingNodes: w.v.founding, OpenCheckpoint: openTestCheckpoint(bundleFederation)}
+	f.trust = BundleTrust{Federation: bundleFederation, Authorities: w.v.authorities, FoundingNodes: w.v.founding}
 	return f
 }
 
@@ -412,7 +374,7 @@ func TestBundleTampered(t *testing.T) {
 	otherFed := f.trust
 	otherFed.Authorities = map[string]peer.ID{"DE": keyID(stranger), "FR": keyID(authFR), "BR": keyID(authBR)}
 	renamed := f.trust
-	renamed.OpenCheckpoint = openTestCheckpoint("another-federation")
+	renamed.Federation = "another-federation"
 
 	flip := func(car []byte, at int) []byte {
 		out := slices.Clone(car)

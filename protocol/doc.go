@@ -1,9 +1,13 @@
-// Package protocol is the federation's record format: what a record is,
-// how it is encoded, signed and named, which bodies each kind carries, who
-// may issue what, and how a refusal is reported. This comment is the
-// normative specification of format version 1 (DESIGN.md §4); the package
-// implements it without I/O, goroutines or logging. Golden vectors, valid
-// and invalid, are in testdata/golden.
+// Package protocol is the federation's language: what a record is, how
+// it is encoded, signed and named, which bodies each kind carries, who may
+// issue what, how a refusal is reported, how a transfer is decided, and
+// every other byte string that crosses the wire or reaches an auditor
+// (the wire protocols between nodes, checkpoints and cosignatures, receipt
+// bundles). This comment is the normative specification of format version
+// 1 (DESIGN.md §4–§6); the package implements it without I/O, goroutines
+// or logging. Golden vectors, valid and invalid, are in testdata/golden
+// (records) and testdata/wire (the rest but bundles, whose vectors are the
+// tests of bundle.go).
 //
 // # Records
 //
@@ -307,6 +311,107 @@
 //
 // Tags 2 and 3 (bignums) are malformed wherever they appear, as is a tag 0
 // or 1 around content RFC 8949 does not allow for it.
+//
+// # Wire protocols
+//
+// Nodes speak five libp2p protocols, each under its own ID (wire.go), and
+// one gossipsub topic, RecordsTopic(federation), whose message data is
+// one record. Every parser of these bytes is strict: it accepts exactly
+// what its encoder writes, nothing longer, no other spelling.
+//
+// Unsigned varints are multiformats unsigned varints: LEB128, at most 9
+// bytes, minimally encoded (no final 0x00 byte after the first). A frame
+// is a varint length n, 1 <= n <= the message's limit, then n bytes.
+//
+// /entente/fetch/1.0.0 — records by CID. The asker writes one frame whose
+// body is the canonical CBOR array (definite length, shortest heads) of
+// 1 to 64 byte strings, each the 36-byte binary form of a record ID, at
+// most 4 KiB; then it closes its side. The server answers each CID in the
+// order asked with one frame: 0x00 and the record's bytes (at most
+// MaxRecordSize + 1 in all), or the single byte 0x01 for "not held, or
+// not for you" (the audience rule, "Who receives what", decides), then
+// closes. The asker checks that each record hashes to the CID it asked
+// for. For the golden accreditation and consent (testdata/wire,
+// "fetch-request"):
+//
+//	4d                                   frame of 77 bytes
+//	82                                   array(2)
+//	58 24 01711220 2c5b0fd8...eef7a8     bytes(36): the accreditation's CID
+//	58 24 01711220 1ee09946...1b0ff3     bytes(36): the consent's CID
+//
+// /entente/sync/1.0.0 — set reconciliation. The initiator and the
+// responder exchange frames of negentropy messages (package negentropy),
+// the initiator first, one answer per message, each at most 512 KiB and
+// at most 1000 rounds, until the initiator has what it needs and closes.
+// The items are the records both nodes hold and may exchange, keyed by
+// (issued_at, SyncID: the SHA-256 digest of the record ID).
+//
+// /entente/sync-all/1.0.0 — the whole set, for a node that holds nothing.
+// The asker writes nothing and closes its side; the server writes one
+// frame per record of its sync set, in (issued_at, CID) order, then
+// closes.
+//
+// /entente/checkpoint/1.0.0 — a peer's latest checkpoint. The witness
+// writes one varint, the size of the last checkpoint of that peer it
+// verified (0 for none), and closes its side. The peer answers with a
+// varint n and n bytes of its latest signed checkpoint note (n = 0 while
+// its log is empty; n <= MaxCheckpointNote), then a varint k <= 64 and
+// k 32-byte hashes: the consistency proof (tlog.ProveTree) from the asked
+// size to the note's, empty when the asked size is 0 or not smaller.
+// Nothing follows.
+//
+//	03                                   request: the witness verified size 3
+//	a902 <297 bytes of note> 02 <32> <32> answer: a note and a proof of 2 hashes
+//
+// /entente/cosign/1.0.0 — a witness returns its cosignature. It writes
+// one frame holding the log's checkpoint note with the witness's
+// cosignature added, and closes its side; the log answers one byte: 0
+// kept (added to its latest checkpoint's note), 1 stale (not its latest
+// checkpoint), 2 refused (not a valid cosignature of a member).
+//
+// # Checkpoints and cosignatures
+//
+// A node signs checkpoints of its log in the C2SP tlog-checkpoint format:
+// a signed note (golang.org/x/mod/sumdb/note) whose text is three lines,
+// each ending in a newline, and nothing else:
+//
+//	entente/<federation name>/<node peer ID>   the origin
+//	<tree size, canonical decimal>
+//	<root hash, padded standard base64>
+//
+// The note is signed with the node's Ed25519 key under the origin as the
+// key name, which is also at most 128 bytes. A verifier needs only the
+// federation's name and the node's peer ID: CheckpointVerifierKey derives
+// the note verifier key from the public key the peer ID embeds
+// (note.NewEd25519VerifierKey). The example node (the key whose seed is
+// the bytes 0, 1, ..., 31) of federation eu-latam-pilot, for a tree of
+// size 3 with leaves "a", "b", "c":
+//
+//	entente/eu-latam-pilot/12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB
+//	3
+//	NmQuc8JUCrEh46a/lUWwokmCzYMOsT080Z3jzmwCHsE=
+//
+//	— entente/eu-latam-pilot/12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB CtpFQ8rh3NoryvtkIJsDjjwQN8qq4YPA00nFiP53A1Q/eFSBciFqayPGwHDWTEdV4/yIv1FvwSU3eoX8xUlsx0sp1QY=
+//
+// whose verifier key is
+//
+//	entente/eu-latam-pilot/12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB+0ada4543+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4
+//
+// Witnesses cosign with C2SP tlog-cosignature "cosignature/v1": a note
+// signature line
+//
+//	— <witness origin> base64(key ID (4) || time (8, big-endian Unix seconds) || Ed25519 signature (64))
+//
+// where the key ID is the first 4 bytes of SHA-256(name || "\n" || 0x04
+// || public key) and the signature is over "cosignature/v1\ntime
+// <decimal time>\n" followed by the checkpoint's note text. A cosigned
+// note keeps the log's own signature line first, then one cosignature per
+// witness, the latest, at most 32 (MergeCosignature); note.Open with the
+// log's verifier ignores the cosignatures, and
+// github.com/transparency-dev/formats/note verifies them
+// (VerifyCosignature). testdata/wire holds the example checkpoint, its
+// note, its verifier key and the note cosigned by the golden DE node at
+// 1700000000; invalid.json lists bytes each decoder must refuse.
 //
 // # DAG-JSON view
 //

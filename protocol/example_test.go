@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/entente-net/entente/protocol"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/entente-net/entente/protocol"
 )
 
 // A platform revokes a consent it gave earlier: it signs a revocation
@@ -59,4 +62,45 @@ func ExampleSign() {
 	// cid:    bafyreidewyhhkyu2bqz737rq6cz2im5oyyxdpdhebgfqfkf25hpstuokeq
 	// parsed: true bafyreia64cmunzgewwzqchoou6z4snje6zxbe6kumn4hg7rzcoytcgyp6m
 	// tampered: bad_signature
+}
+
+// An auditor checks a node's checkpoint with only the federation's name
+// and the node's peer ID; golang.org/x/mod/sumdb/note alone does the same
+// with the verifier key.
+func ExampleOpenCheckpoint() {
+	msg := []byte(`entente/eu-latam-pilot/12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB
+3
+NmQuc8JUCrEh46a/lUWwokmCzYMOsT080Z3jzmwCHsE=
+
+— entente/eu-latam-pilot/12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB CtpFQ8rh3NoryvtkIJsDjjwQN8qq4YPA00nFiP53A1Q/eFSBciFqayPGwHDWTEdV4/yIv1FvwSU3eoX8xUlsx0sp1QY=
+`)
+	id, err := peer.Decode("12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB")
+	if err != nil {
+		panic(err)
+	}
+	cp, err := protocol.OpenCheckpoint(msg, "eu-latam-pilot", id)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(cp.Size, cp.Root)
+
+	vkey, err := protocol.CheckpointVerifierKey("eu-latam-pilot", id)
+	if err != nil {
+		panic(err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		panic(err)
+	}
+	n, err := note.Open(msg, note.VerifierList(v))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Print(vkey, "\n", n.Text)
+	// Output:
+	// 3 NmQuc8JUCrEh46a/lUWwokmCzYMOsT080Z3jzmwCHsE=
+	// entente/eu-latam-pilot/12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB+0ada4543+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4
+	// entente/eu-latam-pilot/12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB
+	// 3
+	// NmQuc8JUCrEh46a/lUWwokmCzYMOsT080Z3jzmwCHsE=
 }

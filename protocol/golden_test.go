@@ -285,34 +285,35 @@ func oversizeIncident(t testing.TB) []byte {
 	return resign(m, reg)
 }
 
-func readJSON(t *testing.T, name string, v any) {
+// readJSON reads testdata file path (relative to the package) into v.
+func readJSON(t testing.TB, path string, v any) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(goldenDir, name))
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("%v (regenerate with: go test ./protocol -run Golden -update)", err)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", name, err)
+		t.Fatalf("%s: %v", path, err)
 	}
 }
 
-func writeFile(t *testing.T, name string, b []byte) {
+func writeFile(t *testing.T, path string, b []byte) {
 	t.Helper()
-	if err := os.MkdirAll(goldenDir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(goldenDir, name), b, 0o644); err != nil {
+	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func writeJSON(t *testing.T, name string, v any) {
+func writeJSON(t *testing.T, path string, v any) {
 	t.Helper()
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, name, append(b, '\n'))
+	writeFile(t, path, append(b, '\n'))
 }
 
 // TestGoldenValid checks that the stored valid vectors are what the code
@@ -327,15 +328,15 @@ func TestGoldenValid(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			writeFile(t, gr.name+".cbor", gr.rec.Bytes())
-			writeFile(t, gr.name+".json", js)
+			writeFile(t, filepath.Join(goldenDir, gr.name+".cbor"), gr.rec.Bytes())
+			writeFile(t, filepath.Join(goldenDir, gr.name+".json"), js)
 			index = append(index, goldenEntry{gr.name, gr.rec.CID().String(), gr.rec.Kind(), gr.rec.Issuer().String()})
 		}
-		writeJSON(t, "vectors.json", index)
+		writeJSON(t, filepath.Join(goldenDir, "vectors.json"), index)
 	}
 
 	var index []goldenEntry
-	readJSON(t, "vectors.json", &index)
+	readJSON(t, filepath.Join(goldenDir, "vectors.json"), &index)
 	if len(index) != len(g) {
 		t.Fatalf("vectors.json lists %d records, the code makes %d", len(index), len(g))
 	}
@@ -406,10 +407,10 @@ func TestGoldenValid(t *testing.T) {
 func TestGoldenInvalid(t *testing.T) {
 	want := invalidVectors(t)
 	if *update {
-		writeJSON(t, "invalid.json", want)
+		writeJSON(t, filepath.Join(goldenDir, "invalid.json"), want)
 	}
 	var got []invalidVector
-	readJSON(t, "invalid.json", &got)
+	readJSON(t, filepath.Join(goldenDir, "invalid.json"), &got)
 	if !slices.Equal(got, want) {
 		t.Errorf("invalid.json differs from the vectors the code makes (regenerate with -update if the change is intended)")
 	}

@@ -24,7 +24,7 @@ var recordLinkPrototype = cidlink.LinkPrototype{Prefix: cid.Prefix{
 // record and writes it back byte for byte, and computes the same CID.
 func TestIPLDDecodesGolden(t *testing.T) {
 	var index []goldenEntry
-	readJSON(t, "vectors.json", &index)
+	readJSON(t, filepath.Join(goldenDir, "vectors.json"), &index)
 	lsys := cidlink.DefaultLinkSystem()
 	for _, e := range index {
 		t.Run(e.Name, func(t *testing.T) {

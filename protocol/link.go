@@ -78,9 +78,9 @@ func (l *Link) UnmarshalCBOR(data []byte) error {
 	return nil
 }
 
-// isRecordCID reports whether c has the form of a record ID: CIDv1,
+// IsRecordID reports whether c has the form of a record ID: CIDv1,
 // dag-cbor, sha2-256.
-func isRecordCID(c cid.Cid) bool {
+func IsRecordID(c cid.Cid) bool {
 	if !c.Defined() || c.Version() != 1 || c.Type() != CodecDagCBOR {
 		return false
 	}
@@ -90,13 +90,18 @@ func isRecordCID(c cid.Cid) bool {
 
 // RecordCID computes the record ID of an encoded record.
 func RecordCID(encoded []byte) cid.Cid {
-	// The multihash by hand (code, length, digest), which is what mh.Sum
-	// makes, without its registry of hash functions: every record's CID
-	// is computed at least twice on its way in.
 	d := sha256.Sum256(encoded)
+	return cidFromDigest(d[:])
+}
+
+// cidFromDigest is the record ID of a SHA-256 digest. The multihash is
+// made by hand (code, length, digest), which is what mh.Sum makes,
+// without its registry of hash functions: every record's CID is computed
+// at least twice on its way in.
+func cidFromDigest(d []byte) cid.Cid {
 	sum := make([]byte, 0, 2+sha256.Size)
 	sum = append(sum, mh.SHA2_256, sha256.Size)
-	return cid.NewCidV1(CodecDagCBOR, append(sum, d[:]...))
+	return cid.NewCidV1(CodecDagCBOR, append(sum, d...))
 }
 
 // ParseCID parses a record ID in its string form and checks that it has the
@@ -106,7 +111,7 @@ func ParseCID(s string) (cid.Cid, error) {
 	if err != nil {
 		return cid.Undef, fmt.Errorf("not a CID: %w", err)
 	}
-	if !isRecordCID(c) {
+	if !IsRecordID(c) {
 		return cid.Undef, fmt.Errorf("not a record ID (want CIDv1, dag-cbor, sha2-256): %s", s)
 	}
 	return c, nil

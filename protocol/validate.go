@@ -211,7 +211,7 @@ func nonNegative(field string, n int64) error {
 }
 
 func checkLink(field string, l Link) error {
-	if !isRecordCID(l.Cid) {
+	if !IsRecordID(l.Cid) {
 		return invalid(field, "not a record ID (want CIDv1, dag-cbor, sha2-256)")
 	}
 	return nil

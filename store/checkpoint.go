@@ -10,6 +10,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/entente-net/entente/protocol"
 )
 
 // The store keeps the last checkpoint the node signed, so that the node
@@ -29,9 +31,6 @@ const (
 	prefixCheckpoint byte = 'c'
 	// checkpointFormat is the first byte of the checkpoint value.
 	checkpointFormat byte = 1
-	// MaxCheckpointNote bounds a kept note: a checkpoint with its
-	// signature and, later, cosignatures is far smaller.
-	MaxCheckpointNote = 16 << 10
 )
 
 var (
@@ -71,7 +70,7 @@ func (cp *Checkpoint) marshal() []byte {
 
 func (cp *Checkpoint) unmarshal(v []byte) error {
 	const head = 1 + 8 + len(tlog.Hash{})
-	if len(v) <= head || v[0] != checkpointFormat || len(v)-head > MaxCheckpointNote {
+	if len(v) <= head || v[0] != checkpointFormat || len(v)-head > protocol.MaxCheckpointNote {
 		return fmt.Errorf("store: checkpoint value of %d bytes is malformed", len(v))
 	}
 	cp.Size = binary.BigEndian.Uint64(v[1:])
@@ -111,8 +110,8 @@ func (s *Store) SaveCheckpoint(cp Checkpoint) error {
 		return err
 	}
 	defer s.leave()
-	if len(cp.Note) == 0 || len(cp.Note) > MaxCheckpointNote {
-		return fmt.Errorf("store: checkpoint note of %d bytes (want 1 to %d)", len(cp.Note), MaxCheckpointNote)
+	if len(cp.Note) == 0 || len(cp.Note) > protocol.MaxCheckpointNote {
+		return fmt.Errorf("store: checkpoint note of %d bytes (want 1 to %d)", len(cp.Note), protocol.MaxCheckpointNote)
 	}
 	if err := s.checkTree(cp.Size, cp.Root); err != nil {
 		return err

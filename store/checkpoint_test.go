@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/entente-net/entente/protocol"
 )
 
 // putConsents puts n new records and returns the tree head after them.
@@ -118,7 +120,7 @@ func TestSaveCheckpointChecksTheLog(t *testing.T) {
 			t.Errorf("%s: SaveCheckpoint = %v, want ErrCheckpointMismatch", tc.name, err)
 		}
 	}
-	for _, note := range [][]byte{nil, make([]byte, MaxCheckpointNote+1)} {
+	for _, note := range [][]byte{nil, make([]byte, protocol.MaxCheckpointNote+1)} {
 		if err := s.SaveCheckpoint(Checkpoint{Size: th.Size, Root: th.Root, Note: note}); err == nil {
 			t.Errorf("SaveCheckpoint took a note of %d bytes", len(note))
 		}

@@ -115,7 +115,7 @@ func runReceiptCheck(env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep := protocol.CheckBundleCAR(data, node.BundleTrust(fed))
+	rep := protocol.CheckBundleCAR(data, protocol.NewBundleTrust(fed.Name, fed.Authorities(), fed.FoundingNodes()))
 	printBundleReport(env.stdout, rep, fed)
 	if err := rep.Err(); err != nil {
 		var be *protocol.BundleError

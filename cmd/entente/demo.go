@@ -416,7 +416,7 @@ func (d *demo) audit() error {
 	if err != nil {
 		return err
 	}
-	trust := node.BundleTrust(d.net.Federation)
+	trust := protocol.NewBundleTrust(d.net.Federation.Name, d.net.Federation.Authorities(), d.net.Federation.FoundingNodes())
 	rep := protocol.CheckBundleCAR(car, trust)
 	var ids []string
 	for _, st := range rep.Steps {
