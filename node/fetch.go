@@ -177,8 +177,8 @@ func (n *Node) serveFetch(s network.Stream) error {
 	return w.Flush()
 }
 
-// servable returns the held record c if remote may have it, nil if the
-// answer is "not held".
+// servable returns the held record c if remote may have it
+// (protocol.MayReceive), nil if the answer is "not held".
 func (n *Node) servable(c cid.Cid, remote peer.ID) (*protocol.Record, error) {
 	rec, err := n.store.Get(c)
 	switch {
@@ -187,26 +187,17 @@ func (n *Node) servable(c cid.Cid, remote peer.ID) (*protocol.Record, error) {
 		return nil, nil
 	case err != nil:
 		return nil, err
-	case isRed(rec) && !n.mayReceiveRed(rec, remote):
+	}
+	ok, err := protocol.MayReceive(n.trust, rec, remote, n.cfg.Now().UnixMilli())
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
 		n.fetch.servedRecords.WithLabelValues("withheld").Inc()
 		return nil, nil
 	}
 	n.fetch.servedRecords.WithLabelValues("record").Inc()
 	return rec, nil
-}
-
-// mayReceiveRed reports whether p is a node of one of a TLP:RED
-// incident's recipient jurisdictions: a founding node of it or the holder
-// of a live node accreditation of it.
-func (n *Node) mayReceiveRed(r *protocol.Record, p peer.ID) bool {
-	inc, _ := r.Incident()
-	now := n.cfg.Now().UnixMilli()
-	for _, j := range inc.Recipients {
-		if ok, err := isNodeOf(n.trust, p, j, now); err == nil && ok {
-			return true
-		}
-	}
-	return false
 }
 
 // Fetch asks connected peers for the records cids and ingests those they

@@ -443,7 +443,7 @@ func TestFetchRedIncident(t *testing.T) {
 		}
 	}
 	// What DE fetched it does not gossip.
-	if n := gossipResult(t, br, "tlp_red"); n != 0 {
+	if n := gossipResult(t, br, "not_gossiped"); n != 0 {
 		t.Errorf("the BR node was offered the incident over gossip")
 	}
 

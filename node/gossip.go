@@ -102,9 +102,11 @@ func (n *Node) judgeGossip(ctx context.Context, data []byte) (pubsub.ValidationR
 		n.metrics.ingest.WithLabelValues(string(SourceGossip), string(protocol.CodeOf(err))).Inc()
 		return pubsub.ValidationReject, string(protocol.CodeOf(err))
 	}
-	if isRed(r) {
-		n.metrics.ingest.WithLabelValues(string(SourceGossip), "tlp_red").Inc()
-		return pubsub.ValidationReject, "tlp_red"
+	if !protocol.AudienceOf(r).Gossiped() {
+		// Not for every member (a TLP:RED notice, a receipt): no honest
+		// node gossips it.
+		n.metrics.ingest.WithLabelValues(string(SourceGossip), "not_gossiped").Inc()
+		return pubsub.ValidationReject, "not_gossiped"
 	}
 	acc, err := n.ingestCounted(ctx, r, SourceGossip)
 	switch code := protocol.CodeOf(err); {

@@ -131,10 +131,10 @@ func TestGossipRefusals(t *testing.T) {
 	refused := map[string][]byte{
 		"bad_signature":       badSig,
 		"malformed":           malformed,
-		"tlp_red":             red.Bytes(),
+		"not_gossiped":             red.Bytes(),
 		"unauthorized_issuer": unauthorized.Bytes(),
 	}
-	results := []string{"bad_signature", "malformed", "tlp_red", "unauthorized_issuer"}
+	results := []string{"bad_signature", "malformed", "not_gossiped", "unauthorized_issuer"}
 	for _, res := range results {
 		publish(refused[res])
 	}
@@ -226,8 +226,8 @@ func TestRedIncidentStaysHome(t *testing.T) {
 			t.Errorf("node %d (%s) holds the TLP:RED incident", m.Index, m.Jurisdiction())
 		}
 		// Not offered at all: had DE published it, the node would have
-		// refused it as tlp_red.
-		if n := gossipResult(t, m, "tlp_red"); n != 0 {
+		// refused it as not_gossiped.
+		if n := gossipResult(t, m, "not_gossiped"); n != 0 {
 			t.Errorf("node %d was offered the TLP:RED incident over gossip", m.Index)
 		}
 	}

@@ -90,7 +90,7 @@ func (n *Node) ingestDecoded(ctx context.Context, r *protocol.Record, src Source
 	if err := n.authorize(ctx, r, src); err != nil {
 		return Accepted{}, err
 	}
-	gossip := (src == SourceAPI || src == SourceLocal) && !isRed(r)
+	gossip := (src == SourceAPI || src == SourceLocal) && protocol.AudienceOf(r).Gossiped()
 	if gossip {
 		n.out.expect(r)
 	}
@@ -147,11 +147,6 @@ func (n *Node) dropRevokedNode(target cid.Cid) {
 	if err := n.host.Network().ClosePeer(id); err != nil {
 		n.log.Debug("close peer", "peer", id.String(), "err", err)
 	}
-}
-
-func isRed(r *protocol.Record) bool {
-	inc, ok := r.Incident()
-	return ok && inc.TLP == protocol.TLPRed
 }
 
 func (n *Node) countIngest(src Source, start time.Time, acc *Accepted, err *error) {

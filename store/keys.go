@@ -223,17 +223,9 @@ func backlinkTargets(r *protocol.Record) []cid.Cid {
 }
 
 // Syncable reports whether r belongs to the set nodes reconcile with their
-// peers: every record but receipts (each node's own audit trail) and
-// TLP:RED incidents (which go only to their recipients).
-func Syncable(r *protocol.Record) bool {
-	if r.Kind() == protocol.KindReceipt {
-		return false
-	}
-	if inc, ok := r.Incident(); ok && inc.TLP == protocol.TLPRed {
-		return false
-	}
-	return true
-}
+// peers: protocol's audience rule decides (every record every member may
+// receive; not receipts, not TLP:RED notices).
+func Syncable(r *protocol.Record) bool { return protocol.AudienceOf(r).Synced() }
 
 // syncKey orders the sync set by issued_at, then CID.
 func syncKey(issuedAt int64, c cid.Cid) []byte {

@@ -1,0 +1,80 @@
+package protocol
+
+import (
+	"slices"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Who receives what (DESIGN.md §6). This is the one rule: gossip, sync,
+// fetch, the store's sync set and (with the access work) the API ask it,
+// and nothing else decides.
+//
+//	record                                   audience            how
+//	accreditation, ruleset, consent,         every member node   gossip; sync and fetch
+//	revocation, incident (clear .. amber+strict)
+//	incident, TLP red                        the nodes of its    fetch between them
+//	                                         recipients
+//	receipt                                  any member node     fetch by CID
+//	                                         that asks
+//
+// (Direct delivery of TLP:RED notices and receipts, and sync between the
+// nodes of an audience, come with DESIGN.md revision 2.)
+
+// Audience is who may receive a record.
+type Audience struct {
+	// Members: every member node; the record is gossiped and is in every
+	// node's sync set.
+	Members bool
+	// Jurisdictions: otherwise, the nodes of these jurisdictions may
+	// receive it.
+	Jurisdictions []string
+	// OnRequest: any member node may have it by asking for its CID
+	// (receipts, which a decision downstream needs for its lineage).
+	OnRequest bool
+}
+
+// AudienceOf is the audience of r.
+func AudienceOf(r *Record) Audience {
+	switch b := r.Body().(type) {
+	case *Incident:
+		if b.TLP == TLPRed {
+			return Audience{Jurisdictions: b.Recipients}
+		}
+	case *Receipt:
+		return Audience{Jurisdictions: receiptJurisdictions(b), OnRequest: true}
+	}
+	return Audience{Members: true}
+}
+
+func receiptJurisdictions(b *Receipt) []string {
+	js := []string{b.Request.From, b.Request.To}
+	slices.Sort(js)
+	return slices.Compact(js)
+}
+
+// Gossiped reports whether the record travels on the gossip topic: only
+// what every member may receive does.
+func (a Audience) Gossiped() bool { return a.Members }
+
+// Synced reports whether the record is in the set nodes reconcile with
+// every peer (sync and sync-all).
+func (a Audience) Synced() bool { return a.Members }
+
+// MayReceive reports whether node, a member of the federation, may
+// receive r when it asks for it by CID (fetch): r's audience holds every
+// member, or r is to be had on request, or node is a node (founding, or
+// holding a live node accreditation at at) of one of the audience's
+// jurisdictions.
+func MayReceive(v TrustView, r *Record, node peer.ID, at int64) (bool, error) {
+	a := AudienceOf(r)
+	if a.Members || a.OnRequest {
+		return true, nil
+	}
+	for _, j := range a.Jurisdictions {
+		if _, ok, err := HasRole(v, node, j, RoleNode, at); err != nil || ok {
+			return ok, err
+		}
+	}
+	return false, nil
+}
