@@ -131,7 +131,7 @@ func TestGossipRefusals(t *testing.T) {
 	refused := map[string][]byte{
 		"bad_signature":       badSig,
 		"malformed":           malformed,
-		"not_gossiped":             red.Bytes(),
+		"not_gossiped":        red.Bytes(),
 		"unauthorized_issuer": unauthorized.Bytes(),
 	}
 	results := []string{"bad_signature", "malformed", "not_gossiped", "unauthorized_issuer"}
