@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/node/api"
 	"github.com/entente-net/entente/protocol"
 )
 
@@ -20,7 +20,7 @@ func checkInclusion(t *testing.T, c *apiClient, r *protocol.Record, cp protocol.
 	if resp.status != http.StatusOK {
 		t.Fatalf("proof of %s in %d: %d %s", r.CID(), cp.Size, resp.status, resp.body)
 	}
-	var p node.InclusionProof
+	var p api.InclusionProof
 	decodeJSON(t, resp.body, &p)
 	if p.Index != wantIndex || p.Size != cp.Size {
 		t.Fatalf("proof of %s: index %d size %d, want %d %d", r.CID(), p.Index, p.Size, wantIndex, cp.Size)
@@ -64,7 +64,7 @@ func TestLogProofsVerify(t *testing.T) {
 	}
 	// Without size, the proof is in the latest checkpoint's tree.
 	resp := c.get("/v1/log/proof?cid="+recs[6].CID().String(), "")
-	var p node.InclusionProof
+	var p api.InclusionProof
 	decodeJSON(t, resp.body, &p)
 	if p.Size != first.Size || p.Index != 6 {
 		t.Fatalf("default proof: index %d size %d, want 6 %d", p.Index, p.Size, first.Size)
@@ -76,8 +76,8 @@ func TestLogProofsVerify(t *testing.T) {
 	submit(7)
 	// Records past the latest checkpoint are not in its tree yet.
 	resp = c.get("/v1/log/proof?cid="+recs[12].CID().String(), "")
-	wantAPIError(t, resp, http.StatusBadRequest, node.CodeBadRequest)
-	second, err := m.SignCheckpoint()
+	wantAPIError(t, resp, http.StatusBadRequest, api.CodeBadRequest)
+	second, err := m.Services().Checkpoints.Sign()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestLogProofsVerify(t *testing.T) {
 		if resp.status != http.StatusOK {
 			t.Fatalf("consistency %d -> %d: %d %s", tc.from.Size, tc.to.Size, resp.status, resp.body)
 		}
-		var cp node.ConsistencyProof
+		var cp api.ConsistencyProof
 		decodeJSON(t, resp.body, &cp)
 		if cp.Hashes == nil {
 			t.Fatalf("consistency %d -> %d: hashes missing (want a list, even empty): %s", tc.from.Size, tc.to.Size, resp.body)
@@ -116,7 +116,7 @@ func TestLogEndpointsRefuseBadParams(t *testing.T) {
 	c := newAPIClient(t, m)
 
 	// An empty log has no checkpoint.
-	wantAPIError(t, c.get("/v1/log/checkpoint", ""), http.StatusNotFound, node.CodeNotFound)
+	wantAPIError(t, c.get("/v1/log/checkpoint", ""), http.StatusNotFound, api.CodeNotFound)
 
 	var recs []*protocol.Record
 	for i := 0; i < 5; i++ {
@@ -124,7 +124,7 @@ func TestLogEndpointsRefuseBadParams(t *testing.T) {
 		c.submit(r)
 		recs = append(recs, r)
 	}
-	if _, err := m.SignCheckpoint(); err != nil {
+	if _, err := m.Services().Checkpoints.Sign(); err != nil {
 		t.Fatal(err)
 	}
 	held := recs[3].CID().String() // leaf 3
@@ -134,28 +134,28 @@ func TestLogEndpointsRefuseBadParams(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"/v1/log/checkpoint?size=3", 400, node.CodeBadRequest},
-		{"/v1/log/proof", 400, node.CodeBadRequest},
-		{"/v1/log/proof?cid=", 400, node.CodeBadRequest},
-		{"/v1/log/proof?cid=bafynotacid", 400, node.CodeBadRequest},
-		{"/v1/log/proof?cid=" + notHeld, 404, node.CodeNotFound},
-		{"/v1/log/proof?cid=" + held + "&size=0", 400, node.CodeBadRequest},
-		{"/v1/log/proof?cid=" + held + "&size=-1", 400, node.CodeBadRequest},
-		{"/v1/log/proof?cid=" + held + "&size=x", 400, node.CodeBadRequest},
-		{"/v1/log/proof?cid=" + held + "&size=", 400, node.CodeBadRequest},
-		{"/v1/log/proof?cid=" + held + "&size=3", 400, node.CodeBadRequest}, // leaf 3 is not in a tree of 3
-		{"/v1/log/proof?cid=" + held + "&size=6", 400, node.CodeBadRequest}, // beyond the log
-		{"/v1/log/proof?cid=" + held + "&size=99999999999999999999", 400, node.CodeBadRequest},
-		{"/v1/log/proof?cid=" + held + "&cid=" + held, 400, node.CodeBadRequest},
-		{"/v1/log/proof?cid=" + held + "&index=3", 400, node.CodeBadRequest},
-		{"/v1/log/consistency", 400, node.CodeBadRequest},
-		{"/v1/log/consistency?from=1", 400, node.CodeBadRequest},
-		{"/v1/log/consistency?to=5", 400, node.CodeBadRequest},
-		{"/v1/log/consistency?from=0&to=5", 400, node.CodeBadRequest},
-		{"/v1/log/consistency?from=4&to=3", 400, node.CodeBadRequest},
-		{"/v1/log/consistency?from=1&to=6", 400, node.CodeBadRequest},
-		{"/v1/log/consistency?from=1&to=5&x=1", 400, node.CodeBadRequest},
-		{"/v1/log/consistency?from=a&to=5", 400, node.CodeBadRequest},
+		{"/v1/log/checkpoint?size=3", 400, api.CodeBadRequest},
+		{"/v1/log/proof", 400, api.CodeBadRequest},
+		{"/v1/log/proof?cid=", 400, api.CodeBadRequest},
+		{"/v1/log/proof?cid=bafynotacid", 400, api.CodeBadRequest},
+		{"/v1/log/proof?cid=" + notHeld, 404, api.CodeNotFound},
+		{"/v1/log/proof?cid=" + held + "&size=0", 400, api.CodeBadRequest},
+		{"/v1/log/proof?cid=" + held + "&size=-1", 400, api.CodeBadRequest},
+		{"/v1/log/proof?cid=" + held + "&size=x", 400, api.CodeBadRequest},
+		{"/v1/log/proof?cid=" + held + "&size=", 400, api.CodeBadRequest},
+		{"/v1/log/proof?cid=" + held + "&size=3", 400, api.CodeBadRequest}, // leaf 3 is not in a tree of 3
+		{"/v1/log/proof?cid=" + held + "&size=6", 400, api.CodeBadRequest}, // beyond the log
+		{"/v1/log/proof?cid=" + held + "&size=99999999999999999999", 400, api.CodeBadRequest},
+		{"/v1/log/proof?cid=" + held + "&cid=" + held, 400, api.CodeBadRequest},
+		{"/v1/log/proof?cid=" + held + "&index=3", 400, api.CodeBadRequest},
+		{"/v1/log/consistency", 400, api.CodeBadRequest},
+		{"/v1/log/consistency?from=1", 400, api.CodeBadRequest},
+		{"/v1/log/consistency?to=5", 400, api.CodeBadRequest},
+		{"/v1/log/consistency?from=0&to=5", 400, api.CodeBadRequest},
+		{"/v1/log/consistency?from=4&to=3", 400, api.CodeBadRequest},
+		{"/v1/log/consistency?from=1&to=6", 400, api.CodeBadRequest},
+		{"/v1/log/consistency?from=1&to=5&x=1", 400, api.CodeBadRequest},
+		{"/v1/log/consistency?from=a&to=5", 400, api.CodeBadRequest},
 	} {
 		t.Run(url.QueryEscape(tc.path), func(t *testing.T) {
 			wantAPIError(t, c.get(tc.path, ""), tc.status, tc.code)

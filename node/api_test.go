@@ -20,6 +20,7 @@ import (
 	mh "github.com/multiformats/go-multihash"
 
 	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/node/api"
 	"github.com/entente-net/entente/protocol"
 )
 
@@ -126,7 +127,7 @@ func TestPostRecordRefusals(t *testing.T) {
 		{name: "trailing bytes", body: bytesOf(append(bytes.Clone(freshAccreditation(t, tn, "DE", "trailing").Bytes()), 0x00)), status: 400, code: "malformed"},
 		{name: "two records", body: bytesOf(append(bytes.Clone(freshAccreditation(t, tn, "DE", "one").Bytes()), freshAccreditation(t, tn, "DE", "two").Bytes()...)), status: 400, code: "malformed"},
 		{name: "a CBOR list", body: bytesOf([]byte{0x80}), status: 400, code: "malformed"},
-		{name: "wrong Content-Type", body: bytesOf(freshAccreditation(t, tn, "DE", "json?").Bytes()), contentType: "application/json", status: 400, code: "malformed", msgHas: node.MediaDagCBOR},
+		{name: "wrong Content-Type", body: bytesOf(freshAccreditation(t, tn, "DE", "json?").Bytes()), contentType: "application/json", status: 400, code: "malformed", msgHas: api.MediaDagCBOR},
 		{name: "no Content-Type", body: bytesOf(freshAccreditation(t, tn, "DE", "no type").Bytes()), contentType: "-", status: 400, code: "malformed"},
 		{name: "key order", body: bytesOf(nonCanonicalKeyOrder(t, freshAccreditation(t, tn, "DE", "key order"))), status: 400, code: "non_canonical"},
 		{name: "non-minimal integer", body: bytesOf(nonMinimalVersion(t, freshAccreditation(t, tn, "DE", "wide int"))), status: 400, code: "non_canonical"},
@@ -147,7 +148,7 @@ func TestPostRecordRefusals(t *testing.T) {
 			ct, authz := tc.contentType, tc.auth
 			switch ct {
 			case "":
-				ct = node.MediaDagCBOR
+				ct = api.MediaDagCBOR
 			case "-":
 				ct = ""
 			}
@@ -226,7 +227,7 @@ func TestGetRecord(t *testing.T) {
 		if resp.status != http.StatusOK {
 			t.Fatalf("status %d: %s", resp.status, resp.body)
 		}
-		if ct := resp.header.Get("Content-Type"); !strings.HasPrefix(ct, node.MediaJSON) {
+		if ct := resp.header.Get("Content-Type"); !strings.HasPrefix(ct, api.MediaJSON) {
 			t.Errorf("Content-Type %q", ct)
 		}
 		var view struct {
@@ -259,13 +260,13 @@ func TestGetRecord(t *testing.T) {
 	})
 
 	t.Run("DAG-CBOR", func(t *testing.T) {
-		for _, accept := range []string{node.MediaDagCBOR, "application/json;q=0.5, " + node.MediaDagCBOR} {
+		for _, accept := range []string{api.MediaDagCBOR, "application/json;q=0.5, " + api.MediaDagCBOR} {
 			resp := c.get("/v1/records/"+cons.CID().String(), accept)
 			if resp.status != http.StatusOK {
 				t.Fatalf("Accept %q: status %d: %s", accept, resp.status, resp.body)
 			}
-			if ct := resp.header.Get("Content-Type"); ct != node.MediaDagCBOR {
-				t.Errorf("Accept %q: Content-Type %q, want %s", accept, ct, node.MediaDagCBOR)
+			if ct := resp.header.Get("Content-Type"); ct != api.MediaDagCBOR {
+				t.Errorf("Accept %q: Content-Type %q, want %s", accept, ct, api.MediaDagCBOR)
 			}
 			if !bytes.Equal(resp.body, cons.Bytes()) {
 				t.Errorf("Accept %q: body is not the record's exact bytes", accept)
@@ -275,9 +276,9 @@ func TestGetRecord(t *testing.T) {
 
 	t.Run("not held", func(t *testing.T) {
 		resp := c.get("/v1/records/"+protocol.RecordCID([]byte("never stored")).String(), "")
-		wantAPIError(t, resp, http.StatusNotFound, node.CodeNotFound)
-		resp = c.get("/v1/records/"+protocol.RecordCID([]byte("never stored")).String(), node.MediaDagCBOR)
-		wantAPIError(t, resp, http.StatusNotFound, node.CodeNotFound)
+		wantAPIError(t, resp, http.StatusNotFound, api.CodeNotFound)
+		resp = c.get("/v1/records/"+protocol.RecordCID([]byte("never stored")).String(), api.MediaDagCBOR)
+		wantAPIError(t, resp, http.StatusNotFound, api.CodeNotFound)
 	})
 
 	t.Run("bad CID", func(t *testing.T) {
@@ -289,7 +290,7 @@ func TestGetRecord(t *testing.T) {
 			cid.NewCidV0(sum).String(),
 		} {
 			resp := c.get("/v1/records/"+url.PathEscape(s), "")
-			wantAPIError(t, resp, http.StatusBadRequest, node.CodeBadRequest)
+			wantAPIError(t, resp, http.StatusBadRequest, api.CodeBadRequest)
 		}
 	})
 }
@@ -461,18 +462,18 @@ func TestListRecords(t *testing.T) {
 			query string
 			code  string
 		}{
-			{"limit=0", node.CodeBadRequest},
-			{"limit=-1", node.CodeBadRequest},
-			{"limit=1001", node.CodeBadRequest},
-			{"limit=ten", node.CodeBadRequest},
-			{"after=yesterday", node.CodeBadRequest},
-			{"after=-1", node.CodeBadRequest},
-			{"issuer=someone", node.CodeBadRequest},
-			{"jurisdiction=de", node.CodeBadRequest},
-			{"jurisdiction=DEU", node.CodeBadRequest},
+			{"limit=0", api.CodeBadRequest},
+			{"limit=-1", api.CodeBadRequest},
+			{"limit=1001", api.CodeBadRequest},
+			{"limit=ten", api.CodeBadRequest},
+			{"after=yesterday", api.CodeBadRequest},
+			{"after=-1", api.CodeBadRequest},
+			{"issuer=someone", api.CodeBadRequest},
+			{"jurisdiction=de", api.CodeBadRequest},
+			{"jurisdiction=DEU", api.CodeBadRequest},
 			{"kind=permit", "unknown_kind"},
-			{"colour=blue", node.CodeBadRequest},
-			{"kind=consent&sort=desc", node.CodeBadRequest},
+			{"colour=blue", api.CodeBadRequest},
+			{"kind=consent&sort=desc", api.CodeBadRequest},
 		} {
 			wantAPIError(t, c.get("/v1/records?"+tc.query, ""), http.StatusBadRequest, tc.code)
 		}
@@ -561,7 +562,7 @@ func TestProbesAndMetrics(t *testing.T) {
 		}
 	}
 
-	wantAPIError(t, c.get("/v1/no-such-thing", ""), http.StatusNotFound, node.CodeNotFound)
+	wantAPIError(t, c.get("/v1/no-such-thing", ""), http.StatusNotFound, api.CodeNotFound)
 }
 
 // TestOverloaded holds the only request slot of a node that has one, with
@@ -590,7 +591,7 @@ func TestOverloaded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", node.MediaDagCBOR)
+	req.Header.Set("Content-Type", api.MediaDagCBOR)
 	req.Header.Set("Authorization", "Bearer secret")
 	req.Header.Set("Expect", "100-continue")
 	req = req.WithContext(httptrace.WithClientTrace(testCtx(t, 10*time.Second), &httptrace.ClientTrace{
@@ -616,7 +617,7 @@ func TestOverloaded(t *testing.T) {
 
 	for _, path := range []string{"/healthz", "/v1/status", "/v1/records"} {
 		refused := c.get(path, "")
-		wantAPIError(t, refused, http.StatusServiceUnavailable, node.CodeOverloaded)
+		wantAPIError(t, refused, http.StatusServiceUnavailable, api.CodeOverloaded)
 		if ra := refused.header.Get("Retry-After"); ra == "" {
 			t.Errorf("GET %s: 503 without Retry-After", path)
 		} else if secs, err := strconv.Atoi(ra); err != nil || secs < 1 {

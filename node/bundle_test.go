@@ -12,7 +12,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/entente-net/entente/config"
-	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/node/api"
+	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/testnet"
 )
@@ -66,9 +67,9 @@ func newBundleWorld(t *testing.T) *bundleWorld {
 }
 
 // verify has the node decide req and returns its receipt.
-func (w *bundleWorld) verify(t *testing.T, req protocol.TransferRequest) *node.Verdict {
+func (w *bundleWorld) verify(t *testing.T, req protocol.TransferRequest) *service.Verdict {
 	t.Helper()
-	v, err := w.m.Verify(testCtx(t, 10*time.Second), req)
+	v, err := w.m.Services().Verify.Verify(testCtx(t, 10*time.Second), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,8 +83,8 @@ func (w *bundleWorld) bundle(t *testing.T, r *protocol.Record) []byte {
 	if resp.status != http.StatusOK {
 		t.Fatalf("GET bundle: %d %s", resp.status, resp.body)
 	}
-	if ct := resp.header.Get("Content-Type"); ct != node.MediaCAR {
-		t.Errorf("Content-Type %q, want %s", ct, node.MediaCAR)
+	if ct := resp.header.Get("Content-Type"); ct != api.MediaCAR {
+		t.Errorf("Content-Type %q, want %s", ct, api.MediaCAR)
 	}
 	if cd := resp.header.Get("Content-Disposition"); !strings.Contains(cd, r.CID().String()+".car") {
 		t.Errorf("Content-Disposition %q", cd)
@@ -161,7 +162,7 @@ func TestReceiptBundleChecks(t *testing.T) {
 	w.api.submit(rev)
 	req := w.req
 	req.At = allow.Receipt.IssuedAt()
-	if d, err := w.m.Decide(req); err != nil || d.Allowed() {
+	if d, err := w.m.Services().Verify.Decide(req); err != nil || d.Allowed() {
 		t.Fatalf("deciding again after the revocation: %v %v", d, err)
 	}
 	later := w.bundle(t, allow.Receipt)
@@ -310,9 +311,9 @@ func TestReceiptBundleTampered(t *testing.T) {
 // TestReceiptBundleNotFound: the endpoint's refusals.
 func TestReceiptBundleNotFound(t *testing.T) {
 	w := newBundleWorld(t)
-	wantAPIError(t, w.api.get("/v1/receipts/not-a-cid/bundle", ""), http.StatusBadRequest, node.CodeBadRequest)
-	wantAPIError(t, w.api.get("/v1/receipts/"+protocol.RecordCID([]byte("nothing")).String()+"/bundle", ""), http.StatusNotFound, node.CodeNotFound)
-	msg := wantAPIError(t, w.api.get("/v1/receipts/"+w.consent.CID().String()+"/bundle", ""), http.StatusNotFound, node.CodeNotFound)
+	wantAPIError(t, w.api.get("/v1/receipts/not-a-cid/bundle", ""), http.StatusBadRequest, api.CodeBadRequest)
+	wantAPIError(t, w.api.get("/v1/receipts/"+protocol.RecordCID([]byte("nothing")).String()+"/bundle", ""), http.StatusNotFound, api.CodeNotFound)
+	msg := wantAPIError(t, w.api.get("/v1/receipts/"+w.consent.CID().String()+"/bundle", ""), http.StatusNotFound, api.CodeNotFound)
 	if !strings.Contains(msg, "is a consent, not a receipt") {
 		t.Errorf("message %q", msg)
 	}
@@ -328,7 +329,7 @@ func TestReceiptBundleNotFound(t *testing.T) {
 	body, _ := v.Receipt.Receipt()
 	theirs := signReceipt(t, otherKey, body)
 	w.api.submit(theirs)
-	msg = wantAPIError(t, w.api.get("/v1/receipts/"+theirs.CID().String()+"/bundle", ""), http.StatusNotFound, node.CodeNotFound)
+	msg = wantAPIError(t, w.api.get("/v1/receipts/"+theirs.CID().String()+"/bundle", ""), http.StatusNotFound, api.CodeNotFound)
 	if !strings.Contains(msg, "issued by node "+otherID.String()) {
 		t.Errorf("message %q", msg)
 	}

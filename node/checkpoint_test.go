@@ -17,6 +17,8 @@ import (
 
 	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/node/api"
+	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/store"
 	"github.com/entente-net/entente/testnet"
@@ -54,7 +56,7 @@ func TestCheckpointNoteVerifies(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		c.submit(freshAccreditation(t, tn, "DE", fmt.Sprintf("checkpoint %d", i)))
 	}
-	if _, err := m.SignCheckpoint(); err != nil {
+	if _, err := m.Services().Checkpoints.Sign(); err != nil {
 		t.Fatal(err)
 	}
 	resp := c.get("/v1/log/checkpoint", "")
@@ -141,15 +143,15 @@ func TestCheckpointSignedOncePerSize(t *testing.T) {
 	tn := startNet(t, 1)
 	m := tn.Nodes[0]
 	c := newAPIClient(t, m)
-	if _, err := m.SignCheckpoint(); !errors.Is(err, node.ErrEmptyLog) {
+	if _, err := m.Services().Checkpoints.Sign(); !errors.Is(err, service.ErrEmptyLog) {
 		t.Fatalf("SignCheckpoint of an empty log: %v, want ErrEmptyLog", err)
 	}
 	c.submit(freshAccreditation(t, tn, "DE", "once 1"))
-	first, err := m.SignCheckpoint()
+	first, err := m.Services().Checkpoints.Sign()
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := m.SignCheckpoint()
+	second, err := m.Services().Checkpoints.Sign()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,11 +164,11 @@ func TestCheckpointSignedOncePerSize(t *testing.T) {
 	c.submit(freshAccreditation(t, tn, "DE", "once 2"))
 	c.submit(freshAccreditation(t, tn, "DE", "once 3"))
 	// The latest stays until the node signs again.
-	latest, err := m.LatestCheckpoint()
+	latest, err := m.Services().Checkpoints.Latest()
 	if err != nil || latest.Size != 1 {
 		t.Fatalf("LatestCheckpoint = %d, %v; want size 1", latest.Size, err)
 	}
-	third, err := m.SignCheckpoint()
+	third, err := m.Services().Checkpoints.Sign()
 	if err != nil || third.Size != 3 {
 		t.Fatalf("SignCheckpoint = %d, %v; want size 3", third.Size, err)
 	}
@@ -210,7 +212,7 @@ func submitAccreditations(t *testing.T, n *node.Node, authKey crypto.PrivKey, co
 	for i := 0; i < count; i++ {
 		_, id := newKey(t)
 		r := mustSign(t, authKey, accreditation(id, "DE", fmt.Sprintf("auditor %d", i), protocol.RoleAuditor))
-		if _, err := n.SubmitRecord(context.Background(), r); err != nil {
+		if _, err := n.Services().Ingest.SubmitRecord(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -266,7 +268,7 @@ func TestCheckpointSurvivesRestart(t *testing.T) {
 		c.submit(r)
 		recs = append(recs, r)
 	}
-	first, err := m.SignCheckpoint()
+	first, err := m.Services().Checkpoints.Sign()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +285,7 @@ func TestCheckpointSurvivesRestart(t *testing.T) {
 	if after.status != http.StatusOK || !bytes.Equal(after.body, before.body) {
 		t.Fatalf("after restart the checkpoint of size %d is\n%s\nbefore it was\n%s", first.Size, after.body, before.body)
 	}
-	if again, err := m.SignCheckpoint(); err != nil || !bytes.Equal(again.Note, first.Note) {
+	if again, err := m.Services().Checkpoints.Sign(); err != nil || !bytes.Equal(again.Note, first.Note) {
 		t.Fatalf("SignCheckpoint after restart, same size: %v\n%s", err, again.Note)
 	}
 
@@ -292,14 +294,14 @@ func TestCheckpointSurvivesRestart(t *testing.T) {
 		c.submit(r)
 		recs = append(recs, r)
 	}
-	second, err := m.SignCheckpoint()
+	second, err := m.Services().Checkpoints.Sign()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if second.Size != 7 {
 		t.Fatalf("second checkpoint size %d, want 7", second.Size)
 	}
-	var cp node.ConsistencyProof
+	var cp api.ConsistencyProof
 	resp := c.get(fmt.Sprintf("/v1/log/consistency?from=%d&to=%d", first.Size, second.Size), "")
 	if resp.status != http.StatusOK {
 		t.Fatalf("consistency: %d %s", resp.status, resp.body)
@@ -326,7 +328,7 @@ func TestNewRefusesACheckpointThatDisagrees(t *testing.T) {
 		t.Fatal(err)
 	}
 	submitAccreditations(t, n, authKey, 3)
-	sc, err := n.SignCheckpoint()
+	sc, err := n.Services().Checkpoints.Sign()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +377,7 @@ func TestCheckpointOfAnotherOriginIsIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	submitAccreditations(t, n, authKey, 2)
-	theirs, err := n.SignCheckpoint()
+	theirs, err := n.Services().Checkpoints.Sign()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +391,7 @@ func TestCheckpointOfAnotherOriginIsIgnored(t *testing.T) {
 	}
 	defer n2.Close()
 	id2 := n2.ID()
-	ours, err := n2.LatestCheckpoint()
+	ours, err := n2.Services().Checkpoints.Latest()
 	if err != nil {
 		t.Fatal(err)
 	}

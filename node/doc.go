@@ -1,37 +1,33 @@
 // Package node is a running entente node: a libp2p host whose connection
-// gate admits only federation members, a gossipsub topic on which records
-// spread, the ingest path every record goes through whatever its source,
-// and the HTTP API of DESIGN.md §8.
+// gate admits only federation members, and the composition root that
+// builds, wires, starts and stops the node's services. The services are
+// packages of their own, each with its own goroutines, Close, metrics and
+// tests, depending on the others only through the small interfaces it
+// declares:
 //
-// # Ingest
+//	ingest      the one road into the store, whatever a record's source
+//	gossip      the federation's gossipsub topic, and the outbox of the
+//	            node's own records
+//	fetch       records by CID, asked of peers and served to them
+//	reconcile   set reconciliation with each peer (sync, sync-all)
+//	checkpoint  the log's signed checkpoints and the cosignatures kept on them
+//	witness     peers' checkpoints verified, cosigned, and equivocation
+//	verify      transfer decisions, receipts and receipt bundles
+//	api         the HTTP API of DESIGN.md §8, over the services
 //
-// A record from any source (HTTP, gossip) is accepted by the same steps,
-// cheapest first: size; canonical decoding and schema (protocol.Decode);
-// clock skew; already held (then it is a duplicate and nothing changes);
-// signature; authorisation against what the node holds (protocol.Authorize);
-// durable store (store.Put returns after fsync); then the post-accept
-// effects (membership, notifications) and, for records from the node's own
-// clients (HTTP, its own incident notices), publication on the gossip
-// topic, a commit's worth at a time, as soon as the commit is durable
-// (outbox.go). TLP:RED incidents are stored but never gossiped.
-//
-// # Gossip validation
-//
-// The topic validator answers as go-libp2p-pubsub expects: Reject (which
-// penalises the sender) for what no honest node would forward — bad
-// encoding, bad signature, a TLP:RED incident; Ignore for what an honest
-// node could forward but this node cannot accept now — a record it already
-// holds, one whose issuer it cannot yet authorise because it lacks an
-// accreditation or a referenced record, one from a clock that runs ahead;
-// Accept only once the record is durably stored, so a node forwards only
-// what it keeps. Messages carry no pubsub signature (StrictNoSign): the
-// record's own signature authenticates it, and the message ID is its CID.
+// and two shared rooms: service (goroutine ownership, the errors and data
+// types that cross between services) and trust (the node's view of the
+// federation: the federation file it recognises and the records it
+// holds). compose.go is the one place that knows every service;
+// docs/design-notes.md has the map of who owns which goroutines and who
+// calls whom.
 //
 // # Membership
 //
 // The connection gater admits the founding nodes of the recognised
 // jurisdictions (their bootstrap entries in the federation file) and any key
 // holding a live node accreditation; everything else is refused at the
-// security handshake. When a node accreditation is revoked, connections to
-// that peer are closed.
+// security handshake. The node dials every member it knows an address of
+// (members.go); when a node accreditation is revoked, connections to that
+// peer are closed.
 package node

@@ -32,7 +32,7 @@ func TestDecisionsSeeNewEvidence(t *testing.T) {
 		var failed []string
 		req.At = max(time.Now().UnixMilli(), latest) // not before the records it should see
 		for i := 0; i < 3; i++ {
-			d, err := n.Decide(req)
+			d, err := n.Services().Verify.Decide(req)
 			if err != nil {
 				t.Fatalf("%s: %v", what, err)
 			}
@@ -56,7 +56,7 @@ func TestDecisionsSeeNewEvidence(t *testing.T) {
 	submit := func(r *protocol.Record) {
 		t.Helper()
 		before := n.Store().EvidenceEpoch()
-		if _, err := n.SubmitRecord(context.Background(), r); err != nil {
+		if _, err := n.Services().Ingest.SubmitRecord(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
 		if n.Store().EvidenceEpoch() == before {
@@ -71,7 +71,7 @@ func TestDecisionsSeeNewEvidence(t *testing.T) {
 	// shared answers.
 	epoch := n.Store().EvidenceEpoch()
 	req.At = 0 // now
-	if v, err := n.Verify(ctx, req); err != nil || !v.Decision.Allowed() {
+	if v, err := n.Services().Verify.Verify(ctx, req); err != nil || !v.Decision.Allowed() {
 		t.Fatalf("Verify: %v %+v", err, v)
 	}
 	if got := n.Store().EvidenceEpoch(); got != epoch {

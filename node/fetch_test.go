@@ -172,7 +172,7 @@ func TestFetchRecordHeldByOnePeer(t *testing.T) {
 		t.Fatal("the restarted node holds the record before asking for it")
 	}
 
-	got, err := asker.Fetch(ctx, rec.CID())
+	got, err := asker.Services().Fetch.Fetch(ctx, rec.CID())
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}
@@ -191,7 +191,7 @@ func TestFetchRecordHeldByOnePeer(t *testing.T) {
 
 	// Held now: a second Fetch does not go to the network.
 	served := fetchMetric(t, holder, "entente_fetch_requests_served_total", "result", "ok")
-	if got, err := asker.Fetch(ctx, rec.CID()); err != nil || got[rec.CID()] == nil {
+	if got, err := asker.Services().Fetch.Fetch(ctx, rec.CID()); err != nil || got[rec.CID()] == nil {
 		t.Fatalf("second Fetch: %v, %v", got, err)
 	}
 	if n := fetchMetric(t, holder, "entente_fetch_requests_served_total", "result", "ok"); n != served {
@@ -234,7 +234,7 @@ func TestFetchFollowsReferences(t *testing.T) {
 	})
 
 	t.Run("revocation brings its target", func(t *testing.T) {
-		got, err := asker.Fetch(ctx, revoke.CID())
+		got, err := asker.Services().Fetch.Fetch(ctx, revoke.CID())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -250,7 +250,7 @@ func TestFetchFollowsReferences(t *testing.T) {
 		// The last notice is 9 links from the first: one more than Fetch
 		// follows, so none of the chain can be stored.
 		last := chain[len(chain)-1]
-		got, err := asker.Fetch(ctx, last.CID())
+		got, err := asker.Services().Fetch.Fetch(ctx, last.CID())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,10 +263,10 @@ func TestFetchFollowsReferences(t *testing.T) {
 			}
 		}
 		// With its first two notices held, the rest is within reach.
-		if got, err := asker.Fetch(ctx, chain[1].CID()); err != nil || got[chain[1].CID()] == nil {
+		if got, err := asker.Services().Fetch.Fetch(ctx, chain[1].CID()); err != nil || got[chain[1].CID()] == nil {
 			t.Fatalf("Fetch(notice 1): %v, %v", got, err)
 		}
-		if got, err := asker.Fetch(ctx, last.CID()); err != nil || got[last.CID()] == nil {
+		if got, err := asker.Services().Fetch.Fetch(ctx, last.CID()); err != nil || got[last.CID()] == nil {
 			t.Fatalf("Fetch(last notice) once the chain is within reach: %v, %v", got, err)
 		}
 		for i, r := range chain {
@@ -284,7 +284,7 @@ func TestFetchUnknownCID(t *testing.T) {
 	asker := tn.Nodes[0]
 	ctx := testCtx(t, 20*time.Second)
 	missing := protocol.RecordCID([]byte("a record no one holds"))
-	got, err := asker.Fetch(ctx, missing)
+	got, err := asker.Services().Fetch.Fetch(ctx, missing)
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}
@@ -306,7 +306,7 @@ func TestFetchUnknownCID(t *testing.T) {
 	t.Run("not a record ID", func(t *testing.T) {
 		sum, _ := mh.Sum([]byte("x"), mh.SHA2_256, -1)
 		for _, c := range []cid.Cid{cid.Undef, cid.NewCidV0(sum), cid.NewCidV1(cid.Raw, sum)} {
-			if _, err := asker.Fetch(ctx, c); err == nil {
+			if _, err := asker.Services().Fetch.Fetch(ctx, c); err == nil {
 				t.Errorf("Fetch(%v) succeeded; want an error for a CID that is not a record ID", c)
 			}
 		}
@@ -314,7 +314,7 @@ func TestFetchUnknownCID(t *testing.T) {
 	t.Run("context ended", func(t *testing.T) {
 		done, cancel := context.WithCancel(ctx)
 		cancel()
-		if _, err := asker.Fetch(done, missing); !errors.Is(err, context.Canceled) {
+		if _, err := asker.Services().Fetch.Fetch(done, missing); !errors.Is(err, context.Canceled) {
 			t.Errorf("Fetch with an ended context: %v, want context.Canceled", err)
 		}
 	})
@@ -369,7 +369,7 @@ func TestFetchDistrustsPeers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			answers <- tc.answer
-			got, err := asker.Fetch(ctx, wanted.CID())
+			got, err := asker.Services().Fetch.Fetch(ctx, wanted.CID())
 			if err != nil {
 				t.Fatalf("Fetch: %v", err)
 			}
@@ -421,7 +421,7 @@ func TestFetchRedIncident(t *testing.T) {
 	red := mustSign(t, regulator.Key, incident("FR", protocol.TLPRed, "DE"))
 	newAPIClient(t, fr).submit(red)
 
-	got, err := de.Fetch(ctx, red.CID())
+	got, err := de.Services().Fetch.Fetch(ctx, red.CID())
 	if err != nil || got[red.CID()] == nil {
 		t.Fatalf("the DE node, a recipient, could not fetch the incident: %v, %v", got, err)
 	}
@@ -430,7 +430,7 @@ func TestFetchRedIncident(t *testing.T) {
 	}
 
 	// BR asks both FR and DE, which holds it now: both refuse.
-	got, err = br.Fetch(ctx, red.CID())
+	got, err = br.Services().Fetch.Fetch(ctx, red.CID())
 	if err != nil || len(got) != 0 {
 		t.Fatalf("the BR node fetched %v, %v; want nothing", got, err)
 	}
@@ -502,7 +502,7 @@ func TestMissingReferenceIsFetched(t *testing.T) {
 		if err := tn.Submit(ctx, holder, rev); err != nil {
 			t.Fatal(err)
 		}
-		if err := asker.WaitRecord(ctx, rev.CID()); err != nil {
+		if err := asker.Services().Ingest.WaitRecord(ctx, rev.CID()); err != nil {
 			t.Fatalf("the gossiped revocation was not accepted: %v", err)
 		}
 		if !holds(t, asker.Node, viaGossip.CID()) {

@@ -281,7 +281,7 @@ func TestSubmittedRecordsGoOutOnGossip(t *testing.T) {
 		t.Fatal(err)
 	}
 	from, to := tn.Nodes[0], tn.Nodes[1]
-	for !slices.Contains(from.GossipPeers(), to.ID()) {
+	for !slices.Contains(from.Services().Gossip.Peers(), to.ID()) {
 		select {
 		case <-ctx.Done():
 			t.Fatal("the nodes never met on the topic")
@@ -298,7 +298,7 @@ func TestSubmittedRecordsGoOutOnGossip(t *testing.T) {
 	for _, r := range recs {
 		for range 2 {
 			go func() {
-				_, err := from.SubmitRecord(ctx, r)
+				_, err := from.Services().Ingest.SubmitRecord(ctx, r)
 				errs <- err
 			}()
 		}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/node/api"
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/testnet"
 )
@@ -285,7 +286,7 @@ func (c *apiClient) postRecordWith(body io.Reader, contentType, authorization st
 // postRecord POSTs raw as a client should.
 func (c *apiClient) postRecord(raw []byte) response {
 	c.t.Helper()
-	return c.postRecordWith(bytes.NewReader(raw), node.MediaDagCBOR, "Bearer "+c.token)
+	return c.postRecordWith(bytes.NewReader(raw), api.MediaDagCBOR, "Bearer "+c.token)
 }
 
 // submit POSTs a record and requires 201 Created with its CID.
@@ -330,8 +331,8 @@ func wantAPIError(t *testing.T, resp response, status int, code string) string {
 	if resp.status != status {
 		t.Fatalf("status %d, want %d (body %s)", resp.status, status, resp.body)
 	}
-	if ct := resp.header.Get("Content-Type"); !strings.HasPrefix(ct, node.MediaJSON) {
-		t.Errorf("Content-Type %q, want %s", ct, node.MediaJSON)
+	if ct := resp.header.Get("Content-Type"); !strings.HasPrefix(ct, api.MediaJSON) {
+		t.Errorf("Content-Type %q, want %s", ct, api.MediaJSON)
 	}
 	var body map[string]any
 	decodeJSON(t, resp.body, &body)

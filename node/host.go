@@ -1,83 +1,101 @@
 package node
 
 import (
-	"context"
 	"fmt"
-	"sync"
-	"time"
+	"log/slog"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
-
-	"github.com/entente-net/entente/protocol"
-	"github.com/entente-net/entente/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-func (n *Node) startHost() error {
+// newHost makes the libp2p host, with the membership gate, and listens.
+// A host that cannot listen is closed before newHost returns.
+func newHost(cfg *Config, gate *gater) (host.Host, error) {
 	var tcpOpts []any
-	if n.cfg.DisableReuseport {
+	if cfg.DisableReuseport {
 		tcpOpts = append(tcpOpts, tcp.DisableReuseport())
 	}
-	listen := make([]ma.Multiaddr, 0, len(n.cfg.Listen))
-	for _, s := range n.cfg.Listen {
-		a, err := ma.NewMultiaddr(s)
-		if err != nil {
-			return fmt.Errorf("node: listen address %q: %w", s, err)
-		}
-		listen = append(listen, a)
+	listen, err := parseAddrs("listen", cfg.Listen)
+	if err != nil {
+		return nil, err
 	}
 	opts := []libp2p.Option{
-		libp2p.Identity(n.cfg.Key),
+		libp2p.Identity(cfg.Key),
 		// Listen once the host exists: libp2p.New that cannot listen
 		// leaves its goroutines running, a host that cannot is closed.
 		libp2p.NoListenAddrs,
 		// The transports of DESIGN.md: TCP and QUIC.
 		libp2p.Transport(tcp.NewTCPTransport, tcpOpts...),
 		libp2p.Transport(libp2pquic.NewTransport),
-		libp2p.ConnectionGater(&gater{n: n}),
+		libp2p.ConnectionGater(gate),
 		libp2p.DisableRelay(),
 	}
-	if len(n.cfg.Announce) > 0 {
-		announce := make([]ma.Multiaddr, 0, len(n.cfg.Announce))
-		for _, s := range n.cfg.Announce {
-			a, err := ma.NewMultiaddr(s)
-			if err != nil {
-				return fmt.Errorf("node: announce %q: %w", s, err)
-			}
-			announce = append(announce, a)
+	if len(cfg.Announce) > 0 {
+		announce, err := parseAddrs("announce", cfg.Announce)
+		if err != nil {
+			return nil, err
 		}
 		opts = append(opts, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return announce }))
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
-		return fmt.Errorf("node: libp2p host: %w", err)
+		return nil, fmt.Errorf("node: libp2p host: %w", err)
 	}
-	n.host = h // Close closes it, should listening fail
 	if len(listen) > 0 {
 		if err := h.Network().Listen(listen...); err != nil {
-			return fmt.Errorf("node: listen: %w", err)
+			h.Close()
+			return nil, fmt.Errorf("node: listen: %w", err)
 		}
 	}
-	return nil
+	return h, nil
+}
+
+func parseAddrs(what string, addrs []string) ([]ma.Multiaddr, error) {
+	out := make([]ma.Multiaddr, 0, len(addrs))
+	for _, s := range addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("node: %s address %q: %w", what, s, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 // gater is the membership gate of DESIGN.md §3: only founding nodes and
 // holders of a live node accreditation get past the security handshake.
-type gater struct{ n *Node }
+type gater struct {
+	self     peer.ID
+	isMember func(peer.ID) bool
+	extra    func(peer.ID) bool // Config.Gate; nil admits every member
+	refused  prometheus.Counter
+	log      *slog.Logger
+}
+
+func newGater(self peer.ID, isMember, extra func(peer.ID) bool, log *slog.Logger) *gater {
+	return &gater{self: self, isMember: isMember, extra: extra, log: log,
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "entente_gate_refused_total",
+			Help: "Connections refused because the peer is not a federation member.",
+		}),
+	}
+}
 
 func (g *gater) allowed(id peer.ID) bool {
-	if id == g.n.id {
+	if id == g.self {
 		return false
 	}
-	ok := g.n.trust.isMember(id, g.n.cfg.Now().UnixMilli()) && (g.n.cfg.Gate == nil || g.n.cfg.Gate(id))
+	ok := g.isMember(id) && (g.extra == nil || g.extra(id))
 	if !ok {
-		g.n.metrics.gateRefused.Inc()
-		g.n.log.Debug("refused a peer that is not a member", "peer", id.String())
+		g.refused.Inc()
+		g.log.Debug("refused a peer that is not a member", "peer", id.String())
 	}
 	return ok
 }
@@ -90,127 +108,4 @@ func (g *gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason)
 }
 func (g *gater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
 	return g.allowed(p)
-}
-
-// members lists the peers this node should stay connected to: the
-// founding nodes of the recognised jurisdictions and the holders of live
-// node accreditations that published addresses, except itself.
-func (n *Node) members() []peer.AddrInfo {
-	byID := map[peer.ID][]ma.Multiaddr{}
-	for _, ai := range n.fed.BootstrapAddrs() {
-		byID[ai.ID] = append(byID[ai.ID], ai.Addrs...)
-	}
-	now := n.cfg.Now().UnixMilli()
-	n.nodeAddrsMu.Lock()
-	for id, addrs := range n.nodeAddrs {
-		byID[id] = append(byID[id], addrs...)
-	}
-	n.nodeAddrsMu.Unlock()
-	delete(byID, n.id)
-	out := make([]peer.AddrInfo, 0, len(byID))
-	for id, addrs := range byID {
-		if _, founding := n.trust.FoundingNode(id); founding || n.trust.isMember(id, now) {
-			out = append(out, peer.AddrInfo{ID: id, Addrs: addrs})
-		}
-	}
-	return out
-}
-
-// loadNodeAddrs reads the addresses of every held node accreditation, once
-// at start; noteNodeAddrs keeps the map current after that.
-func (n *Node) loadNodeAddrs() error {
-	return n.forEach(protocol.KindAccreditation, n.noteNodeAddrs)
-}
-
-// noteNodeAddrs remembers the addresses a node accreditation publishes.
-// Whether the key is still a member is decided when dialling.
-func (n *Node) noteNodeAddrs(r *protocol.Record) {
-	a, ok := r.Accreditation()
-	if !ok || len(a.Addrs) == 0 || !containsRole(a.Roles, protocol.RoleNode) {
-		return
-	}
-	id, err := peer.Decode(a.Subject)
-	if err != nil {
-		return
-	}
-	var addrs []ma.Multiaddr
-	for _, s := range a.Addrs {
-		m, err := ma.NewMultiaddr(s)
-		if err != nil {
-			continue
-		}
-		if rest, last := ma.SplitLast(m); last != nil && last.Protocol().Code == ma.P_P2P {
-			m = rest
-		}
-		addrs = append(addrs, m)
-	}
-	n.nodeAddrsMu.Lock()
-	n.nodeAddrs[id] = addrs
-	n.nodeAddrsMu.Unlock()
-}
-
-func containsRole(roles []protocol.Role, r protocol.Role) bool {
-	for _, x := range roles {
-		if x == r {
-			return true
-		}
-	}
-	return false
-}
-
-// dialLoop keeps the node connected to every member it knows an address
-// of: at start, then every ReconnectInterval.
-func (n *Node) dialLoop() {
-	defer n.wg.Done()
-	t := time.NewTicker(n.cfg.ReconnectInterval)
-	defer t.Stop()
-	for {
-		n.dialMissing()
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// dialMissing dials, in parallel, every member not connected, and returns
-// when all dials have ended.
-func (n *Node) dialMissing() {
-	var wg sync.WaitGroup
-	for _, ai := range n.members() {
-		if n.host.Network().Connectedness(ai.ID) == network.Connected {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-			defer cancel()
-			if err := n.host.Connect(ctx, ai); err != nil {
-				n.log.Debug("dial failed", "peer", ai.ID.String(), "err", err)
-				return
-			}
-			n.log.Info("connected to member", "peer", ai.ID.String())
-		}()
-	}
-	wg.Wait()
-}
-
-// forEach calls fn for every held record of kind k, in acceptance order.
-func (n *Node) forEach(k protocol.Kind, fn func(*protocol.Record)) error {
-	q := store.Query{Kind: k, Limit: 1000}
-	for {
-		entries, next, err := n.store.List(q)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			fn(e.Record)
-		}
-		if next == 0 {
-			return nil
-		}
-		q.After = next
-	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/protocol"
 )
 
@@ -62,7 +63,7 @@ func TestCloseIsIdempotent(t *testing.T) {
 	// A closed node takes no more records, and says why.
 	k, _ := newKey(t)
 	r := mustSign(t, k, &protocol.Revocation{Target: protocol.LinkTo(protocol.RecordCID([]byte("x"))), Reason: "test", EffectiveAt: 1})
-	if _, err := n.Submit(context.Background(), r.Bytes()); !errors.Is(err, node.ErrClosed) {
+	if _, err := n.Services().Ingest.Submit(context.Background(), r.Bytes()); !errors.Is(err, service.ErrClosed) {
 		t.Fatalf("Submit after Close: %v, want ErrClosed", err)
 	}
 }

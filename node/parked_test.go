@@ -32,7 +32,7 @@ func TestParkedUntilAuthorised(t *testing.T) {
 	if err := topic.Publish(ctx, acc.Bytes()); err != nil {
 		t.Fatal(err)
 	}
-	if err := first.WaitRecord(ctx, early.CID()); err != nil {
+	if err := first.Services().Ingest.WaitRecord(ctx, early.CID()); err != nil {
 		t.Fatalf("the parked consent was not accepted after the accreditation: %v", err)
 	}
 }

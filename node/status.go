@@ -5,21 +5,24 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/entente-net/entente/node/reconcile"
+	"github.com/entente-net/entente/node/witness"
 )
 
 // Status is the node's state as GET /v1/status shows it.
 type Status struct {
-	PeerID       string           `json:"peer_id"`
-	Jurisdiction string           `json:"jurisdiction"`
-	Federation   string           `json:"federation"`
-	Addrs        []string         `json:"addrs"`
-	Peers        []PeerStatus     `json:"peers"`
-	Records      map[string]int64 `json:"records"`
-	Log          LogStatus        `json:"log"`
-	Sync         []SyncPeerStatus `json:"sync"`
-	Witnessed    []WitnessStatus  `json:"witnessed"`
-	Alerts       []WitnessAlert   `json:"alerts"`
-	UptimeMs     int64            `json:"uptime_ms"`
+	PeerID       string                 `json:"peer_id"`
+	Jurisdiction string                 `json:"jurisdiction"`
+	Federation   string                 `json:"federation"`
+	Addrs        []string               `json:"addrs"`
+	Peers        []PeerStatus           `json:"peers"`
+	Records      map[string]int64       `json:"records"`
+	Log          LogStatus              `json:"log"`
+	Sync         []reconcile.PeerStatus `json:"sync"`
+	Witnessed    []witness.Status       `json:"witnessed"`
+	Alerts       []witness.Alert        `json:"alerts"`
+	UptimeMs     int64                  `json:"uptime_ms"`
 }
 
 // PeerStatus is one connected peer.
@@ -40,7 +43,7 @@ type LogStatus struct {
 	CheckpointSize uint64 `json:"checkpoint_size"`
 }
 
-// Status reports the node's state.
+// Status reports the node's state, gathered from its services.
 func (n *Node) Status() Status {
 	st := Status{
 		PeerID:       n.id.String(),
@@ -48,8 +51,17 @@ func (n *Node) Status() Status {
 		Federation:   n.cfg.Federation.Name,
 		Peers:        []PeerStatus{}, // a list in JSON even when empty, never null
 		Records:      map[string]int64{},
-		Log:          n.logStatus(),
+		Log:          LogStatus{Size: n.store.Len(), CheckpointSize: n.svc.Checkpoints.LatestSize()},
+		Sync:         n.svc.Sync.Status(),
+		Witnessed:    n.svc.Witness.Witnessed(),
+		Alerts:       n.svc.Witness.Alerts(),
 		UptimeMs:     n.cfg.Now().Sub(n.started).Milliseconds(),
+	}
+	if th, err := n.store.TreeHead(); err == nil {
+		st.Log.Size = th.Size
+		if th.Size > 0 {
+			st.Log.Root = th.Root.String()
+		}
 	}
 	for _, a := range n.Addrs() {
 		st.Addrs = append(st.Addrs, a.String())
@@ -57,6 +69,7 @@ func (n *Node) Status() Status {
 	for k, c := range n.store.Counts() {
 		st.Records[string(k)] = c
 	}
+	now := n.cfg.Now().UnixMilli()
 	seen := map[peer.ID]bool{}
 	for _, c := range n.host.Network().Conns() {
 		id := c.RemotePeer()
@@ -64,31 +77,14 @@ func (n *Node) Status() Status {
 			continue
 		}
 		seen[id] = true
-		j, founding := n.trust.FoundingNode(id)
-		if !founding {
-			j = n.nodeJurisdiction(id)
-		}
+		_, founding := n.trust.FoundingNode(id)
 		dir := "inbound"
 		if c.Stat().Direction == network.DirOutbound {
 			dir = "outbound"
 		}
-		st.Peers = append(st.Peers, PeerStatus{PeerID: id.String(), Jurisdiction: j, Founding: founding, Addr: c.RemoteMultiaddr().String(), Direction: dir})
+		st.Peers = append(st.Peers, PeerStatus{PeerID: id.String(), Jurisdiction: n.trust.NodeJurisdiction(id, now),
+			Founding: founding, Addr: c.RemoteMultiaddr().String(), Direction: dir})
 	}
 	sort.Slice(st.Peers, func(i, j int) bool { return st.Peers[i].PeerID < st.Peers[j].PeerID })
-	st.Sync = n.SyncStatus()
-	st.Witnessed = n.Witnessed()
-	st.Alerts = n.Alerts()
 	return st
-}
-
-// nodeJurisdiction is the jurisdiction of a live node accreditation of id,
-// or "".
-func (n *Node) nodeJurisdiction(id peer.ID) string {
-	now := n.cfg.Now().UnixMilli()
-	for _, j := range n.trust.jurisdictions {
-		if ok, _ := isNodeOf(n.trust, id, j, now); ok {
-			return j
-		}
-	}
-	return ""
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/node/api"
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/testnet"
 )
@@ -80,7 +80,7 @@ func TestVerifyAPI(t *testing.T) {
 		if resp.status != http.StatusOK {
 			t.Fatalf("status %d: %s", resp.status, resp.body)
 		}
-		var v node.VerdictView
+		var v api.VerdictView
 		decodeJSON(t, resp.body, &v)
 		if v.Verdict != "allow" || len(v.Checks) != 8 || v.Receipt == "" {
 			t.Fatalf("verdict %+v", v)
@@ -91,7 +91,7 @@ func TestVerifyAPI(t *testing.T) {
 			}
 		}
 		// The receipt is stored and readable, and its verdict is the same.
-		got := f.api.get("/v1/records/"+v.Receipt, node.MediaDagCBOR)
+		got := f.api.get("/v1/records/"+v.Receipt, api.MediaDagCBOR)
 		rec, err := protocol.Parse(got.body)
 		if err != nil {
 			t.Fatalf("receipt: %v", err)
@@ -104,7 +104,7 @@ func TestVerifyAPI(t *testing.T) {
 
 	t.Run("deny", func(t *testing.T) {
 		resp := f.post(t, "/v1/transfers/verify", f.request(func(r map[string]any) { r["purpose"] = "marketing" }), token)
-		var v node.VerdictView
+		var v api.VerdictView
 		decodeJSON(t, resp.body, &v)
 		if resp.status != http.StatusOK || v.Verdict != "deny" {
 			t.Fatalf("status %d verdict %+v", resp.status, v)
@@ -123,7 +123,7 @@ func TestVerifyAPI(t *testing.T) {
 	t.Run("unknown consent", func(t *testing.T) {
 		other := mustSign(t, f.tn.Authorities["DE"], accreditation(f.m.ID(), "DE", "x", protocol.RoleNode)) // a CID no one holds as a consent
 		resp := f.post(t, "/v1/transfers/verify", f.request(func(r map[string]any) { r["consent"] = other.CID().String() }), token)
-		var v node.VerdictView
+		var v api.VerdictView
 		decodeJSON(t, resp.body, &v)
 		if resp.status != http.StatusOK || v.Verdict != "deny" || v.Checks[0].ID != "consent.known" || v.Checks[0].OK {
 			t.Fatalf("status %d verdict %+v", resp.status, v)
@@ -137,7 +137,7 @@ func TestVerifyAPI(t *testing.T) {
 		}
 		body, _ := json.Marshal(map[string]any{"requests": reqs})
 		resp := f.post(t, "/v1/transfers/verify-batch", body, token)
-		var out struct{ Results []node.VerdictView }
+		var out struct{ Results []api.VerdictView }
 		decodeJSON(t, resp.body, &out)
 		if resp.status != http.StatusOK || len(out.Results) != 3 {
 			t.Fatalf("status %d: %s", resp.status, resp.body)

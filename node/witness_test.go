@@ -19,6 +19,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/node/witness"
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/testnet"
 )
@@ -69,11 +70,11 @@ func grow(t *testing.T, tn *testnet.Net, m *testnet.Member, k int) protocol.Sign
 	t.Helper()
 	ctx := testCtx(t, 10*time.Second)
 	for i := 0; i < k; i++ {
-		if _, err := m.SubmitRecord(ctx, freshAccreditation(t, tn, m.Jurisdiction(), "filler")); err != nil {
+		if _, err := m.Services().Ingest.SubmitRecord(ctx, freshAccreditation(t, tn, m.Jurisdiction(), "filler")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	sc, err := m.SignCheckpoint()
+	sc, err := m.Services().Checkpoints.Sign()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func TestWitnessGrowingLogNoAlert(t *testing.T) {
 	ctx := testCtx(t, 30*time.Second)
 	for round := 0; round < 3; round++ {
 		sc := grow(t, tn, b, 2)
-		if err := a.WitnessPeer(ctx, b.ID()); err != nil {
+		if err := a.Services().Witness.Peer(ctx, b.ID()); err != nil {
 			t.Fatalf("round %d: witness: %v", round, err)
 		}
 		if got := witnessedSize(a.Node, b); got != sc.Size {
@@ -109,7 +110,7 @@ func TestWitnessGrowingLogNoAlert(t *testing.T) {
 		t.Fatalf("entente_equivocations_total = %v", v)
 	}
 	// The kept note carries B's signature and A's cosignature.
-	msg, ok := a.WitnessedNote(b.ID())
+	msg, ok := a.Services().Witness.Note(b.ID())
 	if !ok {
 		t.Fatal("no witnessed note")
 	}
@@ -135,7 +136,7 @@ func TestWitnessGrowingLogNoAlert(t *testing.T) {
 		t.Fatalf("A's cosignature: %v", err)
 	}
 	// Asking again with nothing new is a no-op.
-	if err := a.WitnessPeer(ctx, b.ID()); err != nil {
+	if err := a.Services().Witness.Peer(ctx, b.ID()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -145,7 +146,7 @@ func TestWitnessEquivocationSameSize(t *testing.T) {
 	a, b, c := tn.Nodes[0], tn.Nodes[1], tn.Nodes[2]
 	ctx := testCtx(t, 30*time.Second)
 	sc := grow(t, tn, b, 3)
-	if err := a.WitnessPeer(ctx, b.ID()); err != nil {
+	if err := a.Services().Witness.Peer(ctx, b.ID()); err != nil {
 		t.Fatal(err)
 	}
 	if got := witnessedSize(a.Node, b); got != sc.Size {
@@ -155,12 +156,12 @@ func TestWitnessEquivocationSameSize(t *testing.T) {
 	copy(other[:], sc.Root[:])
 	other[0] ^= 0xff
 	forged := forgeCheckpoint(t, tn, b, sc.Size, other)
-	_, err := a.ObserveCheckpoint(ctx, b.ID(), forged, nil)
-	if !errors.Is(err, node.ErrEquivocation) {
+	_, err := a.Services().Witness.Observe(ctx, b.ID(), forged, nil)
+	if !errors.Is(err, witness.ErrEquivocation) {
 		t.Fatalf("ObserveCheckpoint of a second root for size %d: %v, want ErrEquivocation", sc.Size, err)
 	}
 	// Once per (peer, size).
-	if _, err := a.ObserveCheckpoint(ctx, b.ID(), forged, nil); !errors.Is(err, node.ErrEquivocation) {
+	if _, err := a.Services().Witness.Observe(ctx, b.ID(), forged, nil); !errors.Is(err, witness.ErrEquivocation) {
 		t.Fatalf("second observation: %v", err)
 	}
 	if v := metricValue(t, a.Registry(), "entente_equivocations_total", nil); v != 1 {
@@ -169,7 +170,7 @@ func TestWitnessEquivocationSameSize(t *testing.T) {
 	if v := metricValue(t, a.Registry(), "entente_equivocations", nil); v != 1 {
 		t.Fatalf("entente_equivocations = %v, want 1", v)
 	}
-	notes, ok := a.EquivocationEvidence(b.ID(), sc.Size)
+	notes, ok := a.Services().Witness.Evidence(b.ID(), sc.Size)
 	if !ok || len(notes) != 2 || string(notes[1]) != string(forged) {
 		t.Fatalf("evidence not kept: %v", ok)
 	}
@@ -180,7 +181,7 @@ func TestWitnessEquivocationSameSize(t *testing.T) {
 	if got := witnessedSize(a.Node, b); got != sc.Size {
 		t.Fatalf("witnessed size %d after equivocation, want %d", got, sc.Size)
 	}
-	var alert node.WitnessAlert
+	var alert witness.Alert
 	eventually(t, 10*time.Second, "the incident to be issued", func() bool {
 		al := a.Status().Alerts
 		if len(al) == 1 && al[0].Incident != "" {
@@ -189,7 +190,7 @@ func TestWitnessEquivocationSameSize(t *testing.T) {
 		}
 		return false
 	})
-	if alert.PeerID != b.ID().String() || alert.Kind != node.EquivocationSameSize || alert.Size != sc.Size {
+	if alert.PeerID != b.ID().String() || alert.Kind != witness.EquivocationSameSize || alert.Size != sc.Size {
 		t.Fatalf("alert %+v", alert)
 	}
 	ic, err := cid.Decode(alert.Incident)
@@ -197,11 +198,11 @@ func TestWitnessEquivocationSameSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range []*testnet.Member{b, c} {
-		if err := m.WaitRecord(ctx, ic); err != nil {
+		if err := m.Services().Ingest.WaitRecord(ctx, ic); err != nil {
 			t.Fatalf("incident did not reach %s: %v", m.ID(), err)
 		}
 	}
-	r, err := c.Get(ic)
+	r, err := c.Store().Get(ic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +222,7 @@ func TestWitnessEquivocationInconsistent(t *testing.T) {
 	a, b := tn.Nodes[0], tn.Nodes[1]
 	ctx := testCtx(t, 30*time.Second)
 	sc := grow(t, tn, b, 2)
-	if err := a.WitnessPeer(ctx, b.ID()); err != nil {
+	if err := a.Services().Witness.Peer(ctx, b.ID()); err != nil {
 		t.Fatal(err)
 	}
 	// A newer tree that does not extend the verified one: a real proof
@@ -235,15 +236,15 @@ func TestWitnessEquivocationInconsistent(t *testing.T) {
 	copy(bad[:], next.Root[:])
 	bad[31] ^= 1
 	forged := forgeCheckpoint(t, tn, b, next.Size, bad)
-	if _, err := a.ObserveCheckpoint(ctx, b.ID(), forged, proof); !errors.Is(err, node.ErrEquivocation) {
+	if _, err := a.Services().Witness.Observe(ctx, b.ID(), forged, proof); !errors.Is(err, witness.ErrEquivocation) {
 		t.Fatalf("inconsistent checkpoint: %v, want ErrEquivocation", err)
 	}
 	al := a.Status().Alerts
-	if len(al) != 1 || al[0].Kind != node.EquivocationInconsistent || al[0].Size != next.Size {
+	if len(al) != 1 || al[0].Kind != witness.EquivocationInconsistent || al[0].Size != next.Size {
 		t.Fatalf("alerts %+v", al)
 	}
 	// The honest checkpoint of that size, with its proof, still verifies.
-	if _, err := a.ObserveCheckpoint(ctx, b.ID(), next.Note, proof); err != nil {
+	if _, err := a.Services().Witness.Observe(ctx, b.ID(), next.Note, proof); err != nil {
 		t.Fatalf("the honest checkpoint: %v", err)
 	}
 	if got := witnessedSize(a.Node, b); got != next.Size {
@@ -251,7 +252,7 @@ func TestWitnessEquivocationInconsistent(t *testing.T) {
 	}
 	// A note not signed by B's key is refused, not an equivocation.
 	forgedByA := forgeCheckpoint(t, tn, a, next.Size+1, bad)
-	if _, err := a.ObserveCheckpoint(context.Background(), b.ID(), forgedByA, nil); err == nil || errors.Is(err, node.ErrEquivocation) {
+	if _, err := a.Services().Witness.Observe(context.Background(), b.ID(), forgedByA, nil); err == nil || errors.Is(err, witness.ErrEquivocation) {
 		t.Fatalf("a note of another origin: %v", err)
 	}
 }
@@ -263,7 +264,7 @@ func TestWitnessCosignaturesReturned(t *testing.T) {
 	fed := tn.Federation.Name
 	sc := grow(t, tn, a, 2)
 	for _, w := range []*testnet.Member{b, c} {
-		if err := w.WitnessPeer(ctx, a.ID()); err != nil {
+		if err := w.Services().Witness.Peer(ctx, a.ID()); err != nil {
 			t.Fatalf("%s witnessing A: %v", w.ID(), err)
 		}
 	}
@@ -287,10 +288,10 @@ func TestWitnessCosignaturesReturned(t *testing.T) {
 		t.Fatalf("%d signature lines, want 3:\n%s", n, resp.body)
 	}
 	// Witnessing again keeps one cosignature per witness.
-	if err := b.WitnessPeer(ctx, a.ID()); err != nil {
+	if err := b.Services().Witness.Peer(ctx, a.ID()); err != nil {
 		t.Fatal(err)
 	}
-	latest, err := a.LatestCheckpoint()
+	latest, err := a.Services().Checkpoints.Latest()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,10 +313,10 @@ func TestWitnessCosignaturesReturned(t *testing.T) {
 	if _, _, err := protocol.VerifyCosignature(forged, fed, c.ID()); err == nil {
 		t.Fatal("VerifyCosignature accepted a forged cosignature")
 	}
-	if err := c.SendCosignature(ctx, a.ID(), forged); !errors.Is(err, protocol.ErrBadCosignature) {
+	if err := c.Services().Witness.SendCosignature(ctx, a.ID(), forged); !errors.Is(err, protocol.ErrBadCosignature) {
 		t.Fatalf("forged cosignature: %v, want ErrBadCosignature", err)
 	}
-	after, err := a.LatestCheckpoint()
+	after, err := a.Services().Checkpoints.Latest()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,18 +334,18 @@ func TestBundleCarriesCosignatures(t *testing.T) {
 	ctx := testCtx(t, 30*time.Second)
 	fed := tn.Federation.Name
 	unknown := freshAccreditation(t, tn, "DE", "never submitted")
-	v, err := a.Verify(ctx, protocol.TransferRequest{Consent: protocol.LinkTo(unknown.CID()), From: "DE", To: "DE",
+	v, err := a.Services().Verify.Verify(ctx, protocol.TransferRequest{Consent: protocol.LinkTo(unknown.CID()), From: "DE", To: "DE",
 		Recipient: b.ID().String(), Purpose: "research", Categories: []string{"face"}, Tier: 0, RetentionDays: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.SignCheckpoint(); err != nil {
+	if _, err := a.Services().Checkpoints.Sign(); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.WitnessPeer(ctx, a.ID()); err != nil {
+	if err := b.Services().Witness.Peer(ctx, a.ID()); err != nil {
 		t.Fatal(err)
 	}
-	bundle, err := a.Bundle(v.Receipt.CID())
+	bundle, err := a.Services().Verify.Bundle(v.Receipt.CID())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -478,7 +478,7 @@ type bundleCheck struct {
 	receipt  *Record         // nil until parsed
 	body     *Receipt
 	records  []*Record // by block, nil for the manifest and blocks that did not parse
-	view     *bundleView
+	view     *RecordView
 	tree     *LogTree // the checkpoint's, once verified
 }
 
@@ -632,7 +632,7 @@ func (c *bundleCheck) recordsStep() (bool, string) {
 		c.receipt = c.records[0]
 		c.body, _ = c.receipt.Receipt()
 	}
-	c.view = newBundleView(c.trust, c.records[min(1, len(c.records)):])
+	c.view = NewRecordView(StaticAnchors{Authorities: c.trust.Authorities, FoundingNodes: c.trust.FoundingNodes}, c.records[min(1, len(c.records)):])
 	if len(faults) > 0 {
 		return false, joinFaults(faults)
 	}
@@ -834,79 +834,4 @@ func linkPtrEqual(a, b *Link) bool {
 		return a == b
 	}
 	return a.Equals(b.Cid)
-}
-
-// bundleView is a DecisionView over a bundle's records and the trust's
-// federation: it answers as a store holding only those records would.
-type bundleView struct {
-	trust     BundleTrust
-	records   map[cid.Cid]*Record
-	accs      map[peer.ID][]*Record
-	links     map[cid.Cid][]*Record
-	rulesets  map[string][]*Record
-	incidents map[peer.ID][]*Record
-}
-
-func newBundleView(trust BundleTrust, records []*Record) *bundleView {
-	v := &bundleView{trust: trust, records: map[cid.Cid]*Record{}, accs: map[peer.ID][]*Record{},
-		links: map[cid.Cid][]*Record{}, rulesets: map[string][]*Record{}, incidents: map[peer.ID][]*Record{}}
-	for _, r := range records {
-		if r == nil {
-			continue
-		}
-		v.records[r.CID()] = r
-		for _, l := range r.Links() {
-			v.links[l] = append(v.links[l], r)
-		}
-		switch b := r.Body().(type) {
-		case *Accreditation:
-			if id, err := peer.Decode(b.Subject); err == nil {
-				v.accs[id] = append(v.accs[id], r)
-			}
-		case *Ruleset:
-			v.rulesets[b.Jurisdiction] = append(v.rulesets[b.Jurisdiction], r)
-		case *Incident:
-			for _, a := range b.Affected {
-				if id, err := peer.Decode(a); err == nil {
-					v.incidents[id] = append(v.incidents[id], r)
-				}
-			}
-		}
-	}
-	return v
-}
-
-func (v *bundleView) Authority(j string) (peer.ID, bool) {
-	id, ok := v.trust.Authorities[j]
-	return id, ok
-}
-
-func (v *bundleView) FoundingNode(id peer.ID) (string, bool) {
-	j, ok := v.trust.FoundingNodes[id]
-	return j, ok
-}
-
-func (v *bundleView) Record(c cid.Cid) (*Record, error) {
-	if r, ok := v.records[c]; ok {
-		return r, nil
-	}
-	return nil, ErrNotHeld
-}
-
-func (v *bundleView) AccreditationsOf(id peer.ID) ([]*Record, error) { return v.accs[id], nil }
-
-func (v *bundleView) LinkedFrom(c cid.Cid, kinds ...Kind) ([]*Record, error) {
-	var out []*Record
-	for _, r := range v.links[c] {
-		if len(kinds) == 0 || slices.Contains(kinds, r.Kind()) {
-			out = append(out, r)
-		}
-	}
-	return out, nil
-}
-
-func (v *bundleView) RulesetsOf(j string) ([]*Record, error) { return v.rulesets[j], nil }
-
-func (v *bundleView) IncidentsAffecting(id peer.ID) ([]*Record, error) {
-	return v.incidents[id], nil
 }

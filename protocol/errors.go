@@ -3,6 +3,8 @@ package protocol
 import (
 	"errors"
 	"fmt"
+
+	"github.com/ipfs/go-cid"
 )
 
 // Code is a stable error code. Codes are part of the HTTP API contract
@@ -57,4 +59,15 @@ func errf(code Code, field, format string, args ...any) *Error {
 
 func invalid(field, format string, args ...any) *Error {
 	return errf(CodeInvalidBody, field, format, args...)
+}
+
+// MissingReference returns the record an unknown_reference refusal names
+// (Error.Ref).
+func MissingReference(err error) (cid.Cid, bool) {
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Code != CodeUnknownReference || pe.Ref == "" {
+		return cid.Undef, false
+	}
+	c, err := ParseCID(pe.Ref)
+	return c, err == nil
 }

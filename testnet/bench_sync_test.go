@@ -37,7 +37,7 @@ func benchCatchUp(b *testing.B, held int) {
 				b.Fatal(err)
 			}
 			for _, r := range recs[:held] {
-				if _, err := fresh.SubmitRecord(ctx, r); err != nil {
+				if _, err := fresh.Services().Ingest.SubmitRecord(ctx, r); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -61,7 +61,7 @@ func benchCatchUp(b *testing.B, held int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		for fresh.Store().Len() < n {
 			select {
-			case <-fresh.Accepted():
+			case <-fresh.Services().Ingest.Accepted():
 			case <-ctx.Done():
 				b.Fatalf("caught up %d of %d", fresh.Store().Len(), n)
 			}
@@ -71,7 +71,7 @@ func benchCatchUp(b *testing.B, held int) {
 		// last record is stored.
 		var wire int64
 		for wire == 0 && ctx.Err() == nil {
-			for _, st := range fresh.SyncStatus() {
+			for _, st := range fresh.Services().Sync.Status() {
 				if st.Sessions > 0 {
 					wire += int64(st.BytesIn + st.BytesOut + st.FetchBytes)
 				}

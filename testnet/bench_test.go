@@ -95,7 +95,7 @@ func BenchmarkSpread(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		if _, err := origin.SubmitRecord(ctx, recs[i]); err != nil {
+		if _, err := origin.Services().Ingest.SubmitRecord(ctx, recs[i]); err != nil {
 			b.Fatal(err)
 		}
 		if err := net.WaitAll(ctx, recs[i].CID()); err != nil {

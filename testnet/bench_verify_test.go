@@ -25,13 +25,13 @@ func BenchmarkDecide(b *testing.B) {
 	m := w.net.Nodes[0]
 	req := w.request
 	req.At = time.Now().UnixMilli()
-	if d, err := m.Decide(req); err != nil || d.Verdict != protocol.VerdictAllow {
+	if d, err := m.Services().Verify.Decide(req); err != nil || d.Verdict != protocol.VerdictAllow {
 		b.Fatalf("warm-up: %v %+v", err, d)
 	}
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := m.Decide(req); err != nil {
+			if _, err := m.Services().Verify.Decide(req); err != nil {
 				b.Error(err)
 				return
 			}
@@ -129,7 +129,7 @@ func BenchmarkVerifyHTTP(b *testing.B) {
 		r.RetentionDays = days
 		bodies = append(bodies, requestJSON(r))
 	}
-	d, err := m.Decide(w.request)
+	d, err := m.Services().Verify.Decide(w.request)
 	if err != nil || d.Verdict != protocol.VerdictAllow {
 		b.Fatalf("decision: %v %+v", err, d)
 	}
@@ -237,11 +237,11 @@ func BenchmarkRevocationEffect(b *testing.B) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := m.WaitRecord(ctx, rev.CID()); err != nil {
+				if err := m.Services().Ingest.WaitRecord(ctx, rev.CID()); err != nil {
 					b.Error(err)
 					return
 				}
-				d, err := m.Decide(req)
+				d, err := m.Services().Verify.Decide(req)
 				if err != nil || d.Verdict != protocol.VerdictDeny {
 					b.Errorf("node %d still allows after the revocation: %v", m.Index, err)
 					return

@@ -144,7 +144,7 @@ func submitConcurrently(ctx context.Context, m *Member, recs []*protocol.Record,
 		go func() {
 			defer wg.Done()
 			for i := next.Add(1) - 1; i < int64(len(recs)) && failed.Load() == nil; i = next.Add(1) - 1 {
-				acc, err := m.SubmitRecord(ctx, recs[i])
+				acc, err := m.Services().Ingest.SubmitRecord(ctx, recs[i])
 				if err == nil && !acc.New {
 					err = fmt.Errorf("record %s was already held", recs[i].CID())
 				}

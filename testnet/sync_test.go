@@ -39,7 +39,7 @@ func submitAll(t testing.TB, m *Member, recs []*protocol.Record) {
 		go func() {
 			defer wg.Done()
 			for i := next.Add(1) - 1; i < int64(len(recs)); i = next.Add(1) - 1 {
-				if _, err := m.SubmitRecord(context.Background(), recs[i]); err != nil {
+				if _, err := m.Services().Ingest.SubmitRecord(context.Background(), recs[i]); err != nil {
 					t.Error(err)
 					return
 				}
@@ -152,7 +152,7 @@ func TestPartitionHeals(t *testing.T) {
 	// Each side converges on its own records only.
 	for _, m := range net.Nodes[1:3] {
 		for _, r := range left {
-			if err := m.WaitRecord(ctx, r.CID()); err != nil {
+			if err := m.Services().Ingest.WaitRecord(ctx, r.CID()); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -373,7 +373,7 @@ func (n *Net) WaitConnected(ctx context.Context) error {
 		running := n.Running()
 		for _, a := range running {
 			onTopic := map[peer.ID]bool{}
-			for _, id := range a.GossipPeers() {
+			for _, id := range a.Services().Gossip.Peers() {
 				onTopic[id] = true
 			}
 			for _, b := range running {
@@ -390,7 +390,7 @@ func (n *Net) WaitConnected(ctx context.Context) error {
 func (n *Net) WaitAll(ctx context.Context, cids ...cid.Cid) error {
 	for _, m := range n.Running() {
 		for _, c := range cids {
-			if err := m.WaitRecord(ctx, c); err != nil {
+			if err := m.Services().Ingest.WaitRecord(ctx, c); err != nil {
 				return fmt.Errorf("node %d: %w", m.Index, err)
 			}
 		}
@@ -483,7 +483,7 @@ func (n *Net) Submit(ctx context.Context, m *Member, r *protocol.Record) error {
 	if m == nil {
 		return errors.New("testnet: no such node")
 	}
-	_, err := m.SubmitRecord(ctx, r)
+	_, err := m.Services().Ingest.SubmitRecord(ctx, r)
 	return err
 }
 

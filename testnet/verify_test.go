@@ -27,7 +27,7 @@ func TestEveryNodeGivesTheSameVerdict(t *testing.T) {
 			var first *protocol.Receipt
 			receipts := map[string]bool{}
 			for _, m := range w.net.Nodes {
-				v, err := m.Verify(ctx, tc.req)
+				v, err := m.Services().Verify.Verify(ctx, tc.req)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -69,7 +69,7 @@ func TestRevocationReachesEveryVerdict(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, m := range w.net.Nodes {
-		d, err := m.Decide(w.request)
+		d, err := m.Services().Verify.Decide(w.request)
 		if err != nil || d.Verdict != protocol.VerdictAllow {
 			t.Fatalf("node %d before the revocation: %v %+v", m.Index, err, d)
 		}
@@ -85,7 +85,7 @@ func TestRevocationReachesEveryVerdict(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range w.net.Nodes {
-		d, err := m.Decide(w.request)
+		d, err := m.Services().Verify.Decide(w.request)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/entente-net/entente/config"
-	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/node/api"
 	"github.com/entente-net/entente/protocol"
 )
 
@@ -61,7 +61,7 @@ func runReceiptGet(env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, data, err := cl.do(http.MethodGet, "/v1/receipts/"+id.String()+"/bundle", "", node.MediaCAR, nil)
+	_, data, err := cl.do(http.MethodGet, "/v1/receipts/"+id.String()+"/bundle", "", api.MediaCAR, nil)
 	if err != nil {
 		return err
 	}

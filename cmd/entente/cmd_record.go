@@ -14,7 +14,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/entente-net/entente/config"
-	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/node/api"
 	"github.com/entente-net/entente/protocol"
 )
 
@@ -184,7 +184,7 @@ func runRecordSubmit(env *cliEnv, args []string) error {
 		if err != nil {
 			return err
 		}
-		resp, data, err := cl.do(http.MethodPost, "/v1/records", node.MediaDagCBOR, "application/json", b)
+		resp, data, err := cl.do(http.MethodPost, "/v1/records", api.MediaDagCBOR, "application/json", b)
 		var ae *apiError
 		if errors.As(err, &ae) {
 			fmt.Fprintf(env.stdout, "%s: refused: %s: %s\n", f, ae.Code, ae.Message)
@@ -242,7 +242,7 @@ func runRecordShow(env *cliEnv, args []string) error {
 		if err != nil {
 			return err
 		}
-		if _, raw, err = cl.do(http.MethodGet, "/v1/records/"+id.String(), "", node.MediaDagCBOR, nil); err != nil {
+		if _, raw, err = cl.do(http.MethodGet, "/v1/records/"+id.String(), "", api.MediaDagCBOR, nil); err != nil {
 			return err
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/node/api"
 )
 
 func init() {
@@ -100,7 +100,7 @@ func runVerify(env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	var v node.VerdictView
+	var v api.VerdictView
 	if err := json.Unmarshal(data, &v); err != nil {
 		return fmt.Errorf("the node's answer: %w", err)
 	}
@@ -115,7 +115,7 @@ func runVerify(env *cliEnv, args []string) error {
 	return nil
 }
 
-func printVerdict(env *cliEnv, v *node.VerdictView) {
+func printVerdict(env *cliEnv, v *api.VerdictView) {
 	w := env.stdout
 	fmt.Fprintf(w, "verdict  %s\nreceipt  %s\n\n", strings.ToUpper(v.Verdict), v.Receipt)
 	for _, c := range v.Checks {

@@ -19,7 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/entente-net/entente/config"
-	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/testnet"
 )
@@ -272,7 +272,7 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 	if err != nil {
 		return err
 	}
-	if _, err := net.NodeOf("FR").SubmitRecord(wctx, redRec); err != nil {
+	if _, err := net.NodeOf("FR").Services().Ingest.SubmitRecord(wctx, redRec); err != nil {
 		return err
 	}
 	d.published++
@@ -317,7 +317,7 @@ func (d *demo) spread(ctx context.Context, rec *protocol.Record, via *testnet.Me
 	// that node could be woken later than one waiting on a peer.
 	start := time.Now()
 	if !already {
-		if _, err := via.SubmitRecord(ctx, rec); err != nil {
+		if _, err := via.Services().Ingest.SubmitRecord(ctx, rec); err != nil {
 			return fmt.Errorf("%s: %w", desc, err)
 		}
 	}
@@ -333,7 +333,7 @@ func (d *demo) spread(ctx context.Context, rec *protocol.Record, via *testnet.Me
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := m.WaitRecord(ctx, rec.CID()); err != nil {
+			if err := m.Services().Ingest.WaitRecord(ctx, rec.CID()); err != nil {
 				errs <- fmt.Errorf("%s node: %w", m.Jurisdiction(), err)
 				return
 			}
@@ -368,11 +368,11 @@ func fmtDur(t time.Duration) string {
 // narrates the verdict: every check when it allows, the failing ones when
 // it denies, and whether the nodes agree.
 func (d *demo) verify(ctx context.Context, what string, req protocol.TransferRequest, on ...string) error {
-	var first *node.Verdict
+	var first *service.Verdict
 	var agree []string
 	for _, j := range on {
 		req.At = 0
-		v, err := d.net.NodeOf(j).Verify(ctx, req)
+		v, err := d.net.NodeOf(j).Services().Verify.Verify(ctx, req)
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
@@ -408,7 +408,7 @@ func (d *demo) verify(ctx context.Context, what string, req protocol.TransferReq
 // entente receipt check does, then checks a copy with one byte changed.
 func (d *demo) audit() error {
 	m, c := d.audited.m, d.audited.receipt
-	b, err := m.Bundle(c)
+	b, err := m.Services().Verify.Bundle(c)
 	if err != nil {
 		return err
 	}
@@ -484,7 +484,7 @@ func (d *demo) refusals(ctx context.Context, platform crypto.PrivKey, consent *p
 		{"a consent dated an hour in the future", future.Bytes()},
 		{"three bytes that are not a record", []byte{0xa1, 0x61, 0x76}},
 	} {
-		_, err := de.Submit(ctx, c.raw)
+		_, err := de.Services().Ingest.Submit(ctx, c.raw)
 		var pe *protocol.Error
 		if !errors.As(err, &pe) {
 			return fmt.Errorf("demo: %s was not refused as expected (err=%v)", c.what, err)

@@ -235,7 +235,7 @@ func TestReadmeJoinFlow(t *testing.T) {
 	}
 	fr := n.NodeOf("FR")
 	waitFor(t, 20*time.Second, "the FR node to see the new node on the gossip topic", func() bool {
-		return slices.Contains(fr.GossipPeers(), newID)
+		return slices.Contains(fr.Services().Gossip.Peers(), newID)
 	})
 
 	// An authority publishes on the FR node; the new node receives it.

@@ -18,7 +18,7 @@ func TestReceiptGetAndCheck(t *testing.T) {
 	w := newTransferWorld(t)
 	n, ctx, consent, recipient := w.net, t.Context(), w.consent, w.recipient
 	br := n.NodeOf("BR")
-	v, err := br.Verify(ctx, protocol.TransferRequest{Consent: protocol.LinkTo(consent.CID()), From: "DE", To: "BR", Recipient: recipient.ID.String(),
+	v, err := br.Services().Verify.Verify(ctx, protocol.TransferRequest{Consent: protocol.LinkTo(consent.CID()), From: "DE", To: "BR", Recipient: recipient.ID.String(),
 		Purpose: "research", Categories: []string{"face"}, Tier: 1, RetentionDays: 30})
 	if err != nil || !v.Decision.Allowed() {
 		t.Fatalf("verify: %v %+v", err, v)

@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"errors"
@@ -11,9 +11,6 @@ import (
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/store"
 )
-
-// MediaText is the media type of a signed checkpoint note.
-const MediaText = "text/plain; charset=utf-8"
 
 // InclusionProof is the answer of GET /v1/log/proof: the record at leaf
 // Index is in the tree of Size leaves. Check it with tlog.CheckRecord
@@ -33,14 +30,14 @@ type ConsistencyProof struct {
 }
 
 // handleCheckpoint serves the latest signed checkpoint note.
-func (n *Node) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 	if _, err := logQuery(r); err != nil {
-		n.writeError(w, r, err)
+		a.writeError(w, r, err)
 		return
 	}
-	sc, err := n.LatestCheckpoint()
+	sc, err := a.cfg.Checkpoints.Latest()
 	if err != nil {
-		n.writeError(w, r, logError(err))
+		a.writeError(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", MediaText)
@@ -51,78 +48,78 @@ func (n *Node) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 
 // handleInclusionProof serves ?cid=C[&size=N]: C's inclusion in the tree
 // of size N, by default the latest checkpoint's.
-func (n *Node) handleInclusionProof(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleInclusionProof(w http.ResponseWriter, r *http.Request) {
 	q, err := logQuery(r, "cid", "size")
 	if err != nil {
-		n.writeError(w, r, err)
+		a.writeError(w, r, err)
 		return
 	}
 	if q.Get("cid") == "" {
-		n.writeError(w, r, badRequest("cid: required"))
+		a.writeError(w, r, badRequest("cid: required"))
 		return
 	}
 	c, err := protocol.ParseCID(q.Get("cid"))
 	if err != nil {
-		n.writeError(w, r, badRequest("cid: %v", err))
+		a.writeError(w, r, badRequest("cid: %v", err))
 		return
 	}
 	var size uint64
 	if q.Has("size") {
 		if size, err = treeSize(q, "size"); err != nil {
-			n.writeError(w, r, err)
+			a.writeError(w, r, err)
 			return
 		}
 	}
-	seq, err := n.store.Seq(c)
+	seq, err := a.cfg.Store.Seq(c)
 	if err != nil {
-		n.writeError(w, r, err)
+		a.writeError(w, r, err)
 		return
 	}
 	if size == 0 {
-		sc, err := n.LatestCheckpoint()
+		sc, err := a.cfg.Checkpoints.Latest()
 		if err != nil {
-			n.writeError(w, r, logError(err))
+			a.writeError(w, r, err)
 			return
 		}
 		size = sc.Size
 	}
 	index := seq - 1
 	if index >= size {
-		n.writeError(w, r, badRequest("cid: %s is leaf %d, not in the tree of size %d (a later checkpoint will cover it)", c, index, size))
+		a.writeError(w, r, badRequest("cid: %s is leaf %d, not in the tree of size %d (a later checkpoint will cover it)", c, index, size))
 		return
 	}
-	p, err := n.store.InclusionProof(seq, size)
+	p, err := a.cfg.Store.InclusionProof(seq, size)
 	if err != nil {
-		n.writeError(w, r, n.beyondLog(err, "size", size))
+		a.writeError(w, r, a.beyondLog(err, "size", size))
 		return
 	}
 	writeJSON(w, http.StatusOK, InclusionProof{Index: index, Size: size, Hashes: nonNil(p)})
 }
 
 // handleConsistencyProof serves ?from=M&to=N.
-func (n *Node) handleConsistencyProof(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleConsistencyProof(w http.ResponseWriter, r *http.Request) {
 	q, err := logQuery(r, "from", "to")
 	if err != nil {
-		n.writeError(w, r, err)
+		a.writeError(w, r, err)
 		return
 	}
 	from, err := treeSize(q, "from")
 	if err != nil {
-		n.writeError(w, r, err)
+		a.writeError(w, r, err)
 		return
 	}
 	to, err := treeSize(q, "to")
 	if err != nil {
-		n.writeError(w, r, err)
+		a.writeError(w, r, err)
 		return
 	}
 	if from > to {
-		n.writeError(w, r, badRequest("from: %d is larger than to (%d)", from, to))
+		a.writeError(w, r, badRequest("from: %d is larger than to (%d)", from, to))
 		return
 	}
-	p, err := n.store.ConsistencyProof(from, to)
+	p, err := a.cfg.Store.ConsistencyProof(from, to)
 	if err != nil {
-		n.writeError(w, r, n.beyondLog(err, "to", to))
+		a.writeError(w, r, a.beyondLog(err, "to", to))
 		return
 	}
 	writeJSON(w, http.StatusOK, ConsistencyProof{Hashes: nonNil(p)})
@@ -163,18 +160,9 @@ func treeSize(q url.Values, key string) (uint64, error) {
 // beyondLog maps a proof's error: the store refuses a tree size beyond
 // the durable log (checked in its read, so never racing an append) with
 // ErrInvalidQuery, which is the client's parameter key.
-func (n *Node) beyondLog(err error, key string, size uint64) error {
+func (a *API) beyondLog(err error, key string, size uint64) error {
 	if errors.Is(err, store.ErrInvalidQuery) {
-		return badRequest("%s: %d is beyond the log, which has %d records", key, size, n.store.Len())
-	}
-	return logError(err)
-}
-
-// logError maps what the log's reads return to API errors; the rest goes
-// to toAPIError as it is.
-func logError(err error) error {
-	if errors.Is(err, ErrEmptyLog) {
-		return &APIError{Status: http.StatusNotFound, Code: CodeNotFound, Message: "the log is empty: no checkpoint yet"}
+		return badRequest("%s: %d is beyond the log, which has %d records", key, size, a.cfg.Store.Len())
 	}
 	return err
 }

@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"bytes"
@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
+	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/store"
 )
 
 // CheckView is one check of a verdict as the API shows it.
@@ -25,7 +28,7 @@ type VerdictView struct {
 	Receipt string      `json:"receipt"`
 }
 
-func verdictView(v *Verdict) VerdictView {
+func verdictView(v *service.Verdict) VerdictView {
 	out := VerdictView{Verdict: v.Decision.Verdict, Receipt: v.Receipt.CID().String(), Checks: make([]CheckView, 0, len(v.Decision.Checks))}
 	for _, c := range v.Decision.Checks {
 		cv := CheckView{ID: c.ID, OK: c.OK, Detail: c.Detail}
@@ -40,29 +43,29 @@ func verdictView(v *Verdict) VerdictView {
 // maxVerifyBody bounds a verify request; maxBatchBody a batch.
 const maxVerifyBody = 64 << 10
 
-func (n *Node) handleVerify(w http.ResponseWriter, r *http.Request) {
+func (a *API) handleVerify(w http.ResponseWriter, r *http.Request) {
 	body, err := readBody(r, maxVerifyBody)
 	if err != nil {
-		n.writeError(w, r, err)
+		a.writeError(w, r, err)
 		return
 	}
 	req, err := protocol.ParseTransferRequestJSON(body)
 	if err != nil {
-		n.writeError(w, r, requestError(err, ""))
+		a.writeError(w, r, requestError(err, ""))
 		return
 	}
-	v, err := n.Verify(r.Context(), *req)
+	v, err := a.cfg.Verifier.Verify(r.Context(), *req)
 	if err != nil {
-		n.writeError(w, r, err)
+		a.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, verdictView(v))
 }
 
-func (n *Node) handleVerifyBatch(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(r, n.cfg.MaxBatchBytes)
+func (a *API) handleVerifyBatch(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(r, a.cfg.Limits.MaxBatchBytes)
 	if err != nil {
-		n.writeError(w, r, err)
+		a.writeError(w, r, err)
 		return
 	}
 	var in struct {
@@ -71,29 +74,29 @@ func (n *Node) handleVerifyBatch(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil || dec.More() {
-		n.writeError(w, r, badRequest("body: want {\"requests\": [transfer requests]}"))
+		a.writeError(w, r, badRequest("body: want {\"requests\": [transfer requests]}"))
 		return
 	}
 	if len(in.Requests) == 0 {
-		n.writeError(w, r, badRequest("requests: empty"))
+		a.writeError(w, r, badRequest("requests: empty"))
 		return
 	}
-	if len(in.Requests) > n.cfg.MaxBatch {
-		n.writeError(w, r, &protocol.Error{Code: protocol.CodeTooLarge, Field: "requests", Msg: fmt.Sprintf("%d requests; at most %d in one batch", len(in.Requests), n.cfg.MaxBatch)})
+	if len(in.Requests) > a.cfg.Limits.MaxBatch {
+		a.writeError(w, r, &protocol.Error{Code: protocol.CodeTooLarge, Field: "requests", Msg: fmt.Sprintf("%d requests; at most %d in one batch", len(in.Requests), a.cfg.Limits.MaxBatch)})
 		return
 	}
 	reqs := make([]protocol.TransferRequest, len(in.Requests))
 	for i, raw := range in.Requests {
 		req, err := protocol.ParseTransferRequestJSON(raw)
 		if err != nil {
-			n.writeError(w, r, requestError(err, fmt.Sprintf("requests[%d]", i)))
+			a.writeError(w, r, requestError(err, fmt.Sprintf("requests[%d]", i)))
 			return
 		}
 		reqs[i] = *req
 	}
-	vs, err := n.VerifyBatch(r.Context(), reqs)
+	vs, err := a.cfg.Verifier.VerifyBatch(r.Context(), reqs)
 	if err != nil {
-		n.writeError(w, r, err)
+		a.writeError(w, r, err)
 		return
 	}
 	out := struct {
@@ -119,4 +122,36 @@ func requestError(err error, prefix string) error {
 		return &e
 	}
 	return err
+}
+
+// handleReceiptBundle serves GET /v1/receipts/{cid}/bundle: the bundle
+// of a receipt this node issued, as a CAR. A CID that does not parse is
+// 400 bad_request; one the node does not hold, or that is not a receipt
+// of this node, is 404 not_found.
+func (a *API) handleReceiptBundle(w http.ResponseWriter, r *http.Request) {
+	c, err := protocol.ParseCID(r.PathValue("cid"))
+	if err != nil {
+		a.writeError(w, r, badRequest("cid: %v", err))
+		return
+	}
+	b, err := a.cfg.Verifier.Bundle(c)
+	if errors.Is(err, store.ErrNotFound) {
+		err = &APIError{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("receipt %s is not held by this node", c)}
+	}
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	car, err := b.MarshalCAR()
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", MediaCAR)
+	h.Set("Content-Length", strconv.Itoa(len(car)))
+	h.Set("Content-Disposition", `attachment; filename="`+c.String()+`.car"`)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-cache") // a later checkpoint makes another bundle
+	w.Write(car)
 }

@@ -1,4 +1,4 @@
-package node
+package ingest
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/protocol"
 )
 
@@ -78,27 +79,26 @@ func (p *parking) len() int {
 	return len(p.records)
 }
 
-// retryParked is the loop that retries parked records whenever the node
-// accepts a new one. Owned by the node (wg).
-func (n *Node) retryParked() {
-	defer n.wg.Done()
+// retryParked is the loop that retries parked records whenever the
+// pipeline accepts a new one.
+func (p *Pipeline) retryParked(ctx context.Context) {
 	for {
 		select {
-		case <-n.ctx.Done():
+		case <-ctx.Done():
 			return
-		case <-n.parked.wake:
+		case <-p.parked.wake:
 		}
-		for _, r := range n.parked.take(n.cfg.Now()) {
-			ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-			acc, err := n.ingestCounted(ctx, r, SourceParked)
+		for _, r := range p.parked.take(p.cfg.Now()) {
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			acc, err := p.Ingest(rctx, r, service.SourceParked)
 			cancel()
-			switch code := protocol.CodeOf(err); {
+			switch {
 			case err == nil:
 				if acc.New {
-					n.log.Debug("parked record accepted", "cid", r.CID().String())
+					p.log.Debug("parked record accepted", "cid", r.CID().String())
 				}
-			case code == protocol.CodeUnauthorizedIssuer || code == protocol.CodeUnknownReference:
-				n.parked.park(r, n.cfg.Now()) // still waiting; keeps its TTL from now
+			case waitsForDependency(err):
+				p.parked.park(r, p.cfg.Now()) // still waiting; keeps its TTL from now
 			}
 		}
 	}

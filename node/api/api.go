@@ -1,0 +1,251 @@
+// Package api is the node's HTTP API (DESIGN.md §8). It depends on the
+// node's services through the small interfaces of Config, maps every
+// error to its answer in one place (toAPIError) and writes every error
+// answer through one function (writeError).
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/entente-net/entente/node/service"
+	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/store"
+)
+
+// Records takes records from clients (the ingest pipeline).
+type Records interface {
+	Submit(ctx context.Context, raw []byte) (service.Accepted, error)
+}
+
+// Reader reads what the node holds and its log (*store.Store).
+type Reader interface {
+	Get(c cid.Cid) (*protocol.Record, error)
+	List(q store.Query) ([]store.Entry, uint64, error)
+	Seq(c cid.Cid) (uint64, error)
+	Len() uint64
+	InclusionProof(seq, size uint64) (tlog.RecordProof, error)
+	ConsistencyProof(from, to uint64) (tlog.TreeProof, error)
+}
+
+// Verifier decides transfers and bundles receipts (the verify service).
+type Verifier interface {
+	Verify(ctx context.Context, req protocol.TransferRequest) (*service.Verdict, error)
+	VerifyBatch(ctx context.Context, reqs []protocol.TransferRequest) ([]*service.Verdict, error)
+	Bundle(c cid.Cid) (*protocol.Bundle, error)
+}
+
+// Checkpoints gives the log's latest checkpoint (the checkpoint service).
+type Checkpoints interface {
+	Latest() (protocol.SignedCheckpoint, error)
+}
+
+// Config configures the API. Every field is required unless marked.
+type Config struct {
+	// Token is the bearer token the POST endpoints require.
+	Token       string
+	Records     Records
+	Store       Reader
+	Verifier    Verifier
+	Checkpoints Checkpoints
+	// Status is the answer of GET /v1/status.
+	Status func() any
+	// Ready says whether the node is ready, and why not.
+	Ready func() (bool, string)
+	// Peers is the number of connected peers, for /readyz.
+	Peers func() int
+	// Metrics is served at /metrics.
+	Metrics prometheus.Gatherer
+	Logger  *slog.Logger // optional
+	Limits  Limits
+}
+
+// Limits bound the API. The node's configuration gives them (see
+// config.Limits); none may be zero.
+type Limits struct {
+	// MaxConcurrentRequests bounds HTTP requests in flight; past it the
+	// API answers 503 overloaded.
+	MaxConcurrentRequests int
+	// MaxBatch bounds the requests of one verify-batch call.
+	MaxBatch int
+	// MaxBatchBytes bounds a verify-batch body.
+	MaxBatchBytes int
+	// The server's timeouts.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+}
+
+// API is the HTTP API. Make one with New; Serve it on a listener and
+// Shutdown.
+type API struct {
+	cfg    Config
+	log    *slog.Logger
+	srv    *http.Server
+	g      *service.Group
+	ln     net.Listener
+	served chan struct{}
+}
+
+// New makes the API.
+func New(cfg Config) (*API, error) {
+	switch {
+	case cfg.Token == "":
+		return nil, errors.New("api: a token is required")
+	case cfg.Records == nil || cfg.Store == nil || cfg.Verifier == nil || cfg.Checkpoints == nil ||
+		cfg.Status == nil || cfg.Ready == nil || cfg.Peers == nil || cfg.Metrics == nil:
+		return nil, errors.New("api: Records, Store, Verifier, Checkpoints, Status, Ready, Peers and Metrics are required")
+	}
+	l := cfg.Limits
+	if l.MaxConcurrentRequests <= 0 || l.MaxBatch <= 0 || l.MaxBatchBytes <= 0 ||
+		l.ReadHeaderTimeout <= 0 || l.ReadTimeout <= 0 || l.WriteTimeout <= 0 || l.IdleTimeout <= 0 {
+		return nil, fmt.Errorf("api: every limit must be positive: %+v", l)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &API{cfg: cfg, log: cfg.Logger, g: service.NewGroup()}
+	a.srv = &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		ReadTimeout:       l.ReadTimeout,
+		WriteTimeout:      l.WriteTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slogErrorLog(cfg.Logger),
+	}
+	return a, nil
+}
+
+// Listen listens on addr (host:port) and serves the API there until
+// Shutdown.
+func (a *API) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("api listen %s: %w", addr, err)
+	}
+	a.ln = ln
+	a.g.Go(func(context.Context) {
+		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("api server stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// Addr is the address the API listens on, "" before Listen.
+func (a *API) Addr() string {
+	if a.ln == nil {
+		return ""
+	}
+	return a.ln.Addr().String()
+}
+
+// Shutdown stops the server, letting requests in flight finish for up to
+// five seconds, and waits for it. It is idempotent.
+func (a *API) Shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := a.srv.Shutdown(ctx)
+	if err != nil {
+		a.srv.Close()
+		err = fmt.Errorf("api: %w", err)
+	}
+	a.g.Close()
+	return err
+}
+
+// slogErrorLog routes net/http's internal error log to slog at debug
+// level: those errors (bad TLS handshakes, broken connections) are caused
+// by clients.
+func slogErrorLog(l *slog.Logger) *log.Logger {
+	return slog.NewLogLogger(l.With("component", "http").Handler(), slog.LevelDebug)
+}
+
+// Handler is the node's HTTP API (DESIGN.md §8).
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", a.handleStatus)
+	mux.HandleFunc("POST /v1/records", a.requireToken(a.handlePostRecord))
+	mux.HandleFunc("GET /v1/records/{cid}", a.handleGetRecord)
+	mux.HandleFunc("GET /v1/records", a.handleListRecords)
+	mux.HandleFunc("POST /v1/transfers/verify", a.requireToken(a.handleVerify))
+	mux.HandleFunc("POST /v1/transfers/verify-batch", a.requireToken(a.handleVerifyBatch))
+	mux.HandleFunc("GET /v1/log/checkpoint", a.handleCheckpoint)
+	mux.HandleFunc("GET /v1/log/proof", a.handleInclusionProof)
+	mux.HandleFunc("GET /v1/log/consistency", a.handleConsistencyProof)
+	mux.HandleFunc("GET /v1/receipts/{cid}/bundle", a.handleReceiptBundle)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", a.handleReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.cfg.Metrics, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		a.writeError(w, r, &APIError{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+	return a.recoverer(a.limitConcurrency(mux))
+}
+
+// limitConcurrency answers 503 overloaded when MaxConcurrentRequests are
+// already in flight, rather than queueing without bound.
+func (a *API) limitConcurrency(h http.Handler) http.Handler {
+	slots := make(chan struct{}, a.cfg.Limits.MaxConcurrentRequests)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+			h.ServeHTTP(w, r)
+		default:
+			a.writeError(w, r, service.ErrPushback)
+		}
+	})
+}
+
+func (a *API) recoverer(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				a.writeError(w, r, fmt.Errorf("panic: %v", v))
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// requireToken guards an endpoint with the bearer token.
+func (a *API) requireToken(h http.HandlerFunc) http.HandlerFunc {
+	want := []byte("Bearer " + a.cfg.Token)
+	return func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			a.writeError(w, r, &APIError{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "missing or wrong bearer token (Authorization: Bearer <api-token>)"})
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (a *API) handleStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.cfg.Status())
+}
+
+func (a *API) handleReady(w http.ResponseWriter, r *http.Request) {
+	if ready, reason := a.cfg.Ready(); !ready {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": reason})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ready": true, "peers": a.cfg.Peers()})
+}

@@ -1,0 +1,113 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/entente-net/entente/node/service"
+	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/store"
+)
+
+// Media types of the API.
+const (
+	MediaDagCBOR = "application/vnd.ipld.dag-cbor"
+	MediaJSON    = "application/json"
+	MediaCAR     = "application/vnd.ipld.car"  // a receipt bundle
+	MediaText    = "text/plain; charset=utf-8" // a signed checkpoint note
+)
+
+// API error codes beyond the record codes of package protocol.
+const (
+	CodeUnauthorized = "unauthorized"
+	CodeOverloaded   = "overloaded"
+	CodeNotFound     = "not_found"
+	CodeBadRequest   = "bad_request"
+	CodeInternal     = "internal"
+)
+
+// APIError is an error answer: {"error": Code, "message": Message}.
+type APIError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"error"`
+	Message string `json:"message"`
+}
+
+func (e *APIError) Error() string { return e.Code + ": " + e.Message }
+
+func badRequest(format string, args ...any) *APIError {
+	return &APIError{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: fmt.Sprintf(format, args...)}
+}
+
+// recordStatus maps record refusal codes to HTTP statuses (DESIGN.md §8).
+var recordStatus = map[protocol.Code]int{
+	protocol.CodeMalformed:          http.StatusBadRequest,
+	protocol.CodeNonCanonical:       http.StatusBadRequest,
+	protocol.CodeInvalidBody:        http.StatusBadRequest,
+	protocol.CodeUnknownKind:        http.StatusBadRequest,
+	protocol.CodeTooLarge:           http.StatusRequestEntityTooLarge,
+	protocol.CodeBadSignature:       http.StatusUnprocessableEntity,
+	protocol.CodeUnauthorizedIssuer: http.StatusUnprocessableEntity,
+	protocol.CodeUnknownReference:   http.StatusUnprocessableEntity,
+	protocol.CodeClockSkew:          http.StatusUnprocessableEntity,
+}
+
+// retryAfterSeconds is what an overloaded node asks clients to wait.
+const retryAfterSeconds = 1
+
+// toAPIError is the one place errors become HTTP answers (writeError
+// the one place that writes them).
+func toAPIError(err error) *APIError {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		msg := pe.Msg
+		if pe.Field != "" {
+			msg = pe.Field + ": " + msg
+		}
+		return &APIError{Status: recordStatus[pe.Code], Code: string(pe.Code), Message: msg}
+	}
+	switch {
+	case errors.Is(err, service.ErrPushback):
+		return &APIError{Status: http.StatusServiceUnavailable, Code: CodeOverloaded, Message: "the node is at capacity; retry later"}
+	case errors.Is(err, service.ErrClosed):
+		return &APIError{Status: http.StatusServiceUnavailable, Code: CodeOverloaded, Message: "the node is shutting down"}
+	case errors.Is(err, store.ErrNotFound):
+		return &APIError{Status: http.StatusNotFound, Code: CodeNotFound, Message: "not held by this node"}
+	case errors.Is(err, service.ErrNoBundle):
+		return &APIError{Status: http.StatusNotFound, Code: CodeNotFound, Message: strings.TrimPrefix(err.Error(), service.ErrNoBundle.Error()+": ")}
+	case errors.Is(err, service.ErrEmptyLog):
+		return &APIError{Status: http.StatusNotFound, Code: CodeNotFound, Message: "the log is empty: no checkpoint yet"}
+	}
+	return &APIError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
+}
+
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	ae := toAPIError(err)
+	if ae.Code == CodeInternal {
+		a.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if ae.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	}
+	if ae.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="entente"`)
+	}
+	writeJSON(w, ae.Status, ae)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", MediaJSON)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,179 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/store"
+)
+
+// readBody reads a record-sized request body, refusing larger ones.
+func readBody(r *http.Request, limit int) ([]byte, error) {
+	if r.ContentLength > int64(limit) {
+		return nil, &protocol.Error{Code: protocol.CodeTooLarge, Msg: fmt.Sprintf("body is %d bytes; the limit is %d", r.ContentLength, limit)}
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	if err != nil {
+		return nil, badRequest("reading body: %v", err)
+	}
+	if len(b) > limit {
+		return nil, &protocol.Error{Code: protocol.CodeTooLarge, Msg: fmt.Sprintf("body is over the %d-byte limit", limit)}
+	}
+	return b, nil
+}
+
+func (a *API) handlePostRecord(w http.ResponseWriter, r *http.Request) {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != MediaDagCBOR {
+		a.writeError(w, r, &protocol.Error{Code: protocol.CodeMalformed, Msg: "Content-Type must be " + MediaDagCBOR})
+		return
+	}
+	body, err := readBody(r, protocol.MaxRecordSize)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	acc, err := a.cfg.Records.Submit(r.Context(), body)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if acc.New {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, map[string]string{"cid": acc.CID.String()})
+}
+
+// RecordView is a record as the API shows it: its CID and DAG-JSON view.
+type RecordView struct {
+	CID    string          `json:"cid"`
+	Record json.RawMessage `json:"record"`
+}
+
+func recordView(rec *protocol.Record) (RecordView, error) {
+	j, err := rec.JSON()
+	if err != nil {
+		return RecordView{}, err
+	}
+	return RecordView{CID: rec.CID().String(), Record: j}, nil
+}
+
+func (a *API) handleGetRecord(w http.ResponseWriter, r *http.Request) {
+	c, err := protocol.ParseCID(r.PathValue("cid"))
+	if err != nil {
+		a.writeError(w, r, badRequest("cid: %v", err))
+		return
+	}
+	rec, err := a.cfg.Store.Get(c)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if acceptsCBOR(r) {
+		w.Header().Set("Content-Type", MediaDagCBOR)
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		w.Write(rec.Bytes())
+		return
+	}
+	v, err := recordView(rec)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func acceptsCBOR(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		if mt, _, _ := mime.ParseMediaType(strings.TrimSpace(part)); mt == MediaDagCBOR {
+			return true
+		}
+	}
+	return false
+}
+
+// ListPage is the answer of GET /v1/records.
+type ListPage struct {
+	Records []RecordView `json:"records"`
+	Next    string       `json:"next"`
+}
+
+func (a *API) handleListRecords(w http.ResponseWriter, r *http.Request) {
+	q, err := parseListQuery(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	entries, next, err := a.cfg.Store.List(q)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	page := ListPage{Records: make([]RecordView, 0, len(entries))}
+	for _, e := range entries {
+		v, err := recordView(e.Record)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		page.Records = append(page.Records, v)
+	}
+	if next != 0 {
+		page.Next = strconv.FormatUint(next, 10)
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func parseListQuery(r *http.Request) (store.Query, error) {
+	var q store.Query
+	v := r.URL.Query()
+	for key := range v {
+		switch key {
+		case "kind", "issuer", "jurisdiction", "after", "limit":
+		default:
+			return q, badRequest("unknown query parameter %q", key)
+		}
+	}
+	if s := v.Get("kind"); s != "" {
+		q.Kind = protocol.Kind(s)
+		if !q.Kind.Known() {
+			return q, &APIError{Status: http.StatusBadRequest, Code: string(protocol.CodeUnknownKind), Message: fmt.Sprintf("kind: %q is not a record kind", s)}
+		}
+	}
+	if s := v.Get("issuer"); s != "" {
+		id, err := peer.Decode(s)
+		if err != nil {
+			return q, badRequest("issuer: not a peer ID: %v", err)
+		}
+		q.Issuer = id
+	}
+	if s := v.Get("jurisdiction"); s != "" {
+		if !protocol.ValidJurisdiction(s) {
+			return q, badRequest("jurisdiction: %q is not an upper-case alpha-2 code", s)
+		}
+		q.Jurisdiction = s
+	}
+	if s := v.Get("after"); s != "" {
+		after, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return q, badRequest("after: not a cursor from a previous page's next")
+		}
+		q.After = after
+	}
+	if s := v.Get("limit"); s != "" {
+		limit, err := strconv.Atoi(s)
+		if err != nil || limit < 1 || limit > 1000 {
+			return q, badRequest("limit: want an integer from 1 to 1000")
+		}
+		q.Limit = limit
+	}
+	return q, nil
+}

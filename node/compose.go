@@ -1,0 +1,197 @@
+package node
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/entente-net/entente/node/api"
+	"github.com/entente-net/entente/node/checkpoint"
+	"github.com/entente-net/entente/node/fetch"
+	"github.com/entente-net/entente/node/gossip"
+	"github.com/entente-net/entente/node/ingest"
+	"github.com/entente-net/entente/node/reconcile"
+	"github.com/entente-net/entente/node/trust"
+	"github.com/entente-net/entente/node/verify"
+	"github.com/entente-net/entente/node/witness"
+	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/store"
+)
+
+// compose builds, wires and starts n's parts in order, each registering
+// how to close it (closers run in reverse): the store, the core services
+// that need no network, the host, the network services, the API, and
+// last the dialling. The services meet only through the interfaces their
+// packages declare; this is the one place that knows them all.
+func compose(n *Node) error {
+	if err := composeCore(n); err != nil {
+		return err
+	}
+	if err := composeNetwork(n); err != nil {
+		return err
+	}
+	if n.cfg.APIAddr != "" {
+		if err := composeAPI(n); err != nil {
+			return err
+		}
+	}
+	n.members.start(n.cfg.ReconnectInterval)
+	return nil
+}
+
+// closeWith adds a service's Close to the node's closers.
+func closeWith(n *Node, close func()) {
+	n.closers = append(n.closers, func() error { close(); return nil })
+}
+
+// composeCore opens the store and builds ingest and checkpoints.
+func composeCore(n *Node) error {
+	cfg := &n.cfg
+	n.outbox = gossip.NewOutbox()
+	st, err := store.Open(store.Options{Dir: cfg.DataDir, InMemory: cfg.InMemory,
+		Logger: component(n, "store"), OnCommit: n.outbox.Committed})
+	if err != nil {
+		return fmt.Errorf("node: open store: %w", err)
+	}
+	n.store = st
+	n.closers = append(n.closers, st.Close)
+	n.trust = trust.NewView(n.fed, st)
+	registerNodeMetrics(n)
+	if n.members, err = newMembers(n.id, n.fed, n.trust, cfg.Now, component(n, "members")); err != nil {
+		return fmt.Errorf("node: reading node accreditations: %w", err)
+	}
+	closeWith(n, func() { n.members.close() })
+	index, err := reconcile.LoadIndex(st)
+	if err != nil {
+		return fmt.Errorf("node: reading the sync set: %w", err)
+	}
+	n.index = index
+	if n.svc.Ingest, err = ingest.New(ingest.Config{
+		Store: st, Trust: n.trust, Outbox: n.outbox, Now: cfg.Now, Logger: component(n, "ingest"),
+		Registerer: n.reg, MaxPending: cfg.MaxPendingIngest,
+		OnAccept: []func(*protocol.Record){index.Add, n.members.accepted},
+	}); err != nil {
+		return err
+	}
+	closeWith(n, n.svc.Ingest.Close)
+	if n.svc.Checkpoints, err = checkpoint.New(checkpoint.Config{
+		Store: st, Key: cfg.Key, Federation: cfg.Federation.Name, Interval: cfg.CheckpointInterval,
+		Logger: component(n, "checkpoints"), Registerer: n.reg,
+	}); err != nil {
+		return err
+	}
+	closeWith(n, n.svc.Checkpoints.Close)
+	return nil
+}
+
+// composeNetwork starts the host and the services that speak to peers,
+// and the decisions, which fetch from them.
+func composeNetwork(n *Node) error {
+	cfg := &n.cfg
+	gate := newGater(n.id, n.members.isMember, cfg.Gate, component(n, "gate"))
+	n.reg.MustRegister(gate.refused)
+	h, err := newHost(cfg, gate)
+	if err != nil {
+		return err
+	}
+	n.host, n.members.h = h, h
+	n.closers = append(n.closers, h.Close)
+	s := &n.svc
+	if s.Fetch, err = fetch.New(fetch.Config{Host: h, Store: n.store, Trust: n.trust, Ingest: s.Ingest,
+		Now: cfg.Now, Logger: component(n, "fetch"), Registerer: n.reg}); err != nil {
+		return err
+	}
+	closeWith(n, s.Fetch.Close)
+	s.Ingest.SetFetcher(s.Fetch)
+	if s.Gossip, err = gossip.New(gossip.Config{Host: h, Federation: cfg.Federation.Name, Ingest: s.Ingest,
+		Outbox: n.outbox, IsMember: n.members.isMember, DirectPeers: n.members.founding(),
+		Logger: component(n, "gossip"), Registerer: n.reg}); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	closeWith(n, s.Gossip.Close)
+	if s.Sync, err = reconcile.New(reconcile.Config{Host: h, Store: n.store, Index: n.index, Ingest: s.Ingest,
+		Download: s.Fetch, Interval: cfg.SyncInterval, Disabled: cfg.DisableSync, Now: cfg.Now,
+		Logger: component(n, "sync"), Registerer: n.reg}); err != nil {
+		return err
+	}
+	closeWith(n, s.Sync.Close)
+	if s.Witness, err = witness.New(witness.Config{Host: h, Store: n.store, Checkpoints: s.Checkpoints,
+		Ingest: s.Ingest, Key: cfg.Key, Federation: cfg.Federation.Name, Jurisdiction: cfg.Jurisdiction,
+		IsMember: n.members.isMember, Interval: cfg.WitnessInterval, Now: cfg.Now,
+		Logger: component(n, "witness"), Registerer: n.reg}); err != nil {
+		return err
+	}
+	closeWith(n, s.Witness.Close)
+	if s.Verify, err = verify.New(verify.Config{Store: n.store, Trust: n.trust, Key: cfg.Key, Fetch: s.Fetch,
+		Receipts: s.Ingest, Checkpoints: s.Checkpoints, Now: cfg.Now,
+		Logger: component(n, "verify"), Registerer: n.reg}); err != nil {
+		return err
+	}
+	closeWith(n, s.Verify.Close)
+	return nil
+}
+
+// composeAPI starts the HTTP API over the services.
+func composeAPI(n *Node) error {
+	cfg := &n.cfg
+	a, err := api.New(api.Config{
+		Token: cfg.APIToken, Records: n.svc.Ingest, Store: n.store, Verifier: n.svc.Verify,
+		Checkpoints: n.svc.Checkpoints, Status: func() any { return n.Status() },
+		Ready:   func() (bool, string) { return !n.closing.Load(), "shutting down" },
+		Peers:   func() int { return len(n.host.Network().Peers()) },
+		Metrics: n.reg, Logger: component(n, "api"),
+		Limits: api.Limits{
+			MaxConcurrentRequests: cfg.MaxConcurrentRequests, MaxBatch: cfg.MaxBatch, MaxBatchBytes: cfg.MaxBatchBytes,
+			ReadHeaderTimeout: cfg.HTTPTimeouts.ReadHeader, ReadTimeout: cfg.HTTPTimeouts.Read,
+			WriteTimeout: cfg.HTTPTimeouts.Write, IdleTimeout: cfg.HTTPTimeouts.Idle,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if err := a.Listen(cfg.APIAddr); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	n.api = a
+	n.closers = append(n.closers, a.Shutdown)
+	return nil
+}
+
+// registerNodeMetrics registers the metrics of the node as a whole: the
+// Go runtime, the process, connected peers and records held.
+func registerNodeMetrics(n *Node) {
+	records := prometheus.NewDesc("entente_records", "Records held, by kind.", []string{"kind"}, nil)
+	n.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "entente_peers",
+			Help: "Connected federation peers.",
+		}, func() float64 {
+			if n.host == nil {
+				return 0
+			}
+			return float64(len(n.host.Network().Peers()))
+		}),
+		collectorFunc{desc: records, collect: func(ch chan<- prometheus.Metric) {
+			counts := n.store.Counts()
+			for _, k := range protocol.Kinds {
+				ch <- prometheus.MustNewConstMetric(records, prometheus.GaugeValue, float64(counts[k]), string(k))
+			}
+		}},
+	)
+}
+
+// collectorFunc is a prometheus.Collector made of a function.
+type collectorFunc struct {
+	desc    *prometheus.Desc
+	collect func(chan<- prometheus.Metric)
+}
+
+func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
+
+// component is the logger of one of the node's parts.
+func component(n *Node, name string) *slog.Logger { return n.log.With("component", name) }

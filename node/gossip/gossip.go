@@ -1,0 +1,241 @@
+// Package gossip spreads records over the federation's gossipsub topic
+// (protocol.RecordsTopic).
+//
+// The topic validator answers as go-libp2p-pubsub expects: Reject (which
+// penalises the sender) for what no honest node would forward — bad
+// encoding, bad signature, a record not for every member (a TLP:RED
+// incident, a receipt); Ignore for what an honest node could forward but
+// this node cannot accept now — a record it already holds, one whose
+// issuer it cannot yet authorise because it lacks an accreditation or a
+// referenced record (ingest parks it), one from a clock that runs ahead;
+// Accept only once the record is durably stored, so a node forwards only
+// what it keeps. Messages carry no pubsub signature (StrictNoSign): the
+// record's own signature authenticates it, and the message ID is its CID.
+//
+// Records from the node's own clients go out through the Outbox, a
+// commit's worth at a time (outbox.go).
+package gossip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/entente-net/entente/node/service"
+	"github.com/entente-net/entente/protocol"
+)
+
+// Ingester is what gossip hands records to (the ingest pipeline).
+type Ingester interface {
+	IngestOrPark(ctx context.Context, r *protocol.Record, src service.Source) (service.Accepted, bool, error)
+	Refused(src service.Source, code string)
+}
+
+// Config configures the gossip service. A zero field means the documented
+// default.
+type Config struct {
+	Host       host.Host // required
+	Federation string    // required: names the topic
+	Ingest     Ingester  // required
+	Outbox     *Outbox   // required: what the node's own clients publish
+	// IsMember says whether a peer may take part in the topic.
+	IsMember func(peer.ID) bool // required
+	// DirectPeers are always forwarded every record (the founding nodes).
+	DirectPeers []peer.AddrInfo
+	Logger      *slog.Logger          // default discards
+	Registerer  prometheus.Registerer // nil registers no metrics
+}
+
+// queueLen is the depth of pubsub's queues, to each peer and before
+// validation: a burst of records this long goes out and comes in whole.
+// Records come in bursts (a client's batch, a commit's worth from the
+// outbox, a peer catching up), and pubsub drops what does not fit its
+// queues (32 by default); a dropped record waits for the next sync.
+const queueLen = 1024
+
+// Service is the node's gossip. Make one with New; Close stops it.
+type Service struct {
+	cfg      Config
+	log      *slog.Logger
+	g        *service.Group
+	ps       *pubsub.PubSub
+	topic    *pubsub.Topic
+	unrelay  pubsub.RelayCancelFunc
+	psCancel context.CancelFunc
+	messages *prometheus.CounterVec
+}
+
+// New joins the federation's topic and starts the outbox's publisher.
+func New(cfg Config) (_ *Service, err error) {
+	if cfg.Host == nil || cfg.Ingest == nil || cfg.Outbox == nil || cfg.IsMember == nil {
+		return nil, errors.New("gossip: Host, Ingest, Outbox and IsMember are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger, g: service.NewGroup(),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "entente_gossip_messages_total",
+			Help: "Gossip messages validated, by result.",
+		}, []string{"result"}),
+	}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(s.messages); err != nil {
+			return nil, fmt.Errorf("gossip: metrics: %w", err)
+		}
+	}
+	params := pubsub.DefaultGossipSubParams()
+	// Dial direct peers at once: the library's 1s delay is a bare sleep in
+	// a goroutine that outlives Close.
+	params.DirectConnectInitialDelay = 0
+	// Pubsub has a context of its own, cancelled by Close once the
+	// outbox's publisher has stopped: PublishBatch does not wait on a
+	// context, and would block for ever on a router that had stopped
+	// first.
+	var psCtx context.Context
+	psCtx, s.psCancel = context.WithCancel(context.Background())
+	s.ps, err = pubsub.NewGossipSub(psCtx, cfg.Host,
+		pubsub.WithGossipSubParams(params),
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithNoAuthor(),
+		pubsub.WithMessageIdFn(messageID),
+		// The origin sends a new record to every member on the topic, not
+		// only its mesh: records are few and matter, and a mesh forms only
+		// at the heartbeat after peers connect.
+		pubsub.WithFloodPublish(true),
+		// Founding nodes are direct peers: every record a node accepts is
+		// forwarded to all of them, mesh or no mesh, so a record that
+		// arrives before the mesh forms still goes on.
+		pubsub.WithDirectPeers(cfg.DirectPeers),
+		pubsub.WithMaxMessageSize(protocol.MaxRecordSize+4<<10),
+		pubsub.WithPeerOutboundQueueSize(queueLen),
+		pubsub.WithValidateQueueSize(queueLen),
+		pubsub.WithPeerFilter(func(id peer.ID, _ string) bool { return cfg.IsMember(id) }),
+		pubsub.WithLogger(cfg.Logger.With("component", "pubsub")),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("gossipsub: %w", err)
+	}
+	name := protocol.RecordsTopic(cfg.Federation)
+	if err := s.ps.RegisterTopicValidator(name, s.validate); err != nil {
+		return nil, fmt.Errorf("gossip validator: %w", err)
+	}
+	if s.topic, err = s.ps.Join(name); err != nil {
+		return nil, fmt.Errorf("join %s: %w", name, err)
+	}
+	// Relay, not Subscribe: the node joins the topic's mesh and forwards
+	// what its validator accepts, and the validator has already ingested
+	// every record, so a subscription would only hand each message to a
+	// goroutine that drops it.
+	if s.unrelay, err = s.topic.Relay(); err != nil {
+		return nil, fmt.Errorf("relay %s: %w", name, err)
+	}
+	s.g.Go(s.publishLoop)
+	return s, nil
+}
+
+// Close stops relaying and publishing, then pubsub. It is idempotent.
+func (s *Service) Close() {
+	if s.unrelay != nil {
+		s.unrelay()
+		s.unrelay = nil
+	}
+	s.cfg.Outbox.Close()
+	s.g.Close()
+	if s.psCancel != nil {
+		s.psCancel()
+	}
+	if s.topic != nil {
+		s.topic.Close()
+	}
+}
+
+// Peers lists the peers known to be on the federation's topic.
+func (s *Service) Peers() []peer.ID { return s.topic.ListPeers() }
+
+// messageID is the record's CID: the same record gossiped twice is one
+// message, whoever forwards it.
+func messageID(m *pb.Message) string {
+	return protocol.RecordCID(m.GetData()).KeyString()
+}
+
+// validate is the topic validator (see the package doc).
+func (s *Service) validate(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+	if m.Local || from == s.cfg.Host.ID() {
+		// Published by this node after its own ingest.
+		s.messages.WithLabelValues("local").Inc()
+		return pubsub.ValidationAccept
+	}
+	res, reason := s.judge(ctx, m.GetData())
+	s.messages.WithLabelValues(reason).Inc()
+	if res != pubsub.ValidationAccept && s.log.Enabled(ctx, slog.LevelDebug) {
+		s.log.Debug("gossip message not accepted", "from", from.String(), "result", reason)
+	}
+	return res
+}
+
+func (s *Service) judge(ctx context.Context, data []byte) (pubsub.ValidationResult, string) {
+	r, err := protocol.Decode(data)
+	if err != nil {
+		s.cfg.Ingest.Refused(service.SourceGossip, string(protocol.CodeOf(err)))
+		return pubsub.ValidationReject, string(protocol.CodeOf(err))
+	}
+	if !protocol.AudienceOf(r).Gossiped() {
+		// Not for every member (a TLP:RED notice, a receipt): no honest
+		// node gossips it.
+		s.cfg.Ingest.Refused(service.SourceGossip, "not_gossiped")
+		return pubsub.ValidationReject, "not_gossiped"
+	}
+	acc, _, err := s.cfg.Ingest.IngestOrPark(ctx, r, service.SourceGossip)
+	switch code := protocol.CodeOf(err); {
+	case err == nil && acc.New:
+		return pubsub.ValidationAccept, "accepted"
+	case err == nil:
+		return pubsub.ValidationIgnore, "duplicate"
+	case code == protocol.CodeBadSignature:
+		return pubsub.ValidationReject, string(code)
+	case code != "":
+		// unauthorized_issuer, unknown_reference: this node may lack what
+		// the sender holds (ingest parked the record); clock_skew: the
+		// clocks disagree. The sender did no wrong.
+		return pubsub.ValidationIgnore, string(code)
+	case errors.Is(err, service.ErrClosed) || ctx.Err() != nil:
+		return pubsub.ValidationIgnore, "closing"
+	default:
+		s.log.Warn("gossip ingest failed", "cid", r.CID().String(), "err", err)
+		return pubsub.ValidationIgnore, "error"
+	}
+}
+
+// publishLoop is the outbox's publisher; Close stops it before pubsub.
+func (s *Service) publishLoop(ctx context.Context) {
+	for {
+		var batch []*protocol.Record
+		select {
+		case batch = <-s.cfg.Outbox.batches:
+		case <-ctx.Done():
+			return
+		}
+		mb := &pubsub.MessageBatch{}
+		for _, r := range batch {
+			if err := s.topic.AddToBatch(ctx, mb, r.Bytes()); err != nil && ctx.Err() == nil {
+				s.log.Warn("gossip publish failed; the record is stored", "cid", r.CID().String(), "err", err)
+			}
+		}
+		if err := s.ps.PublishBatch(mb); err != nil {
+			s.log.Warn("gossip publish failed; the records are stored", "records", len(batch), "err", err)
+		}
+	}
+}

@@ -1,0 +1,199 @@
+package node
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/entente-net/entente/config"
+	"github.com/entente-net/entente/node/service"
+	"github.com/entente-net/entente/node/trust"
+	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/store"
+)
+
+// members keeps the node connected to the federation's members: it knows
+// the addresses node accreditations publish (besides the federation
+// file's founding nodes), dials every member it is not connected to at
+// start and every ReconnectInterval, and closes the connections of a
+// node whose accreditation is revoked.
+type members struct {
+	self  peer.ID
+	fed   *config.Federation
+	trust *trust.View
+	now   service.Clock
+	log   *slog.Logger
+	h     host.Host // set once the host exists, before records arrive
+	g     *service.Group
+
+	mu    sync.Mutex
+	addrs map[peer.ID][]ma.Multiaddr // from node accreditations
+}
+
+func newMembers(self peer.ID, fed *config.Federation, v *trust.View, now service.Clock, log *slog.Logger) (*members, error) {
+	m := &members{self: self, fed: fed, trust: v, now: now, log: log, g: service.NewGroup(), addrs: map[peer.ID][]ma.Multiaddr{}}
+	q := store.Query{Kind: protocol.KindAccreditation, Limit: 1000}
+	for {
+		entries, next, err := v.Store().List(q)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			m.note(e.Record)
+		}
+		if next == 0 {
+			return m, nil
+		}
+		q.After = next
+	}
+}
+
+// isMember is the membership test, now.
+func (m *members) isMember(id peer.ID) bool { return m.trust.IsMember(id, m.now().UnixMilli()) }
+
+// accepted follows a new record: the addresses of a node accreditation,
+// and the revocation of one.
+func (m *members) accepted(r *protocol.Record) {
+	switch b := r.Body().(type) {
+	case *protocol.Revocation:
+		m.dropRevoked(b.Target.Cid)
+	case *protocol.Accreditation:
+		m.note(r)
+	}
+}
+
+// note remembers the addresses a node accreditation publishes. Whether the
+// key is still a member is decided when dialling.
+func (m *members) note(r *protocol.Record) {
+	a, ok := r.Accreditation()
+	if !ok || len(a.Addrs) == 0 || !slices.Contains(a.Roles, protocol.RoleNode) {
+		return
+	}
+	id, err := peer.Decode(a.Subject)
+	if err != nil {
+		return
+	}
+	var addrs []ma.Multiaddr
+	for _, s := range a.Addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			continue
+		}
+		if rest, last := ma.SplitLast(a); last != nil && last.Protocol().Code == ma.P_P2P {
+			a = rest
+		}
+		addrs = append(addrs, a)
+	}
+	m.mu.Lock()
+	m.addrs[id] = addrs
+	m.mu.Unlock()
+}
+
+// dropRevoked closes connections to a peer whose node accreditation was
+// just revoked, unless it is still a member on other grounds.
+func (m *members) dropRevoked(target cid.Cid) {
+	t, err := m.trust.Record(target)
+	if err != nil || m.h == nil {
+		return
+	}
+	a, ok := t.Accreditation()
+	if !ok || !slices.Contains(a.Roles, protocol.RoleNode) {
+		return
+	}
+	id, err := peer.Decode(a.Subject)
+	if err != nil || m.isMember(id) {
+		return
+	}
+	m.log.Info("closing connections to a peer whose node accreditation was revoked", "peer", id.String())
+	if err := m.h.Network().ClosePeer(id); err != nil {
+		m.log.Debug("close peer", "peer", id.String(), "err", err)
+	}
+}
+
+// list lists the peers this node should stay connected to: the founding
+// nodes of the recognised jurisdictions and the holders of live node
+// accreditations that published addresses, except itself.
+func (m *members) list() []peer.AddrInfo {
+	byID := map[peer.ID][]ma.Multiaddr{}
+	for _, ai := range m.fed.BootstrapAddrs() {
+		byID[ai.ID] = append(byID[ai.ID], ai.Addrs...)
+	}
+	m.mu.Lock()
+	for id, addrs := range m.addrs {
+		byID[id] = append(byID[id], addrs...)
+	}
+	m.mu.Unlock()
+	delete(byID, m.self)
+	out := make([]peer.AddrInfo, 0, len(byID))
+	for id, addrs := range byID {
+		if m.isMember(id) {
+			out = append(out, peer.AddrInfo{ID: id, Addrs: addrs})
+		}
+	}
+	return out
+}
+
+// founding are the founding nodes of the recognised jurisdictions, but
+// this node: gossip's direct peers.
+func (m *members) founding() []peer.AddrInfo {
+	var out []peer.AddrInfo
+	for _, ai := range m.fed.BootstrapAddrs() {
+		if ai.ID != m.self {
+			out = append(out, ai)
+		}
+	}
+	return out
+}
+
+// start begins dialling on the host: now, then every interval.
+func (m *members) start(every time.Duration) {
+	m.g.Go(func(ctx context.Context) {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			m.dialMissing(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
+}
+
+// dialMissing dials, in parallel, every member not connected, and returns
+// when all dials have ended.
+func (m *members) dialMissing(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, ai := range m.list() {
+		if m.h.Network().Connectedness(ai.ID) == network.Connected {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := m.h.Connect(ctx, ai); err != nil {
+				m.log.Debug("dial failed", "peer", ai.ID.String(), "err", err)
+				return
+			}
+			m.log.Info("connected to member", "peer", ai.ID.String())
+		}()
+	}
+	wg.Wait()
+}
+
+// close stops dialling.
+func (m *members) close() error {
+	m.g.Close()
+	return nil
+}

@@ -1,0 +1,151 @@
+package verify
+
+import (
+	"fmt"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/entente-net/entente/node/service"
+	"github.com/entente-net/entente/protocol"
+)
+
+func noBundle(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", service.ErrNoBundle, fmt.Sprintf(format, args...))
+}
+
+// Bundle assembles the bundle of the receipt with CID c, which this node
+// issued (see protocol.Bundle for the format): the receipt; the records
+// its decision read, found by deciding the receipt's request again, and
+// authorising the receipt and its evidence, over the records the node
+// held before the receipt; the latest checkpoint, or a new one if the
+// latest does not cover the receipt yet; and the proofs.
+//
+// The errors are store.ErrNotFound for a record the node does not hold,
+// service.ErrNoBundle for one it has no bundle of, service.ErrClosed, or the
+// store's.
+func (s *Service) Bundle(c cid.Cid) (*protocol.Bundle, error) {
+	if s.closed.Load() {
+		return nil, service.ErrClosed
+	}
+	st := s.cfg.Store
+	rec, err := st.Get(c)
+	if err != nil {
+		return nil, err
+	}
+	body, ok := rec.Receipt()
+	if !ok {
+		return nil, noBundle("%s is a %s, not a receipt", c, rec.Kind())
+	}
+	if rec.Issuer() != s.id {
+		return nil, noBundle("receipt %s was issued by node %s, whose log holds it: ask that node for its bundle", c, rec.Issuer())
+	}
+	seq, err := st.Seq(c)
+	if err != nil {
+		return nil, err
+	}
+	records, err := s.receiptReads(rec, body, seq)
+	if err != nil {
+		return nil, fmt.Errorf("node: bundle of %s: %w", c, err)
+	}
+	sc, err := s.checkpointCovering(seq)
+	if err != nil {
+		return nil, fmt.Errorf("node: bundle of %s: %w", c, err)
+	}
+	m := &protocol.BundleManifest{V: protocol.BundleVersion, Receipt: protocol.LinkTo(c), Checkpoint: sc.Note}
+	if from := uint64(body.Checkpoint.Size); from > 0 && from < sc.Size {
+		p, err := st.ConsistencyProof(from, sc.Size)
+		if err != nil {
+			return nil, fmt.Errorf("node: bundle of %s: consistency from %d to %d: %w", c, from, sc.Size, err)
+		}
+		m.Consistency = protocol.HashBytes(p)
+	}
+	for _, r := range protocol.BundleRecords(rec, records) {
+		seq, err := st.Seq(r.CID())
+		if err != nil {
+			return nil, fmt.Errorf("node: bundle of %s: %s: %w", c, r.CID(), err)
+		}
+		p, err := st.InclusionProof(seq, sc.Size)
+		if err != nil {
+			return nil, fmt.Errorf("node: bundle of %s: proof of %s: %w", c, r.CID(), err)
+		}
+		m.Proofs = append(m.Proofs, protocol.BundleProof{CID: protocol.LinkTo(r.CID()), Index: int64(seq - 1), Hashes: protocol.HashBytes(p)})
+	}
+	return protocol.NewBundle(rec, m, records)
+}
+
+// receiptReads returns the records that deciding the receipt's request,
+// and authorising the receipt and its evidence, read from what the node
+// held before the receipt (seq): what an auditor needs to recompute it.
+//
+// "Before" is the records accepted before the receipt; a record accepted
+// while the decision was under way may be among them without the
+// decision having seen it, so when the decision does not come out the
+// same, the records of the tree the receipt names (those durable when
+// the decision began) are tried instead. If neither gives the receipt's
+// decision — a node that cannot recompute its own receipt — the bundle
+// is made of the first, and its check will say where they differ.
+func (s *Service) receiptReads(rec *protocol.Record, body *protocol.Receipt, seq uint64) ([]*protocol.Record, error) {
+	limits := []uint64{seq}
+	if atTree := uint64(body.Checkpoint.Size) + 1; atTree < seq {
+		limits = append(limits, atTree)
+	}
+	seqs := map[cid.Cid]uint64{}
+	var first []*protocol.Record
+	for i, limit := range limits {
+		v := protocol.ReadThrough(s.cfg.Trust, nil).Keep(func(r *protocol.Record) (bool, error) {
+			sq, ok := seqs[r.CID()]
+			if !ok {
+				var err error
+				if sq, err = s.cfg.Store.Seq(r.CID()); err != nil {
+					return false, err
+				}
+				seqs[r.CID()] = sq
+			}
+			return sq < limit, nil
+		})
+		req := body.Request
+		d, err := protocol.Decide(&req, v, s.rules)
+		if err != nil {
+			return nil, fmt.Errorf("deciding the request again: %w", err)
+		}
+		authorize := []*protocol.Record{rec}
+		for _, l := range body.Evidence {
+			if r, err := v.Record(l.Cid); err == nil {
+				authorize = append(authorize, r)
+			}
+		}
+		for _, r := range authorize {
+			if err := protocol.Authorize(r, v); err != nil && protocol.CodeOf(err) == "" {
+				return nil, fmt.Errorf("authorising %s: %w", r.CID(), err)
+			}
+		}
+		if v.Err() != nil {
+			return nil, v.Err()
+		}
+		if d.Diff(body) == "" {
+			return v.Read(), nil
+		}
+		if i == 0 {
+			first = v.Read()
+		}
+	}
+	s.log.Warn("a receipt's decision does not come out the same from the records held before it; its bundle will not check",
+		"receipt", rec.CID().String())
+	return first, nil
+}
+
+// checkpointCovering returns a checkpoint whose tree holds leaf seq-1:
+// the latest, or a new one of the durable log.
+func (s *Service) checkpointCovering(seq uint64) (protocol.SignedCheckpoint, error) {
+	if sc, err := s.cfg.Checkpoints.Latest(); err == nil && sc.Size >= seq {
+		return sc, nil
+	}
+	sc, err := s.cfg.Checkpoints.Sign()
+	if err != nil {
+		return protocol.SignedCheckpoint{}, err
+	}
+	if sc.Size < seq {
+		return protocol.SignedCheckpoint{}, fmt.Errorf("the durable log has %d records; the receipt is record %d", sc.Size, seq)
+	}
+	return sc, nil
+}

@@ -1,0 +1,229 @@
+// Package verify answers transfer requests (DESIGN.md §5): it decides
+// them from the records the node holds — fetching a consent it lacks from
+// peers first — signs each verdict as a receipt, stores it and appends it
+// to the log before it answers; and it assembles the bundle that lets an
+// auditor re-check a receipt offline (bundle.go).
+//
+// Decisions share their store reads: each decision reads through a
+// protocol.RecordView whose answers are kept in an evidence cache for the
+// decisions after it, while no record but receipts arrives (cache.go).
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/entente-net/entente/node/service"
+	"github.com/entente-net/entente/node/trust"
+	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/store"
+)
+
+// Fetcher gets records from peers by CID (the fetch service).
+type Fetcher interface {
+	Fetch(ctx context.Context, cids ...cid.Cid) (map[cid.Cid]*protocol.Record, error)
+}
+
+// Storer stores the receipts the node signs (the ingest pipeline).
+type Storer interface {
+	StoreOwn(ctx context.Context, recs []*protocol.Record) error
+}
+
+// Checkpoints are the node's log's checkpoints (the checkpoint service).
+type Checkpoints interface {
+	Latest() (protocol.SignedCheckpoint, error)
+	Sign() (protocol.SignedCheckpoint, error)
+}
+
+// Config configures the service. A zero field means the documented
+// default.
+type Config struct {
+	Store       *store.Store   // required
+	Trust       *trust.View    // required
+	Key         crypto.PrivKey // required: signs receipts
+	Fetch       Fetcher        // nil fetches nothing
+	Receipts    Storer         // required
+	Checkpoints Checkpoints    // required, for bundles
+	Now         service.Clock
+	Logger      *slog.Logger
+	// Registerer receives the metrics; nil registers none.
+	Registerer prometheus.Registerer
+}
+
+// Service decides, signs and bundles. Make one with New.
+type Service struct {
+	cfg      Config
+	log      *slog.Logger
+	id       peer.ID
+	closed   atomic.Bool
+	rules    *protocol.RuleEngine
+	evidence *evidenceCache
+	verdicts prometheus.Counter
+}
+
+// New makes the service; it owns no goroutine.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Trust == nil || cfg.Key == nil || cfg.Receipts == nil || cfg.Checkpoints == nil {
+		return nil, errors.New("verify: Store, Trust, Key, Receipts and Checkpoints are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	id, err := peer.IDFromPrivateKey(cfg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger, id: id,
+		rules:    protocol.NewRuleEngine(4096),
+		evidence: newEvidenceCache(defaultEvidenceAnswers),
+		verdicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "entente_verdicts_total",
+			Help: "Transfer requests decided (receipts signed).",
+		}),
+	}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(s.verdicts); err != nil {
+			return nil, fmt.Errorf("verify: metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Close makes later calls answer service.ErrClosed. It is idempotent.
+func (s *Service) Close() { s.closed.Store(true) }
+
+// Verify decides a transfer request (DESIGN.md §5) from the records the
+// node holds — fetching the consent from peers first if it is not held —
+// signs the verdict as a receipt, stores it and appends it to the log.
+// A zero req.At means now.
+func (s *Service) Verify(ctx context.Context, req protocol.TransferRequest) (*service.Verdict, error) {
+	vs, err := s.VerifyBatch(ctx, []protocol.TransferRequest{req})
+	if err != nil {
+		return nil, err
+	}
+	return vs[0], nil
+}
+
+// Decide decides a transfer request from the records the node holds,
+// without fetching, signing or storing anything: a dry run, and the
+// decision procedure's cost alone. A zero req.At means now.
+func (s *Service) Decide(req protocol.TransferRequest) (*protocol.Decision, error) {
+	if req.At == 0 {
+		req.At = s.cfg.Now().UnixMilli()
+	}
+	if err := req.Validate(""); err != nil {
+		return nil, err
+	}
+	return protocol.Decide(&req, s.view(), s.rules)
+}
+
+// view is the view one decision reads through.
+func (s *Service) view() *protocol.RecordView {
+	return protocol.ReadThrough(s.cfg.Trust, s.evidence.at(s.cfg.Store.EvidenceEpoch()))
+}
+
+// VerifyBatch decides several requests and stores their receipts in one
+// group commit. Results are in the order of reqs.
+func (s *Service) VerifyBatch(ctx context.Context, reqs []protocol.TransferRequest) ([]*service.Verdict, error) {
+	if s.closed.Load() {
+		return nil, service.ErrClosed
+	}
+	now := s.cfg.Now().UnixMilli()
+	for i := range reqs {
+		if reqs[i].At == 0 {
+			reqs[i].At = now
+		}
+		if err := reqs[i].Validate(""); err != nil {
+			return nil, fmt.Errorf("request %d: %w", i, err)
+		}
+	}
+	s.fetchMissingConsents(ctx, reqs)
+	tree, err := s.cfg.Store.TreeHead()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*service.Verdict, len(reqs))
+	receipts := make([]*protocol.Record, len(reqs))
+	checkpoint := protocol.Checkpoint{Size: int64(tree.Size), Root: tree.Root[:]}
+	// Decide and sign on every core; the receipts then share one commit.
+	errs := make([]error, len(reqs))
+	var next atomic.Int64
+	work := func() {
+		for i := int(next.Add(1) - 1); i < len(reqs); i = int(next.Add(1) - 1) {
+			out[i], errs[i] = s.decideAndSign(&reqs[i], now, checkpoint)
+			if errs[i] == nil {
+				receipts[i] = out[i].Receipt
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for w := 1; w < min(len(reqs), runtime.GOMAXPROCS(0)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work()
+		}()
+	}
+	work() // this goroutine too: a single request spawns none
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("request %d: %w", i, err)
+		}
+	}
+	if err := s.cfg.Receipts.StoreOwn(ctx, receipts); err != nil {
+		return nil, fmt.Errorf("store receipts: %w", err)
+	}
+	s.verdicts.Add(float64(len(reqs)))
+	return out, nil
+}
+
+// decideAndSign decides one request and signs the receipt.
+func (s *Service) decideAndSign(req *protocol.TransferRequest, now int64, cp protocol.Checkpoint) (*service.Verdict, error) {
+	d, err := protocol.Decide(req, s.view(), s.rules)
+	if err != nil {
+		return nil, err
+	}
+	// The receipt body is new and nothing changes it after: the record
+	// may keep it (it shares d's checks, which no one changes either).
+	rec, err := protocol.SignOwned(s.cfg.Key, now, d.Receipt(*req, cp))
+	if err != nil {
+		return nil, fmt.Errorf("sign receipt: %w", err)
+	}
+	return &service.Verdict{Decision: d, Receipt: rec}, nil
+}
+
+// fetchMissingConsents asks peers for the consents of reqs that the node
+// does not hold, so that consent.known reflects the federation, not only
+// this node.
+func (s *Service) fetchMissingConsents(ctx context.Context, reqs []protocol.TransferRequest) {
+	if s.cfg.Fetch == nil {
+		return
+	}
+	var missing []cid.Cid
+	for _, r := range reqs {
+		if ok, err := s.cfg.Store.Has(r.Consent.Cid); err == nil && !ok {
+			missing = append(missing, r.Consent.Cid)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	if _, err := s.cfg.Fetch.Fetch(ctx, missing...); err != nil {
+		s.log.Debug("fetching consents for a decision", "missing", len(missing), "err", err)
+	}
+}

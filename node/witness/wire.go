@@ -1,0 +1,131 @@
+package witness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/entente-net/entente/node/service"
+	"github.com/entente-net/entente/protocol"
+)
+
+// handleCheckpoint answers a checkpoint request with the latest
+// checkpoint and a consistency proof from the asked size.
+func (w *Service) handleCheckpoint(s network.Stream) {
+	if err := w.answerCheckpoint(s); err != nil {
+		s.Reset()
+		w.log.Debug("checkpoint request refused", "peer", service.ShortID(s.Conn().RemotePeer()), "err", err)
+		return
+	}
+	s.Close()
+}
+
+func (w *Service) answerCheckpoint(s network.Stream) error {
+	release, err := service.ServeStream(s, serviceName, 0, timeout)
+	if err != nil {
+		return err
+	}
+	defer release()
+	req, err := service.ReadMessage(s, protocol.MaxCheckpointRequest)
+	if err != nil {
+		return err
+	}
+	from, err := protocol.DecodeCheckpointRequest(req)
+	if err != nil {
+		return err
+	}
+	var msg []byte
+	var proof tlog.TreeProof
+	sc, err := w.cfg.Checkpoints.Latest()
+	switch {
+	case errors.Is(err, service.ErrEmptyLog):
+	case err != nil:
+		return err
+	default:
+		msg = sc.Note
+		if from > 0 && from < sc.Size {
+			if proof, err = w.cfg.Store.ConsistencyProof(from, sc.Size); err != nil {
+				return err
+			}
+		}
+	}
+	answer, err := protocol.EncodeCheckpointAnswer(msg, proof)
+	if err != nil {
+		return err
+	}
+	_, err = s.Write(answer)
+	return err
+}
+
+// SendCosignature sends msg, a checkpoint note of peer p carrying this
+// node's cosignature, back to p. It returns an error wrapping
+// service.ErrStaleCosignature when p has a newer checkpoint,
+// protocol.ErrBadCosignature when p refused it.
+func (w *Service) SendCosignature(ctx context.Context, p peer.ID, msg []byte) error {
+	req, err := protocol.EncodeCosignRequest(msg)
+	if err != nil {
+		return fmt.Errorf("cosignature for %s: %w", service.ShortID(p), err)
+	}
+	b, err := service.Exchange(ctx, w.cfg.Host, p, protocol.CosignProtocolID, serviceName, req, 1, timeout)
+	if err != nil {
+		return fmt.Errorf("cosignature for %s: %w", service.ShortID(p), err)
+	}
+	ans, err := protocol.DecodeCosignAnswer(b)
+	switch {
+	case err != nil:
+		return fmt.Errorf("cosignature for %s: %w", service.ShortID(p), err)
+	case ans == protocol.CosignStale:
+		return fmt.Errorf("cosignature for %s: %w", service.ShortID(p), service.ErrStaleCosignature)
+	case ans == protocol.CosignRefused:
+		return fmt.Errorf("cosignature for %s: %w: refused", service.ShortID(p), protocol.ErrBadCosignature)
+	}
+	return nil
+}
+
+// handleCosign answers a cosign request: the cosignature of a member of
+// the federation is verified and kept (checkpoint.AddCosignature).
+func (w *Service) handleCosign(s network.Stream) {
+	from := s.Conn().RemotePeer()
+	ans, err := w.cosign(s, from)
+	if err == nil {
+		if _, err = s.Write([]byte{byte(ans)}); err == nil {
+			s.Close()
+			return
+		}
+	}
+	w.log.Debug("cosign request refused", "peer", service.ShortID(from), "err", err)
+	s.Reset()
+}
+
+func (w *Service) cosign(s network.Stream, from peer.ID) (protocol.CosignAnswer, error) {
+	release, err := service.ServeStream(s, serviceName, 0, timeout)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	req, err := service.ReadMessage(s, protocol.MaxCosignRequest)
+	if err != nil {
+		return 0, err
+	}
+	msg, err := protocol.DecodeCosignRequest(req)
+	if err != nil {
+		return 0, err
+	}
+	if !w.cfg.IsMember(from) {
+		w.log.Debug("refused a cosignature of a non-member", "peer", service.ShortID(from))
+		return protocol.CosignRefused, nil
+	}
+	switch err := w.cfg.Checkpoints.AddCosignature(from, msg); {
+	case err == nil:
+		return protocol.CosignKept, nil
+	case errors.Is(err, service.ErrStaleCosignature):
+		return protocol.CosignStale, nil
+	default:
+		w.log.Debug("refused a cosignature", "peer", service.ShortID(from), "err", err)
+		return protocol.CosignRefused, nil
+	}
+}
