@@ -4,7 +4,9 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -124,6 +126,89 @@ func TestAllowedRule(t *testing.T) {
 	} {
 		if got := allowed(c.from, c.to); got != c.ok {
 			t.Errorf("allowed(%s, %s) = %v, want %v", c.from, c.to, got, c.ok)
+		}
+	}
+}
+
+// nodeRooms are the sub-packages of node and what each may import of
+// node: the services import only the two shared rooms (service, trust),
+// never each other, so that each depends on its neighbours through
+// interfaces it declares; the API likewise; only the composition root
+// (node itself) imports them all.
+var nodeRooms = map[string][]string{
+	"node/service":    {},
+	"node/trust":      {},
+	"node/ingest":     {"node/service", "node/trust"},
+	"node/gossip":     {"node/service", "node/trust"},
+	"node/fetch":      {"node/service", "node/trust"},
+	"node/reconcile":  {"node/service", "node/trust"},
+	"node/checkpoint": {"node/service", "node/trust"},
+	"node/witness":    {"node/service", "node/trust"},
+	"node/verify":     {"node/service", "node/trust"},
+	"node/api":        {"node/service", "node/trust"},
+}
+
+// TestNodeRooms fails if a node service imports another service (or the
+// composition root), or if a sub-package of node is missing from
+// nodeRooms.
+func TestNodeRooms(t *testing.T) {
+	dirs, err := filepath.Glob("node/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, dir := range dirs {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+		if len(files) == 0 {
+			continue
+		}
+		room := filepath.ToSlash(dir)
+		allowedRooms, ok := nodeRooms[room]
+		if !ok {
+			t.Errorf("%s is not in nodeRooms: say what it may import", room)
+			continue
+		}
+		for _, path := range files {
+			f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasSuffix(f.Name.Name, "_test") {
+				continue
+			}
+			for _, imp := range f.Imports {
+				p, _ := strconv.Unquote(imp.Path.Value)
+				rel, ours := strings.CutPrefix(p, module+"/")
+				if !ours || (rel != "node" && !strings.HasPrefix(rel, "node/")) || rel == room {
+					continue
+				}
+				if !slices.Contains(allowedRooms, rel) {
+					t.Errorf("%s imports %s: a node service meets its neighbours through interfaces, and only node itself composes them", path, rel)
+				}
+			}
+		}
+	}
+}
+
+// TestOfflineCheckImportsNoNode: what an auditor needs to re-check a
+// receipt bundle (protocol and config) opens no socket and no database:
+// its import graph has no libp2p host or transport, no pubsub, no Badger
+// and no HTTP.
+func TestOfflineCheckImportsNoNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	out, err := exec.Command("go", "list", "-deps", "./protocol", "./config").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	forbidden := []string{"github.com/dgraph-io/badger", "github.com/libp2p/go-libp2p/p2p/", "github.com/libp2p/go-libp2p-pubsub",
+		"github.com/quic-go/", "net/http", module + "/node", module + "/store"}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, f := range forbidden {
+			if strings.HasPrefix(dep, f) {
+				t.Errorf("protocol or config depends on %s", dep)
+			}
 		}
 	}
 }
