@@ -25,7 +25,12 @@ func decodeStrict(data []byte, v any) error {
 		for i := range strictErr.Errors {
 			e := &strictErr.Errors[i]
 			row, _ := e.Position()
-			msgs = append(msgs, fmt.Sprintf("line %d: unknown key %q", row, strings.Join(e.Key(), ".")))
+			key := strings.Join(e.Key(), ".")
+			msg := fmt.Sprintf("line %d: unknown key %q", row, key)
+			if why, ok := removedKeys[key]; ok {
+				msg += " (" + why + "; delete the line)"
+			}
+			msgs = append(msgs, msg)
 		}
 		return errors.New(strings.Join(msgs, "; "))
 	}
@@ -38,6 +43,12 @@ func decodeStrict(data []byte, v any) error {
 		return fmt.Errorf("line %d, column %d: %w", row, col, err)
 	}
 	return err
+}
+
+// removedKeys are settings earlier versions wrote that are no longer
+// read, and why, so that an old file gets a clear error.
+var removedKeys = map[string]string{
+	"gossip.fetch_timeout": "removed: it was never applied; fetching has fixed per-peer timeouts",
 }
 
 // checkKeyCase rejects keys that match a field only when case is ignored:

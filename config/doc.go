@@ -57,9 +57,10 @@
 //	trust = []                  # jurisdictions recognised; empty: all
 //
 //	[gossip]
-//	sync_interval = "30s"       # reconcile records with a peer
-//	checkpoint_interval = "10s" # sign and exchange log checkpoints
-//	fetch_timeout = "10s"       # fetch a missing record from peers
+//	sync_interval = "30s"       # reconcile records with each peer
+//	checkpoint_interval = "10s" # sign a checkpoint of the log, when it grew
+//	witness_interval = "10s"    # check and cosign each peer's checkpoint
+//	reconnect_interval = "5s"   # dial members not connected
 //
 //	[log]
 //	level = "info"              # debug, info, warn, error
@@ -69,8 +70,15 @@
 //	max_body_bytes = 1048576    # HTTP request body; at least 65536
 //	max_batch = 1000            # requests in one verify-batch call
 //	max_concurrent_requests = 256
-//	http_read_timeout = "15s"
+//	max_pending_ingest = 4096   # records being ingested from the API at once
+//	http_read_header_timeout = "5s"
+//	http_read_timeout = "30s"
 //	http_write_timeout = "60s"
+//	http_idle_timeout = "120s"
+//
+// Defaults is the one place these defaults are written: init writes them
+// into the file, and a node built without a file (node.Config's zero
+// fields, testnet, the demo) takes the same.
 //
 // Durations are Go duration strings. The record size limit, 64 KiB, belongs
 // to the protocol and is not a setting. If trust is set it must include the

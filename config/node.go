@@ -78,20 +78,23 @@ type Node struct {
 
 	Gossip Gossip `toml:"gossip" comment:"exchange with peers; durations are Go duration strings"`
 	Log    Log    `toml:"log" comment:"the node's own logging"`
-	Limits Limits `toml:"limits" comment:"HTTP API limits (the 64 KiB record limit is the protocol's)"`
+	Limits Limits `toml:"limits" comment:"HTTP API and ingest limits (the 64 KiB record limit is the protocol's)"`
 }
 
-// Gossip tunes how the node exchanges records and checkpoints with peers.
+// Gossip tunes how the node keeps in step with its peers.
 type Gossip struct {
 	// SyncInterval is how often the node reconciles its records with a
 	// peer, to catch what gossip missed. Default 30s.
-	SyncInterval Duration `toml:"sync_interval" comment:"how often to reconcile records with a peer"`
-	// CheckpointInterval is how often the node signs a checkpoint of its log
-	// (when it has grown) and exchanges checkpoints with its peers.
-	// Default 10s.
-	CheckpointInterval Duration `toml:"checkpoint_interval" comment:"how often to sign and exchange log checkpoints"`
-	// FetchTimeout bounds fetching a missing record from peers. Default 10s.
-	FetchTimeout Duration `toml:"fetch_timeout" comment:"time allowed to fetch a missing record from peers"`
+	SyncInterval Duration `toml:"sync_interval" comment:"how often to reconcile records with each peer"`
+	// CheckpointInterval is how often the node signs a checkpoint of its
+	// log, when it has grown. Default 10s.
+	CheckpointInterval Duration `toml:"checkpoint_interval" comment:"how often to sign a checkpoint of the log, when it grew"`
+	// WitnessInterval is how often the node asks each peer for its latest
+	// checkpoint, checks and cosigns it. Default 10s.
+	WitnessInterval Duration `toml:"witness_interval" comment:"how often to witness (check and cosign) each peer's checkpoint"`
+	// ReconnectInterval is how often the node dials the members it is not
+	// connected to. Default 5s.
+	ReconnectInterval Duration `toml:"reconnect_interval" comment:"how often to dial members the node is not connected to"`
 }
 
 // Log configures the node's own logging (slog).
@@ -102,8 +105,8 @@ type Log struct {
 	Format string `toml:"format" comment:"text or json"`
 }
 
-// Limits bound the HTTP API. The record size limit (64 KiB) is fixed by the
-// protocol and is not here.
+// Limits bound the HTTP API and ingest. The record size limit (64 KiB)
+// is fixed by the protocol and is not here.
 type Limits struct {
 	// MaxBodyBytes caps a request body; larger ones get 413. At least 64 KiB.
 	// Default 1 MiB.
@@ -113,12 +116,20 @@ type Limits struct {
 	// MaxConcurrentRequests caps HTTP requests in flight; beyond it the API
 	// answers 503 overloaded. Default 256.
 	MaxConcurrentRequests int `toml:"max_concurrent_requests" comment:"HTTP requests in flight before 503 overloaded"`
+	// MaxPendingIngest caps records being ingested at once from the API;
+	// beyond it the API answers 503 overloaded. Default 4096.
+	MaxPendingIngest int `toml:"max_pending_ingest" comment:"records being ingested at once from the API before 503 overloaded"`
+	// HTTPReadHeaderTimeout bounds reading a request's headers. Default 5s.
+	HTTPReadHeaderTimeout Duration `toml:"http_read_header_timeout" comment:"time allowed to read a request's headers"`
 	// HTTPReadTimeout bounds reading a request, headers and body.
-	// Default 15s.
+	// Default 30s.
 	HTTPReadTimeout Duration `toml:"http_read_timeout" comment:"time allowed to read a request"`
 	// HTTPWriteTimeout bounds writing a response (event streams excepted).
 	// Default 60s.
 	HTTPWriteTimeout Duration `toml:"http_write_timeout" comment:"time allowed to write a response (event streams excepted)"`
+	// HTTPIdleTimeout bounds a keep-alive connection's wait for its next
+	// request. Default 120s.
+	HTTPIdleTimeout Duration `toml:"http_idle_timeout" comment:"time a keep-alive connection may wait for its next request"`
 }
 
 // Defaults returns a Node holding the default of every field that has one.
@@ -134,15 +145,19 @@ func Defaults() Node {
 		Gossip: Gossip{
 			SyncInterval:       Duration{30 * time.Second},
 			CheckpointInterval: Duration{10 * time.Second},
-			FetchTimeout:       Duration{10 * time.Second},
+			WitnessInterval:    Duration{10 * time.Second},
+			ReconnectInterval:  Duration{5 * time.Second},
 		},
 		Log: Log{Level: LogInfo, Format: LogText},
 		Limits: Limits{
 			MaxBodyBytes:          1 << 20,
 			MaxBatch:              1000,
 			MaxConcurrentRequests: 256,
-			HTTPReadTimeout:       Duration{15 * time.Second},
+			MaxPendingIngest:      4096,
+			HTTPReadHeaderTimeout: Duration{5 * time.Second},
+			HTTPReadTimeout:       Duration{30 * time.Second},
 			HTTPWriteTimeout:      Duration{60 * time.Second},
+			HTTPIdleTimeout:       Duration{120 * time.Second},
 		},
 	}
 }
@@ -162,14 +177,18 @@ func (n *Node) ApplyDefaults() {
 	}
 	setZero(&n.Gossip.SyncInterval, d.Gossip.SyncInterval)
 	setZero(&n.Gossip.CheckpointInterval, d.Gossip.CheckpointInterval)
-	setZero(&n.Gossip.FetchTimeout, d.Gossip.FetchTimeout)
+	setZero(&n.Gossip.WitnessInterval, d.Gossip.WitnessInterval)
+	setZero(&n.Gossip.ReconnectInterval, d.Gossip.ReconnectInterval)
 	setString(&n.Log.Level, d.Log.Level)
 	setString(&n.Log.Format, d.Log.Format)
 	setZero(&n.Limits.MaxBodyBytes, d.Limits.MaxBodyBytes)
 	setZero(&n.Limits.MaxBatch, d.Limits.MaxBatch)
 	setZero(&n.Limits.MaxConcurrentRequests, d.Limits.MaxConcurrentRequests)
+	setZero(&n.Limits.MaxPendingIngest, d.Limits.MaxPendingIngest)
+	setZero(&n.Limits.HTTPReadHeaderTimeout, d.Limits.HTTPReadHeaderTimeout)
 	setZero(&n.Limits.HTTPReadTimeout, d.Limits.HTTPReadTimeout)
 	setZero(&n.Limits.HTTPWriteTimeout, d.Limits.HTTPWriteTimeout)
+	setZero(&n.Limits.HTTPIdleTimeout, d.Limits.HTTPIdleTimeout)
 }
 
 func setString(p *string, def string) {
@@ -299,6 +318,9 @@ func (n *Node) Validate() error {
 	if n.Limits.MaxConcurrentRequests <= 0 {
 		return fieldErr("limits.max_concurrent_requests", "%d: must be positive", n.Limits.MaxConcurrentRequests)
 	}
+	if n.Limits.MaxPendingIngest <= 0 {
+		return fieldErr("limits.max_pending_ingest", "%d: must be positive", n.Limits.MaxPendingIngest)
+	}
 	return nil
 }
 
@@ -313,9 +335,12 @@ func (n *Node) durations() []durationField {
 	return []durationField{
 		{"gossip.sync_interval", &n.Gossip.SyncInterval},
 		{"gossip.checkpoint_interval", &n.Gossip.CheckpointInterval},
-		{"gossip.fetch_timeout", &n.Gossip.FetchTimeout},
+		{"gossip.witness_interval", &n.Gossip.WitnessInterval},
+		{"gossip.reconnect_interval", &n.Gossip.ReconnectInterval},
+		{"limits.http_read_header_timeout", &n.Limits.HTTPReadHeaderTimeout},
 		{"limits.http_read_timeout", &n.Limits.HTTPReadTimeout},
 		{"limits.http_write_timeout", &n.Limits.HTTPWriteTimeout},
+		{"limits.http_idle_timeout", &n.Limits.HTTPIdleTimeout},
 	}
 }
 

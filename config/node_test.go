@@ -60,7 +60,7 @@ http_write_timeout = "2m"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.Gossip.SyncInterval.Duration != 90*time.Second || n.Gossip.FetchTimeout.Duration != 10*time.Second {
+	if n.Gossip.SyncInterval.Duration != 90*time.Second || n.Gossip.WitnessInterval.Duration != 10*time.Second {
 		t.Errorf("gossip = %+v", n.Gossip)
 	}
 	if n.Limits.MaxBodyBytes != 65536 || n.Limits.HTTPWriteTimeout.Duration != 2*time.Minute || n.Limits.MaxBatch != 1000 {
@@ -109,7 +109,10 @@ func TestParseNodeInvalid(t *testing.T) {
 		{"negative concurrency", minimalNodeTOML + "[limits]\nmax_concurrent_requests = -5\n", "limits.max_concurrent_requests: -5"},
 		{"bad duration", minimalNodeTOML + "[gossip]\nsync_interval = \"fast\"\n", "gossip.sync_interval: "},
 		{"negative duration", minimalNodeTOML + "[limits]\nhttp_read_timeout = \"-1s\"\n", "limits.http_read_timeout: -1s: must be positive"},
-		{"bare number duration", minimalNodeTOML + "[gossip]\nfetch_timeout = 10\n", "gossip.fetch_timeout: 10 is not a duration string"},
+		{"bare number duration", minimalNodeTOML + "[gossip]\nwitness_interval = 10\n", "gossip.witness_interval: 10 is not a duration string"},
+		{"negative interval", minimalNodeTOML + "[gossip]\nsync_interval = \"-1s\"\n", "gossip.sync_interval: -1s: must be positive"},
+		{"zero pending ingest", minimalNodeTOML + "[limits]\nmax_pending_ingest = -1\n", "limits.max_pending_ingest: -1"},
+		{"removed setting", minimalNodeTOML + "[gossip]\nfetch_timeout = \"10s\"\n", `unknown key "gossip.fetch_timeout" (removed: it was never applied`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

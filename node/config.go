@@ -13,7 +13,8 @@ import (
 	"github.com/entente-net/entente/config"
 )
 
-// Config configures a node. A zero field means the documented default.
+// Config configures a node. A zero field means its default, which is the
+// node config file's (config.Defaults; the comments below repeat them).
 type Config struct {
 	// Key is the node's identity (Ed25519). Required.
 	Key crypto.PrivKey
@@ -79,12 +80,13 @@ type Config struct {
 	HTTPTimeouts HTTPTimeouts
 }
 
-// HTTPTimeouts are the API server's timeouts.
+// HTTPTimeouts are the API server's timeouts; zero takes the default of
+// config.Defaults (limits.http_*_timeout).
 type HTTPTimeouts struct {
-	ReadHeader time.Duration // default 5s
-	Read       time.Duration // default 30s
-	Write      time.Duration // default 60s
-	Idle       time.Duration // default 120s
+	ReadHeader time.Duration
+	Read       time.Duration
+	Write      time.Duration
+	Idle       time.Duration
 }
 
 func (c *Config) validate() error {
@@ -99,8 +101,30 @@ func (c *Config) validate() error {
 		return errors.New("node config: DataDir is required (or InMemory)")
 	case c.APIAddr != "" && c.APIToken == "":
 		return errors.New("node config: APIToken is required with APIAddr")
-	case c.CheckpointInterval < 0:
-		return fmt.Errorf("node config: CheckpointInterval is negative (%s)", c.CheckpointInterval)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"ReconnectInterval", c.ReconnectInterval}, {"SyncInterval", c.SyncInterval},
+		{"CheckpointInterval", c.CheckpointInterval}, {"WitnessInterval", c.WitnessInterval},
+		{"HTTPTimeouts.ReadHeader", c.HTTPTimeouts.ReadHeader}, {"HTTPTimeouts.Read", c.HTTPTimeouts.Read},
+		{"HTTPTimeouts.Write", c.HTTPTimeouts.Write}, {"HTTPTimeouts.Idle", c.HTTPTimeouts.Idle},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("node config: %s is negative (%s); zero means the default", d.name, d.v)
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{
+		{"MaxPendingIngest", c.MaxPendingIngest}, {"MaxConcurrentRequests", c.MaxConcurrentRequests},
+		{"MaxBatch", c.MaxBatch}, {"MaxBatchBytes", c.MaxBatchBytes},
+	} {
+		if n.v < 0 {
+			return fmt.Errorf("node config: %s is negative (%d); zero means the default", n.name, n.v)
+		}
 	}
 	if _, ok := c.Federation.Jurisdiction(c.Jurisdiction); !ok {
 		return fmt.Errorf("node config: Jurisdiction %q is not in federation %q", c.Jurisdiction, c.Federation.Name)
@@ -108,6 +132,9 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// setDefaults fills the zero fields. The defaults are the node config
+// file's (config.Defaults), the one place they are written; only Listen,
+// which a file always sets, defaults here, to loopback with system ports.
 func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -118,42 +145,64 @@ func (c *Config) setDefaults() {
 	if len(c.Listen) == 0 {
 		c.Listen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
 	}
-	if c.ReconnectInterval == 0 {
-		c.ReconnectInterval = 5 * time.Second
-	}
-	if c.MaxConcurrentRequests == 0 {
-		c.MaxConcurrentRequests = 256
-	}
-	if c.SyncInterval == 0 {
-		c.SyncInterval = 30 * time.Second
-	}
-	if c.CheckpointInterval == 0 {
-		c.CheckpointInterval = 10 * time.Second
-	}
-	if c.WitnessInterval <= 0 {
-		c.WitnessInterval = 10 * time.Second
-	}
-	if c.MaxBatch == 0 {
-		c.MaxBatch = 1000
-	}
-	if c.MaxBatchBytes == 0 {
-		c.MaxBatchBytes = 1 << 20
-	}
-	if c.MaxPendingIngest == 0 {
-		c.MaxPendingIngest = 4096
-	}
+	d := config.Defaults()
+	setDuration(&c.ReconnectInterval, d.Gossip.ReconnectInterval)
+	setDuration(&c.SyncInterval, d.Gossip.SyncInterval)
+	setDuration(&c.CheckpointInterval, d.Gossip.CheckpointInterval)
+	setDuration(&c.WitnessInterval, d.Gossip.WitnessInterval)
+	setInt(&c.MaxConcurrentRequests, d.Limits.MaxConcurrentRequests)
+	setInt(&c.MaxBatch, d.Limits.MaxBatch)
+	setInt(&c.MaxBatchBytes, int(d.Limits.MaxBodyBytes))
+	setInt(&c.MaxPendingIngest, d.Limits.MaxPendingIngest)
 	t := &c.HTTPTimeouts
-	t.ReadHeader = orDefault(t.ReadHeader, 5*time.Second)
-	t.Read = orDefault(t.Read, 30*time.Second)
-	t.Write = orDefault(t.Write, 60*time.Second)
-	t.Idle = orDefault(t.Idle, 120*time.Second)
+	setDuration(&t.ReadHeader, d.Limits.HTTPReadHeaderTimeout)
+	setDuration(&t.Read, d.Limits.HTTPReadTimeout)
+	setDuration(&t.Write, d.Limits.HTTPWriteTimeout)
+	setDuration(&t.Idle, d.Limits.HTTPIdleTimeout)
 }
 
-func orDefault(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
+func setDuration(p *time.Duration, def config.Duration) {
+	if *p == 0 {
+		*p = def.Duration
 	}
-	return d
+}
+
+func setInt(p *int, def int) {
+	if *p == 0 {
+		*p = def
+	}
+}
+
+// FromFile is the Config of a node config file (config.Load), with the
+// node's key, its federation as the file restricts it
+// (config.Node.LoadFederation) and its API token: every setting of the
+// file, and nothing else, goes into the node.
+func FromFile(nc *config.Node, key crypto.PrivKey, fed *config.Federation, token string) Config {
+	return Config{
+		Key:                   key,
+		Federation:            fed,
+		Jurisdiction:          nc.Jurisdiction,
+		Trust:                 nc.Trust,
+		Listen:                nc.Listen,
+		Announce:              nc.Announce,
+		DataDir:               nc.DataDir(),
+		APIAddr:               nc.API,
+		APIToken:              token,
+		ReconnectInterval:     nc.Gossip.ReconnectInterval.Duration,
+		SyncInterval:          nc.Gossip.SyncInterval.Duration,
+		CheckpointInterval:    nc.Gossip.CheckpointInterval.Duration,
+		WitnessInterval:       nc.Gossip.WitnessInterval.Duration,
+		MaxPendingIngest:      nc.Limits.MaxPendingIngest,
+		MaxConcurrentRequests: nc.Limits.MaxConcurrentRequests,
+		MaxBatch:              nc.Limits.MaxBatch,
+		MaxBatchBytes:         int(nc.Limits.MaxBodyBytes),
+		HTTPTimeouts: HTTPTimeouts{
+			ReadHeader: nc.Limits.HTTPReadHeaderTimeout.Duration,
+			Read:       nc.Limits.HTTPReadTimeout.Duration,
+			Write:      nc.Limits.HTTPWriteTimeout.Duration,
+			Idle:       nc.Limits.HTTPIdleTimeout.Duration,
+		},
+	}
 }
 
 // recognised is the federation file restricted to the jurisdictions the

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"go.uber.org/goleak"
@@ -75,21 +77,36 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		Name:          "standalone",
 		Jurisdictions: []config.Jurisdiction{{Code: "DE", Name: "Germany", Authority: authority.String()}},
 	}
+	good := node.Config{Key: key, Federation: fed, Jurisdiction: "DE", InMemory: true}
+	with := func(edit func(*node.Config)) node.Config {
+		c := good
+		edit(&c)
+		return c
+	}
 	for _, tc := range []struct {
 		name string
 		cfg  node.Config
+		want string // in the error
 	}{
-		{"no key", node.Config{Federation: fed, Jurisdiction: "DE", InMemory: true}},
-		{"no federation", node.Config{Key: key, Jurisdiction: "DE", InMemory: true}},
-		{"no data dir", node.Config{Key: key, Federation: fed, Jurisdiction: "DE"}},
-		{"api without token", node.Config{Key: key, Federation: fed, Jurisdiction: "DE", InMemory: true, APIAddr: "127.0.0.1:0"}},
-		{"unknown jurisdiction", node.Config{Key: key, Federation: fed, Jurisdiction: "FR", InMemory: true}},
+		{"no key", node.Config{Federation: fed, Jurisdiction: "DE", InMemory: true}, "Key"},
+		{"no federation", node.Config{Key: key, Jurisdiction: "DE", InMemory: true}, "Federation"},
+		{"no data dir", node.Config{Key: key, Federation: fed, Jurisdiction: "DE"}, "DataDir"},
+		{"api without token", with(func(c *node.Config) { c.APIAddr = "127.0.0.1:0" }), "APIToken"},
+		{"unknown jurisdiction", with(func(c *node.Config) { c.Jurisdiction = "FR" }), "Jurisdiction"},
+		{"negative sync interval", with(func(c *node.Config) { c.SyncInterval = -time.Second }), "SyncInterval is negative"},
+		{"negative witness interval", with(func(c *node.Config) { c.WitnessInterval = -time.Second }), "WitnessInterval is negative"},
+		{"negative reconnect interval", with(func(c *node.Config) { c.ReconnectInterval = -time.Second }), "ReconnectInterval is negative"},
+		{"negative idle timeout", with(func(c *node.Config) { c.HTTPTimeouts.Idle = -time.Second }), "HTTPTimeouts.Idle is negative"},
+		{"negative batch", with(func(c *node.Config) { c.MaxBatch = -1 }), "MaxBatch is negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n, err := node.New(tc.cfg)
 			if err == nil {
 				n.Close()
 				t.Fatal("New accepted a config it should refuse")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not name %q", err, tc.want)
 			}
 		})
 	}
@@ -150,5 +167,39 @@ func TestNewFailsCleanlyOnTakenListenAddress(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("New on a listen address in use: %v; want the system's error", err)
+	}
+}
+
+// TestMetricsDocumented: every metric a node registers is in the metrics
+// table of docs/operating.md.
+func TestMetricsDocumented(t *testing.T) {
+	n, _ := newStandaloneNode(t, node.Config{})
+	guide, err := os.ReadFile("../docs/operating.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	families, err := n.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, f := range families {
+		name := f.GetName()
+		if !strings.HasPrefix(name, "entente_") {
+			continue
+		}
+		seen++
+		documented := strings.Contains(string(guide), "`"+name+"`") || strings.Contains(string(guide), "`"+name+"{")
+		for i := len("entente_"); !documented && i < len(name); i++ {
+			if name[i] == '_' {
+				documented = strings.Contains(string(guide), "`"+name[:i+1]+"*`")
+			}
+		}
+		if !documented {
+			t.Errorf("metric %s is not in docs/operating.md", name)
+		}
+	}
+	if seen < 10 {
+		t.Fatalf("only %d entente metrics gathered", seen)
 	}
 }

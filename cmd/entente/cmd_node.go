@@ -132,26 +132,7 @@ func loadNodeConfig(env *cliEnv, home string) (node.Config, *config.Node, error)
 	if err != nil {
 		return node.Config{}, nil, err
 	}
-	return node.Config{
-		Key:                   key,
-		Federation:            fed,
-		Jurisdiction:          nc.Jurisdiction,
-		Trust:                 nc.Trust,
-		Listen:                nc.Listen,
-		Announce:              nc.Announce,
-		DataDir:               nc.DataDir(),
-		APIAddr:               nc.API,
-		APIToken:              token,
-		MaxConcurrentRequests: nc.Limits.MaxConcurrentRequests,
-		MaxBatch:              nc.Limits.MaxBatch,
-		SyncInterval:          nc.Gossip.SyncInterval.Duration,
-		CheckpointInterval:    nc.Gossip.CheckpointInterval.Duration,
-		MaxBatchBytes:         int(nc.Limits.MaxBodyBytes),
-		HTTPTimeouts: node.HTTPTimeouts{
-			Read:  nc.Limits.HTTPReadTimeout.Duration,
-			Write: nc.Limits.HTTPWriteTimeout.Duration,
-		},
-	}, nc, nil
+	return node.FromFile(nc, key, fed, token), nc, nil
 }
 
 func runRun(env *cliEnv, args []string) error {
