@@ -1,0 +1,156 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+
+	"github.com/entente-net/entente/node/api"
+	"github.com/entente-net/entente/node/internal/nodetest"
+	"github.com/entente-net/entente/node/service"
+	"github.com/entente-net/entente/protocol"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakes answer with the error they are given.
+type records struct{ err error }
+
+func (r records) Submit(context.Context, []byte) (service.Accepted, error) {
+	return service.Accepted{}, r.err
+}
+
+type verifier struct{ err error }
+
+func (v verifier) Verify(context.Context, protocol.TransferRequest) (*service.Verdict, error) {
+	return nil, v.err
+}
+func (v verifier) VerifyBatch(context.Context, []protocol.TransferRequest) ([]*service.Verdict, error) {
+	return nil, v.err
+}
+func (v verifier) Bundle(cid.Cid) (*protocol.Bundle, error) { return nil, v.err }
+
+type checkpoints struct{ err error }
+
+func (c checkpoints) Latest() (protocol.SignedCheckpoint, error) {
+	return protocol.SignedCheckpoint{}, c.err
+}
+
+const token = "secret"
+
+func server(t *testing.T, err error) *httptest.Server {
+	t.Helper()
+	a, e := api.New(api.Config{
+		Token: token, Records: records{err}, Store: nodetest.Store(t), Verifier: verifier{err}, Checkpoints: checkpoints{err},
+		Status: func() any { return map[string]string{"ok": "yes"} }, Ready: func() (bool, string) { return true, "" },
+		Peers: func() int { return 0 }, Metrics: prometheus.NewRegistry(),
+		Limits: api.Limits{MaxConcurrentRequests: 4, MaxBatch: 2, MaxBatchBytes: 1 << 16,
+			ReadHeaderTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, IdleTimeout: time.Second},
+	})
+	if e != nil {
+		t.Fatal(e)
+	}
+	s := httptest.NewServer(a.Handler())
+	t.Cleanup(s.Close)
+	return s
+}
+
+func do(t *testing.T, s *httptest.Server, method, path, auth, ctype string, body []byte) (*http.Response, api.APIError) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.URL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", "Bearer "+auth)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := s.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var ae api.APIError
+	if resp.StatusCode >= 400 {
+		if err := json.Unmarshal(b, &ae); err != nil || ae.Code == "" || ae.Message == "" {
+			t.Fatalf("%s %s: %d with a body that is not a JSON error: %s", method, path, resp.StatusCode, b)
+		}
+	}
+	return resp, ae
+}
+
+// TestErrorMap: each error a service answers becomes its status and code
+// in one place, whatever the endpoint.
+func TestErrorMap(t *testing.T) {
+	consent := protocol.RecordCID([]byte("c"))
+	for _, tc := range []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{service.ErrPushback, 503, api.CodeOverloaded},
+		{service.ErrClosed, 503, api.CodeOverloaded},
+		{fmt.Errorf("wrapped: %w", service.ErrNoBundle), 404, api.CodeNotFound},
+		{service.ErrEmptyLog, 404, api.CodeNotFound},
+		{&protocol.Error{Code: protocol.CodeBadSignature, Msg: "no"}, 422, string(protocol.CodeBadSignature)},
+		{&protocol.Error{Code: protocol.CodeInvalidBody, Field: "body.x", Msg: "no"}, 400, string(protocol.CodeInvalidBody)},
+		{errors.New("disk on fire"), 500, api.CodeInternal},
+	} {
+		s := server(t, tc.err)
+		for _, ep := range []struct{ method, path, ctype, body string }{
+			{"POST", "/v1/records", api.MediaDagCBOR, "\xa0"},
+			{"POST", "/v1/transfers/verify", "", `{"consent":"` + consent.String() + `","from":"DE","to":"DE","recipient":"12D3KooWPT98FXMfDQYavZm66EeVjTqP9Nnehn1gyaydqV8L8BQw","purpose":"x","categories":["face"],"tier":1,"retention_days":1}`},
+			{"GET", "/v1/receipts/" + consent.String() + "/bundle", "", ""},
+			{"GET", "/v1/log/checkpoint", "", ""},
+		} {
+			resp, ae := do(t, s, ep.method, ep.path, token, ep.ctype, []byte(ep.body))
+			if resp.StatusCode != tc.status || ae.Code != tc.code {
+				t.Errorf("%v on %s %s: %d %s, want %d %s", tc.err, ep.method, ep.path, resp.StatusCode, ae.Code, tc.status, tc.code)
+			}
+			if tc.status == 503 && resp.Header.Get("Retry-After") == "" {
+				t.Errorf("%v: 503 without Retry-After", tc.err)
+			}
+			if tc.status == 500 && strings.Contains(ae.Message, "fire") {
+				t.Errorf("an internal error's text reached the client: %q", ae.Message)
+			}
+		}
+	}
+}
+
+func TestTokenAndRoutes(t *testing.T) {
+	s := server(t, nil)
+	if resp, ae := do(t, s, "POST", "/v1/records", "", api.MediaDagCBOR, []byte{0xa0}); resp.StatusCode != 401 || ae.Code != api.CodeUnauthorized ||
+		!strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+		t.Errorf("no token: %d %s", resp.StatusCode, ae.Code)
+	}
+	if resp, _ := do(t, s, "POST", "/v1/records", "wrong", api.MediaDagCBOR, []byte{0xa0}); resp.StatusCode != 401 {
+		t.Errorf("a wrong token: %d", resp.StatusCode)
+	}
+	if resp, ae := do(t, s, "GET", "/v1/nothing", "", "", nil); resp.StatusCode != 404 || ae.Code != api.CodeNotFound {
+		t.Errorf("an unknown route: %d %s", resp.StatusCode, ae.Code)
+	}
+	if resp, ae := do(t, s, "GET", "/v1/records/not-a-cid", "", "", nil); resp.StatusCode != 400 || ae.Code != api.CodeBadRequest {
+		t.Errorf("a bad CID: %d %s", resp.StatusCode, ae.Code)
+	}
+	if resp, ae := do(t, s, "POST", "/v1/transfers/verify-batch", token, "", []byte(`{"requests":[{},{},{}]}`)); resp.StatusCode != 413 {
+		t.Errorf("a batch over the limit: %d %s", resp.StatusCode, ae.Code)
+	}
+	if resp, _ := do(t, s, "GET", "/v1/status", "", "", nil); resp.StatusCode != 200 {
+		t.Errorf("status: %d", resp.StatusCode)
+	}
+}
