@@ -161,105 +161,136 @@ func referenced(v TrustView, field string, c cid.Cid) (*Record, error) {
 // with CodeUnauthorizedIssuer or CodeUnknownReference, CodeInvalidBody for
 // a supersedes, follows or target link to an unfit record, or an error of v.
 func Authorize(r *Record, v TrustView) error {
-	at := r.IssuedAt()
 	switch b := r.Body().(type) {
 	case *Accreditation:
 		return byAuthority(v, r, b.Jurisdiction)
 	case *Ruleset:
-		if err := byAuthority(v, r, b.Jurisdiction); err != nil {
-			return err
-		}
-		if b.Supersedes != nil {
-			prev, err := referenced(v, "body.supersedes", b.Supersedes.Cid)
-			if err != nil {
-				return err
-			}
-			p, ok := prev.Ruleset()
-			if !ok || p.Jurisdiction != b.Jurisdiction || p.Version >= b.Version {
-				return invalid("body.supersedes", "must name an earlier version of this jurisdiction's ruleset")
-			}
-		}
-		return nil
+		return authorizeRuleset(v, r, b)
 	case *Consent:
-		if err := recognised(v, b.Jurisdiction); err != nil {
-			return err
-		}
-		if _, ok, err := HasRole(v, r.Issuer(), b.Jurisdiction, RoleController, at); err != nil || !ok {
-			return firstErr(err, unauthorized("%s holds no live controller accreditation of %s at issued_at", r.Issuer(), b.Jurisdiction))
-		}
-		if b.Supersedes != nil {
-			prev, err := referenced(v, "body.supersedes", b.Supersedes.Cid)
-			if err != nil {
-				return err
-			}
-			p, ok := prev.Consent()
-			if !ok || prev.Issuer() != r.Issuer() || p.Jurisdiction != b.Jurisdiction || string(p.Subject) != string(b.Subject) {
-				return invalid("body.supersedes", "an amendment must replace a consent of the same issuer, subject and jurisdiction")
-			}
-		}
-		return nil
+		return authorizeConsent(v, r, b)
 	case *Revocation:
-		target, err := referenced(v, "body.target", b.Target.Cid)
-		if err != nil {
-			return err
-		}
-		if target.Kind() == KindRevocation {
-			return invalid("body.target", "a revocation cannot be revoked")
-		}
-		if !mayRevoke(v, r.Issuer(), target) {
-			return unauthorized("only the target's issuer or its jurisdiction's authority may revoke it")
-		}
-		return nil
+		return authorizeRevocation(v, r, b)
 	case *Incident:
-		if err := recognised(v, b.Jurisdiction); err != nil {
-			return err
-		}
-		if auth, _ := v.Authority(b.Jurisdiction); auth != r.Issuer() {
-			ok := false
-			for _, role := range []Role{RoleRegulator, RoleController, RoleNode} {
-				_, has, err := HasRole(v, r.Issuer(), b.Jurisdiction, role, at)
-				if err != nil {
-					return err
-				}
-				if has {
-					ok = true
-					break
-				}
-			}
-			if !ok {
-				return unauthorized("%s is neither the authority nor a live regulator, controller or node of %s", r.Issuer(), b.Jurisdiction)
-			}
-		}
-		if b.Follows != nil {
-			prev, err := referenced(v, "body.follows", b.Follows.Cid)
-			if err != nil {
-				return err
-			}
-			p, ok := prev.Incident()
-			if !ok || p.Jurisdiction != b.Jurisdiction || p.Ref != b.Ref {
-				return invalid("body.follows", "must name an earlier notice of the same incident (jurisdiction and ref)")
-			}
-		}
-		return nil
+		return authorizeIncident(v, r, b)
 	case *Receipt:
-		if j, ok := v.FoundingNode(r.Issuer()); ok {
-			if _, rec := v.Authority(j); rec {
-				return nil
-			}
-		}
-		accs, err := v.AccreditationsOf(r.Issuer())
-		if err != nil {
-			return err
-		}
-		for _, a := range accs {
-			body, _ := a.Accreditation()
-			if _, ok, err := HasRole(v, r.Issuer(), body.Jurisdiction, RoleNode, at); err != nil || ok {
-				return err
-			}
-		}
-		return unauthorized("%s holds no live node accreditation", r.Issuer())
+		return authorizeReceipt(v, r)
 	}
 	return fmt.Errorf("authorize: unexpected body %T", r.Body())
+}
+
+// authorizeRuleset: the authority; a successor of a held ruleset of the
+// same jurisdiction.
+func authorizeRuleset(v TrustView, r *Record, b *Ruleset) error {
+	if err := byAuthority(v, r, b.Jurisdiction); err != nil {
+		return err
+	}
+	if b.Supersedes == nil {
+		return nil
+	}
+	prev, err := referenced(v, "body.supersedes", b.Supersedes.Cid)
+	if err != nil {
+		return err
+	}
+	p, ok := prev.Ruleset()
+	if !ok || p.Jurisdiction != b.Jurisdiction || p.Version >= b.Version {
+		return invalid("body.supersedes", "must name an earlier version of this jurisdiction's ruleset")
+	}
+	return nil
+}
+
+// authorizeConsent: a live controller; an amendment of a held consent of
+// the same issuer, subject and jurisdiction.
+func authorizeConsent(v TrustView, r *Record, b *Consent) error {
+	if err := recognised(v, b.Jurisdiction); err != nil {
+		return err
+	}
+	if _, ok, err := HasRole(v, r.Issuer(), b.Jurisdiction, RoleController, r.IssuedAt()); err != nil || !ok {
+		return firstErr(err, unauthorized("%s holds no live controller accreditation of %s at issued_at", r.Issuer(), b.Jurisdiction))
+	}
+	if b.Supersedes == nil {
+		return nil
+	}
+	prev, err := referenced(v, "body.supersedes", b.Supersedes.Cid)
+	if err != nil {
+		return err
+	}
+	p, ok := prev.Consent()
+	if !ok || prev.Issuer() != r.Issuer() || p.Jurisdiction != b.Jurisdiction || string(p.Subject) != string(b.Subject) {
+		return invalid("body.supersedes", "an amendment must replace a consent of the same issuer, subject and jurisdiction")
+	}
+	return nil
+}
+
+// authorizeRevocation: the target's issuer or its jurisdiction's
+// authority; a held target that is not itself a revocation.
+func authorizeRevocation(v TrustView, r *Record, b *Revocation) error {
+	target, err := referenced(v, "body.target", b.Target.Cid)
+	if err != nil {
+		return err
+	}
+	if target.Kind() == KindRevocation {
+		return invalid("body.target", "a revocation cannot be revoked")
+	}
+	if !mayRevoke(v, r.Issuer(), target) {
+		return unauthorized("only the target's issuer or its jurisdiction's authority may revoke it")
+	}
+	return nil
+}
+
+// authorizeIncident: the authority, or a live regulator, controller or
+// node; a follow-up of a held notice of the same incident.
+func authorizeIncident(v TrustView, r *Record, b *Incident) error {
+	if err := recognised(v, b.Jurisdiction); err != nil {
+		return err
+	}
+	if auth, _ := v.Authority(b.Jurisdiction); auth != r.Issuer() {
+		ok := false
+		for _, role := range []Role{RoleRegulator, RoleController, RoleNode} {
+			_, has, err := HasRole(v, r.Issuer(), b.Jurisdiction, role, r.IssuedAt())
+			if err != nil {
+				return err
+			}
+			if ok = has; ok {
+				break
+			}
+		}
+		if !ok {
+			return unauthorized("%s is neither the authority nor a live regulator, controller or node of %s", r.Issuer(), b.Jurisdiction)
+		}
+	}
+	if b.Follows == nil {
+		return nil
+	}
+	prev, err := referenced(v, "body.follows", b.Follows.Cid)
+	if err != nil {
+		return err
+	}
+	p, ok := prev.Incident()
+	if !ok || p.Jurisdiction != b.Jurisdiction || p.Ref != b.Ref {
+		return invalid("body.follows", "must name an earlier notice of the same incident (jurisdiction and ref)")
+	}
+	return nil
+}
+
+// authorizeReceipt: a founding node of a recognised jurisdiction, or a
+// live node of any.
+func authorizeReceipt(v TrustView, r *Record) error {
+	if j, ok := v.FoundingNode(r.Issuer()); ok {
+		if _, rec := v.Authority(j); rec {
+			return nil
+		}
+	}
+	accs, err := v.AccreditationsOf(r.Issuer())
+	if err != nil {
+		return err
+	}
+	for _, a := range accs {
+		body, _ := a.Accreditation()
+		if _, ok, err := HasRole(v, r.Issuer(), body.Jurisdiction, RoleNode, r.IssuedAt()); err != nil || ok {
+			return err
+		}
+	}
+	return unauthorized("%s holds no live node accreditation", r.Issuer())
 }
 
 func recognised(v TrustView, jurisdiction string) error {

@@ -124,22 +124,8 @@ func Start(opts Options) (*Net, error) {
 }
 
 func start(opts Options) (_ *Net, err error) {
-	if opts.Name == "" {
-		opts.Name = "testnet"
-	}
-	if len(opts.Jurisdictions) == 0 {
-		opts.Jurisdictions = defaultJurisdictions
-	}
-	if opts.Nodes == 0 {
-		opts.Nodes = len(opts.Jurisdictions)
-	}
-	if opts.ReconnectInterval == 0 {
-		opts.ReconnectInterval = time.Second
-	}
-	if opts.SyncInterval == 0 {
-		opts.SyncInterval = 2 * time.Second
-	}
-	n := &Net{opts: opts, Dir: opts.Dir, Authorities: map[string]crypto.PrivKey{}}
+	opts.setDefaults()
+	n := &Net{opts: opts, Dir: opts.Dir}
 	if n.Dir == "" {
 		if n.Dir, err = os.MkdirTemp("", "entente-testnet-*"); err != nil {
 			return nil, err
@@ -151,89 +137,134 @@ func start(opts Options) (_ *Net, err error) {
 			n.Close()
 		}
 	}()
-
-	fed := &config.Federation{Name: opts.Name}
-	for _, j := range opts.Jurisdictions {
-		k, err := config.GenerateKey()
+	p, err := drawUp(opts, n.Dir)
+	if err != nil {
+		return nil, err
+	}
+	n.Federation, n.FederationPath, n.Authorities = p.fed, p.fedPath, p.authorities
+	for i, mp := range p.members {
+		m, err := n.startMember(i, mp)
 		if err != nil {
 			return nil, err
 		}
-		n.Authorities[j] = k
+		n.Nodes = append(n.Nodes, m)
+	}
+	return n, nil
+}
+
+func (o *Options) setDefaults() {
+	if o.Name == "" {
+		o.Name = "testnet"
+	}
+	if len(o.Jurisdictions) == 0 {
+		o.Jurisdictions = defaultJurisdictions
+	}
+	if o.Nodes == 0 {
+		o.Nodes = len(o.Jurisdictions)
+	}
+	if o.ReconnectInterval == 0 {
+		o.ReconnectInterval = time.Second
+	}
+	if o.SyncInterval == 0 {
+		o.SyncInterval = 2 * time.Second
+	}
+}
+
+// plan is a federation drawn up before its nodes start: the authorities'
+// keys, each node's key, jurisdiction and addresses, and the federation
+// file naming them, written in the testnet's directory.
+type plan struct {
+	fed         *config.Federation
+	fedPath     string
+	authorities map[string]crypto.PrivKey
+	members     []memberPlan
+}
+
+// memberPlan is one node of a plan.
+type memberPlan struct {
+	key          crypto.PrivKey
+	id           peer.ID
+	jurisdiction string
+	listen       []string
+}
+
+// drawUp makes the keys, chooses the ports and writes the federation
+// file, in which every node is a founding node of its jurisdiction
+// (assigned round-robin).
+func drawUp(opts Options, dir string) (plan, error) {
+	p := plan{fed: &config.Federation{Name: opts.Name}, authorities: map[string]crypto.PrivKey{}}
+	for _, j := range opts.Jurisdictions {
+		k, err := config.GenerateKey()
+		if err != nil {
+			return p, err
+		}
+		p.authorities[j] = k
 		id, _ := peer.IDFromPrivateKey(k)
 		name := jurisdictionNames[j]
 		if name == "" {
 			name = j
 		}
-		fed.Jurisdictions = append(fed.Jurisdictions, config.Jurisdiction{Code: j, Name: name, Authority: id.String()})
+		p.fed.Jurisdictions = append(p.fed.Jurisdictions, config.Jurisdiction{Code: j, Name: name, Authority: id.String()})
 	}
-	type plan struct {
-		key    crypto.PrivKey
-		j      string
-		listen []string
-	}
-	plans := make([]plan, opts.Nodes)
-	for i := range plans {
+	for i := 0; i < opts.Nodes; i++ {
 		k, err := config.GenerateKey()
 		if err != nil {
-			return nil, err
+			return p, err
 		}
 		id, _ := peer.IDFromPrivateKey(k)
 		port, err := freePort()
 		if err != nil {
-			return nil, err
+			return p, err
 		}
-		j := opts.Jurisdictions[i%len(opts.Jurisdictions)]
 		listen := []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)}
 		if opts.QUIC {
 			listen = append(listen, fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", port))
 		}
-		plans[i] = plan{key: k, j: j, listen: listen}
-		jur := &fed.Jurisdictions[i%len(opts.Jurisdictions)]
+		jur := &p.fed.Jurisdictions[i%len(opts.Jurisdictions)]
 		for _, l := range listen {
 			jur.Bootstrap = append(jur.Bootstrap, l+"/p2p/"+id.String())
 		}
+		p.members = append(p.members, memberPlan{key: k, id: id, jurisdiction: jur.Code, listen: listen})
 	}
-	if err := fed.Validate(); err != nil {
-		return nil, fmt.Errorf("testnet: federation: %w", err)
+	if err := p.fed.Validate(); err != nil {
+		return p, fmt.Errorf("testnet: federation: %w", err)
 	}
-	n.Federation = fed
-	data, err := fed.Marshal()
+	data, err := p.fed.Marshal()
 	if err != nil {
-		return nil, err
+		return p, err
 	}
-	n.FederationPath = filepath.Join(n.Dir, "federation.toml")
-	if err := config.WriteFileAtomic(n.FederationPath, data, 0o644); err != nil {
-		return nil, err
+	p.fedPath = filepath.Join(dir, "federation.toml")
+	return p, config.WriteFileAtomic(p.fedPath, data, 0o644)
+}
+
+// startMember starts node i of the plan in this process.
+func (n *Net) startMember(i int, p memberPlan) (*Member, error) {
+	m := &Member{Index: i, Key: p.key, Token: randomToken(), DataDir: filepath.Join(n.Dir, fmt.Sprintf("node%d", i))}
+	m.cfg = node.Config{
+		Key:               p.key,
+		Federation:        n.Federation,
+		Jurisdiction:      p.jurisdiction,
+		Listen:            p.listen,
+		DataDir:           m.DataDir,
+		InMemory:          n.opts.InMemory,
+		APIToken:          m.Token,
+		ReconnectInterval: n.opts.ReconnectInterval,
+		DisableReuseport:  true,
+		SyncInterval:      n.opts.SyncInterval,
+		DisableSync:       n.opts.NoSync,
+		Gate:              n.sameSide(p.key),
 	}
-	for i, p := range plans {
-		m := &Member{Index: i, Key: p.key, Token: randomToken()}
-		m.DataDir = filepath.Join(n.Dir, fmt.Sprintf("node%d", i))
-		m.cfg = node.Config{
-			Key:               p.key,
-			Federation:        fed,
-			Jurisdiction:      p.j,
-			Listen:            p.listen,
-			DataDir:           m.DataDir,
-			InMemory:          opts.InMemory,
-			APIToken:          m.Token,
-			ReconnectInterval: opts.ReconnectInterval,
-			DisableReuseport:  true,
-			SyncInterval:      opts.SyncInterval,
-			DisableSync:       opts.NoSync,
-			Gate:              n.sameSide(p.key),
-		}
-		if opts.API {
-			m.cfg.APIAddr = "127.0.0.1:0"
-		}
-		if opts.Logger != nil {
-			m.cfg.Logger = opts.Logger.With("member", i)
-		}
-		if m.Node, err = node.New(m.cfg); err != nil {
-			return nil, fmt.Errorf("testnet: node %d: %w", i, err)
-		}
-		n.Nodes = append(n.Nodes, m)
+	if n.opts.API {
+		m.cfg.APIAddr = "127.0.0.1:0"
 	}
-	return n, nil
+	if n.opts.Logger != nil {
+		m.cfg.Logger = n.opts.Logger.With("member", i)
+	}
+	var err error
+	if m.Node, err = node.New(m.cfg); err != nil {
+		return nil, fmt.Errorf("testnet: node %d: %w", i, err)
+	}
+	return m, nil
 }
 
 // sameSide is a node's gate: while the federation is partitioned, a node

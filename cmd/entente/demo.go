@@ -91,6 +91,12 @@ type demo struct {
 		m       *testnet.Member
 		receipt cid.Cid
 	}
+	// What the acts pass on: the consent as first given, its amendment,
+	// the open incident and the transfer the nodes allow.
+	consent  *protocol.Consent
+	amended  *protocol.Record
+	incident *protocol.Incident
+	allowed  protocol.TransferRequest
 }
 
 func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.w, format+"\n", args...) }
@@ -110,6 +116,33 @@ func short(s string) string {
 
 func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 	d.say("entente demo: a federation of data-protection authorities, on this machine")
+	if err := d.startFederation(ctx, dir, serve); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, act := range []func(context.Context) error{
+		d.accredit, d.publishRules, d.giveConsent, d.reportBreach, d.askTransfers,
+		d.withdrawConsent, d.fileRedNotice,
+		func(context.Context) error {
+			d.title("An auditor re-checks a receipt offline, from its bundle and the federation file alone")
+			return d.audit()
+		},
+		func(ctx context.Context) error {
+			d.title("Records the nodes refuse, and why")
+			return d.refusals(ctx, d.parties["nordlicht"].Key, d.consent)
+		},
+	} {
+		if err := act(ctx); err != nil {
+			return err
+		}
+	}
+	d.summary()
+	return nil
+}
+
+// startFederation starts the three nodes and waits for their mesh.
+func (d *demo) startFederation(ctx context.Context, dir string, serve bool) error {
 	opts := testnet.Options{Name: "demo-federation", Jurisdictions: []string{"DE", "FR", "BR"}, Dir: dir, API: serve, QUIC: false}
 	t0 := time.Now()
 	net, err := testnet.Start(opts)
@@ -128,7 +161,12 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 		d.say("    %s %-8s authority %s   node %s  %s", j.Code, j.Name, short(j.Authority), short(m.ID().String()), m.Addrs()[0])
 	}
 	d.say("    the nodes admit only each other (and keys their authorities accredit as nodes); mesh formed in %s", time.Since(t0).Round(time.Millisecond))
+	return nil
+}
 
+// accredit has the authorities accredit the platforms and a regulator.
+func (d *demo) accredit(wctx context.Context) error {
+	net := d.net
 	d.title("Authorities accredit their platforms and a regulator (each signs with its own key)")
 	d.parties = map[string]*testnet.Party{}
 	for _, p := range []struct {
@@ -150,6 +188,12 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 		}
 	}
 
+	return nil
+}
+
+// publishRules has each authority publish its rule set.
+func (d *demo) publishRules(wctx context.Context) error {
+	net := d.net
 	d.title("Each jurisdiction publishes its minimum standards (rule sets for export and import)")
 	for _, rs := range demoRulesets() {
 		rec, err := testnet.Sign(net.Authorities[rs.Jurisdiction], rs)
@@ -163,6 +207,12 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 		}
 	}
 
+	return nil
+}
+
+// giveConsent has a person consent, then amend the consent.
+func (d *demo) giveConsent(wctx context.Context) error {
+	net := d.net
 	d.title("A person gives Nordlicht (DE) explicit consent for one resale tier")
 	nord := d.parties["nordlicht"]
 	subject := pseudonym("nordlicht-secret", "person-4711")
@@ -193,6 +243,13 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 		return err
 	}
 
+	d.consent, d.amended = consent, c2
+	return nil
+}
+
+// reportBreach has the FR regulator open an incident and follow it up.
+func (d *demo) reportBreach(wctx context.Context) error {
+	net := d.net
 	d.title("A breach at Lumière (FR): the FR regulator tells every authority at once")
 	reg, lum := d.parties["fr-regulator"], d.parties["lumiere"]
 	inc := &protocol.Incident{
@@ -219,6 +276,13 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 		return err
 	}
 
+	d.incident = inc
+	return nil
+}
+
+// askTransfers has platforms ask for transfers the nodes allow and deny.
+func (d *demo) askTransfers(wctx context.Context) error {
+	lum, c2 := d.parties["lumiere"], d.amended
 	d.title("Platforms ask their nodes whether transfers may go ahead")
 	rio := d.parties["riovision"]
 	base := protocol.TransferRequest{
@@ -251,6 +315,13 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 		}
 	}
 
+	d.allowed = allowed
+	return nil
+}
+
+// withdrawConsent revokes the consent and asks the allowed transfer again.
+func (d *demo) withdrawConsent(wctx context.Context) error {
+	net, nord, c2, allowed := d.net, d.parties["nordlicht"], d.amended, d.allowed
 	d.title("The person withdraws consent; the revocation reaches every jurisdiction")
 	rev, err := testnet.Sign(nord.Key, &protocol.Revocation{Target: protocol.LinkTo(c2.CID()), Reason: "withdrawn by the person in the app", EffectiveAt: time.Now().UnixMilli()})
 	if err != nil {
@@ -264,6 +335,12 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 		return err
 	}
 
+	return nil
+}
+
+// fileRedNotice files a TLP:RED notice that stays with its node.
+func (d *demo) fileRedNotice(wctx context.Context) error {
+	net, reg, inc := d.net, d.parties["fr-regulator"], d.incident
 	d.title("A TLP:RED notice is kept by its node and never gossiped")
 	red := *inc
 	red.Ref, red.TLP, red.Recipients, red.Follows = "FR-2026-0043", protocol.TLPRed, []string{"DE"}, nil
@@ -278,18 +355,13 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 	d.published++
 	d.say("    FR regulator files %s (TLP:RED, for DE): held by %s", short(redRec.CID().String()), d.holders(redRec))
 
-	d.title("An auditor re-checks a receipt offline, from its bundle and the federation file alone")
-	if err := d.audit(); err != nil {
-		return err
-	}
+	return nil
+}
 
-	d.title("Records the nodes refuse, and why")
-	if err := d.refusals(wctx, nord.Key, consent); err != nil {
-		return err
-	}
-
+// summary shows what every node holds.
+func (d *demo) summary() {
 	d.title("Every node holds the same records, but for the TLP:RED notice that stays with FR")
-	for _, m := range net.Nodes {
+	for _, m := range d.net.Nodes {
 		counts := m.Store().Counts()
 		var parts []string
 		for _, k := range protocol.Kinds {
@@ -302,7 +374,6 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 			d.say("      and %d receipts it signed, in its own log", n)
 		}
 	}
-	return nil
 }
 
 // spread submits rec to via and narrates how long it took to reach each
