@@ -24,6 +24,10 @@ const (
 	DefaultKeyFile   = "node.key"
 	DefaultTokenFile = "api-token"
 	DefaultDataDir   = "data"
+	// APIAddressFile holds, while the node runs, the address its API
+	// listens on (entente run writes it; other commands and testnet read
+	// it rather than config.toml's api, which may name port 0).
+	APIAddressFile = "api-address"
 )
 
 // Default network addresses.

@@ -432,16 +432,7 @@ func (n *Net) WaitAll(ctx context.Context, cids ...cid.Cid) error {
 // waitUntil polls cond until it holds or ctx ends. Conditions on the
 // libp2p network have no event to wait on, so it polls, briefly.
 func (n *Net) waitUntil(ctx context.Context, what string, cond func() bool) error {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("testnet: waiting for %s: %w", what, ctx.Err())
-		case <-t.C:
-		}
-	}
-	return nil
+	return waitFor(ctx, what, nil, cond)
 }
 
 // Party is a key outside the node set: a platform, a regulator.

@@ -55,7 +55,7 @@ func (f *apiFlags) client(env *cliEnv, needToken bool) (*apiClient, error) {
 		c.base = nc.API
 		// A running node writes the address it actually listens on (the
 		// configured one may have port 0).
-		if b, err := os.ReadFile(nc.Path(apiAddressFile)); err == nil && len(bytes.TrimSpace(b)) > 0 {
+		if b, err := os.ReadFile(nc.Path(config.APIAddressFile)); err == nil && len(bytes.TrimSpace(b)) > 0 {
 			c.base = string(bytes.TrimSpace(b))
 		}
 	default:

@@ -71,11 +71,6 @@ func runInit(env *cliEnv, args []string) error {
 	return nil
 }
 
-// apiAddressFile, in a node's home, holds the address its API listens on
-// while it runs: other commands read it rather than config.toml's api,
-// which may name port 0.
-const apiAddressFile = "api-address"
-
 func runKeyNew(env *cliEnv, args []string) error {
 	c := findCommand("key new")
 	flags := newFlags(env, c)
@@ -159,7 +154,7 @@ func runRun(env *cliEnv, args []string) error {
 		return withHint(err, "check "+nc.Path(config.ConfigFile))
 	}
 	fmt.Fprintf(env.stdout, "entente node %s (%s) running; API http://%s\n", n.ID(), n.Jurisdiction(), n.APIAddr())
-	addrFile := nc.Path(apiAddressFile)
+	addrFile := nc.Path(config.APIAddressFile)
 	if err := config.WriteFileAtomic(addrFile, []byte(n.APIAddr()+"\n"), 0o600); err != nil {
 		cfg.Logger.Warn("could not record the API address for other commands", "file", addrFile, "err", err)
 	}
