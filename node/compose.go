@@ -62,7 +62,6 @@ func composeCore(n *Node) error {
 	if n.members, err = newMembers(n.id, n.fed, n.trust, cfg.Now, component(n, "members")); err != nil {
 		return fmt.Errorf("node: reading node accreditations: %w", err)
 	}
-	closeWith(n, func() { n.members.close() })
 	index, err := reconcile.LoadIndex(st)
 	if err != nil {
 		return fmt.Errorf("node: reading the sync set: %w", err)
@@ -98,6 +97,7 @@ func composeNetwork(n *Node) error {
 	}
 	n.host, n.members.h = h, h
 	n.closers = append(n.closers, h.Close)
+	closeWith(n, func() { n.members.close() }) // the dialling stops before the host closes
 	s := &n.svc
 	if s.Fetch, err = fetch.New(fetch.Config{Host: h, Store: n.store, Trust: n.trust, Ingest: s.Ingest,
 		Now: cfg.Now, Logger: component(n, "fetch"), Registerer: n.reg}); err != nil {
