@@ -169,7 +169,7 @@ func (a *API) Shutdown() error {
 // level: those errors (bad TLS handshakes, broken connections) are caused
 // by clients.
 func slogErrorLog(l *slog.Logger) *log.Logger {
-	return slog.NewLogLogger(l.With("component", "http").Handler(), slog.LevelDebug)
+	return slog.NewLogLogger(l.With("library", "net/http").Handler(), slog.LevelDebug)
 }
 
 // Handler is the node's HTTP API (DESIGN.md §8).

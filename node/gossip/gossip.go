@@ -123,7 +123,7 @@ func New(cfg Config) (_ *Service, err error) {
 		pubsub.WithPeerOutboundQueueSize(queueLen),
 		pubsub.WithValidateQueueSize(queueLen),
 		pubsub.WithPeerFilter(func(id peer.ID, _ string) bool { return cfg.IsMember(id) }),
-		pubsub.WithLogger(cfg.Logger.With("component", "pubsub")),
+		pubsub.WithLogger(cfg.Logger.With("library", "go-libp2p-pubsub")),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("gossipsub: %w", err)
