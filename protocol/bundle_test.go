@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -624,4 +626,27 @@ func BenchmarkCheckBundle(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(car)), "bytes/bundle")
+}
+
+// TestGoldenBundle: testdata/wire/bundle.car is the fixture's bundle
+// (fixed keys and times: an allowed DE → FR transfer, its receipt by the
+// DE node of the golden records), byte for byte, and it holds. Regenerate
+// with: go test ./protocol -run Golden -update
+func TestGoldenBundle(t *testing.T) {
+	f := newBundleFixture(t)
+	good := f.good()
+	path := filepath.Join(wireDir, "bundle.car")
+	if *update {
+		writeFile(t, path, good)
+	}
+	stored, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(stored, good) {
+		t.Fatalf("%s differs from the bundle the code makes (go test ./protocol -run Golden -update)", path)
+	}
+	if rep := CheckBundleCAR(stored, f.trust); !rep.OK() {
+		t.Fatalf("the golden bundle does not hold: %v", rep.Err())
+	}
 }

@@ -413,6 +413,21 @@
 // note, its verifier key and the note cosigned by the golden DE node at
 // 1700000000; invalid.json lists bytes each decoder must refuse.
 //
+// # Receipt bundles
+//
+// A receipt bundle (DESIGN.md §6) is a CAR v1 file that lets anyone
+// re-check a receipt offline, with the federation file alone: the
+// receipt, a manifest (the issuing node's checkpoint note, an inclusion
+// proof for every record, the consistency proof from the tree the
+// receipt names), and every record its decision read. The layout, the
+// manifest's encoding and the steps of the check (CheckBundle, by stable
+// step IDs) are specified in the doc of type Bundle; ReadBundle refuses
+// every framing of the blocks but the one MarshalCAR writes. The check
+// needs this package and the federation file only (NewBundleTrust).
+// testdata/wire/bundle.car is a bundle that holds: an allowed DE → FR
+// transfer decided by the golden DE node (seed 0x03) over records made
+// from the golden keys at fixed times.
+//
 // # DAG-JSON view
 //
 // Record.JSON gives a record's DAG-JSON view: the same map, keys in the
