@@ -20,9 +20,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/node"
 	"github.com/entente-net/entente/node/api"
+	"github.com/entente-net/entente/node/internal/nodetest"
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/testnet"
 )
@@ -71,18 +71,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-func newKey(t *testing.T) (crypto.PrivKey, peer.ID) {
-	t.Helper()
-	k, err := config.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := peer.IDFromPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k, id
-}
+func newKey(t *testing.T) (crypto.PrivKey, peer.ID) { return nodetest.Key(t) }
 
 func mustSign(t *testing.T, key crypto.PrivKey, body protocol.Body) *protocol.Record {
 	t.Helper()

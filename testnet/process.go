@@ -75,12 +75,9 @@ func StartProcesses(ctx context.Context, opts ProcessOptions) (_ *Processes, err
 		return nil, errors.New("testnet: ProcessOptions.Binary is required")
 	}
 	opts.setDefaults()
-	ps := &Processes{Dir: opts.Dir}
-	if ps.Dir == "" {
-		if ps.Dir, err = os.MkdirTemp("", "entente-testnet-*"); err != nil {
-			return nil, err
-		}
-		ps.removeDir = true
+	ps := &Processes{}
+	if ps.Dir, ps.removeDir, err = testnetDir(opts.Dir); err != nil {
+		return nil, err
 	}
 	defer func() {
 		if err != nil {

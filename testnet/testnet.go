@@ -125,12 +125,9 @@ func Start(opts Options) (*Net, error) {
 
 func start(opts Options) (_ *Net, err error) {
 	opts.setDefaults()
-	n := &Net{opts: opts, Dir: opts.Dir}
-	if n.Dir == "" {
-		if n.Dir, err = os.MkdirTemp("", "entente-testnet-*"); err != nil {
-			return nil, err
-		}
-		n.removeDir = true
+	n := &Net{opts: opts}
+	if n.Dir, n.removeDir, err = testnetDir(opts.Dir); err != nil {
+		return nil, err
 	}
 	defer func() {
 		if err != nil {
@@ -150,6 +147,15 @@ func start(opts Options) (_ *Net, err error) {
 		n.Nodes = append(n.Nodes, m)
 	}
 	return n, nil
+}
+
+// testnetDir is dir, or a new temporary directory (remove reports which).
+func testnetDir(dir string) (_ string, remove bool, err error) {
+	if dir != "" {
+		return dir, false, nil
+	}
+	dir, err = os.MkdirTemp("", "entente-testnet-*")
+	return dir, err == nil, err
 }
 
 func (o *Options) setDefaults() {

@@ -111,9 +111,7 @@ func New(cfg Config) (*API, error) {
 		l.ReadHeaderTimeout <= 0 || l.ReadTimeout <= 0 || l.WriteTimeout <= 0 || l.IdleTimeout <= 0 {
 		return nil, fmt.Errorf("api: every limit must be positive: %+v", l)
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	service.Defaults(nil, &cfg.Logger)
 	a := &API{cfg: cfg, log: cfg.Logger, g: service.NewGroup()}
 	a.srv = &http.Server{
 		Handler:           a.Handler(),

@@ -71,9 +71,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Interval == 0 {
 		cfg.Interval = defaultInterval
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	service.Defaults(nil, &cfg.Logger)
 	signer, err := protocol.NewCheckpointSigner(cfg.Federation, cfg.Key)
 	if err != nil {
 		return nil, fmt.Errorf("node: checkpoints: %w", err)

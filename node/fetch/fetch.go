@@ -101,12 +101,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Host == nil || cfg.Store == nil || cfg.Trust == nil || cfg.Ingest == nil {
 		return nil, errors.New("fetch: Host, Store, Trust and Ingest are required")
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	service.Defaults(&cfg.Now, &cfg.Logger)
 	f := &Service{
 		cfg: cfg,
 		log: cfg.Logger,

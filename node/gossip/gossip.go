@@ -77,9 +77,7 @@ func New(cfg Config) (_ *Service, err error) {
 	if cfg.Host == nil || cfg.Ingest == nil || cfg.Outbox == nil || cfg.IsMember == nil {
 		return nil, errors.New("gossip: Host, Ingest, Outbox and IsMember are required")
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	service.Defaults(nil, &cfg.Logger)
 	s := &Service{cfg: cfg, log: cfg.Logger, g: service.NewGroup(),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "entente_gossip_messages_total",

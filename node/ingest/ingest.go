@@ -109,12 +109,7 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.Store == nil || cfg.Trust == nil {
 		return nil, errors.New("ingest: Store and Trust are required")
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	service.Defaults(&cfg.Now, &cfg.Logger)
 	if cfg.MaxPending == 0 {
 		cfg.MaxPending = 4096
 	}

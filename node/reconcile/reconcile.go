@@ -124,12 +124,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Interval == 0 {
 		cfg.Interval = defaultEvery
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	service.Defaults(&cfg.Now, &cfg.Logger)
 	s := &Service{cfg: cfg, log: cfg.Logger, g: service.NewGroup(),
 		wake: make(chan peer.ID, connectBacklog), slots: make(chan struct{}, maxSessions),
 		peers: map[peer.ID]*PeerStatus{},

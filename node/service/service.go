@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -43,6 +44,17 @@ var ErrNoBundle = errors.New("node: no receipt bundle")
 
 // Clock is a node's clock; every service reads time through it.
 type Clock func() time.Time
+
+// Defaults fills the fields every service's config has: a nil clock is
+// time.Now, a nil logger discards. Either pointer may be nil.
+func Defaults(now *Clock, logger **slog.Logger) {
+	if now != nil && *now == nil {
+		*now = time.Now
+	}
+	if logger != nil && *logger == nil {
+		*logger = slog.New(slog.DiscardHandler)
+	}
+}
 
 // Source says where a record came from, for metrics, logs and what
 // ingest does with it.

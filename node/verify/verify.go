@@ -17,7 +17,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -77,12 +76,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Store == nil || cfg.Trust == nil || cfg.Key == nil || cfg.Receipts == nil || cfg.Checkpoints == nil {
 		return nil, errors.New("verify: Store, Trust, Key, Receipts and Checkpoints are required")
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	service.Defaults(&cfg.Now, &cfg.Logger)
 	id, err := peer.IDFromPrivateKey(cfg.Key)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)

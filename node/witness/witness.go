@@ -134,12 +134,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Interval == 0 {
 		cfg.Interval = defaultInterval
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	service.Defaults(&cfg.Now, &cfg.Logger)
 	w := &Service{
 		cfg: cfg, log: cfg.Logger, g: service.NewGroup(),
 		peers:    map[peer.ID]store.WitnessState{},
