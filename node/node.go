@@ -47,7 +47,7 @@ type Node struct {
 
 	closeOnce sync.Once
 	closeErr  error
-	closers   []func() error // in the order to close
+	closers   []func() error // in the order opened; Close runs them backwards
 }
 
 // Services are the node's owned services, for the callers that drive one
