@@ -137,7 +137,7 @@ func TestLogEndpointsRefuseBadParams(t *testing.T) {
 		{"/v1/log/checkpoint?size=3", 400, api.CodeBadRequest},
 		{"/v1/log/proof", 400, api.CodeBadRequest},
 		{"/v1/log/proof?cid=", 400, api.CodeBadRequest},
-		{"/v1/log/proof?cid=bafynotacid", 400, api.CodeBadRequest},
+		{"/v1/log/proof?cid=bafynotacid", 400, string(protocol.CodeBadCID)},
 		{"/v1/log/proof?cid=" + notHeld, 404, api.CodeNotFound},
 		{"/v1/log/proof?cid=" + held + "&size=0", 400, api.CodeBadRequest},
 		{"/v1/log/proof?cid=" + held + "&size=-1", 400, api.CodeBadRequest},

@@ -288,9 +288,10 @@ func TestGetRecord(t *testing.T) {
 			"bafy",
 			cid.NewCidV1(cid.Raw, sum).String(), // a CID, but not of a record
 			cid.NewCidV0(sum).String(),
+			strings.ToUpper(cons.CID().String()), // a held record, in another text form
 		} {
 			resp := c.get("/v1/records/"+url.PathEscape(s), "")
-			wantAPIError(t, resp, http.StatusBadRequest, api.CodeBadRequest)
+			wantAPIError(t, resp, http.StatusBadRequest, string(protocol.CodeBadCID))
 		}
 	})
 }

@@ -311,7 +311,7 @@ func TestReceiptBundleTampered(t *testing.T) {
 // TestReceiptBundleNotFound: the endpoint's refusals.
 func TestReceiptBundleNotFound(t *testing.T) {
 	w := newBundleWorld(t)
-	wantAPIError(t, w.api.get("/v1/receipts/not-a-cid/bundle", ""), http.StatusBadRequest, api.CodeBadRequest)
+	wantAPIError(t, w.api.get("/v1/receipts/not-a-cid/bundle", ""), http.StatusBadRequest, string(protocol.CodeBadCID))
 	wantAPIError(t, w.api.get("/v1/receipts/"+protocol.RecordCID([]byte("nothing")).String()+"/bundle", ""), http.StatusNotFound, api.CodeNotFound)
 	msg := wantAPIError(t, w.api.get("/v1/receipts/"+w.consent.CID().String()+"/bundle", ""), http.StatusNotFound, api.CodeNotFound)
 	if !strings.Contains(msg, "is a consent, not a receipt") {

@@ -159,7 +159,7 @@ func TestVerifyAPI(t *testing.T) {
 	}{
 		{"unknown field", "/v1/transfers/verify", f.request(func(r map[string]any) { r["colour"] = "red" }), 400, "malformed", "colour"},
 		{"bad code", "/v1/transfers/verify", f.request(func(r map[string]any) { r["to"] = "de" }), 400, "invalid_body", "to"},
-		{"bad CID", "/v1/transfers/verify", f.request(func(r map[string]any) { r["consent"] = "bafynotacid" }), 400, "invalid_body", "consent"},
+		{"bad CID", "/v1/transfers/verify", f.request(func(r map[string]any) { r["consent"] = "bafynotacid" }), 400, "bad_cid", "consent"},
 		{"negative tier", "/v1/transfers/verify", f.request(func(r map[string]any) { r["tier"] = -1 }), 400, "invalid_body", "tier"},
 		{"wrong type", "/v1/transfers/verify", f.request(func(r map[string]any) { r["tier"] = "one" }), 400, "malformed", "tier"},
 		{"not JSON", "/v1/transfers/verify", []byte("consent=bafy"), 400, "malformed", ""},

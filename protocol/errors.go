@@ -22,6 +22,9 @@ const (
 	CodeUnauthorizedIssuer Code = "unauthorized_issuer"
 	CodeUnknownReference   Code = "unknown_reference"
 	CodeClockSkew          Code = "clock_skew"
+	// CodeBadCID is a CID that is not the canonical text form of a record
+	// ID (ParseCID).
+	CodeBadCID Code = "bad_cid"
 )
 
 // Error is a refusal of a record: a stable Code, the field it concerns (a

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 
 	"github.com/ipld/go-ipld-prime/codec"
@@ -32,8 +33,13 @@ func CBORToJSON(b []byte) ([]byte, error) {
 }
 
 // JSONToCBOR converts DAG-JSON to canonical DAG-CBOR. The result is not
-// checked against any schema.
+// checked against any schema. Every link must be written in the canonical
+// text form of a record ID (ParseCID); an *Error with CodeBadCID says
+// which is not.
 func JSONToCBOR(j []byte) ([]byte, error) {
+	if err := checkLinkTexts(j); err != nil {
+		return nil, err
+	}
 	nb := basicnode.Prototype.Any.NewBuilder()
 	dec := dagjson.DecodeOptions{ParseLinks: true, ParseBytes: true}
 	if err := dec.Decode(nb, bytes.NewReader(j)); err != nil {
@@ -46,10 +52,49 @@ func JSONToCBOR(j []byte) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
+// checkLinkTexts refuses a DAG-JSON link ({"/": "..."}) whose text is
+// not the canonical form of a record ID: the DAG-JSON decoder, like most
+// base32 decoders, reads a CID with a stray last character as the CID it
+// resembles. JSON that does not parse is left to the decoder to refuse.
+func checkLinkTexts(j []byte) error {
+	var v any
+	if json.Unmarshal(j, &v) != nil {
+		return nil
+	}
+	var walk func(path string, v any) error
+	walk = func(path string, v any) error {
+		switch x := v.(type) {
+		case map[string]any:
+			if s, ok := x["/"].(string); ok && len(x) == 1 {
+				if _, err := ParseCID(s); err != nil {
+					return withField(err, path)
+				}
+				return nil
+			}
+			for k, e := range x {
+				if err := walk(joinPath(path, k), e); err != nil {
+					return err
+				}
+			}
+		case []any:
+			for i, e := range x {
+				if err := walk(fmt.Sprintf("%s[%d]", path, i), e); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return walk("", v)
+}
+
 // RecordFromJSON parses a whole record from its DAG-JSON view (with the
 // same checks as Parse).
 func RecordFromJSON(j []byte) (*Record, error) {
 	b, err := JSONToCBOR(j)
+	if CodeOf(err) == CodeBadCID {
+		return nil, err
+	}
 	if err != nil {
 		return nil, errf(CodeMalformed, "", "%v", err)
 	}
@@ -60,6 +105,9 @@ func RecordFromJSON(j []byte) (*Record, error) {
 // against its schema. It is how tools build bodies from files.
 func BodyFromJSON(k Kind, j []byte) (Body, error) {
 	b, err := JSONToCBOR(j)
+	if CodeOf(err) == CodeBadCID {
+		return nil, withField(err, "body")
+	}
 	if err != nil {
 		return nil, errf(CodeMalformed, "body", "%v", err)
 	}

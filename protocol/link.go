@@ -104,15 +104,23 @@ func cidFromDigest(d []byte) cid.Cid {
 	return cid.NewCidV1(CodecDagCBOR, append(sum, d...))
 }
 
-// ParseCID parses a record ID in its string form and checks that it has the
-// form of one (CIDv1, dag-cbor, sha2-256).
+// ParseCID parses a record ID in its text form, which must be the one
+// canonical form (DESIGN.md §4): CIDv1, dag-cbor, sha2-256, written in
+// lower-case base32 with the multibase prefix b, and the unused bits of
+// its last character zero, so that one record has exactly one text form.
+// Base32 decoders commonly accept the last character with other unused
+// bits, which would let a mistyped CID name the record it resembles: that
+// and every other spelling is refused, with CodeBadCID.
 func ParseCID(s string) (cid.Cid, error) {
 	c, err := cid.Decode(s)
 	if err != nil {
-		return cid.Undef, fmt.Errorf("not a CID: %w", err)
+		return cid.Undef, errf(CodeBadCID, "", "not a CID: %v", err)
 	}
 	if !IsRecordID(c) {
-		return cid.Undef, fmt.Errorf("not a record ID (want CIDv1, dag-cbor, sha2-256): %s", s)
+		return cid.Undef, errf(CodeBadCID, "", "not a record ID (want CIDv1, dag-cbor, sha2-256): %s", s)
+	}
+	if canonical := c.String(); canonical != s {
+		return cid.Undef, errf(CodeBadCID, "", "%s is not the canonical text form of a record ID (lower-case base32 with prefix b, unused bits zero)", s)
 	}
 	return c, nil
 }

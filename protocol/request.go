@@ -199,7 +199,7 @@ func (t *TransferRequest) setJSONField(key string, raw json.RawMessage) error {
 		}
 		c, err := ParseCID(s)
 		if err != nil {
-			return invalid(key, "%v", err)
+			return withField(err, key)
 		}
 		t.Consent = LinkTo(c)
 	case "from":
@@ -257,4 +257,15 @@ func (t *TransferRequest) JSON() ([]byte, error) {
 		v.At = fmtTime(t.At)
 	}
 	return json.Marshal(v)
+}
+
+// withField sets the field of an *Error that has none.
+func withField(err error, field string) error {
+	var pe *Error
+	if errors.As(err, &pe) && pe.Field == "" {
+		e := *pe
+		e.Field = field
+		return &e
+	}
+	return err
 }

@@ -54,8 +54,9 @@ func TestParseTransferRequestJSON(t *testing.T) {
 		{"consent as a link", requestJSON(`"consent": "`+base.Consent.String()+`"`, `"consent": {"/": "`+base.Consent.String()+`"}`), CodeMalformed, "consent", nil},
 		{"at as a number", requestJSON(`"2026-11-24T10:00:00Z"`, `1795428000000`), CodeMalformed, "at", nil},
 
-		{"bad CID", requestJSON(base.Consent.String(), "bafynotacid"), CodeInvalidBody, "consent", nil},
-		{"CIDv0", requestJSON(base.Consent.String(), "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"), CodeInvalidBody, "consent", nil},
+		{"bad CID", requestJSON(base.Consent.String(), "bafynotacid"), CodeBadCID, "consent", nil},
+		{"CIDv0", requestJSON(base.Consent.String(), "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"), CodeBadCID, "consent", nil},
+		{"CID with a stray last character", requestJSON(base.Consent.String(), offByUnusedBits(base.Consent.String())), CodeBadCID, "consent", nil},
 		{"bad from", requestJSON(`"from": "DE"`, `"from": "de"`), CodeInvalidBody, "from", nil},
 		{"bad to", requestJSON(`"to": "FR"`, `"to": "FRA"`), CodeInvalidBody, "to", nil},
 		{"wildcard to", requestJSON(`"to": "FR"`, `"to": "*"`), CodeInvalidBody, "to", nil},

@@ -3,6 +3,8 @@ package protocol
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -536,4 +538,65 @@ func FuzzParsePeerID(f *testing.F) {
 			t.Fatalf("parsePeerID(%q) = %q, %v; libp2p: %q, %v", s, got, err, want, ok)
 		}
 	})
+}
+
+// offByUnusedBits is the text form c with the last character changed only
+// in the bits base32 leaves unused: what a lenient decoder reads as c.
+func offByUnusedBits(c string) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+	last := strings.IndexByte(alphabet, c[len(c)-1])
+	return c[:len(c)-1] + string(alphabet[last^1])
+}
+
+// TestParseCIDOneTextForm: every spelling of a record ID but the
+// canonical one is bad_cid — above all the one-character-off form that a
+// lenient base32 decoder reads as the same CID.
+func TestParseCIDOneTextForm(t *testing.T) {
+	c := RecordCID([]byte("a record"))
+	s := c.String()
+	if got, err := ParseCID(s); err != nil || !got.Equals(c) {
+		t.Fatalf("the canonical form: %v %v", got, err)
+	}
+	off := offByUnusedBits(s)
+	if lenient, err := cid.Decode(off); err != nil || !lenient.Equals(c) {
+		t.Fatalf("the test's premise: go-cid reads %s as %v (%v), not as %s", off, lenient, err, s)
+	}
+	b36, err := c.StringOfBase('k')
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, bad := range map[string]string{
+		"unused bits set":        off,
+		"upper case":             "B" + strings.ToUpper(s[1:]),
+		"base36":                 b36,
+		"base32 without padding": s[:len(s)-1],
+		"empty":                  "",
+		"CIDv0":                  cid.NewCidV0(c.Hash()).String(),
+	} {
+		if _, err := ParseCID(bad); CodeOf(err) != CodeBadCID {
+			t.Errorf("%s (%q): %v, want bad_cid", what, bad, err)
+		}
+	}
+}
+
+// TestJSONLinksOneTextForm: a record or body file whose link is not the
+// canonical text of a record ID is bad_cid, not the record it resembles.
+func TestJSONLinksOneTextForm(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(goldenDir, "revocation.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := RecordFromJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv, _ := r.Revocation()
+	s := rv.Target.Cid.String()
+	if _, err := RecordFromJSON([]byte(strings.Replace(string(b), s, offByUnusedBits(s), 1))); CodeOf(err) != CodeBadCID {
+		t.Errorf("a record with a stray link: %v", err)
+	}
+	body := `{"target":{"/":"` + offByUnusedBits(s) + `"},"reason":"x","effective_at":1}`
+	if _, err := BodyFromJSON(KindRevocation, []byte(body)); CodeOf(err) != CodeBadCID || !strings.Contains(err.Error(), "target") {
+		t.Errorf("a body with a stray link: %v", err)
+	}
 }

@@ -144,7 +144,7 @@ func TestTokenAndRoutes(t *testing.T) {
 	if resp, ae := do(t, s, "GET", "/v1/nothing", "", "", nil); resp.StatusCode != 404 || ae.Code != api.CodeNotFound {
 		t.Errorf("an unknown route: %d %s", resp.StatusCode, ae.Code)
 	}
-	if resp, ae := do(t, s, "GET", "/v1/records/not-a-cid", "", "", nil); resp.StatusCode != 400 || ae.Code != api.CodeBadRequest {
+	if resp, ae := do(t, s, "GET", "/v1/records/not-a-cid", "", "", nil); resp.StatusCode != 400 || ae.Code != string(protocol.CodeBadCID) {
 		t.Errorf("a bad CID: %d %s", resp.StatusCode, ae.Code)
 	}
 	if resp, ae := do(t, s, "POST", "/v1/transfers/verify-batch", token, "", []byte(`{"requests":[{},{},{}]}`)); resp.StatusCode != 413 {

@@ -11,6 +11,7 @@ import (
 	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/store"
+	"github.com/ipfs/go-cid"
 )
 
 // Media types of the API.
@@ -54,6 +55,7 @@ var recordStatus = map[protocol.Code]int{
 	protocol.CodeUnauthorizedIssuer: http.StatusUnprocessableEntity,
 	protocol.CodeUnknownReference:   http.StatusUnprocessableEntity,
 	protocol.CodeClockSkew:          http.StatusUnprocessableEntity,
+	protocol.CodeBadCID:             http.StatusBadRequest,
 }
 
 // retryAfterSeconds is what an overloaded node asks clients to wait.
@@ -110,4 +112,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
+}
+
+// cidParam parses a CID given in a path or a query parameter named cid:
+// only the canonical text form of a record ID (bad_cid otherwise).
+func cidParam(s string) (cid.Cid, error) {
+	c, err := protocol.ParseCID(s)
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		e := *pe
+		e.Field = "cid"
+		return cid.Undef, &e
+	}
+	return c, err
 }

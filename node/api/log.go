@@ -8,7 +8,6 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/store"
 )
 
@@ -58,9 +57,9 @@ func (a *API) handleInclusionProof(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, badRequest("cid: required"))
 		return
 	}
-	c, err := protocol.ParseCID(q.Get("cid"))
+	c, err := cidParam(q.Get("cid"))
 	if err != nil {
-		a.writeError(w, r, badRequest("cid: %v", err))
+		a.writeError(w, r, err)
 		return
 	}
 	var size uint64

@@ -67,9 +67,9 @@ func recordView(rec *protocol.Record) (RecordView, error) {
 }
 
 func (a *API) handleGetRecord(w http.ResponseWriter, r *http.Request) {
-	c, err := protocol.ParseCID(r.PathValue("cid"))
+	c, err := cidParam(r.PathValue("cid"))
 	if err != nil {
-		a.writeError(w, r, badRequest("cid: %v", err))
+		a.writeError(w, r, err)
 		return
 	}
 	rec, err := a.cfg.Store.Get(c)

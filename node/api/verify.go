@@ -129,9 +129,9 @@ func requestError(err error, prefix string) error {
 // 400 bad_request; one the node does not hold, or that is not a receipt
 // of this node, is 404 not_found.
 func (a *API) handleReceiptBundle(w http.ResponseWriter, r *http.Request) {
-	c, err := protocol.ParseCID(r.PathValue("cid"))
+	c, err := cidParam(r.PathValue("cid"))
 	if err != nil {
-		a.writeError(w, r, badRequest("cid: %v", err))
+		a.writeError(w, r, err)
 		return
 	}
 	b, err := a.cfg.Verifier.Bundle(c)
