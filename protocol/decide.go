@@ -707,13 +707,37 @@ func (d *decider) chainOf(n *Record) (*incidentChain, bool, error) {
 	ch := &incidentChain{root: root.CID()}
 	d.chains[key] = ch
 	parent := map[string]*Record{} // follow-up key → the notice it follows
+	// follows reports whether a follows b, directly or through others.
+	follows := func(a, b *Record) bool {
+		for p := parent[a.CID().KeyString()]; p != nil; p = parent[p.CID().KeyString()] {
+			if p.CID().Equals(b.CID()) {
+				return true
+			}
+		}
+		return false
+	}
+	// later reports whether r supersedes l as the chain's state: the
+	// greatest issued_at; on a tie a notice beats the notices it follows,
+	// then the lowest binary CID.
+	later := func(r, l *Record) bool {
+		switch {
+		case l == nil:
+			return true
+		case r.IssuedAt() != l.IssuedAt():
+			return r.IssuedAt() > l.IssuedAt()
+		case follows(r, l):
+			return true
+		case follows(l, r):
+			return false
+		}
+		return r.CID().KeyString() < l.CID().KeyString()
+	}
 	queue := []*Record{root}
 	seen := map[string]bool{key: true}
 	for len(queue) > 0 {
 		r := queue[0]
 		queue = queue[1:]
-		if r.IssuedAt() <= d.at && (ch.latest == nil || r.IssuedAt() > ch.latest.IssuedAt() ||
-			r.IssuedAt() == ch.latest.IssuedAt() && r.CID().KeyString() < ch.latest.CID().KeyString()) {
+		if r.IssuedAt() <= d.at && later(r, ch.latest) {
 			ok, err := d.noticeStands(r)
 			if err != nil {
 				return nil, false, err

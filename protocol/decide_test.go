@@ -669,6 +669,27 @@ func TestDecideIncidentClear(t *testing.T) {
 			blocking = notice(t, regDE, t0, StatusOpen, SeverityCritical, []crypto.PrivKey{ctrlFR}, second)
 			w.hold(first, second, blocking)
 		}, ok: false, detail: "(critical, open", ev: func(*world) *Record { return blocking }},
+		{name: "resolved by a follow-up of the same millisecond", setup: func(w *world) {
+			// Whichever CID is lower: the follow-up wins the tie.
+			first := notice(t, regDE, t0, StatusOpen, SeverityHigh, []crypto.PrivKey{ctrlFR}, nil)
+			w.hold(first, notice(t, regDE, t0, StatusResolved, SeverityHigh, []crypto.PrivKey{ctrlFR}, first))
+		}, ok: true, detail: "(high, resolved, notice"},
+		{name: "reopened by a follow-up of the same millisecond", setup: func(w *world) {
+			first := notice(t, regDE, t0, StatusResolved, SeverityHigh, []crypto.PrivKey{ctrlFR}, nil)
+			blocking = notice(t, regDE, t0, StatusOpen, SeverityHigh, []crypto.PrivKey{ctrlFR}, first)
+			w.hold(first, blocking)
+		}, ok: false, ev: func(*world) *Record { return blocking }},
+		{name: "two follow-ups of the same millisecond", setup: func(w *world) {
+			// Neither follows the other: the lower CID wins.
+			first := notice(t, regDE, t0-hour, StatusOpen, SeverityHigh, []crypto.PrivKey{ctrlFR}, nil)
+			a := notice(t, regDE, t0, StatusOpen, SeverityCritical, []crypto.PrivKey{ctrlFR}, first)
+			b := notice(t, regDE, t0, StatusContained, SeverityCritical, []crypto.PrivKey{ctrlFR}, first)
+			w.hold(first, a, b)
+			blocking = a
+			if b.CID().KeyString() < a.CID().KeyString() {
+				blocking = b
+			}
+		}, ok: false, ev: func(*world) *Record { return blocking }},
 		{name: "follow-up no longer names the party", setup: func(w *world) {
 			first := notice(t, regDE, t0-hour, StatusOpen, SeverityHigh, []crypto.PrivKey{ctrlFR}, nil)
 			w.hold(first, notice(t, regDE, t0, StatusOpen, SeverityHigh, []crypto.PrivKey{stranger}, first))

@@ -269,9 +269,10 @@
 // that is false, errors or goes over RuleCostLimit fails its check.
 //
 // An incident is a chain of notices linked by follows. Its state at at is
-// its latest notice issued at or before at (greatest issued_at, then
-// lowest binary CID), leaving out notices revoked at at and notices their
-// issuer could not issue (Authorize). It blocks a party when that notice's
+// its latest notice issued at or before at: the greatest issued_at; on a
+// tie, a notice beats the notices it follows (directly or not), then the
+// lowest binary CID wins. Notices revoked at at and notices their issuer
+// could not issue (Authorize) are left out. It blocks a party when that notice's
 // status is open or contained, its affected list names the party, and its
 // severity is at or above the block_on_incident of either from's export
 // rules or to's import rules in force (none never blocks; a missing
