@@ -121,8 +121,11 @@ type TransferRequest struct {
 
 // Check is the outcome of one check of the decision procedure.
 type Check struct {
-	ID       string `cbor:"id"`
-	OK       bool   `cbor:"ok"`
+	ID string `cbor:"id"`
+	OK bool   `cbor:"ok"`
+	// Reason is why a failing check failed, from the check's closed
+	// list (CheckReasons); absent when the check passed.
+	Reason   string `cbor:"reason,omitempty"`
 	Evidence *Link  `cbor:"evidence,omitempty"`
 	Detail   string `cbor:"detail"`
 }

@@ -788,7 +788,7 @@ func (c *bundleCheck) decision() (bool, string) {
 }
 
 // Diff returns "" when the decision is exactly what the receipt r signs
-// (verdict, checks — id, ok, evidence, detail — and evidence), and
+// (verdict, checks — id, ok, reason, evidence; not the detail — and evidence), and
 // otherwise the first difference, in words.
 func (d *Decision) Diff(r *Receipt) string {
 	if d.Verdict != r.Verdict {
@@ -804,29 +804,45 @@ func (d *Decision) Diff(r *Receipt) string {
 }
 
 // firstCheckDiff describes the first check that differs, after "; ".
+// Checks are compared by id, ok, reason and evidence; the detail is
+// English for people, which another implementation need not reproduce.
 func firstCheckDiff(got, want []Check) string {
 	if len(got) != len(want) {
 		return fmt.Sprintf("; %d checks recomputed, %d in the receipt", len(got), len(want))
 	}
 	for i := range got {
 		g, w := got[i], want[i]
-		if g.ID == w.ID && g.OK == w.OK && g.Detail == w.Detail && linkPtrEqual(g.Evidence, w.Evidence) {
+		if g.ID == w.ID && g.OK == w.OK && g.Reason == w.Reason && linkPtrEqual(g.Evidence, w.Evidence) {
 			continue
 		}
 		if g.ID != w.ID {
 			return fmt.Sprintf("; check %d is %s, the receipt's is %s", i+1, g.ID, w.ID)
 		}
+		if g.OK == w.OK && g.Reason == w.Reason {
+			return fmt.Sprintf("; check %s: recomputed with evidence %s, the receipt names %s", g.ID, linkString(g.Evidence), linkString(w.Evidence))
+		}
 		return fmt.Sprintf("; check %s: recomputed %s (%s), the receipt says %s (%s)",
-			g.ID, passFail(g.OK), clipText(g.Detail, 300), passFail(w.OK), clipText(w.Detail, 300))
+			g.ID, outcome(g), clipText(g.Detail, 300), outcome(w), clipText(w.Detail, 300))
 	}
 	return ""
 }
 
-func passFail(ok bool) string {
-	if ok {
+// outcome is a check's pass, or FAIL and its reason.
+func outcome(c Check) string {
+	if c.OK {
 		return "pass"
 	}
-	return "FAIL"
+	if c.Reason == "" {
+		return "FAIL"
+	}
+	return "FAIL " + c.Reason
+}
+
+func linkString(l *Link) string {
+	if l == nil {
+		return "none"
+	}
+	return l.String()
 }
 
 func linkPtrEqual(a, b *Link) bool {

@@ -568,8 +568,22 @@ func TestDecisionDiff(t *testing.T) {
 	other := *rc
 	other.Checks = slices.Clone(rc.Checks)
 	other.Checks[2].Detail += "!"
-	if s := d.Diff(&other); !strings.Contains(s, "check consent.live") {
-		t.Errorf("detail changed: %q", s)
+	if s := d.Diff(&other); s != "" {
+		t.Errorf("a detail changed, which is for people only: %q", s)
+	}
+	other.Checks = slices.Clone(rc.Checks)
+	other.Checks[2].OK, other.Checks[2].Reason = false, ReasonExpired
+	if s := d.Diff(&other); !strings.Contains(s, "check consent.live") || !strings.Contains(s, "FAIL expired") {
+		t.Errorf("a check failed with a reason: %q", s)
+	}
+	w.req.Purpose = "marketing"
+	failing := w.decide()
+	frc := failing.Receipt(w.req, Checkpoint{Size: 1, Root: make([]byte, 32)})
+	frc.Checks = slices.Clone(frc.Checks)
+	i := slices.IndexFunc(frc.Checks, func(c Check) bool { return !c.OK })
+	frc.Checks[i].Reason = ReasonTier
+	if s := failing.Diff(frc); !strings.Contains(s, "FAIL "+ReasonTier) {
+		t.Errorf("a reason changed: %q", s)
 	}
 	other = *rc
 	other.Evidence = rc.Evidence[1:]

@@ -31,6 +31,61 @@ var CheckIDs = []string{
 	CheckExportRules, CheckImportRules, CheckRecipientAccredited, CheckIncidentClear,
 }
 
+// Reasons of failing checks (DESIGN.md §5): a stable code from a closed
+// list per check (CheckReasons). A failing check carries the first that
+// applies, in the order of the list.
+const (
+	ReasonNotHeld              = "not_held"                // consent.known: no such record is held
+	ReasonNotConsent           = "not_consent"             // consent.known: the record is not a consent
+	ReasonConsentNotHeld       = "consent_not_held"        // a check that needs the consent, which is not held
+	ReasonNotAccreditedAtIssue = "not_accredited_at_issue" // consent.issuer: no live controller role at the consent's issued_at
+	ReasonNotAccreditedAtAt    = "not_accredited_at_at"    // consent.issuer: none at the decision time
+	ReasonRevoked              = "revoked"                 // consent.live
+	ReasonSuperseded           = "superseded"              // consent.live
+	ReasonExpired              = "expired"                 // consent.live
+	ReasonNotYet               = "not_yet"                 // consent.live: issued after the decision time
+	ReasonPurpose              = "purpose"                 // consent.scope, rules checks
+	ReasonCategory             = "category"                // consent.scope
+	ReasonTier                 = "tier"                    // consent.scope, rules checks
+	ReasonDestination          = "destination"             // consent.scope, export.rules
+	ReasonRetention            = "retention"               // consent.scope, rules checks
+	ReasonNoRuleset            = "no_ruleset"              // rules checks: no ruleset in force
+	ReasonOrigin               = "origin"                  // import.rules
+	// ReasonCondition, followed by a condition's id, is a rules check's
+	// condition that is false, errs or cannot be evaluated.
+	ReasonCondition     = "condition:"
+	ReasonNotAccredited = "not_accredited" // recipient.accredited
+	ReasonBlocked       = "blocked"        // incident.clear: an incident blocks a party
+)
+
+// CheckReasons are the reasons each check may fail with, in the order it
+// looks for them; the rules checks also fail with ReasonCondition and a
+// condition's id.
+var CheckReasons = map[string][]string{
+	CheckConsentKnown:        {ReasonNotHeld, ReasonNotConsent},
+	CheckConsentIssuer:       {ReasonConsentNotHeld, ReasonNotAccreditedAtIssue, ReasonNotAccreditedAtAt},
+	CheckConsentLive:         {ReasonConsentNotHeld, ReasonRevoked, ReasonSuperseded, ReasonExpired, ReasonNotYet},
+	CheckConsentScope:        {ReasonConsentNotHeld, ReasonPurpose, ReasonCategory, ReasonTier, ReasonDestination, ReasonRetention},
+	CheckExportRules:         {ReasonNoRuleset, ReasonDestination, ReasonTier, ReasonPurpose, ReasonRetention},
+	CheckImportRules:         {ReasonNoRuleset, ReasonOrigin, ReasonTier, ReasonPurpose, ReasonRetention},
+	CheckRecipientAccredited: {ReasonNotAccredited},
+	CheckIncidentClear:       {ReasonConsentNotHeld, ReasonBlocked},
+}
+
+// validReason reports whether reason is one check id may fail with.
+// Reasons of checks this version does not know are tokens.
+func validReason(id, reason string) bool {
+	list, known := CheckReasons[id]
+	if !known {
+		return checkToken("", reason) == nil
+	}
+	if slices.Contains(list, reason) {
+		return true
+	}
+	cond, ok := strings.CutPrefix(reason, ReasonCondition)
+	return ok && (id == CheckExportRules || id == CheckImportRules) && checkToken("", cond) == nil
+}
+
 // DecisionView is what a decision reads: a TrustView, and the two
 // indexes only decisions need. Lists may come in any order; Decide sorts
 // what it reads. Errors other than ErrNotHeld abort the decision.
@@ -173,9 +228,27 @@ func pass(ev *Record, format string, args ...any) Check {
 	return Check{OK: true, Evidence: evidenceOf(ev), Detail: fmt.Sprintf(format, args...)}
 }
 
-func fail(ev *Record, format string, args ...any) Check {
-	return Check{OK: false, Evidence: evidenceOf(ev), Detail: fmt.Sprintf(format, args...)}
+func fail(ev *Record, reason, format string, args ...any) Check {
+	return Check{OK: false, Reason: reason, Evidence: evidenceOf(ev), Detail: fmt.Sprintf(format, args...)}
 }
+
+// faults gathers the failed conditions of one check in the order the
+// table of DESIGN.md §5 states them; the first names the reason.
+type faults struct {
+	reason string
+	parts  []string
+}
+
+func (f *faults) add(reason, format string, args ...any) {
+	if f.reason == "" {
+		f.reason = reason
+	}
+	f.parts = append(f.parts, fmt.Sprintf(format, args...))
+}
+
+func (f *faults) failed() bool { return len(f.parts) > 0 }
+
+func (f *faults) detail() string { return strings.Join(f.parts, "; ") }
 
 func evidenceOf(r *Record) *Link {
 	if r == nil {
@@ -189,14 +262,14 @@ func (d *decider) consentKnown() (Check, error) {
 	c := d.req.Consent.Cid
 	r, err := d.v.Record(c)
 	if errors.Is(err, ErrNotHeld) {
-		return fail(nil, "consent %s is not held", c), nil
+		return fail(nil, ReasonNotHeld, "consent %s is not held", c), nil
 	}
 	if err != nil {
 		return Check{}, err
 	}
 	body, ok := r.Consent()
 	if !ok {
-		return fail(nil, "%s is a %s, not a consent", c, r.Kind()), nil
+		return fail(nil, ReasonNotConsent, "%s is a %s, not a consent", c, r.Kind()), nil
 	}
 	d.consentRec, d.consent = r, body
 	return pass(r, "consent of %s issued by %s at %s", body.Jurisdiction, d.str(r.Issuer()), fmtTime(r.IssuedAt())), nil
@@ -206,7 +279,7 @@ func (d *decider) consentKnown() (Check, error) {
 // issued the consent, and still at the decision time.
 func (d *decider) consentIssuer() (Check, error) {
 	if d.consent == nil {
-		return fail(nil, detailConsentNotHeld), nil
+		return fail(nil, ReasonConsentNotHeld, detailConsentNotHeld), nil
 	}
 	issuer, j, issued := d.consentRec.Issuer(), d.consent.Jurisdiction, d.consentRec.IssuedAt()
 	then, ok, err := HasRole(d.v, issuer, j, RoleController, issued)
@@ -218,7 +291,7 @@ func (d *decider) consentIssuer() (Check, error) {
 		if err != nil {
 			return Check{}, err
 		}
-		return fail(ev, "issuer %s held no live controller accreditation of %s when it issued the consent at %s: %s",
+		return fail(ev, ReasonNotAccreditedAtIssue, "issuer %s held no live controller accreditation of %s when it issued the consent at %s: %s",
 			d.str(issuer), j, fmtTime(issued), why), nil
 	}
 	now, ok, err := HasRole(d.v, issuer, j, RoleController, d.at)
@@ -233,7 +306,7 @@ func (d *decider) consentIssuer() (Check, error) {
 		if err != nil {
 			return Check{}, err
 		}
-		return fail(ev, "issuer %s no longer holds a live controller accreditation of %s at %s: %s",
+		return fail(ev, ReasonNotAccreditedAtAt, "issuer %s no longer holds a live controller accreditation of %s at %s: %s",
 			d.str(issuer), j, fmtTime(d.at), why), nil
 	}
 	if then.Accreditation != nil {
@@ -305,7 +378,7 @@ func (d *decider) revokedAt(target *Record, at int64) (*Record, error) {
 // time.
 func (d *decider) consentLive() (Check, error) {
 	if d.consent == nil {
-		return fail(nil, detailConsentNotHeld), nil
+		return fail(nil, ReasonConsentNotHeld, detailConsentNotHeld), nil
 	}
 	rev, err := d.revokedAt(d.consentRec, d.at)
 	if err != nil {
@@ -315,15 +388,15 @@ func (d *decider) consentLive() (Check, error) {
 	if err != nil {
 		return Check{}, err
 	}
-	var parts []string
+	var f faults
 	var ev *Record
 	if rev != nil {
 		rv, _ := rev.Revocation()
-		parts = append(parts, fmt.Sprintf("revoked by %s, effective %s (%s)", rev.CID(), fmtTime(rv.EffectiveAt), clipText(rv.Reason, 200)))
+		f.add(ReasonRevoked, "revoked by %s, effective %s (%s)", rev.CID(), fmtTime(rv.EffectiveAt), clipText(rv.Reason, 200))
 		ev = rev
 	}
 	if sup != nil {
-		parts = append(parts, fmt.Sprintf("superseded by the amendment %s issued at %s", sup.CID(), fmtTime(sup.IssuedAt())))
+		f.add(ReasonSuperseded, "superseded by the amendment %s issued at %s", sup.CID(), fmtTime(sup.IssuedAt()))
 		if ev == nil {
 			ev = sup
 		} else {
@@ -331,13 +404,19 @@ func (d *decider) consentLive() (Check, error) {
 		}
 	}
 	if d.consent.ExpiresAt <= d.at {
-		parts = append(parts, fmt.Sprintf("expired at %s", fmtTime(d.consent.ExpiresAt)))
+		f.add(ReasonExpired, "expired at %s", fmtTime(d.consent.ExpiresAt))
 		if ev == nil {
 			ev = d.consentRec
 		}
 	}
-	if len(parts) > 0 {
-		return fail(ev, "%s", strings.Join(parts, "; ")), nil
+	if d.consentRec.IssuedAt() > d.at {
+		f.add(ReasonNotYet, "issued at %s, after the decision time %s", fmtTime(d.consentRec.IssuedAt()), fmtTime(d.at))
+		if ev == nil {
+			ev = d.consentRec
+		}
+	}
+	if f.failed() {
+		return fail(ev, f.reason, "%s", f.detail()), nil
 	}
 	return pass(d.consentRec, "not revoked, not superseded, expires at %s", fmtTime(d.consent.ExpiresAt)), nil
 }
@@ -367,12 +446,12 @@ func (d *decider) supersededAt() (*Record, error) {
 // consent.scope: the transfer is within what was consented to.
 func (d *decider) consentScope() (Check, error) {
 	if d.consent == nil {
-		return fail(nil, detailConsentNotHeld), nil
+		return fail(nil, ReasonConsentNotHeld, detailConsentNotHeld), nil
 	}
 	c, req := d.consent, d.req
-	var parts []string
+	var f faults
 	if !slices.Contains(c.Purposes, req.Purpose) {
-		parts = append(parts, fmt.Sprintf("purpose %q is not among the consented purposes %v", req.Purpose, c.Purposes))
+		f.add(ReasonPurpose, "purpose %q is not among the consented purposes %v", req.Purpose, c.Purposes)
 	}
 	var outside []string
 	for _, cat := range req.Categories {
@@ -381,19 +460,19 @@ func (d *decider) consentScope() (Check, error) {
 		}
 	}
 	if len(outside) > 0 {
-		parts = append(parts, fmt.Sprintf("categories %v are not among the consented categories %v", outside, c.Categories))
+		f.add(ReasonCategory, "categories %v are not among the consented categories %v", outside, c.Categories)
 	}
 	if req.Tier > c.MaxTier {
-		parts = append(parts, fmt.Sprintf("tier %d is above the consented max_tier %d", req.Tier, c.MaxTier))
+		f.add(ReasonTier, "tier %d is above the consented max_tier %d", req.Tier, c.MaxTier)
 	}
 	if !coversJurisdiction(c.Destinations, req.To) {
-		parts = append(parts, fmt.Sprintf("destination %s is not among the consented destinations %v", req.To, c.Destinations))
+		f.add(ReasonDestination, "destination %s is not among the consented destinations %v", req.To, c.Destinations)
 	}
 	if req.RetentionDays > c.RetentionDays {
-		parts = append(parts, fmt.Sprintf("retention of %d days is over the consented %d days", req.RetentionDays, c.RetentionDays))
+		f.add(ReasonRetention, "retention of %d days is over the consented %d days", req.RetentionDays, c.RetentionDays)
 	}
-	if len(parts) > 0 {
-		return fail(d.consentRec, "%s", strings.Join(parts, "; ")), nil
+	if f.failed() {
+		return fail(d.consentRec, f.reason, "%s", f.detail()), nil
 	}
 	return pass(d.consentRec, "purpose %q, categories %v, tier %d, destination %s and retention of %d days are within the consent",
 		req.Purpose, req.Categories, req.Tier, req.To, req.RetentionDays), nil
@@ -470,33 +549,33 @@ func (d *decider) rulesCheck(side Side, j string) (Check, error) {
 		return Check{}, err
 	}
 	if f.rec == nil {
-		return fail(nil, "%s", f.why), nil
+		return fail(nil, ReasonNoRuleset, "%s", f.why), nil
 	}
 	req := d.req
 	rules, _ := f.rs.rules(side)
-	var parts []string
+	var ff faults
 	if side == SideExport {
 		if !coversJurisdiction(f.rs.Export.Destinations, req.To) {
-			parts = append(parts, fmt.Sprintf("destination %s is not among %s's export destinations %v", req.To, j, f.rs.Export.Destinations))
+			ff.add(ReasonDestination, "destination %s is not among %s's export destinations %v", req.To, j, f.rs.Export.Destinations)
 		}
 	} else if !coversJurisdiction(f.rs.Import.Origins, req.From) {
-		parts = append(parts, fmt.Sprintf("origin %s is not among %s's import origins %v", req.From, j, f.rs.Import.Origins))
+		ff.add(ReasonOrigin, "origin %s is not among %s's import origins %v", req.From, j, f.rs.Import.Origins)
 	}
 	if req.Tier > rules.MaxTier {
-		parts = append(parts, fmt.Sprintf("tier %d is above %s's %s max_tier %d", req.Tier, j, side, rules.MaxTier))
+		ff.add(ReasonTier, "tier %d is above %s's %s max_tier %d", req.Tier, j, side, rules.MaxTier)
 	}
 	if slices.Contains(rules.ProhibitedPurposes, req.Purpose) {
-		parts = append(parts, fmt.Sprintf("purpose %q is prohibited for %s by %s", req.Purpose, side, j))
+		ff.add(ReasonPurpose, "purpose %q is prohibited for %s by %s", req.Purpose, side, j)
 	}
 	if req.RetentionDays > rules.MaxRetentionDays {
-		parts = append(parts, fmt.Sprintf("retention of %d days is over %s's %s max_retention_days %d", req.RetentionDays, j, side, rules.MaxRetentionDays))
+		ff.add(ReasonRetention, "retention of %d days is over %s's %s max_retention_days %d", req.RetentionDays, j, side, rules.MaxRetentionDays)
 	}
 	if len(rules.Conditions) > 0 && d.consent == nil {
 		ids := make([]string, len(rules.Conditions))
 		for i, c := range rules.Conditions {
 			ids[i] = c.ID
 		}
-		parts = append(parts, fmt.Sprintf("conditions %v cannot be evaluated: %s", ids, detailConsentNotHeld))
+		ff.add(ReasonCondition+ids[0], "conditions %v cannot be evaluated: %s", ids, detailConsentNotHeld)
 	} else {
 		for i, c := range rules.Conditions {
 			if d.vars == nil {
@@ -505,15 +584,15 @@ func (d *decider) rulesCheck(side Side, j string) (Check, error) {
 			ok, err := d.rules.Eval(f.rec, side, i, d.vars)
 			switch {
 			case err != nil:
-				parts = append(parts, fmt.Sprintf("condition %q (%s) failed: %v", c.ID, clipText(c.Description, 200), err))
+				ff.add(ReasonCondition+c.ID, "condition %q (%s) failed: %v", c.ID, clipText(c.Description, 200), err)
 			case !ok:
-				parts = append(parts, fmt.Sprintf("condition %q (%s) is false", c.ID, clipText(c.Description, 200)))
+				ff.add(ReasonCondition+c.ID, "condition %q (%s) is false", c.ID, clipText(c.Description, 200))
 			}
 		}
 	}
 	head := fmt.Sprintf("%s ruleset v%d (in force since %s)", j, f.rs.Version, fmtTime(f.rs.EffectiveFrom))
-	if len(parts) > 0 {
-		return fail(f.rec, "%s: %s", head, strings.Join(parts, "; ")), nil
+	if ff.failed() {
+		return fail(f.rec, ff.reason, "%s: %s", head, ff.detail()), nil
 	}
 	n := len(rules.Conditions)
 	return pass(f.rec, "%s allows this %s (%d %s)", head, side, n, plural(n, "condition holds", "conditions hold")), nil
@@ -532,7 +611,7 @@ func (d *decider) recipientAccredited() (Check, error) {
 	if err != nil {
 		return Check{}, err
 	}
-	return fail(ev, "recipient %s holds no live controller accreditation of %s at %s: %s", d.req.Recipient, d.req.To, fmtTime(d.at), why), nil
+	return fail(ev, ReasonNotAccredited, "recipient %s holds no live controller accreditation of %s at %s: %s", d.req.Recipient, d.req.To, fmtTime(d.at), why), nil
 }
 
 // incidentChain is one incident's notices, linked by follows, as they
@@ -560,7 +639,7 @@ type party struct {
 // issuer or the recipient.
 func (d *decider) incidentClear() (Check, error) {
 	if d.consent == nil {
-		return fail(nil, detailConsentNotHeld), nil
+		return fail(nil, ReasonConsentNotHeld, detailConsentNotHeld), nil
 	}
 	threshold, thresholds, err := d.incidentThreshold()
 	if err != nil {
@@ -609,7 +688,9 @@ func (d *decider) incidentClear() (Check, error) {
 		b := ch.body
 		roles := named[ch.root.KeyString()]
 		active := b.Status == StatusOpen || b.Status == StatusContained
-		desc := fmt.Sprintf("incident %q of %s (%s, %s, notice %s)", b.Ref, b.Jurisdiction, b.Severity, b.Status, ch.latest.CID())
+		// Named by CID only: a detail may reach callers who may not see
+		// the incident (DESIGN.md §5).
+		desc := fmt.Sprintf("incident %s (%s, %s, notice %s)", ch.root, b.Severity, b.Status, ch.latest.CID())
 		if active && len(roles) > 0 && b.Severity.Rank() >= threshold {
 			blocking = append(blocking, fmt.Sprintf("%s names %s", desc, strings.Join(roles, " and ")))
 			if ev == nil {
@@ -620,7 +701,7 @@ func (d *decider) incidentClear() (Check, error) {
 		seen = append(seen, desc)
 	}
 	if len(blocking) > 0 {
-		return fail(ev, "%s; %s", strings.Join(blocking, "; "), thresholds), nil
+		return fail(ev, ReasonBlocked, "%s; %s", strings.Join(blocking, "; "), thresholds), nil
 	}
 	detail := fmt.Sprintf("no open or contained incident of severity %s or above names %s (%s)",
 		severityOfRank(threshold), d.describeParties(parties), thresholds)

@@ -196,6 +196,9 @@ func checkDecisionShape(t testing.TB, req *TransferRequest, d *Decision) {
 		if c.Detail == "" {
 			t.Errorf("%s: empty detail", c.ID)
 		}
+		if c.OK != (c.Reason == "") || (!c.OK && !validReason(c.ID, c.Reason)) {
+			t.Errorf("%s: ok %v with reason %q", c.ID, c.OK, c.Reason)
+		}
 		allOK = allOK && c.OK
 		if c.Evidence != nil && !slices.ContainsFunc(d.Evidence, func(l Link) bool { return l.Equals(c.Evidence.Cid) }) {
 			t.Errorf("%s: evidence %s is not in the decision's evidence", c.ID, c.Evidence)
@@ -640,7 +643,7 @@ func TestDecideIncidentClear(t *testing.T) {
 		{name: "no incident", ok: true, detail: "no open or contained incident of severity high or above names the consent issuer " +
 			keyID(ctrlDE).String() + " or the recipient " + keyID(ctrlFR).String() + " (DE export rules block at high, FR import rules block at high)", noEv: true},
 		{name: "open, naming the recipient", setup: open(t0, SeverityHigh, ctrlFR),
-			ok: false, detail: `incident "DE-2026-0042" of DE (high, open, notice `, ev: func(*world) *Record { return blocking }},
+			ok: false, detail: `(high, open, notice `, ev: func(*world) *Record { return blocking }},
 		{name: "open, naming the consent issuer", setup: open(t0, SeverityCritical, ctrlDE),
 			ok: false, detail: "names the consent issuer", ev: func(*world) *Record { return blocking }},
 		{name: "open, naming both", setup: open(t0, SeverityHigh, ctrlDE, ctrlFR),
@@ -951,4 +954,61 @@ func BenchmarkDecideIncidents(b *testing.B) {
 		}
 	}
 	reportRate(b, "decisions/s")
+}
+
+// TestDecideReasons: each failing check names the first of its reasons
+// that applies, in the order of CheckReasons; every other failing check
+// names one of its own, and a passing check none (checkDecisionShape).
+func TestDecideReasons(t *testing.T) {
+	newer := func(w *world, j string, mut func(*Ruleset)) {
+		key := map[string]crypto.PrivKey{"DE": authDE, "FR": authFR}[j]
+		w.hold(rulesetFor(t, key, j, 2, t0-day, mut))
+	}
+	for _, tc := range []struct {
+		name  string
+		setup func(w *world)
+		want  map[string]string // check → reason
+	}{
+		{"consent not held", func(w *world) { w.req.Consent = LinkTo(fakeCID("absent")) }, map[string]string{
+			CheckConsentKnown: ReasonNotHeld, CheckConsentIssuer: ReasonConsentNotHeld, CheckConsentLive: ReasonConsentNotHeld,
+			CheckConsentScope: ReasonConsentNotHeld, CheckIncidentClear: ReasonConsentNotHeld,
+			CheckExportRules: ReasonCondition + tierWithinConsent.ID, CheckImportRules: ReasonCondition + tierWithinConsent.ID}},
+		{"not a consent", func(w *world) { w.req.Consent = LinkTo(w.rsDE.CID()) }, map[string]string{CheckConsentKnown: ReasonNotConsent}},
+		{"revoked and expired", func(w *world) {
+			w.replaceConsent(t0-day, func(c *Consent) { c.ExpiresAt = t0 })
+			w.hold(revoke(t, ctrlDE, w.cons, t0))
+		}, map[string]string{CheckConsentLive: ReasonRevoked}},
+		{"expired", func(w *world) { w.replaceConsent(t0-day, func(c *Consent) { c.ExpiresAt = t0 }) }, map[string]string{CheckConsentLive: ReasonExpired}},
+		{"issued after at", func(w *world) { w.req.At = w.cons.IssuedAt() - 1 }, map[string]string{CheckConsentLive: ReasonNotYet}},
+		{"purpose and destination", func(w *world) { w.req.Purpose, w.req.To = "advertising", "BR" }, map[string]string{CheckConsentScope: ReasonPurpose}},
+		{"tier and retention", func(w *world) { w.req.Tier, w.req.RetentionDays = 3, 400 }, map[string]string{
+			CheckConsentScope: ReasonTier, CheckExportRules: ReasonTier, CheckImportRules: ReasonTier}},
+		{"no export ruleset", func(w *world) { w.req.From = "BR" }, map[string]string{CheckExportRules: ReasonNoRuleset}},
+		{"export destination and purpose", func(w *world) {
+			newer(w, "DE", func(r *Ruleset) {
+				r.Export.Destinations, r.Export.ProhibitedPurposes = []string{"BR"}, []string{"research"}
+			})
+		}, map[string]string{CheckExportRules: ReasonDestination}},
+		{"import origin", func(w *world) { newer(w, "FR", func(r *Ruleset) { r.Import.Origins = []string{"BR"} }) }, map[string]string{CheckImportRules: ReasonOrigin}},
+		{"import condition", func(w *world) {
+			newer(w, "FR", func(r *Ruleset) {
+				r.Import.Conditions = []Condition{{ID: "never", Description: "no", Expr: "false"}}
+			})
+		}, map[string]string{CheckImportRules: ReasonCondition + "never"}},
+		{"recipient not accredited", func(w *world) { w.req.Recipient = keyID(stranger).String() }, map[string]string{CheckRecipientAccredited: ReasonNotAccredited}},
+		{"blocked", func(w *world) {
+			w.hold(notice(t, regDE, t0, StatusOpen, SeverityHigh, []crypto.PrivKey{ctrlFR}, nil))
+		}, map[string]string{CheckIncidentClear: ReasonBlocked}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t)
+			tc.setup(w)
+			d := w.decide()
+			for id, reason := range tc.want {
+				if c := checkOf(d, id); c.OK || c.Reason != reason {
+					t.Errorf("%s: ok %v reason %q, want %q (%s)", id, c.OK, c.Reason, reason, c.Detail)
+				}
+			}
+		})
+	}
 }

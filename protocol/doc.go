@@ -171,8 +171,10 @@
 //
 //	request     map     the transfer request, below
 //	verdict     string  allow or deny: allow exactly when every check is ok
-//	checks      list    non-empty; of {id token, ok bool, evidence link (optional),
-//	                    detail string (at most 8192 bytes, may be empty)}
+//	checks      list    non-empty; of {id token, ok bool, reason token (present exactly
+//	                    when ok is false; one of the check's reasons, below),
+//	                    evidence link (optional), detail string (at most 8192 bytes,
+//	                    may be empty)}
 //	evidence    list    links, sorted by binary CID bytewise, without duplicates
 //	checkpoint  map     {size int >= 0, root bytes: the 32-byte tree hash}
 //
@@ -249,7 +251,7 @@
 //	consent.live          no revocation by an entitled issuer with effective_at <= at;
 //	                      no held amendment (supersedes) by the same issuer, for the
 //	                      same subject and jurisdiction, issued at or before at;
-//	                      expires_at > at
+//	                      expires_at > at; issued at or before at
 //	consent.scope         purpose among the purposes; categories among the categories;
 //	                      tier <= max_tier; to among the destinations (or "*");
 //	                      retention_days <= the consent's
@@ -278,10 +280,26 @@
 // rules or to's import rules in force (none never blocks; a missing
 // ruleset sets no threshold).
 //
-// When the consent is not held, the checks that need it fail with the
-// detail "consent not held" (and rules checks with conditions, which read
-// it). Each check carries the CID of the record that decided it, where
-// there is one, and a detail in words; the decision's evidence is every
+// Every failing check carries a reason, a stable code from a closed list
+// per check (CheckReasons): the first condition that fails, in the order
+// the list states them.
+//
+//	consent.known         not_held, not_consent
+//	consent.issuer        consent_not_held, not_accredited_at_issue, not_accredited_at_at
+//	consent.live          consent_not_held, revoked, superseded, expired,
+//	                      not_yet (issued after at)
+//	consent.scope         consent_not_held, purpose, category, tier, destination, retention
+//	export.rules          no_ruleset, destination, tier, purpose, retention, condition:<id>
+//	import.rules          no_ruleset, origin, tier, purpose, retention, condition:<id>
+//	recipient.accredited  not_accredited
+//	incident.clear        consent_not_held, blocked
+//
+// condition:<id> names the first condition (by its id) that is false,
+// errs, or cannot be evaluated because the consent is not held. Each
+// check carries the CID of the record that decided it, where there is
+// one, and a detail in words, which is for people: it is not normative,
+// names incidents by CID only, and an offline check compares id, ok,
+// reason and evidence, never the detail. The decision's evidence is every
 // record the checks relied on, sorted by binary CID without duplicates.
 // The view's order never shows: the same request and the same held
 // records give the same decision, byte for byte.

@@ -389,6 +389,12 @@ func (r *Receipt) validate() error {
 		if len(c.Detail) > maxTextLen {
 			return invalid(f+".detail", "longer than %d bytes", maxTextLen)
 		}
+		switch {
+		case c.OK && c.Reason != "":
+			return invalid(f+".reason", "a check that passed has no reason")
+		case c.Reason != "" && !validReason(c.ID, c.Reason):
+			return invalid(f+".reason", "%q is not a reason %s fails with", c.Reason, c.ID)
+		}
 		allOK = allOK && c.OK
 	}
 	if (r.Verdict == VerdictAllow) != allOK {

@@ -265,6 +265,19 @@ func TestValidateReceipt(t *testing.T) {
 		{"check id", func(b *Receipt) { b.Checks[1].ID = "Consent Issuer" }, CodeInvalidBody, "body.checks[1].id"},
 		{"check evidence", func(b *Receipt) { b.Checks[0].Evidence = LinkPtr(rawCID) }, CodeInvalidBody, "body.checks[0].evidence"},
 		{"check detail too long", func(b *Receipt) { b.Checks[2].Detail = longText }, CodeInvalidBody, "body.checks[2].detail"},
+		{"deny with a reason", func(b *Receipt) {
+			b.Verdict, b.Checks[2].OK, b.Checks[2].ID, b.Checks[2].Reason = VerdictDeny, false, CheckConsentLive, ReasonRevoked
+		}, "", ""},
+		{"reason on a check that passed", func(b *Receipt) { b.Checks[2].ID, b.Checks[2].Reason = CheckConsentLive, ReasonRevoked }, CodeInvalidBody, "body.checks[2].reason"},
+		{"reason of another check", func(b *Receipt) {
+			b.Verdict, b.Checks[2].OK, b.Checks[2].ID, b.Checks[2].Reason = VerdictDeny, false, CheckConsentLive, ReasonPurpose
+		}, CodeInvalidBody, "body.checks[2].reason"},
+		{"condition reason of a rules check", func(b *Receipt) {
+			b.Verdict, b.Checks[2].OK, b.Checks[2].ID, b.Checks[2].Reason = VerdictDeny, false, CheckExportRules, ReasonCondition+"no-iris"
+		}, "", ""},
+		{"condition reason elsewhere", func(b *Receipt) {
+			b.Verdict, b.Checks[2].OK, b.Checks[2].ID, b.Checks[2].Reason = VerdictDeny, false, CheckConsentScope, ReasonCondition+"no-iris"
+		}, CodeInvalidBody, "body.checks[2].reason"},
 		{"evidence unsorted", func(b *Receipt) { b.Evidence[0], b.Evidence[1] = b.Evidence[1], b.Evidence[0] }, CodeInvalidBody, "body.evidence[1]"},
 		{"evidence duplicate", func(b *Receipt) { b.Evidence[1] = b.Evidence[0] }, CodeInvalidBody, "body.evidence[1]"},
 		{"evidence not a record ID", func(b *Receipt) { b.Evidence = []Link{LinkTo(cidV0)} }, CodeInvalidBody, "body.evidence[0]"},

@@ -214,7 +214,11 @@ func printBundleReport(w io.Writer, rep *protocol.BundleReport, fed *config.Fede
 		if ch.Evidence != nil {
 			ev = short(ch.Evidence.String())
 		}
-		fmt.Fprintf(w, "  %-4s  %-21s %-16s %s\n", passOrFail(ch.OK), ch.ID, ev, ch.Detail)
+		detail := ch.Detail
+		if ch.Reason != "" {
+			detail = "[" + ch.Reason + "] " + detail
+		}
+		fmt.Fprintf(w, "  %-4s  %-21s %-16s %s\n", passOrFail(ch.OK), ch.ID, ev, detail)
 	}
 }
 

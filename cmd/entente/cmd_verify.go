@@ -123,13 +123,17 @@ func printVerdict(env *cliEnv, v *api.VerdictView) {
 		if !c.OK {
 			mark = "FAIL"
 		}
+		detail := c.Detail
+		if c.Reason != "" {
+			detail = "[" + c.Reason + "] " + detail
+		}
 		ev := c.Evidence
 		if ev == "" {
 			ev = "-"
 		} else {
 			ev = short(ev)
 		}
-		fmt.Fprintf(w, "  %-4s  %-21s %-16s %s\n", mark, c.ID, ev, c.Detail)
+		fmt.Fprintf(w, "  %-4s  %-21s %-16s %s\n", mark, c.ID, ev, detail)
 	}
 }
 

@@ -463,7 +463,7 @@ func (d *demo) verify(ctx context.Context, what string, req protocol.TransferReq
 	d.say("      %s — receipt %s signed by the %s node", verdict, short(first.Receipt.CID().String()), on[0])
 	for _, c := range dec.Checks {
 		if !c.OK {
-			d.say("      failed %-21s %s", c.ID, c.Detail)
+			d.say("      failed %-21s [%s] %s", c.ID, c.Reason, c.Detail)
 		}
 	}
 	if dec.Verdict == protocol.VerdictAllow {

@@ -32,7 +32,7 @@ func TestVerify(t *testing.T) {
 
 	// The same request from a file, as JSON.
 	req, _ := json.Marshal(map[string]any{"consent": consent.CID().String(), "from": "DE", "to": "BR", "recipient": recipient.ID.String(),
-		"purpose": "research", "categories": []string{"face"}, "tier": 1, "retention_days": 30, "at": time.Now().UTC().Format(time.RFC3339)})
+		"purpose": "research", "categories": []string{"face"}, "tier": 1, "retention_days": 30, "at": time.Now().Add(time.Second).UTC().Format(time.RFC3339)}) // not before the consent, which this second may have issued
 	file := writeFile(t, dir, "req.json", string(req), 0o644)
 	out = c.ok("verify", "--api", br.APIAddr(), "--token-file", tokenFile, "--file", file, "--json")
 	var v struct {

@@ -17,6 +17,7 @@ import (
 type CheckView struct {
 	ID       string `json:"id"`
 	OK       bool   `json:"ok"`
+	Reason   string `json:"reason,omitempty"`
 	Evidence string `json:"evidence,omitempty"`
 	Detail   string `json:"detail"`
 }
@@ -31,7 +32,7 @@ type VerdictView struct {
 func verdictView(v *service.Verdict) VerdictView {
 	out := VerdictView{Verdict: v.Decision.Verdict, Receipt: v.Receipt.CID().String(), Checks: make([]CheckView, 0, len(v.Decision.Checks))}
 	for _, c := range v.Decision.Checks {
-		cv := CheckView{ID: c.ID, OK: c.OK, Detail: c.Detail}
+		cv := CheckView{ID: c.ID, OK: c.OK, Reason: c.Reason, Detail: c.Detail}
 		if c.Evidence != nil {
 			cv.Evidence = c.Evidence.String()
 		}
