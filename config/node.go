@@ -52,6 +52,10 @@ const (
 // not configurable; an HTTP body limit below it would refuse valid records.
 const maxRecordBytes = 64 << 10
 
+// maxDecisions is the protocol's limit on the decisions one receipt signs
+// (DESIGN §4): a verify-batch of more could not be signed.
+const maxDecisions = 1000
+
 // maxConfigFileBytes caps what Load reads.
 const maxConfigFileBytes = 1 << 20
 
@@ -155,7 +159,7 @@ func Defaults() Node {
 		Log: Log{Level: LogInfo, Format: LogText},
 		Limits: Limits{
 			MaxBodyBytes:          1 << 20,
-			MaxBatch:              1000,
+			MaxBatch:              maxDecisions,
 			MaxConcurrentRequests: 256,
 			MaxPendingIngest:      4096,
 			HTTPReadHeaderTimeout: Duration{5 * time.Second},
@@ -316,8 +320,8 @@ func (n *Node) Validate() error {
 	if n.Limits.MaxBodyBytes < maxRecordBytes {
 		return fieldErr("limits.max_body_bytes", "%d: must be at least %d, the largest record", n.Limits.MaxBodyBytes, maxRecordBytes)
 	}
-	if n.Limits.MaxBatch <= 0 {
-		return fieldErr("limits.max_batch", "%d: must be positive", n.Limits.MaxBatch)
+	if n.Limits.MaxBatch <= 0 || n.Limits.MaxBatch > maxDecisions {
+		return fieldErr("limits.max_batch", "%d: must be 1 to %d, the most decisions one receipt signs", n.Limits.MaxBatch, maxDecisions)
 	}
 	if n.Limits.MaxConcurrentRequests <= 0 {
 		return fieldErr("limits.max_concurrent_requests", "%d: must be positive", n.Limits.MaxConcurrentRequests)

@@ -34,9 +34,6 @@ func TestParseNodeDefaults(t *testing.T) {
 	if n.API != "127.0.0.1:8101" || !n.APILoopback() {
 		t.Errorf("default api = %q, loopback %v", n.API, n.APILoopback())
 	}
-	if n.Limits.MaxBodyBytes < maxRecordBytes {
-		t.Errorf("default max_body_bytes %d is below the record limit", n.Limits.MaxBodyBytes)
-	}
 }
 
 func TestParseNodeSettings(t *testing.T) {
@@ -106,6 +103,7 @@ func TestParseNodeInvalid(t *testing.T) {
 		{"log format", minimalNodeTOML + "[log]\nformat = \"yaml\"\n", "log.format: \"yaml\""},
 		{"body below record size", minimalNodeTOML + "[limits]\nmax_body_bytes = 1000\n", "limits.max_body_bytes: 1000: must be at least 65536"},
 		{"negative batch", minimalNodeTOML + "[limits]\nmax_batch = -1\n", "limits.max_batch: -1"},
+		{"batch beyond a receipt", minimalNodeTOML + "[limits]\nmax_batch = 1001\n", "limits.max_batch: 1001: must be 1 to 1000"},
 		{"negative concurrency", minimalNodeTOML + "[limits]\nmax_concurrent_requests = -5\n", "limits.max_concurrent_requests: -5"},
 		{"bad duration", minimalNodeTOML + "[gossip]\nsync_interval = \"fast\"\n", "gossip.sync_interval: "},
 		{"negative duration", minimalNodeTOML + "[limits]\nhttp_read_timeout = \"-1s\"\n", "limits.http_read_timeout: -1s: must be positive"},

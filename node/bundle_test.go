@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/entente-net/entente/config"
@@ -213,10 +214,10 @@ func TestReceiptBundleTampered(t *testing.T) {
 	flipped[consentAt+len(w.consent.Bytes())-10] ^= 0x01 // in its signature
 
 	removed := rebuild(t, good, func(b *protocol.Bundle, m *protocol.BundleManifest) {
-		for i := 2; i < len(b.Blocks); i++ {
+		for i := 3; i < len(b.Blocks); i++ { // after the receipt, manifest and decision
 			if b.Blocks[i].CID.Equals(w.platform.Accreditation.CID()) {
 				b.Blocks = slices.Delete(b.Blocks, i, i+1)
-				m.Proofs = slices.Delete(m.Proofs, i-1, i)
+				m.Proofs = slices.Delete(m.Proofs, i-2, i-1)
 				return
 			}
 		}
@@ -232,22 +233,24 @@ func TestReceiptBundleTampered(t *testing.T) {
 		m.Proofs[len(m.Proofs)-1].Hashes[0][0] ^= 0x80
 	})
 
-	// The receipt with the other verdict, signed by a key that is no
-	// node, in place of the node's.
+	// A decision block with the other verdict, and a receipt of it signed
+	// by a key that is no node, in place of the node's.
 	stranger, _ := newKey(t)
-	forgedBody, _ := v.Receipt.Receipt()
-	fb := *forgedBody
+	fb := *v.Block
 	fb.Verdict = protocol.VerdictDeny
 	fb.Checks = slices.Clone(fb.Checks)
-	fb.Checks[0].OK = false
-	forged, err := protocol.Sign(stranger, v.Receipt.IssuedAt(), &fb)
+	fb.Checks[0].OK, fb.Checks[0].Reason = false, protocol.CheckReasons[fb.Checks[0].ID][0]
+	forgedBlock, forgedID, err := fb.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, _ := v.Receipt.Receipt()
+	forged := signReceipt(t, stranger, protocol.NewReceipt([]cid.Cid{forgedID}, body.Checkpoint))
 	forgedCAR := rebuild(t, good, func(b *protocol.Bundle, m *protocol.BundleManifest) {
 		b.Root = forged.CID()
 		b.Blocks[0] = protocol.BundleBlock{CID: forged.CID(), Data: forged.Bytes()}
-		m.Receipt = protocol.LinkTo(forged.CID())
+		b.Blocks[2] = protocol.BundleBlock{CID: forgedID, Data: forgedBlock}
+		m.Receipt, m.Item = protocol.LinkTo(forged.CID()), 0
 		m.Proofs[0].CID = protocol.LinkTo(forged.CID())
 	})
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -97,8 +98,15 @@ func TestVerifyAPI(t *testing.T) {
 			t.Fatalf("receipt: %v", err)
 		}
 		rb, ok := rec.Receipt()
-		if !ok || rb.Verdict != "allow" || rec.Issuer() != f.m.ID() || rb.Checkpoint.Size < 1 {
-			t.Fatalf("receipt body %+v by %s", rb, rec.Issuer())
+		if !ok || len(rb.Decisions) != 1 || v.Item != 0 || rec.Issuer() != f.m.ID() || rb.Checkpoint.Size < 1 {
+			t.Fatalf("receipt body %+v by %s, item %d", rb, rec.Issuer(), v.Item)
+		}
+		data, err := f.m.Store().GetBlock(rb.Decisions[0].Cid)
+		if err != nil {
+			t.Fatalf("the decision block: %v", err)
+		}
+		if blk, err := protocol.DecodeDecisionBlock(data); err != nil || blk.Verdict != "allow" || len(blk.Checks) != len(v.Checks) {
+			t.Fatalf("decision block %+v: %v", blk, err)
 		}
 	})
 
@@ -137,14 +145,30 @@ func TestVerifyAPI(t *testing.T) {
 		}
 		body, _ := json.Marshal(map[string]any{"requests": reqs})
 		resp := f.post(t, "/v1/transfers/verify-batch", body, token)
-		var out struct{ Results []api.VerdictView }
+		var out api.BatchView
 		decodeJSON(t, resp.body, &out)
-		if resp.status != http.StatusOK || len(out.Results) != 3 {
+		if resp.status != http.StatusOK || len(out.Results) != 3 || out.Receipt == "" {
 			t.Fatalf("status %d: %s", resp.status, resp.body)
 		}
+		// One receipt; result i is its decision i, with a bundle of its own.
 		for i, want := range []string{"allow", "deny", "allow"} {
-			if out.Results[i].Verdict != want {
-				t.Errorf("result %d: %s, want %s", i, out.Results[i].Verdict, want)
+			r := out.Results[i]
+			if r.Verdict != want || r.Item != i {
+				t.Errorf("result %d: item %d %s, want %s", i, r.Item, r.Verdict, want)
+			}
+			bundle := f.api.get(fmt.Sprintf("/v1/receipts/%s/bundle?item=%d", out.Receipt, i), "")
+			if bundle.status != http.StatusOK {
+				t.Fatalf("bundle of item %d: %d %s", i, bundle.status, bundle.body)
+			}
+			rep := protocol.CheckBundleCAR(bundle.body, protocol.NewBundleTrust(f.tn.Federation.Name, f.tn.Federation.Authorities(), f.tn.Federation.FoundingNodes()))
+			if !rep.OK() || rep.Manifest.Item != int64(i) || rep.Block.Verdict != want {
+				t.Errorf("bundle of item %d: %v", i, rep.Err())
+			}
+		}
+		for _, item := range []string{"3", "-1", "x"} {
+			got := f.api.get("/v1/receipts/"+out.Receipt+"/bundle?item="+item, "")
+			if want := map[string]int{"3": 404, "-1": 400, "x": 400}[item]; got.status != want {
+				t.Errorf("bundle of item %s: %d %s, want %d", item, got.status, got.body, want)
 			}
 		}
 	})

@@ -345,7 +345,7 @@ func TestBundleCarriesCosignatures(t *testing.T) {
 	if err := b.Services().Witness.Peer(ctx, a.ID()); err != nil {
 		t.Fatal(err)
 	}
-	bundle, err := a.Services().Verify.Bundle(v.Receipt.CID())
+	bundle, err := a.Services().Verify.Bundle(v.Receipt.CID(), v.Item)
 	if err != nil {
 		t.Fatal(err)
 	}

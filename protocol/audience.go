@@ -1,8 +1,6 @@
 package protocol
 
 import (
-	"slices"
-
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -42,15 +40,9 @@ func AudienceOf(r *Record) Audience {
 			return Audience{Jurisdictions: b.Recipients}
 		}
 	case *Receipt:
-		return Audience{Jurisdictions: receiptJurisdictions(b), OnRequest: true}
+		return Audience{OnRequest: true}
 	}
 	return Audience{Members: true}
-}
-
-func receiptJurisdictions(b *Receipt) []string {
-	js := []string{b.Request.From, b.Request.To}
-	slices.Sort(js)
-	return slices.Compact(js)
 }
 
 // Gossiped reports whether the record travels on the gossip topic: only

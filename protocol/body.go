@@ -99,11 +99,10 @@ type Incident struct {
 
 // Receipt is a node's signed verdict on a transfer request.
 type Receipt struct {
-	Request    TransferRequest `cbor:"request"`
-	Verdict    string          `cbor:"verdict"`
-	Checks     []Check         `cbor:"checks"`
-	Evidence   []Link          `cbor:"evidence"`
-	Checkpoint Checkpoint      `cbor:"checkpoint"`
+	// Decisions name the decision blocks the receipt signs, in request
+	// order (DecisionBlock).
+	Decisions  []Link     `cbor:"decisions"`
+	Checkpoint Checkpoint `cbor:"checkpoint"`
 }
 
 // TransferRequest asks whether a transfer may go ahead (DESIGN.md §5).

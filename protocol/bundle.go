@@ -41,6 +41,7 @@ const (
 	StepManifest           = "bundle.manifest"
 	StepRecords            = "records.signed"
 	StepReceiptIssuer      = "receipt.issuer"
+	StepDecisionBlock      = "decision.block"
 	StepCheckpoint         = "log.checkpoint"
 	StepInclusion          = "log.inclusion"
 	StepConsistency        = "log.consistency"
@@ -51,8 +52,10 @@ const (
 
 // BundleManifest is the manifest block of a bundle.
 type BundleManifest struct {
-	V           int64         `cbor:"v"`
-	Receipt     Link          `cbor:"receipt"`
+	V       int64 `cbor:"v"`
+	Receipt Link  `cbor:"receipt"`
+	// Item is the decision's index in the receipt's decisions.
+	Item        int64         `cbor:"item"`
 	Checkpoint  []byte        `cbor:"checkpoint"`
 	Consistency [][]byte      `cbor:"consistency"`
 	Proofs      []BundleProof `cbor:"proofs"`
@@ -98,6 +101,9 @@ func (m *BundleManifest) validate() error {
 	}
 	if !IsRecordID(m.Receipt.Cid) {
 		return errf(CodeMalformed, "receipt", "not a record ID")
+	}
+	if m.Item < 0 || m.Item >= MaxDecisions {
+		return errf(CodeMalformed, "item", "%d is not a decision's index (0 to %d)", m.Item, MaxDecisions-1)
 	}
 	if len(m.Checkpoint) == 0 || len(m.Checkpoint) > MaxBundleCheckpoint {
 		return errf(CodeMalformed, "checkpoint", "a note of %d bytes (1 to %d)", len(m.Checkpoint), MaxBundleCheckpoint)
@@ -177,17 +183,21 @@ type BundleBlock struct {
 //
 //  1. the receipt (CID R);
 //  2. the manifest (below);
-//  3. every other record of the bundle, in ascending order of binary CID.
+//  3. the decision block the bundle is of: the receipt's decisions[item];
+//  4. every other record of the bundle, in ascending order of binary CID.
 //
-// Every block's CID is a record ID: CIDv1, dag-cbor (0x71), sha2-256 of
-// the block's bytes. The manifest is found by its position, the second
-// block; it is the one block that is not a record. The CAR's bytes are a
-// function of the blocks: ReadBundle refuses any other framing of them.
+// Every block's CID is CIDv1, dag-cbor (0x71), sha2-256 of the block's
+// bytes. The manifest and the decision block are found by their
+// positions; they are the two blocks that are not records. A bundle is of
+// one decision of its receipt: the receipt names its other decisions by
+// CID, and their blocks are not in it. The CAR's bytes are a function of
+// the blocks: ReadBundle refuses any other framing of them.
 //
 // The manifest is the canonical DAG-CBOR encoding (strict, as records) of
 //
 //	{
 //	  "v": 1,
+//	  "item": int,
 //	  "proofs": [{"cid": link, "index": int, "hashes": [bytes]}, ...],
 //	  "receipt": link to R,
 //	  "checkpoint": bytes,
@@ -200,6 +210,7 @@ type BundleBlock struct {
 //     log (a LogCheckpoint: origin entente/<federation>/<node peer ID>,
 //     size, root) whose tree holds the receipt and every record of the
 //     bundle;
+//   - item: the index of the bundle's decision among the receipt's;
 //   - proofs: one per record, in block order (the receipt first): the
 //     record's leaf index in that tree and its inclusion proof
 //     (tlog.ProveRecord; 32-byte hashes), for the leaf hash
@@ -223,12 +234,13 @@ type BundleBlock struct {
 //	bundle.manifest      the manifest decodes, version 1, for the root receipt
 //	records.signed       every record is canonical and signed by its issuer; the root is a receipt
 //	receipt.issuer       the receipt's issuer may issue receipts (Authorize: a founding node, or a live node accreditation)
+//	decision.block       block 3 is the receipt's decisions[item], a valid decision block
 //	log.checkpoint       the checkpoint note is signed by the receipt's issuer under its origin
 //	log.inclusion        every record, the receipt first, is in the checkpoint's tree
 //	log.consistency      the tree the receipt names is a prefix of the checkpoint's, and the receipt comes after it
-//	evidence.held        every record of the receipt's evidence is in the bundle
+//	evidence.held        every record of the decision's evidence is in the bundle
 //	evidence.authorized  every evidence record's issuer may issue it (Authorize, against the bundle)
-//	decision.recomputed  Decide on the bundle's records gives the receipt's verdict, checks and evidence
+//	decision.recomputed  Decide on the bundle's records gives the decision's verdict, checks and evidence
 //
 // Authorisation and the decision read the bundle's records and the
 // federation file's authorities and founding nodes, nothing else. A step
@@ -238,10 +250,11 @@ type Bundle struct {
 	Blocks []BundleBlock
 }
 
-// NewBundle lays out a bundle: the receipt, the manifest, then records
-// (the receipt and repeats left out) in ascending order of binary CID.
-// The manifest's proofs follow BundleRecords(receipt, records).
-func NewBundle(receipt *Record, manifest *BundleManifest, records []*Record) (*Bundle, error) {
+// NewBundle lays out a bundle: the receipt, the manifest, the decision
+// block (its encoding), then records (the receipt and repeats left out)
+// in ascending order of binary CID. The manifest's proofs follow
+// BundleRecords(receipt, records).
+func NewBundle(receipt *Record, manifest *BundleManifest, decision []byte, records []*Record) (*Bundle, error) {
 	if receipt == nil || receipt.Kind() != KindReceipt {
 		return nil, errors.New("bundle: the root must be a receipt")
 	}
@@ -250,8 +263,9 @@ func NewBundle(receipt *Record, manifest *BundleManifest, records []*Record) (*B
 		return nil, fmt.Errorf("bundle: manifest: %w", err)
 	}
 	ordered := BundleRecords(receipt, records)
-	b := &Bundle{Root: receipt.CID(), Blocks: make([]BundleBlock, 0, 1+len(ordered))}
-	b.Blocks = append(b.Blocks, BundleBlock{receipt.CID(), receipt.Bytes()}, BundleBlock{RecordCID(mb), mb})
+	b := &Bundle{Root: receipt.CID(), Blocks: make([]BundleBlock, 0, 2+len(ordered))}
+	b.Blocks = append(b.Blocks, BundleBlock{receipt.CID(), receipt.Bytes()}, BundleBlock{RecordCID(mb), mb},
+		BundleBlock{RecordCID(decision), decision})
 	for _, r := range ordered[1:] {
 		b.Blocks = append(b.Blocks, BundleBlock{r.CID(), r.Bytes()})
 	}
@@ -377,13 +391,16 @@ type BundleStep struct {
 	Detail  string
 }
 
-// BundleReport is what CheckBundle found: every step in order, the
-// receipt (nil if it did not parse) and the decision recomputed from the
-// bundle (nil if it was not reached).
+// BundleReport is what CheckBundle found: every step in order; the
+// receipt, manifest and decision block as read (each nil if it did not
+// decode); and the decision recomputed from the bundle (nil if it was not
+// reached).
 type BundleReport struct {
 	Steps    []BundleStep
 	Receipt  *Record
-	Decision *Decision
+	Manifest *BundleManifest // which decision of the receipt (Item), the checkpoint, the proofs
+	Block    *DecisionBlock  // the bundle's decision as signed
+	Decision *Decision       // as recomputed
 }
 
 // OK reports whether every step holds.
@@ -440,7 +457,7 @@ func CheckBundleCAR(car []byte, trust BundleTrust) *BundleReport {
 }
 
 var bundleSteps = []string{
-	StepCAR, StepBlocks, StepManifest, StepRecords, StepReceiptIssuer, StepCheckpoint,
+	StepCAR, StepBlocks, StepManifest, StepRecords, StepReceiptIssuer, StepDecisionBlock, StepCheckpoint,
 	StepInclusion, StepConsistency, StepEvidenceHeld, StepEvidenceAuthorized, StepDecision,
 }
 
@@ -457,13 +474,14 @@ func CheckBundle(b *Bundle, trust BundleTrust) *BundleReport {
 	c.step(StepManifest, nil, c.manifestStep)
 	c.step(StepRecords, nil, c.recordsStep)
 	c.step(StepReceiptIssuer, c.needReceipt, c.receiptIssuer)
+	c.step(StepDecisionBlock, c.needReceiptAndManifest, c.decisionBlock)
 	c.step(StepCheckpoint, c.needReceiptAndManifest, c.checkpoint)
 	c.step(StepInclusion, c.needTree, c.inclusion)
 	c.step(StepConsistency, c.needTree, c.consistency)
-	c.step(StepEvidenceHeld, c.needReceipt, c.evidenceHeld)
-	c.step(StepEvidenceAuthorized, c.needReceipt, c.evidenceAuthorized)
-	c.step(StepDecision, c.needReceipt, c.decision)
-	c.rep.Receipt = c.receipt
+	c.step(StepEvidenceHeld, c.needBlock, c.evidenceHeld)
+	c.step(StepEvidenceAuthorized, c.needBlock, c.evidenceAuthorized)
+	c.step(StepDecision, c.needBlock, c.decision)
+	c.rep.Receipt, c.rep.Manifest, c.rep.Block = c.receipt, c.manifest, c.block
 	return c.rep
 }
 
@@ -477,7 +495,8 @@ type bundleCheck struct {
 	manifest *BundleManifest // nil until decoded
 	receipt  *Record         // nil until parsed
 	body     *Receipt
-	records  []*Record // by block, nil for the manifest and blocks that did not parse
+	block    *DecisionBlock // nil until decoded
+	records  []*Record      // by block, nil for the manifest and blocks that did not parse
 	view     *RecordView
 	tree     *LogTree // the checkpoint's, once verified
 }
@@ -511,6 +530,16 @@ func (c *bundleCheck) needReceiptAndManifest() string {
 	return ""
 }
 
+func (c *bundleCheck) needBlock() string {
+	if m := c.needReceipt(); m != "" {
+		return m
+	}
+	if c.block == nil {
+		return "no decision block (" + StepDecisionBlock + ")"
+	}
+	return ""
+}
+
 func (c *bundleCheck) needTree() string {
 	if m := c.needReceiptAndManifest(); m != "" {
 		return m
@@ -528,6 +557,8 @@ func blockName(i int) string {
 		return "block 1 (the receipt)"
 	case 1:
 		return "block 2 (the manifest)"
+	case 2:
+		return "block 3 (the decision)"
 	}
 	return fmt.Sprintf("block %d", i+1)
 }
@@ -548,12 +579,12 @@ func (c *bundleCheck) blocksStep() (bool, string) {
 		}
 	}
 	switch {
-	case len(blocks) < 2:
-		faults = append(faults, fmt.Sprintf("%d blocks; a bundle has at least the receipt and the manifest", len(blocks)))
+	case len(blocks) < 3:
+		faults = append(faults, fmt.Sprintf("%d blocks; a bundle has at least the receipt, the manifest and the decision", len(blocks)))
 	case !blocks[0].CID.Equals(c.b.Root):
 		faults = append(faults, fmt.Sprintf("the first block is %s, not the root %s", blocks[0].CID, c.b.Root))
 	}
-	for i := 3; i < len(blocks); i++ {
+	for i := 4; i < len(blocks); i++ {
 		if blocks[i-1].CID.KeyString() >= blocks[i].CID.KeyString() {
 			faults = append(faults, fmt.Sprintf("%s is not after %s in CID order", blockName(i), blockName(i-1)))
 			break
@@ -567,7 +598,7 @@ func (c *bundleCheck) blocksStep() (bool, string) {
 	if len(faults) > 0 {
 		return false, joinFaults(faults)
 	}
-	return true, fmt.Sprintf("%d blocks, each the sha2-256 of its bytes: the receipt, the manifest, %d records in CID order", len(blocks), len(blocks)-2)
+	return true, fmt.Sprintf("%d blocks, each the sha2-256 of its bytes: the receipt, the manifest, the decision, %d records in CID order", len(blocks), len(blocks)-3)
 }
 
 // joinFaults writes the first few faults, and how many more there are.
@@ -595,8 +626,8 @@ func (c *bundleCheck) manifestStep() (bool, string) {
 		return false, fmt.Sprintf("the manifest is for receipt %s, not the root %s", m.Receipt, c.b.Root)
 	}
 	c.manifest = m
-	return true, fmt.Sprintf("version %d, for receipt %s: a checkpoint note of %d bytes, %d inclusion %s, a consistency proof of %d %s",
-		m.V, m.Receipt, len(m.Checkpoint), len(m.Proofs), plural(len(m.Proofs), "proof", "proofs"), len(m.Consistency), plural(len(m.Consistency), "hash", "hashes"))
+	return true, fmt.Sprintf("version %d, for decision %d of receipt %s: a checkpoint note of %d bytes, %d inclusion %s, a consistency proof of %d %s",
+		m.V, m.Item, m.Receipt, len(m.Checkpoint), len(m.Proofs), plural(len(m.Proofs), "proof", "proofs"), len(m.Consistency), plural(len(m.Consistency), "hash", "hashes"))
 }
 
 // records.signed
@@ -606,8 +637,8 @@ func (c *bundleCheck) recordsStep() (bool, string) {
 	var faults []string
 	parsed := 0
 	for i, blk := range blocks {
-		if i == 1 {
-			continue // the manifest
+		if i == 1 || i == 2 {
+			continue // the manifest and the decision
 		}
 		if !c.hashOK[i] {
 			faults = append(faults, fmt.Sprintf("%s (%s) cannot be trusted: its bytes do not match its CID", blockName(i), blk.CID))
@@ -639,6 +670,31 @@ func (c *bundleCheck) recordsStep() (bool, string) {
 	return true, fmt.Sprintf("%d records (the receipt and %d more), each canonical and signed by its issuer", parsed, parsed-1)
 }
 
+// decision.block
+func (c *bundleCheck) decisionBlock() (bool, string) {
+	item := c.manifest.Item
+	if item >= int64(len(c.body.Decisions)) {
+		return false, fmt.Sprintf("the manifest names decision %d; the receipt signs %d", item, len(c.body.Decisions))
+	}
+	want := c.body.Decisions[item]
+	if len(c.b.Blocks) < 3 {
+		return false, "there is no third block to be the decision"
+	}
+	blk := c.b.Blocks[2]
+	switch {
+	case !blk.CID.Equals(want.Cid):
+		return false, fmt.Sprintf("block 3 is %s; the receipt's decision %d is %s", blk.CID, item, want)
+	case !c.hashOK[2]:
+		return false, "the decision block's bytes do not match its CID"
+	}
+	b, err := DecodeDecisionBlock(blk.Data)
+	if err != nil {
+		return false, fmt.Sprintf("block 3 is not a decision block: %v", err)
+	}
+	c.block = b
+	return true, fmt.Sprintf("decision %d of %d the receipt signs: %s, %d checks", item, len(c.body.Decisions), strings.ToUpper(b.Verdict), len(b.Checks))
+}
+
 // receipt.issuer
 func (c *bundleCheck) receiptIssuer() (bool, string) {
 	r := c.receipt
@@ -668,13 +724,13 @@ func (c *bundleCheck) checkpoint() (bool, string) {
 // log.inclusion
 func (c *bundleCheck) inclusion() (bool, string) {
 	m, t := c.manifest, c.tree
-	recordBlocks := len(c.b.Blocks) - 1 // every block but the manifest
+	recordBlocks := max(len(c.b.Blocks)-2, 1) // every block but the manifest and the decision
 	var faults []string
 	if len(m.Proofs) != recordBlocks {
 		faults = append(faults, fmt.Sprintf("%d proofs for %d records", len(m.Proofs), recordBlocks))
 	}
 	for k, p := range m.Proofs {
-		i := k + 1 // the block the proof is for: the receipt, then blocks 3...
+		i := k + 2 // the block the proof is for: the receipt, then blocks 4...
 		if k == 0 {
 			i = 0
 		}
@@ -740,23 +796,23 @@ func emptyTreeHash() tlog.Hash {
 // evidence.held
 func (c *bundleCheck) evidenceHeld() (bool, string) {
 	var missing []string
-	for _, l := range c.body.Evidence {
+	for _, l := range c.block.Evidence {
 		if _, ok := c.view.records[l.Cid]; !ok {
 			missing = append(missing, l.String())
 		}
 	}
 	if len(missing) > 0 {
 		return false, fmt.Sprintf("%d of the %d evidence records are not in the bundle: %s",
-			len(missing), len(c.body.Evidence), joinFaults(missing))
+			len(missing), len(c.block.Evidence), joinFaults(missing))
 	}
-	return true, fmt.Sprintf("all %d evidence records are in the bundle", len(c.body.Evidence))
+	return true, fmt.Sprintf("all %d evidence records are in the bundle", len(c.block.Evidence))
 }
 
 // evidence.authorized
 func (c *bundleCheck) evidenceAuthorized() (bool, string) {
 	var faults []string
 	n := 0
-	for _, l := range c.body.Evidence {
+	for _, l := range c.block.Evidence {
 		r, ok := c.view.records[l.Cid]
 		if !ok {
 			continue // evidence.held says so
@@ -774,13 +830,13 @@ func (c *bundleCheck) evidenceAuthorized() (bool, string) {
 
 // decision.recomputed
 func (c *bundleCheck) decision() (bool, string) {
-	req := c.body.Request
+	req := c.block.Request
 	d, err := Decide(&req, c.view, c.trust.Rules)
 	if err != nil {
 		return false, fmt.Sprintf("the decision cannot be recomputed: %v", err)
 	}
 	c.rep.Decision = d
-	if diff := d.Diff(c.body); diff != "" {
+	if diff := d.Diff(c.block); diff != "" {
 		return false, diff
 	}
 	return true, fmt.Sprintf("the bundle's records give %s, as the receipt says, with the same %d checks and %d evidence records",
@@ -790,7 +846,7 @@ func (c *bundleCheck) decision() (bool, string) {
 // Diff returns "" when the decision is exactly what the receipt r signs
 // (verdict, checks — id, ok, reason, evidence; not the detail — and evidence), and
 // otherwise the first difference, in words.
-func (d *Decision) Diff(r *Receipt) string {
+func (d *Decision) Diff(r *DecisionBlock) string {
 	if d.Verdict != r.Verdict {
 		return fmt.Sprintf("the bundle's records give %s, the receipt says %s%s", strings.ToUpper(d.Verdict), strings.ToUpper(r.Verdict), firstCheckDiff(d.Checks, r.Checks))
 	}

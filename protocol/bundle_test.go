@@ -121,6 +121,7 @@ type bundleFixture struct {
 	records []*Record // every record of the world, the bundle's records
 	note    []byte
 	trust   BundleTrust
+	blocks  map[cid.Cid][]byte // each receipt's decision block
 }
 
 func newBundleFixture(t testing.TB) *bundleFixture {
@@ -137,15 +138,16 @@ func newBundleFixture(t testing.TB) *bundleFixture {
 		return strings.Compare(a.CID().KeyString(), b.CID().KeyString())
 	})
 	f.log.append(t, f.records...)
-	f.receipt = f.signReceipt(nodeDE, func(*Receipt) {})
+	f.receipt = f.signReceipt(nodeDE, func(*DecisionBlock) {})
 	f.log.append(t, f.receipt, accredit(t, authFR, stranger, "FR", RoleAuditor, t0, windowUntil))
 	f.note = signTestCheckpoint(t, nodeDE, bundleFederation, f.log.head(t))
 	f.trust = BundleTrust{Federation: bundleFederation, Authorities: w.v.authorities, FoundingNodes: w.v.founding}
 	return f
 }
 
-// signReceipt signs the world's decision as key, at the log as it is.
-func (f *bundleFixture) signReceipt(key crypto.PrivKey, mut func(*Receipt)) *Record {
+// signReceipt signs the world's decision (its block changed by mut) as
+// key, at the log as it is, and keeps the block for the receipt's bundles.
+func (f *bundleFixture) signReceipt(key crypto.PrivKey, mut func(*DecisionBlock)) *Record {
 	f.t.Helper()
 	d := f.w.decide()
 	head := f.log.head(f.t)
@@ -157,9 +159,19 @@ func (f *bundleFixture) signReceipt(key crypto.PrivKey, mut func(*Receipt)) *Rec
 		}
 		head = LogTree{Size: uint64(idx), Root: root}
 	}
-	body := d.Receipt(f.w.req, Checkpoint{Size: int64(head.Size), Root: head.Root[:]})
-	mut(body)
-	return mustSign(f.t, key, f.w.req.At, body)
+	blk := d.Block(f.w.req)
+	blk.Checks = slices.Clone(blk.Checks)
+	mut(blk)
+	enc, c, err := blk.Encode()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	r := mustSign(f.t, key, f.w.req.At, NewReceipt([]cid.Cid{c}, Checkpoint{Size: int64(head.Size), Root: head.Root[:]}))
+	if f.blocks == nil {
+		f.blocks = map[cid.Cid][]byte{}
+	}
+	f.blocks[r.CID()] = enc
+	return r
 }
 
 // manifest makes the manifest of a bundle of receipt and records.
@@ -200,7 +212,7 @@ func (f *bundleFixture) car(receipt *Record, records []*Record, mut func(*Bundle
 	if mut != nil {
 		mut(m)
 	}
-	b, err := NewBundle(receipt, m, records)
+	b, err := NewBundle(receipt, m, f.blocks[receipt.CID()], records)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -251,7 +263,7 @@ func TestBundleHolds(t *testing.T) {
 	nothing := newFakeView()
 	nothing.authorities, nothing.founding = f.w.v.authorities, f.w.v.founding
 	empty := &bundleFixture{t: t, w: &world{t: t, v: &decisionView{fakeView: nothing}, req: f.w.req}, log: &memLog{}}
-	empty.receipt = empty.signReceipt(foundingDE, func(*Receipt) {})
+	empty.receipt = empty.signReceipt(foundingDE, func(*DecisionBlock) {})
 	empty.log.append(t, empty.receipt)
 	empty.note = signTestCheckpoint(t, foundingDE, bundleFederation, empty.log.head(t))
 	rep = CheckBundleCAR(empty.car(empty.receipt, nil, nil), f.trust)
@@ -272,7 +284,7 @@ func TestBundleRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !b.Root.Equals(f.receipt.CID()) || len(b.Blocks) != len(f.records)+2 {
+	if !b.Root.Equals(f.receipt.CID()) || len(b.Blocks) != len(f.records)+3 {
 		t.Fatalf("root %s, %d blocks", b.Root, len(b.Blocks))
 	}
 	if !bytes.Equal(b.Blocks[0].Data, f.receipt.Bytes()) {
@@ -366,13 +378,13 @@ func TestBundleTampered(t *testing.T) {
 	consentIssuer := f.w.acc(ctrlDE)
 	withoutConsentIssuer := slices.DeleteFunc(slices.Clone(f.records), func(r *Record) bool { return r == consentIssuer })
 	// The same node re-signs the receipt with the other verdict.
-	lying := f.signReceipt(nodeDE, func(r *Receipt) {
-		r.Verdict = VerdictDeny
-		r.Checks[len(r.Checks)-1].OK = false
+	lying := f.signReceipt(nodeDE, func(b *DecisionBlock) {
+		b.Verdict = VerdictDeny
+		b.Checks[len(b.Checks)-1].OK, b.Checks[len(b.Checks)-1].Reason = false, ReasonBlocked
 	})
 	// A key that is no node signs the receipt, and logs it in a log of
 	// its own.
-	forged := f.signReceipt(stranger, func(r *Receipt) {})
+	forged := f.signReceipt(stranger, func(*DecisionBlock) {})
 	otherFed := f.trust
 	otherFed.Authorities = map[string]peer.ID{"DE": keyID(stranger), "FR": keyID(authFR), "BR": keyID(authBR)}
 	renamed := f.trust
@@ -536,11 +548,12 @@ func TestBundleManifestDecoding(t *testing.T) {
 	type unordered struct {
 		Receipt     Link          `cbor:"receipt"`
 		V           int64         `cbor:"v"`
+		Item        int64         `cbor:"item"`
 		Checkpoint  []byte        `cbor:"checkpoint"`
 		Consistency [][]byte      `cbor:"consistency"`
 		Proofs      []BundleProof `cbor:"proofs"`
 	}
-	plain, err := cborNoSort(unordered{m.Receipt, m.V, m.Checkpoint, m.Consistency, m.Proofs})
+	plain, err := cborNoSort(unordered{m.Receipt, m.V, m.Item, m.Checkpoint, m.Consistency, m.Proofs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -561,7 +574,7 @@ func cborNoSort(v any) ([]byte, error) {
 func TestDecisionDiff(t *testing.T) {
 	w := newWorld(t)
 	d := w.decide()
-	rc := d.Receipt(w.req, Checkpoint{Size: 1, Root: make([]byte, 32)})
+	rc := d.Block(w.req)
 	if s := d.Diff(rc); s != "" {
 		t.Fatalf("a decision differs from its own receipt: %s", s)
 	}
@@ -578,7 +591,7 @@ func TestDecisionDiff(t *testing.T) {
 	}
 	w.req.Purpose = "marketing"
 	failing := w.decide()
-	frc := failing.Receipt(w.req, Checkpoint{Size: 1, Root: make([]byte, 32)})
+	frc := failing.Block(w.req)
 	frc.Checks = slices.Clone(frc.Checks)
 	i := slices.IndexFunc(frc.Checks, func(c Check) bool { return !c.OK })
 	frc.Checks[i].Reason = ReasonTier

@@ -121,12 +121,6 @@ func (d *Decision) Failed() []Check {
 	return out
 }
 
-// Receipt returns the body of the receipt that signs this decision on
-// req, at the log checkpoint cp.
-func (d *Decision) Receipt(req TransferRequest, cp Checkpoint) *Receipt {
-	return &Receipt{Request: req, Verdict: d.Verdict, Checks: d.Checks, Evidence: d.Evidence, Checkpoint: cp}
-}
-
 // Decide answers a transfer request (DESIGN.md §5) from the records v
 // holds, as they stand at req.At: it evaluates every check of CheckIDs,
 // in that order, and allows the transfer iff all pass. Each check names

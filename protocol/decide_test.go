@@ -212,8 +212,8 @@ func checkDecisionShape(t testing.TB, req *TransferRequest, d *Decision) {
 			t.Fatalf("evidence not sorted and unique at %d: %v", i, d.Evidence)
 		}
 	}
-	if err := d.Receipt(*req, Checkpoint{Size: 1, Root: sha("root")}).validate(); err != nil {
-		t.Errorf("the decision's receipt is invalid: %v", err)
+	if _, _, err := d.Block(*req).Encode(); err != nil {
+		t.Errorf("the decision's block is invalid: %v", err)
 	}
 }
 
@@ -849,7 +849,7 @@ func TestDecideDeterministic(t *testing.T) {
 				w = richWorld(t)
 			}
 			want := w.decide()
-			wantBytes, err := encMode.Marshal(want.Receipt(w.req, Checkpoint{Root: sha("r")}))
+			wantBytes, err := encMode.Marshal(want.Block(w.req))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -866,7 +866,7 @@ func TestDecideDeterministic(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				gotBytes, err := encMode.Marshal(got.Receipt(w.req, Checkpoint{Root: sha("r")}))
+				gotBytes, err := encMode.Marshal(got.Block(w.req))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -167,7 +167,20 @@
 //	follows       link    optional; the previous notice of the same incident
 //	recipients    set     codes; required and non-empty when tlp is red, absent otherwise
 //
-// receipt: a node's signed verdict on a transfer request.
+// receipt: a node's signed verdicts, one or many, under one signature.
+//
+//	decisions   list    1 to 1000 links to decision blocks, in request order
+//	                    (the same block may be named twice)
+//	checkpoint  map     {size int >= 0, root bytes: the 32-byte tree hash}: the
+//	                    node's log just before the receipt's own leaf
+//
+// A decision block is not a record: an unsigned DAG-CBOR map, encoded by
+// the same strict rules, named by its CID as a record is (CIDv1, dag-cbor,
+// sha2-256), at most 65536 bytes (DecisionBlock). The receipt's signature
+// covers its links, and so every block. A single verify makes a receipt
+// of one decision, a batch one receipt for the whole batch; a decision is
+// named by the receipt's CID and its index (item). Blocks are stored and
+// travel with their receipt.
 //
 //	request     map     the transfer request, below
 //	verdict     string  allow or deny: allow exactly when every check is ok
@@ -176,7 +189,9 @@
 //	                    evidence link (optional), detail string (at most 8192 bytes,
 //	                    may be empty)}
 //	evidence    list    links, sorted by binary CID bytewise, without duplicates
-//	checkpoint  map     {size int >= 0, root bytes: the 32-byte tree hash}
+//
+// testdata/wire holds the golden receipt's decision block ("decision-block")
+// and blocks a decoder must refuse.
 //
 // The transfer request (DESIGN.md §5):
 //

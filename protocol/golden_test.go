@@ -12,6 +12,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 )
 
@@ -58,13 +59,8 @@ func goldenRecords(t testing.TB) []goldenRecord {
 
 	incident := mustSign(t, reg, t0-hour, baseIncident())
 
-	receipt := baseReceipt()
-	receipt.Request.Consent = LinkTo(consent.CID())
-	receipt.Checks[0].Evidence = LinkPtr(consent.CID())
-	receipt.Checks[1].Evidence = LinkPtr(acc.CID())
-	receipt.Evidence = []Link{LinkTo(consent.CID()), LinkTo(acc.CID())}
-	slices.SortFunc(receipt.Evidence, func(a, b Link) int { return bytes.Compare(a.Bytes(), b.Bytes()) })
-	rcpt := mustSign(t, node, t0+2*hour, receipt)
+	_, decision := goldenDecision(t, consent, acc)
+	rcpt := mustSign(t, node, t0+2*hour, NewReceipt([]cid.Cid{decision}, Checkpoint{Size: 42, Root: sha("tree of 42")}))
 
 	return []goldenRecord{
 		{"accreditation", authDE, acc},
@@ -74,6 +70,23 @@ func goldenRecords(t testing.TB) []goldenRecord {
 		{"incident", reg, incident},
 		{"receipt", node, rcpt},
 	}
+}
+
+// goldenDecision is the decision block the golden receipt signs: an
+// allow of the golden consent, relying on it and the accreditation.
+func goldenDecision(t testing.TB, consent, acc *Record) ([]byte, cid.Cid) {
+	t.Helper()
+	b := baseDecision()
+	b.Request.Consent = LinkTo(consent.CID())
+	b.Checks[0].Evidence = LinkPtr(consent.CID())
+	b.Checks[1].Evidence = LinkPtr(acc.CID())
+	b.Evidence = []Link{LinkTo(consent.CID()), LinkTo(acc.CID())}
+	slices.SortFunc(b.Evidence, func(a, b Link) int { return bytes.Compare(a.Bytes(), b.Bytes()) })
+	enc, c, err := b.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enc, c
 }
 
 // invalidVectors builds, from the golden records, byte strings that break
@@ -201,11 +214,8 @@ func invalidVectors(t testing.TB) []invalidVector {
 		}))
 	add("duplicate-in-set", "body.categories lists face twice", CodeInvalidBody,
 		mut("consent", func(m cborMap) cborMap { return m.set("body.categories", []any{"face", "face"}) }))
-	add("unsorted-evidence", "receipt evidence not sorted by binary CID", CodeInvalidBody,
-		mut("receipt", func(m cborMap) cborMap {
-			ev := m.get("body.evidence").([]any)
-			return m.set("body.evidence", []any{ev[1], ev[0]})
-		}))
+	add("receipt-no-decisions", "a receipt that signs no decision", CodeInvalidBody,
+		mut("receipt", func(m cborMap) cborMap { return m.set("body.decisions", []any{}) }))
 	add("lower-case-jurisdiction", "body.jurisdiction \"de\"", CodeInvalidBody,
 		mut("accreditation", func(m cborMap) cborMap { return m.set("body.jurisdiction", "de") }))
 	add("lower-case-destination", "body.destinations [\"br\", \"fr\"]", CodeInvalidBody,
@@ -224,8 +234,8 @@ func invalidVectors(t testing.TB) []invalidVector {
 		mut("consent", func(m cborMap) cborMap { return m.set("body.categories", []any{"dna"}) }))
 	add("bad-block-on-incident", "body.import.block_on_incident \"severe\"", CodeInvalidBody,
 		mut("ruleset", func(m cborMap) cborMap { return m.set("body.import.block_on_incident", "severe") }))
-	add("bad-verdict", "body.verdict \"maybe\"", CodeInvalidBody,
-		mut("receipt", func(m cborMap) cborMap { return m.set("body.verdict", "maybe") }))
+	add("short-checkpoint-root", "a receipt's checkpoint root of 31 bytes", CodeInvalidBody,
+		mut("receipt", func(m cborMap) cborMap { return m.set("body.checkpoint.root", make([]byte, 31)) }))
 	add("tlp-red-no-recipients", "tlp red without recipients", CodeInvalidBody,
 		mut("incident", func(m cborMap) cborMap { return m.del("body.recipients") }))
 	add("recipients-not-red", "recipients with tlp amber", CodeInvalidBody,

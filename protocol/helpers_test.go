@@ -170,14 +170,15 @@ func baseRequest() TransferRequest {
 	}
 }
 
-func baseReceipt() *Receipt {
+// baseDecision is a valid decision block: an allow, three checks.
+func baseDecision() *DecisionBlock {
 	consent := fakeCID("a consent")
 	acc := fakeCID("an accreditation")
 	ev := []Link{LinkTo(consent), LinkTo(acc)}
 	if string(ev[0].Bytes()) > string(ev[1].Bytes()) {
 		ev[0], ev[1] = ev[1], ev[0]
 	}
-	return &Receipt{
+	return &DecisionBlock{
 		Request: baseRequest(),
 		Verdict: VerdictAllow,
 		Checks: []Check{
@@ -185,9 +186,13 @@ func baseReceipt() *Receipt {
 			{ID: "consent.issuer", OK: true, Evidence: LinkPtr(acc), Detail: ""},
 			{ID: "consent.live", OK: true, Detail: "not revoked, not superseded, not expired"},
 		},
-		Evidence:   ev,
-		Checkpoint: Checkpoint{Size: 42, Root: sha("tree of 42")},
+		Evidence: ev,
 	}
+}
+
+// baseReceipt is a valid receipt of two decisions.
+func baseReceipt() *Receipt {
+	return NewReceipt([]cid.Cid{fakeCID("decision 0"), fakeCID("decision 1")}, Checkpoint{Size: 42, Root: sha("tree of 42")})
 }
 
 // mustSign signs body with key at issuedAt, failing the test on error.

@@ -112,12 +112,8 @@ func (r *Record) Links() []cid.Cid {
 		add(&b.Target)
 	case *Incident:
 		add(b.Follows)
-	case *Receipt:
-		add(&b.Request.Consent)
-		for i := range b.Evidence {
-			add(&b.Evidence[i])
-		}
 	}
+	// A receipt links only to decision blocks, which are not records.
 	return out
 }
 

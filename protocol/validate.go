@@ -369,48 +369,65 @@ func (n *Incident) validate() error {
 }
 
 func (r *Receipt) validate() error {
+	if len(r.Decisions) == 0 || len(r.Decisions) > MaxDecisions {
+		return invalid("body.decisions", "a receipt signs 1 to %d decisions, not %d", MaxDecisions, len(r.Decisions))
+	}
+	for i, l := range r.Decisions {
+		if err := checkLink(fmt.Sprintf("body.decisions[%d]", i), l); err != nil {
+			return err
+		}
+	}
+	if err := nonNegative("body.checkpoint.size", r.Checkpoint.Size); err != nil {
+		return err
+	}
+	if len(r.Checkpoint.Root) != 32 {
+		return invalid("body.checkpoint.root", "must be a 32-byte SHA-256 tree hash")
+	}
+	return nil
+}
+
+// validate checks a decision block (field paths start at f).
+func (b *DecisionBlock) validate(f string) error {
 	if err := firstErr(
-		r.Request.Validate("body.request"),
-		oneOf("body.verdict", r.Verdict, VerdictAllow, VerdictDeny),
-		nonEmpty("body.checks", r.Checks),
-		nonNegative("body.checkpoint.size", r.Checkpoint.Size),
+		b.Request.Validate(f+".request"),
+		oneOf(f+".verdict", b.Verdict, VerdictAllow, VerdictDeny),
+		nonEmpty(f+".checks", b.Checks),
 	); err != nil {
 		return err
 	}
 	allOK := true
-	for i, c := range r.Checks {
-		f := fmt.Sprintf("body.checks[%d]", i)
+	for i, c := range b.Checks {
+		cf := fmt.Sprintf("%s.checks[%d]", f, i)
 		if err := firstErr(
-			checkToken(f+".id", c.ID),
-			checkOptLink(f+".evidence", c.Evidence),
+			checkToken(cf+".id", c.ID),
+			checkOptLink(cf+".evidence", c.Evidence),
 		); err != nil {
 			return err
 		}
 		if len(c.Detail) > maxTextLen {
-			return invalid(f+".detail", "longer than %d bytes", maxTextLen)
+			return invalid(cf+".detail", "longer than %d bytes", maxTextLen)
 		}
 		switch {
 		case c.OK && c.Reason != "":
-			return invalid(f+".reason", "a check that passed has no reason")
+			return invalid(cf+".reason", "a check that passed has no reason")
+		case !c.OK && c.Reason == "":
+			return invalid(cf+".reason", "a failing check names its reason")
 		case c.Reason != "" && !validReason(c.ID, c.Reason):
-			return invalid(f+".reason", "%q is not a reason %s fails with", c.Reason, c.ID)
+			return invalid(cf+".reason", "%q is not a reason %s fails with", c.Reason, c.ID)
 		}
 		allOK = allOK && c.OK
 	}
-	if (r.Verdict == VerdictAllow) != allOK {
-		return invalid("body.verdict", "%q does not follow from the checks", r.Verdict)
+	if (b.Verdict == VerdictAllow) != allOK {
+		return invalid(f+".verdict", "%q does not follow from the checks", b.Verdict)
 	}
-	for i, l := range r.Evidence {
-		f := fmt.Sprintf("body.evidence[%d]", i)
-		if err := checkLink(f, l); err != nil {
+	for i, l := range b.Evidence {
+		ef := fmt.Sprintf("%s.evidence[%d]", f, i)
+		if err := checkLink(ef, l); err != nil {
 			return err
 		}
-		if i > 0 && string(r.Evidence[i-1].Bytes()) >= string(l.Bytes()) {
-			return invalid(f, "evidence must be sorted by binary CID, without duplicates")
+		if i > 0 && string(b.Evidence[i-1].Bytes()) >= string(l.Bytes()) {
+			return invalid(ef, "evidence must be sorted by binary CID, without duplicates")
 		}
-	}
-	if len(r.Checkpoint.Root) != 32 {
-		return invalid("body.checkpoint.root", "must be a 32-byte SHA-256 tree hash")
 	}
 	return nil
 }

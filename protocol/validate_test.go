@@ -242,45 +242,83 @@ func TestValidateIncident(t *testing.T) {
 	})
 }
 
-func TestValidateReceipt(t *testing.T) {
-	runBodyCases(t, baseReceipt, []bodyCase[*Receipt]{
-		{"deny", func(b *Receipt) { b.Verdict, b.Checks[2].OK = VerdictDeny, false }, "", ""},
-		{"no evidence", func(b *Receipt) { b.Evidence = nil }, "", ""},
-		{"empty log", func(b *Receipt) { b.Checkpoint.Size = 0 }, "", ""},
-		{"request consent undefined", func(b *Receipt) { b.Request.Consent = Link{} }, CodeInvalidBody, "body.request.consent"},
-		{"request consent CIDv0", func(b *Receipt) { b.Request.Consent = LinkTo(cidV0) }, CodeInvalidBody, "body.request.consent"},
-		{"request from", func(b *Receipt) { b.Request.From = "de" }, CodeInvalidBody, "body.request.from"},
-		{"request to wildcard", func(b *Receipt) { b.Request.To = "*" }, CodeInvalidBody, "body.request.to"},
-		{"request recipient", func(b *Receipt) { b.Request.Recipient = "acme" }, CodeInvalidBody, "body.request.recipient"},
-		{"request purpose", func(b *Receipt) { b.Request.Purpose = "" }, CodeInvalidBody, "body.request.purpose"},
-		{"request no categories", func(b *Receipt) { b.Request.Categories = nil }, CodeInvalidBody, "body.request.categories"},
-		{"request category", func(b *Receipt) { b.Request.Categories = []string{"face", "palm"} }, CodeInvalidBody, "body.request.categories[1]"},
-		{"request tier", func(b *Receipt) { b.Request.Tier = -1 }, CodeInvalidBody, "body.request.tier"},
-		{"request retention", func(b *Receipt) { b.Request.RetentionDays = -1 }, CodeInvalidBody, "body.request.retention_days"},
-		{"request at", func(b *Receipt) { b.Request.At = -1 }, CodeInvalidBody, "body.request.at"},
-		{"verdict unknown", func(b *Receipt) { b.Verdict = "maybe" }, CodeInvalidBody, "body.verdict"},
-		{"allow despite failed check", func(b *Receipt) { b.Checks[1].OK = false }, CodeInvalidBody, "body.verdict"},
-		{"deny with all checks ok", func(b *Receipt) { b.Verdict = VerdictDeny }, CodeInvalidBody, "body.verdict"},
-		{"no checks", func(b *Receipt) { b.Checks = nil }, CodeInvalidBody, "body.checks"},
-		{"check id", func(b *Receipt) { b.Checks[1].ID = "Consent Issuer" }, CodeInvalidBody, "body.checks[1].id"},
-		{"check evidence", func(b *Receipt) { b.Checks[0].Evidence = LinkPtr(rawCID) }, CodeInvalidBody, "body.checks[0].evidence"},
-		{"check detail too long", func(b *Receipt) { b.Checks[2].Detail = longText }, CodeInvalidBody, "body.checks[2].detail"},
-		{"deny with a reason", func(b *Receipt) {
+func TestValidateDecisionBlock(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		mut   func(b *DecisionBlock)
+		code  Code
+		field string
+	}{
+		{"deny", func(b *DecisionBlock) {
+			b.Verdict, b.Checks[2].OK, b.Checks[2].Reason = VerdictDeny, false, ReasonRevoked
+		}, "", ""},
+		{"deny without a reason", func(b *DecisionBlock) { b.Verdict, b.Checks[2].OK = VerdictDeny, false }, CodeInvalidBody, "decision.checks[2].reason"},
+		{"no evidence", func(b *DecisionBlock) { b.Evidence = nil }, "", ""},
+		{"request consent undefined", func(b *DecisionBlock) { b.Request.Consent = Link{} }, CodeInvalidBody, "decision.request.consent"},
+		{"request consent CIDv0", func(b *DecisionBlock) { b.Request.Consent = LinkTo(cidV0) }, CodeInvalidBody, "decision.request.consent"},
+		{"request from", func(b *DecisionBlock) { b.Request.From = "de" }, CodeInvalidBody, "decision.request.from"},
+		{"request to wildcard", func(b *DecisionBlock) { b.Request.To = "*" }, CodeInvalidBody, "decision.request.to"},
+		{"request recipient", func(b *DecisionBlock) { b.Request.Recipient = "acme" }, CodeInvalidBody, "decision.request.recipient"},
+		{"request purpose", func(b *DecisionBlock) { b.Request.Purpose = "" }, CodeInvalidBody, "decision.request.purpose"},
+		{"request no categories", func(b *DecisionBlock) { b.Request.Categories = nil }, CodeInvalidBody, "decision.request.categories"},
+		{"request category", func(b *DecisionBlock) { b.Request.Categories = []string{"face", "palm"} }, CodeInvalidBody, "decision.request.categories[1]"},
+		{"request tier", func(b *DecisionBlock) { b.Request.Tier = -1 }, CodeInvalidBody, "decision.request.tier"},
+		{"request retention", func(b *DecisionBlock) { b.Request.RetentionDays = -1 }, CodeInvalidBody, "decision.request.retention_days"},
+		{"request at", func(b *DecisionBlock) { b.Request.At = -1 }, CodeInvalidBody, "decision.request.at"},
+		{"verdict unknown", func(b *DecisionBlock) { b.Verdict = "maybe" }, CodeInvalidBody, "decision.verdict"},
+		{"allow despite failed check", func(b *DecisionBlock) {
+			b.Checks[1].OK, b.Checks[1].Reason = false, ReasonNotAccreditedAtAt
+		}, CodeInvalidBody, "decision.verdict"},
+		{"deny with all checks ok", func(b *DecisionBlock) { b.Verdict = VerdictDeny }, CodeInvalidBody, "decision.verdict"},
+		{"no checks", func(b *DecisionBlock) { b.Checks = nil }, CodeInvalidBody, "decision.checks"},
+		{"check id", func(b *DecisionBlock) { b.Checks[1].ID = "Consent Issuer" }, CodeInvalidBody, "decision.checks[1].id"},
+		{"check evidence", func(b *DecisionBlock) { b.Checks[0].Evidence = LinkPtr(rawCID) }, CodeInvalidBody, "decision.checks[0].evidence"},
+		{"check detail too long", func(b *DecisionBlock) { b.Checks[2].Detail = longText }, CodeInvalidBody, "decision.checks[2].detail"},
+		{"deny with a reason", func(b *DecisionBlock) {
 			b.Verdict, b.Checks[2].OK, b.Checks[2].ID, b.Checks[2].Reason = VerdictDeny, false, CheckConsentLive, ReasonRevoked
 		}, "", ""},
-		{"reason on a check that passed", func(b *Receipt) { b.Checks[2].ID, b.Checks[2].Reason = CheckConsentLive, ReasonRevoked }, CodeInvalidBody, "body.checks[2].reason"},
-		{"reason of another check", func(b *Receipt) {
+		{"reason on a check that passed", func(b *DecisionBlock) { b.Checks[2].ID, b.Checks[2].Reason = CheckConsentLive, ReasonRevoked }, CodeInvalidBody, "decision.checks[2].reason"},
+		{"reason of another check", func(b *DecisionBlock) {
 			b.Verdict, b.Checks[2].OK, b.Checks[2].ID, b.Checks[2].Reason = VerdictDeny, false, CheckConsentLive, ReasonPurpose
-		}, CodeInvalidBody, "body.checks[2].reason"},
-		{"condition reason of a rules check", func(b *Receipt) {
+		}, CodeInvalidBody, "decision.checks[2].reason"},
+		{"condition reason of a rules check", func(b *DecisionBlock) {
 			b.Verdict, b.Checks[2].OK, b.Checks[2].ID, b.Checks[2].Reason = VerdictDeny, false, CheckExportRules, ReasonCondition+"no-iris"
 		}, "", ""},
-		{"condition reason elsewhere", func(b *Receipt) {
+		{"condition reason elsewhere", func(b *DecisionBlock) {
 			b.Verdict, b.Checks[2].OK, b.Checks[2].ID, b.Checks[2].Reason = VerdictDeny, false, CheckConsentScope, ReasonCondition+"no-iris"
-		}, CodeInvalidBody, "body.checks[2].reason"},
-		{"evidence unsorted", func(b *Receipt) { b.Evidence[0], b.Evidence[1] = b.Evidence[1], b.Evidence[0] }, CodeInvalidBody, "body.evidence[1]"},
-		{"evidence duplicate", func(b *Receipt) { b.Evidence[1] = b.Evidence[0] }, CodeInvalidBody, "body.evidence[1]"},
-		{"evidence not a record ID", func(b *Receipt) { b.Evidence = []Link{LinkTo(cidV0)} }, CodeInvalidBody, "body.evidence[0]"},
+		}, CodeInvalidBody, "decision.checks[2].reason"},
+		{"evidence unsorted", func(b *DecisionBlock) { b.Evidence[0], b.Evidence[1] = b.Evidence[1], b.Evidence[0] }, CodeInvalidBody, "decision.evidence[1]"},
+		{"evidence duplicate", func(b *DecisionBlock) { b.Evidence[1] = b.Evidence[0] }, CodeInvalidBody, "decision.evidence[1]"},
+		{"evidence not a record ID", func(b *DecisionBlock) { b.Evidence = []Link{LinkTo(cidV0)} }, CodeInvalidBody, "decision.evidence[0]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := baseDecision()
+			tc.mut(b)
+			enc, _, err := b.Encode()
+			checkErr(t, "Encode", err, tc.code, tc.field)
+			if err != nil {
+				if enc, err = encMode.Marshal(b); err != nil {
+					return // an undefined link cannot be encoded at all
+				}
+			}
+			_, err = DecodeDecisionBlock(enc)
+			checkErr(t, "DecodeDecisionBlock", err, tc.code, tc.field)
+		})
+	}
+}
+
+func TestValidateReceipt(t *testing.T) {
+	many := make([]cid.Cid, MaxDecisions+1)
+	for i := range many {
+		many[i] = fakeCID(fmt.Sprint(i))
+	}
+	runBodyCases(t, baseReceipt, []bodyCase[*Receipt]{
+		{"one decision", func(b *Receipt) { b.Decisions = b.Decisions[:1] }, "", ""},
+		{"the same decision twice", func(b *Receipt) { b.Decisions[1] = b.Decisions[0] }, "", ""},
+		{"empty log", func(b *Receipt) { b.Checkpoint.Size = 0 }, "", ""},
+		{"no decisions", func(b *Receipt) { b.Decisions = nil }, CodeInvalidBody, "body.decisions"},
+		{"too many decisions", func(b *Receipt) { b.Decisions = NewReceipt(many, b.Checkpoint).Decisions }, CodeInvalidBody, "body.decisions"},
+		{"decision not a record-style CID", func(b *Receipt) { b.Decisions[1] = LinkTo(cidV0) }, CodeInvalidBody, "body.decisions[1]"},
 		{"checkpoint size", func(b *Receipt) { b.Checkpoint.Size = -1 }, CodeInvalidBody, "body.checkpoint.size"},
 		{"checkpoint root short", func(b *Receipt) { b.Checkpoint.Root = b.Checkpoint.Root[:31] }, CodeInvalidBody, "body.checkpoint.root"},
 		{"checkpoint root missing", func(b *Receipt) { b.Checkpoint.Root = nil }, CodeInvalidBody, "body.checkpoint.root"},
@@ -330,12 +368,12 @@ func TestDecodeFieldPaths(t *testing.T) {
 		{"missing body field", treeEncode(tree(acc).del("body.roles")), CodeMalformed, "body.roles"},
 		{"missing nested", treeEncode(tree(rules).del("body.import.origins")), CodeMalformed, "body.import.origins"},
 		{"missing in list item", func() []byte {
-			m := tree(rcpt)
-			checks := m.get("body.checks").([]any)
-			checks[1] = checks[1].(cborMap).del("ok")
-			return treeEncode(m.set("body.checks", checks))
-		}(), CodeMalformed, "body.checks[1].ok"},
-		{"missing in request", treeEncode(tree(rcpt).del("body.request.at")), CodeMalformed, "body.request.at"},
+			m := tree(rules)
+			conds := m.get("body.export.conditions").([]any)
+			conds[0] = conds[0].(cborMap).del("expr")
+			return treeEncode(m.set("body.export.conditions", conds))
+		}(), CodeMalformed, "body.export.conditions[0].expr"},
+		{"missing in nested map", treeEncode(tree(rcpt).del("body.checkpoint.root")), CodeMalformed, "body.checkpoint.root"},
 		{"unknown in envelope", treeEncode(tree(acc).set("x", int64(1))), CodeMalformed, "x"},
 		{"unknown in body", treeEncode(tree(acc).set("body.x", int64(1))), CodeMalformed, "body.x"},
 		{"v", treeEncode(tree(acc).set("v", int64(0))), CodeMalformed, "v"},

@@ -122,7 +122,9 @@ func wireVectors(t testing.TB) []wireVector {
 	if err != nil {
 		t.Fatal(err)
 	}
+	decision, decisionCID := goldenDecision(t, recs[2].rec, recs[0].rec)
 	return []wireVector{
+		{Name: "decision-block", Description: "the decision block the golden receipt signs, CID " + decisionCID.String(), Hex: hex.EncodeToString(decision)},
 		{Name: "checkpoint-text", Description: "the note text of the example node's checkpoint of size 3", Text: sc.Text()},
 		{Name: "checkpoint-verifier-key", Description: "the example node's checkpoint verifier key (note.NewVerifier)", Text: vkey},
 		{Name: "checkpoint-note", Description: "the example checkpoint, signed by " + s.Name(), Text: string(sc.Note)},
@@ -171,6 +173,7 @@ var wireDecoders = map[string]func([]byte) error{
 	"cosign-request":    func(b []byte) error { _, err := DecodeCosignRequest(b); return err },
 	"cosign-answer":     func(b []byte) error { _, err := DecodeCosignAnswer(b); return err },
 	"checkpoint-text":   func(b []byte) error { _, err := ParseCheckpoint(string(b)); return err },
+	"decision-block":    func(b []byte) error { _, err := DecodeDecisionBlock(b); return err },
 }
 
 func wireInvalids(t testing.TB) []wireInvalid {
@@ -186,7 +189,22 @@ func wireInvalids(t testing.TB) []wireInvalid {
 	h := func(s string) string { return hex.EncodeToString([]byte(s)) }
 	cat := func(parts ...[]byte) string { return hex.EncodeToString(bytes.Join(parts, nil)) }
 	v0 := cid.NewCidV0(c.Hash())
+	decision := func(mut func(*DecisionBlock)) string {
+		b := baseDecision()
+		mut(b)
+		enc, err := encMode.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hex.EncodeToString(enc)
+	}
 	return []wireInvalid{
+		{"decision-block-no-reason", "decision-block", "a failing check without its reason", decision(func(b *DecisionBlock) { b.Verdict, b.Checks[2].OK = VerdictDeny, false })},
+		{"decision-block-reason-of-another-check", "decision-block", "consent.live failing for a purpose", decision(func(b *DecisionBlock) {
+			b.Verdict, b.Checks[2].OK, b.Checks[2].Reason = VerdictDeny, false, ReasonPurpose
+		})},
+		{"decision-block-verdict", "decision-block", "deny with every check passed", decision(func(b *DecisionBlock) { b.Verdict = VerdictDeny })},
+		{"decision-block-trailing", "decision-block", "a byte after the block", decision(func(*DecisionBlock) {}) + "00"},
 		{"frame-varint-non-minimal", "frame", "the length 1 written in two bytes", "810061"},
 		{"frame-empty", "frame", "a frame of length 0", "00"},
 		{"frame-too-large", "frame", "a length over the limit (17 > 16)", "11" + strings.Repeat("61", 17)},
@@ -448,6 +466,27 @@ func FuzzCosignMessages(f *testing.F) {
 		}
 		if a, err := DecodeCosignAnswer(b); err == nil && !bytes.Equal([]byte{byte(a)}, b) {
 			t.Fatalf("answer %x decodes as %d", b, a)
+		}
+	})
+}
+
+// FuzzDecodeDecisionBlock: the decoder never panics, refuses with an
+// *Error, and what it accepts encodes back to the same bytes.
+func FuzzDecodeDecisionBlock(f *testing.F) {
+	for _, b := range wireSeeds(f, "decision-block", "decision-block") {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		blk, err := DecodeDecisionBlock(b)
+		if err != nil {
+			if CodeOf(err) == "" {
+				t.Fatalf("an error without a code: %v", err)
+			}
+			return
+		}
+		again, c, err := blk.Encode()
+		if err != nil || !bytes.Equal(again, b) || !c.Equals(RecordCID(b)) {
+			t.Fatalf("accepted %x, which encodes as %x (%v)", b, again, err)
 		}
 	})
 }

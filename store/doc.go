@@ -54,7 +54,8 @@
 //	x | n | peer | seq | cid          -> (empty)  incident notices by affected party (binary peer ID)
 //	y | issued_at | cid               -> (empty)  the sync set (Syncable), by issued_at (8 bytes)
 //	l | n | target | kind | seq | cid -> (empty)  backlinks: cid links to target
-//	                                              (a receipt: only to its consent)
+//	                                              (a receipt: to its decisions' consents)
+//	b | cid                           -> block bytes  a receipt's decision blocks (PutReceipt)
 //	m                                 -> meta
 //	c                                 -> the last signed checkpoint (checkpoint.go)
 //
@@ -78,12 +79,14 @@
 // ride in its seq value, and the writer keeps the tree's right edge in
 // memory, so appending to the log reads nothing from Badger.
 //
-// The meta value is the format version (2), the highest seq (8 bytes), and
+// The meta value is the format version (3), the highest seq (8 bytes), and
 // one 8-byte count per kind code from 1 up. It is rewritten in the same
 // transaction as every batch, so counts never disagree with the records.
 // Open upgrades a store of format 1, whose log hashes had keys of their
-// own (upgrade.go), refuses a newer format, and refuses a meta seq that
-// differs from the highest s key.
+// own (upgrade.go), and one of format 2 that holds no receipts (format 3
+// added decision blocks); it refuses a format 2 store with receipts
+// (ErrOldReceipts: they are of protocol revision 1), a newer format, and
+// a meta seq that differs from the highest s key.
 //
 // # Reads
 //

@@ -22,12 +22,18 @@ const (
 	prefixSync         byte = 'y' // y | issued_at | cid          -> empty
 	prefixBacklink     byte = 'l' // l | n | target | kind code | seq | cid -> empty
 	prefixMeta         byte = 'm' // m                            -> meta value
+	prefixBlock        byte = 'b' // b | cid                      -> block bytes
 )
 
 // formatVersion is the first byte of the meta value. Open upgrades a store
 // written in an older format (upgrade.go) and refuses a newer one rather
-// than misread it. Format 1 kept the log's hashes under keys of their own.
-const formatVersion byte = 2
+// than misread it. Format 1 kept the log's hashes under keys of their own;
+// format 2 held receipts of one decision each, before decision blocks
+// (format 3).
+const formatVersion byte = 3
+
+// receiptCode is the kind code of receipts.
+const receiptCode = 6
 
 // seqLen is the length of a sequence number in keys: 8 bytes, big-endian,
 // so that keys sort in acceptance order.
@@ -41,7 +47,7 @@ var kindCodes = map[protocol.Kind]byte{
 	protocol.KindConsent:       3,
 	protocol.KindRevocation:    4,
 	protocol.KindIncident:      5,
-	protocol.KindReceipt:       6,
+	protocol.KindReceipt:       receiptCode,
 }
 
 // numKindCodes is one more than the highest kind code.
@@ -64,6 +70,7 @@ func kindCode(k protocol.Kind) (byte, bool) {
 func appendSeq(b []byte, seq uint64) []byte { return binary.BigEndian.AppendUint64(b, seq) }
 
 func recordKey(c cid.Cid) []byte { return append([]byte{prefixRecord}, c.Bytes()...) }
+func blockKey(c cid.Cid) []byte  { return append([]byte{prefixBlock}, c.Bytes()...) }
 func seqKey(seq uint64) []byte   { return appendSeq([]byte{prefixSeq}, seq) }
 func metaKey() []byte            { return []byte{prefixMeta} }
 
@@ -173,7 +180,7 @@ func (m *meta) unmarshal(b []byte) error {
 // indexKeys lists the index keys (all with empty values) of record r
 // accepted at seq: by kind, issuer and jurisdiction, accreditations by
 // subject, and a backlink for each record r links to.
-func indexKeys(r *protocol.Record, seq uint64) ([][]byte, error) {
+func indexKeys(r *protocol.Record, seq uint64, backlinks []cid.Cid) ([][]byte, error) {
 	c := r.CID()
 	code, ok := kindCode(r.Kind())
 	if !ok {
@@ -205,21 +212,10 @@ func indexKeys(r *protocol.Record, seq uint64) ([][]byte, error) {
 	if Syncable(r) {
 		keys = append(keys, syncKey(r.IssuedAt(), c))
 	}
-	for _, target := range backlinkTargets(r) {
+	for _, target := range append(r.Links(), backlinks...) {
 		keys = append(keys, indexKey(backlinkPrefix(target, code), seq, c))
 	}
 	return keys, nil
-}
-
-// backlinkTargets are the links of r that get a backlink key. A receipt
-// links to every record of its evidence, but only its consent is worth
-// finding it by (the receipts given for a consent); indexing the rest
-// would cost several keys per verdict and serve no query.
-func backlinkTargets(r *protocol.Record) []cid.Cid {
-	if rc, ok := r.Receipt(); ok {
-		return []cid.Cid{rc.Request.Consent.Cid}
-	}
-	return r.Links()
 }
 
 // Syncable reports whether r belongs to the set nodes reconcile with their

@@ -22,6 +22,10 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrInvalidQuery wraps what is wrong with a Query passed to List.
 	ErrInvalidQuery = errors.New("store: invalid query")
+	// ErrOldReceipts is returned by Open for a data directory written
+	// before protocol revision 2, whose receipts this build cannot read
+	// (docs/operating.md, "Upgrading a data directory").
+	ErrOldReceipts = errors.New("store: receipts of an earlier protocol revision")
 )
 
 // Defaults for the zero fields of Options.
@@ -256,6 +260,9 @@ func (s *Store) loadMeta() error {
 		return fmt.Errorf("store: meta says %d records but the highest seq is %d: the store is damaged", m.seq, lastSeq)
 	}
 	if m.version != 0 && m.version < formatVersion { // 0: an empty store, which has no meta key
+		if n := m.counts[receiptCode]; n > 0 && m.version < 3 {
+			return fmt.Errorf("%w: the data directory holds %d receipts of one decision each (format %d, before protocol revision 2), which this build cannot read", ErrOldReceipts, n, m.version)
+		}
 		if err := s.upgrade(m); err != nil {
 			return fmt.Errorf("store: upgrading from format %d: %w", m.version, err)
 		}

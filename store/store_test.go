@@ -445,7 +445,7 @@ func TestIndexKeysLayout(t *testing.T) {
 			cat([]byte("l"), lenOf(acc.CID().Bytes()), acc.CID().Bytes(), []byte{4}, seq, rev.CID().Bytes()),
 		}},
 	} {
-		keys, err := indexKeys(tc.r, 258)
+		keys, err := indexKeys(tc.r, 258, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,11 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
+// Format 2 (sessions 3 and 4) held receipts of one decision each, whose
+// bodies this build cannot decode: such a store is refused (ErrOldReceipts)
+// and one without receipts is upgraded by rewriting its meta. Format 3
+// adds decision blocks (b | cid -> bytes).
+//
 // Format 1 (the first two sessions' stores) kept each stored hash of the
 // log under a key of its own,
 //
@@ -32,27 +37,50 @@ const upgradeBatch = 1000
 // short by a crash resumes at the next Open.
 func (s *Store) upgrade(m meta) error {
 	s.log.Info("upgrading the on-disk format", "from", m.version, "to", formatVersion, "records", m.seq)
+	if m.version >= 2 {
+		// Format 3 adds decision blocks to what format 2 holds, and a
+		// format-2 store with receipts is refused before this: only the
+		// meta's version changes.
+		return s.writeMeta(m)
+	}
 	for seq := uint64(1); seq <= m.seq; {
-		readTs := s.readTs.Load()
-		txn := s.db.NewTransactionAt(readTs, true)
-		end := min(seq+upgradeBatch, m.seq+1)
-		for ; seq < end; seq++ {
-			if err := upgradeSeq(txn, seq); err != nil {
-				txn.Discard()
-				return fmt.Errorf("seq %d: %w", seq, err)
+		err := s.upgradeTxn(func(txn *badger.Txn) error {
+			end := min(seq+upgradeBatch, m.seq+1)
+			for ; seq < end; seq++ {
+				if err := upgradeSeq(txn, seq); err != nil {
+					return fmt.Errorf("seq %d: %w", seq, err)
+				}
 			}
-		}
-		if seq > m.seq {
-			if err := txn.Set(metaKey(), m.marshal()); err != nil {
-				txn.Discard()
-				return err
+			if seq > m.seq {
+				return txn.Set(metaKey(), m.marshal())
 			}
-		}
-		if err := txn.CommitAt(readTs+1, nil); err != nil {
+			return nil
+		})
+		if err != nil {
 			return err
 		}
-		s.readTs.Store(readTs + 1)
 	}
+	return nil
+}
+
+// writeMeta writes m in the current format, in a transaction of its own.
+func (s *Store) writeMeta(m meta) error {
+	return s.upgradeTxn(func(txn *badger.Txn) error { return txn.Set(metaKey(), m.marshal()) })
+}
+
+// upgradeTxn runs fn in a write transaction at the store's read
+// timestamp and commits it at the next, before the writer starts.
+func (s *Store) upgradeTxn(fn func(*badger.Txn) error) error {
+	readTs := s.readTs.Load()
+	txn := s.db.NewTransactionAt(readTs, true)
+	if err := fn(txn); err != nil {
+		txn.Discard()
+		return err
+	}
+	if err := txn.CommitAt(readTs+1, nil); err != nil {
+		return err
+	}
+	s.readTs.Store(readTs + 1)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/ipfs/go-cid"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/entente-net/entente/protocol"
@@ -25,6 +26,8 @@ type PutResult struct {
 // results (or err) and then closes done.
 type putRequest struct {
 	recs []*protocol.Record
+	// attach, for a request of one record, is what comes with it.
+	attach *attachment
 	// absentAt holds, for each record, the read timestamp at which it was
 	// found not held (0: unknown).
 	absentAt []uint64
@@ -53,7 +56,44 @@ func (s *Store) Put(ctx context.Context, r *protocol.Record) (PutResult, error) 
 // stored (with consecutive seqs). A record listed twice gets one seq; the
 // second result has New false.
 func (s *Store) PutMany(ctx context.Context, rs []*protocol.Record) ([]PutResult, error) {
-	return s.putMany(ctx, rs, nil)
+	return s.putMany(ctx, rs, nil, nil)
+}
+
+// attachment is what a record brings into the store with it: blocks
+// stored under their CIDs in the record's transaction, and records it
+// should also be found by (LinkedFrom) besides its own links.
+type attachment struct {
+	blocks    [][]byte
+	backlinks []cid.Cid
+}
+
+// PutReceipt stores a receipt and its decision blocks as Put stores a
+// record: the blocks are durable with the receipt, in its transaction,
+// and GetBlock reads them; the receipt is found by the consents its
+// decisions rely on (LinkedFrom(consent, KindReceipt)). The caller has
+// checked that the blocks are the receipt's. A receipt already held is
+// answered as Put answers it, and its blocks are not written again.
+func (s *Store) PutReceipt(ctx context.Context, r *protocol.Record, blocks [][]byte) (PutResult, error) {
+	if r == nil || r.Kind() != protocol.KindReceipt {
+		return PutResult{}, errors.New("store: PutReceipt takes a receipt")
+	}
+	att := &attachment{blocks: blocks}
+	seen := map[string]bool{}
+	for i, b := range blocks {
+		blk, err := protocol.DecodeDecisionBlock(b)
+		if err != nil {
+			return PutResult{}, fmt.Errorf("store: decision block %d: %w", i, err)
+		}
+		if c := blk.Request.Consent.Cid; !seen[c.KeyString()] {
+			seen[c.KeyString()] = true
+			att.backlinks = append(att.backlinks, c)
+		}
+	}
+	res, err := s.putMany(ctx, []*protocol.Record{r}, nil, att)
+	if err != nil {
+		return PutResult{}, err
+	}
+	return res[0], nil
 }
 
 // PutNew is Put for a record the caller has just looked up (Lookup) and
@@ -62,7 +102,7 @@ func (s *Store) PutMany(ctx context.Context, rs []*protocol.Record) ([]PutResult
 // answered as Put answers it. An Absence of another record counts for
 // nothing.
 func (s *Store) PutNew(ctx context.Context, r *protocol.Record, absent Absence) (PutResult, error) {
-	res, err := s.putMany(ctx, []*protocol.Record{r}, &absent)
+	res, err := s.putMany(ctx, []*protocol.Record{r}, &absent, nil)
 	if err != nil {
 		return PutResult{}, err
 	}
@@ -70,8 +110,8 @@ func (s *Store) PutNew(ctx context.Context, r *protocol.Record, absent Absence) 
 }
 
 // putMany stores rs; with absent (for one record), it trusts the caller's
-// lookup instead of its own.
-func (s *Store) putMany(ctx context.Context, rs []*protocol.Record, absent *Absence) ([]PutResult, error) {
+// lookup instead of its own; att (for one record) comes with it.
+func (s *Store) putMany(ctx context.Context, rs []*protocol.Record, absent *Absence, att *attachment) ([]PutResult, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
@@ -117,7 +157,7 @@ func (s *Store) putMany(ctx context.Context, rs []*protocol.Record, absent *Abse
 	var reqs []*putRequest
 	for start := 0; start < len(fresh); start += s.opts.MaxBatch {
 		end := min(start+s.opts.MaxBatch, len(fresh))
-		req := &putRequest{recs: fresh[start:end], absentAt: absentAt[start:end], done: make(chan struct{})}
+		req := &putRequest{recs: fresh[start:end], absentAt: absentAt[start:end], attach: att, done: make(chan struct{})}
 		select {
 		case s.queue <- req:
 			reqs = append(reqs, req)
@@ -228,16 +268,23 @@ func (s *Store) writeLoop(edge frontier) {
 		}
 		recs = recs[:0]
 		absent = absent[:0]
+		var attached map[*protocol.Record]*attachment
 		for _, req := range batch {
 			recs = append(recs, req.recs...)
 			absent = append(absent, req.absentAt...)
+			if req.attach != nil && len(req.recs) == 1 {
+				if attached == nil {
+					attached = map[*protocol.Record]*attachment{}
+				}
+				attached[req.recs[0]] = req.attach
+			}
 		}
 		results := make([]PutResult, len(recs))
 		s.stats.batches.Add(1)
 		err := s.failed()
 		for done := 0; done < len(recs) && err == nil; {
 			var item *commitItem
-			item, err = s.commitPrefix(recs[done:], absent[done:], results[done:], &next, &edge, nextTs, pending)
+			item, err = s.commitPrefix(recs[done:], absent[done:], results[done:], attached, &next, &edge, nextTs, pending)
 			if err != nil {
 				break
 			}
@@ -416,14 +463,14 @@ func (p *pendingSet) rememberRecord(ts uint64, key string, seq uint64) {
 // commitPrefix stages as long a prefix of recs as fits in one Badger
 // transaction, starts its commit at ts and returns it as an item in
 // flight; next and edge are advanced to the meta and the log after it.
-func (s *Store) commitPrefix(recs []*protocol.Record, absent []uint64, out []PutResult, next *meta, edge *frontier, ts uint64, pending *pendingSet) (*commitItem, error) {
+func (s *Store) commitPrefix(recs []*protocol.Record, absent []uint64, out []PutResult, attached map[*protocol.Record]*attachment, next *meta, edge *frontier, ts uint64, pending *pendingSet) (*commitItem, error) {
 	limit := len(recs)
 	for {
 		readTs := s.readTs.Load()
 		pending.forget(readTs)
 		txn := s.db.NewTransactionAt(readTs, true)
 		staged := *edge // a transaction too big is staged again, from the same edge
-		item, fitted, err := s.stage(txn, recs[:limit], absent, out, *next, &staged, pending)
+		item, fitted, err := s.stage(txn, recs[:limit], absent, out, attached, *next, &staged, pending)
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			txn.Discard()
 			if fitted == 0 {
@@ -454,7 +501,7 @@ func (s *Store) commitPrefix(recs []*protocol.Record, absent []uint64, out []Put
 // when recs[i] was last found absent (0: unknown). On ErrTxnTooBig it
 // reports how many records fitted whole (fewer when the meta did not fit
 // after them). edge is advanced past the records staged.
-func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, absent []uint64, out []PutResult, m meta, edge *frontier, pending *pendingSet) (*commitItem, int, error) {
+func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, absent []uint64, out []PutResult, attached map[*protocol.Record]*attachment, m meta, edge *frontier, pending *pendingSet) (*commitItem, int, error) {
 	item := &commitItem{}
 	var staged map[string]uint64 // records of this transaction, when not read back from it
 	for i, r := range recs {
@@ -500,7 +547,7 @@ func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, absent []uint64,
 				return nil, i, err
 			}
 		}
-		if err := setRecord(txn, r, seq, hashes); err != nil {
+		if err := setRecord(txn, r, seq, hashes, attached[r]); err != nil {
 			return nil, i, err
 		}
 		code, _ := kindCode(r.Kind()) // setRecord checked it
@@ -521,9 +568,18 @@ func (s *Store) stage(txn *badger.Txn, recs []*protocol.Record, absent []uint64,
 }
 
 // setRecord adds a record (with its seq), its seq key (its CID and the log
-// hashes its leaf adds) and its index keys.
-func setRecord(txn *badger.Txn, r *protocol.Record, seq uint64, hashes []tlog.Hash) error {
-	idx, err := indexKeys(r, seq)
+// hashes its leaf adds), its index keys and what is attached to it.
+func setRecord(txn *badger.Txn, r *protocol.Record, seq uint64, hashes []tlog.Hash, att *attachment) error {
+	var backlinks []cid.Cid
+	if att != nil {
+		backlinks = att.backlinks
+		for _, b := range att.blocks {
+			if err := txn.Set(blockKey(protocol.RecordCID(b)), b); err != nil {
+				return err
+			}
+		}
+	}
+	idx, err := indexKeys(r, seq, backlinks)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ func TestEveryNodeGivesTheSameVerdict(t *testing.T) {
 	}{{"allowed", w.request, protocol.VerdictAllow}, {"marketing", marketing, protocol.VerdictDeny}} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.req.At = time.Now().UnixMilli() // one decision time for all nodes
-			var first *protocol.Receipt
+			var first *protocol.DecisionBlock
 			receipts := map[string]bool{}
 			for _, m := range w.net.Nodes {
 				v, err := m.Services().Verify.Verify(ctx, tc.req)
@@ -34,20 +34,23 @@ func TestEveryNodeGivesTheSameVerdict(t *testing.T) {
 				if v.Decision.Verdict != tc.verdict {
 					t.Fatalf("node %d: verdict %s, want %s: %+v", m.Index, v.Decision.Verdict, tc.verdict, v.Decision.Checks)
 				}
-				rb, ok := v.Receipt.Receipt()
-				if !ok || v.Receipt.Issuer() != m.ID() {
-					t.Fatalf("node %d: receipt not signed by the node", m.Index)
+				_, blockID, err := v.Block.Encode()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rb, ok := v.Receipt.Receipt(); !ok || v.Receipt.Issuer() != m.ID() || len(rb.Decisions) != 1 || !rb.Decisions[0].Equals(blockID) {
+					t.Fatalf("node %d: the receipt is not signed by the node, or not of its decision", m.Index)
 				}
 				if held, _ := m.Store().Has(v.Receipt.CID()); !held {
 					t.Fatalf("node %d did not store its receipt", m.Index)
 				}
 				receipts[v.Receipt.CID().String()] = true
 				if first == nil {
-					first = rb
+					first = v.Block
 					continue
 				}
-				if !sameDecision(first, rb) {
-					t.Fatalf("node %d decided differently:\n%+v\nvs\n%+v", m.Index, rb.Checks, first.Checks)
+				if !sameDecision(first, v.Block) {
+					t.Fatalf("node %d decided differently:\n%+v\nvs\n%+v", m.Index, v.Block.Checks, first.Checks)
 				}
 			}
 			if len(receipts) != len(w.net.Nodes) {
@@ -57,7 +60,7 @@ func TestEveryNodeGivesTheSameVerdict(t *testing.T) {
 	}
 }
 
-func sameDecision(a, b *protocol.Receipt) bool {
+func sameDecision(a, b *protocol.DecisionBlock) bool {
 	return (&protocol.Decision{Verdict: a.Verdict, Checks: a.Checks, Evidence: a.Evidence}).Diff(b) == ""
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/store"
 )
 
 func init() {
@@ -150,7 +151,10 @@ func runRun(env *cliEnv, args []string) error {
 		cfg.Logger.Warn("the HTTP API listens beyond loopback; GET endpoints are open to whoever can reach it", "api", nc.API)
 	}
 	n, err := node.New(cfg)
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrOldReceipts):
+		return withHint(err, "the federation moves to protocol revision 2 together: see docs/operating.md, \"Upgrading a data directory\"")
+	case err != nil:
 		return withHint(err, "check "+nc.Path(config.ConfigFile))
 	}
 	fmt.Fprintf(env.stdout, "entente node %s (%s) running; API http://%s\n", n.ID(), n.Jurisdiction(), n.APIAddr())

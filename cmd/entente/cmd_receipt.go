@@ -17,10 +17,11 @@ import (
 func init() {
 	register(&command{
 		name: "receipt get",
-		summary: "download the bundle of a receipt from the node that issued it\n\n" +
-			"The bundle is a CAR file holding the receipt, the records its decision read, the node's\n" +
-			"signed checkpoint and the proofs: check it offline with 'entente receipt check'.",
-		usage: "receipt get CID --out FILE [--api HOST:PORT] [--home DIR]",
+		summary: "download the bundle of a decision from the node that issued its receipt\n\n" +
+			"The bundle is a CAR file holding the receipt, the decision (--item: its index in the\n" +
+			"receipt, 0 for a single verify), the records it read, the node's signed checkpoint and the\n" +
+			"proofs: check it offline with 'entente receipt check'.",
+		usage: "receipt get CID --out FILE [--item N] [--api HOST:PORT] [--home DIR]",
 		run:   runReceiptGet,
 	})
 	register(&command{
@@ -28,9 +29,10 @@ func init() {
 		summary: "check a receipt bundle offline against the federation file and recompute its verdict\n\n" +
 			"Every signature, inclusion proof, authorisation and the decision itself are recomputed from\n" +
 			"the bundle and the federation file alone. Give the federation as the node recognises it:\n" +
-			"--trust for a node configured with trust = [...], or --home DIR of the node.\n" +
+			"--trust for a node configured with trust = [...], or --home DIR of the node. With --item,\n" +
+			"the bundle must also be of that decision of its receipt.\n" +
 			"Exit status: 0 when every step holds, 1 when one does not, 2 usage.",
-		usage: "receipt check BUNDLE (--federation FILE [--trust CODE,...] | --home DIR)",
+		usage: "receipt check BUNDLE (--federation FILE [--trust CODE,...] | --home DIR) [--item N]",
 		run:   runReceiptCheck,
 	})
 }
@@ -41,6 +43,7 @@ func runReceiptGet(env *cliEnv, args []string) error {
 	var af apiFlags
 	af.register(flags)
 	out := flags.String("out", "", "file to write the bundle to (- for stdout)")
+	item := flags.Int("item", 0, "the decision's index in the receipt")
 	rest, err := parseFlags(flags, args)
 	if err != nil {
 		return err
@@ -52,6 +55,8 @@ func runReceiptGet(env *cliEnv, args []string) error {
 		return usagef("unexpected argument %q", rest[1])
 	case *out == "":
 		return usagef("--out is required (- for stdout)")
+	case *item < 0:
+		return usagef("--item %d: a decision's index is 0 or more", *item)
 	}
 	id, err := protocol.ParseCID(rest[0])
 	if err != nil {
@@ -61,7 +66,7 @@ func runReceiptGet(env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, data, err := cl.do(http.MethodGet, "/v1/receipts/"+id.String()+"/bundle", "", api.MediaCAR, nil)
+	_, data, err := cl.do(http.MethodGet, fmt.Sprintf("/v1/receipts/%s/bundle?item=%d", id, *item), "", api.MediaCAR, nil)
 	if err != nil {
 		return err
 	}
@@ -72,7 +77,15 @@ func runReceiptGet(env *cliEnv, args []string) error {
 	if !b.Root.Equals(id) {
 		return fmt.Errorf("the node answered with the bundle of %s, not of %s", b.Root, id)
 	}
-	say := fmt.Sprintf("the bundle of receipt %s: %d blocks, %d bytes", id, len(b.Blocks), len(data))
+	if len(b.Blocks) < 2 {
+		return fmt.Errorf("the node's answer is not a receipt bundle: %d blocks", len(b.Blocks))
+	}
+	if m, err := protocol.DecodeBundleManifest(b.Blocks[1].Data); err != nil {
+		return fmt.Errorf("the node's answer is not a receipt bundle: its manifest: %w", err)
+	} else if m.Item != int64(*item) {
+		return fmt.Errorf("the node answered with the bundle of decision %d of %s, not of decision %d", m.Item, id, *item)
+	}
+	say := fmt.Sprintf("the bundle of decision %d of receipt %s: %d blocks, %d bytes", *item, id, len(b.Blocks), len(data))
 	if *out == "-" {
 		if _, err := env.stdout.Write(data); err != nil {
 			return err
@@ -93,6 +106,7 @@ func runReceiptCheck(env *cliEnv, args []string) error {
 	fedFile := flags.String("federation", "", "the federation file")
 	trust := flags.String("trust", "", "the jurisdictions the node recognises, comma-separated (its trust list; default all)")
 	home := flags.String("home", "", "a node home: check against its federation file and trust list (default $ENTENTE_HOME)")
+	item := flags.Int("item", -1, "the decision's index in the receipt the bundle must be of (default any)")
 	rest, err := parseFlags(flags, args)
 	if err != nil {
 		return err
@@ -106,6 +120,8 @@ func runReceiptCheck(env *cliEnv, args []string) error {
 		return usagef("give --federation or --home, not both")
 	case *trust != "" && *fedFile == "":
 		return usagef("--trust restricts --federation; with --home the node's trust list applies")
+	case *item < -1:
+		return usagef("--item %d: a decision's index is 0 or more", *item)
 	}
 	fed, err := checkFederation(env, *fedFile, *trust, *home)
 	if err != nil {
@@ -126,6 +142,9 @@ func runReceiptCheck(env *cliEnv, args []string) error {
 			}
 		}
 		return err
+	}
+	if m := rep.Manifest; *item >= 0 && m.Item != int64(*item) {
+		return fmt.Errorf("the bundle is of decision %d of receipt %s, not of decision %d", m.Item, rep.Receipt.CID(), *item)
 	}
 	return nil
 }
@@ -188,10 +207,17 @@ func readBundleFile(path string) ([]byte, error) {
 
 func printBundleReport(w io.Writer, rep *protocol.BundleReport, fed *config.Federation) {
 	if r := rep.Receipt; r != nil {
-		body, _ := r.Receipt()
 		fmt.Fprintf(w, "receipt     %s\n", r.CID())
 		fmt.Fprintf(w, "issuer      %s\n", r.Issuer())
-		fmt.Fprintf(w, "verdict     %s, signed %s\n", strings.ToUpper(body.Verdict), time.UnixMilli(r.IssuedAt()).UTC().Format(time.RFC3339))
+		if body, ok := r.Receipt(); ok && rep.Manifest != nil {
+			fmt.Fprintf(w, "decision    %d of %d\n", rep.Manifest.Item, len(body.Decisions))
+		}
+		signed := time.UnixMilli(r.IssuedAt()).UTC().Format(time.RFC3339)
+		if b := rep.Block; b != nil {
+			fmt.Fprintf(w, "verdict     %s, signed %s\n", strings.ToUpper(b.Verdict), signed)
+		} else {
+			fmt.Fprintf(w, "signed      %s\n", signed)
+		}
 	}
 	fmt.Fprintf(w, "federation  %s (%s)\n\n", fed.Name, strings.Join(fed.Codes(), ", "))
 	for _, s := range rep.Steps {

@@ -86,10 +86,11 @@ type demo struct {
 	step      int
 	published int
 	parties   map[string]*testnet.Party
-	// audited is the first allowed receipt, for the auditor's step.
+	// audited is the first allowed decision, for the auditor's step.
 	audited struct {
 		m       *testnet.Member
 		receipt cid.Cid
+		item    int
 	}
 	// What the acts pass on: the consent as first given, its amendment,
 	// the open incident and the transfer the nodes allow.
@@ -449,14 +450,14 @@ func (d *demo) verify(ctx context.Context, what string, req protocol.TransferReq
 		}
 		if first == nil {
 			first = v
-		} else if rb, _ := v.Receipt.Receipt(); first.Decision.Diff(rb) != "" {
-			return fmt.Errorf("%s: the %s node decided differently from the %s node: %s", what, j, on[0], first.Decision.Diff(rb))
+		} else if diff := first.Decision.Diff(v.Block); diff != "" {
+			return fmt.Errorf("%s: the %s node decided differently from the %s node: %s", what, j, on[0], diff)
 		}
 		agree = append(agree, j)
 	}
 	dec := first.Decision
 	if dec.Verdict == protocol.VerdictAllow && d.audited.m == nil {
-		d.audited.m, d.audited.receipt = d.net.NodeOf(on[0]), first.Receipt.CID()
+		d.audited.m, d.audited.receipt, d.audited.item = d.net.NodeOf(on[0]), first.Receipt.CID(), first.Item
 	}
 	d.say("    %s", what)
 	verdict := strings.ToUpper(dec.Verdict)
@@ -479,7 +480,7 @@ func (d *demo) verify(ctx context.Context, what string, req protocol.TransferReq
 // entente receipt check does, then checks a copy with one byte changed.
 func (d *demo) audit() error {
 	m, c := d.audited.m, d.audited.receipt
-	b, err := m.Services().Verify.Bundle(c)
+	b, err := m.Services().Verify.Bundle(c, d.audited.item)
 	if err != nil {
 		return err
 	}

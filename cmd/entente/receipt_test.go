@@ -29,12 +29,12 @@ func TestReceiptGetAndCheck(t *testing.T) {
 	file := filepath.Join(dir, "receipt.car")
 	c := newCLI(t)
 	out := c.ok("receipt", "get", receipt, "--api", br.APIAddr(), "--out", file)
-	if !strings.Contains(out, "the bundle of receipt "+receipt) || !strings.Contains(out, file) {
+	if !strings.Contains(out, "the bundle of decision 0 of receipt "+receipt) || !strings.Contains(out, file) {
 		t.Errorf("receipt get said:\n%s", out)
 	}
 	out = c.ok("receipt", "check", file, "--federation", n.FederationPath)
 	for _, step := range []string{protocol.StepCAR, protocol.StepBlocks, protocol.StepManifest, protocol.StepRecords, protocol.StepReceiptIssuer,
-		protocol.StepCheckpoint, protocol.StepInclusion, protocol.StepConsistency, protocol.StepEvidenceHeld, protocol.StepEvidenceAuthorized, protocol.StepDecision} {
+		protocol.StepDecisionBlock, protocol.StepCheckpoint, protocol.StepInclusion, protocol.StepConsistency, protocol.StepEvidenceHeld, protocol.StepEvidenceAuthorized, protocol.StepDecision} {
 		if !strings.Contains(out, "  pass  "+step+" ") {
 			t.Errorf("no pass line for %s", step)
 		}
@@ -42,12 +42,17 @@ func TestReceiptGetAndCheck(t *testing.T) {
 	if strings.Contains(out, "FAIL") || strings.Contains(out, "skip") {
 		t.Errorf("a step did not hold:\n%s", out)
 	}
-	if !strings.Contains(out, "recomputed from the bundle: ALLOW") || strings.Count(out, "  pass  ") != 11+8 {
+	if !strings.Contains(out, "recomputed from the bundle: ALLOW") || strings.Count(out, "  pass  ") != 12+8 {
 		t.Errorf("the recomputed checks are not all shown:\n%s", out)
 	}
-	if !strings.Contains(out, "receipt     "+receipt) || !strings.Contains(out, "verdict     ALLOW") {
+	if !strings.Contains(out, "receipt     "+receipt) || !strings.Contains(out, "decision    0 of 1\n") || !strings.Contains(out, "verdict     ALLOW") {
 		t.Errorf("the receipt is not named:\n%s", out)
 	}
+	// --item: the bundle must be of that decision; the node has no other.
+	c.ok("receipt", "check", file, "--federation", n.FederationPath, "--item", "0")
+	wantError(t, c.fails(1, "receipt", "check", file, "--federation", n.FederationPath, "--item", "1"), false, "is of decision 0 of receipt "+receipt+", not of decision 1")
+	wantError(t, c.fails(1, "receipt", "get", receipt, "--api", br.APIAddr(), "--item", "1", "--out", filepath.Join(dir, "y.car")), false, "404 not_found")
+	wantError(t, c.fails(2, "receipt", "get", receipt, "--api", br.APIAddr(), "--item", "-1", "--out", filepath.Join(dir, "y.car")), true, "--item -1")
 
 	// --trust naming every jurisdiction is the whole file.
 	out = c.ok("receipt", "check", file, "--federation", n.FederationPath, "--trust", "DE,FR,BR")

@@ -44,7 +44,7 @@ type Reader interface {
 type Verifier interface {
 	Verify(ctx context.Context, req protocol.TransferRequest) (*service.Verdict, error)
 	VerifyBatch(ctx context.Context, reqs []protocol.TransferRequest) ([]*service.Verdict, error)
-	Bundle(c cid.Cid) (*protocol.Bundle, error)
+	Bundle(c cid.Cid, item int) (*protocol.Bundle, error)
 }
 
 // Checkpoints gives the log's latest checkpoint (the checkpoint service).

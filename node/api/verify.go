@@ -22,21 +22,42 @@ type CheckView struct {
 	Detail   string `json:"detail"`
 }
 
-// VerdictView is the answer of POST /v1/transfers/verify.
+// VerdictView is the answer of POST /v1/transfers/verify: the verdict,
+// its checks, and the receipt that signs it as decision Item.
 type VerdictView struct {
 	Verdict string      `json:"verdict"`
 	Checks  []CheckView `json:"checks"`
-	Receipt string      `json:"receipt"`
+	Receipt string      `json:"receipt,omitempty"`
+	Item    int         `json:"item"`
+}
+
+// ResultView is one result of a verify-batch: decision Item of the
+// batch's receipt.
+type ResultView struct {
+	Item    int         `json:"item"`
+	Verdict string      `json:"verdict"`
+	Checks  []CheckView `json:"checks"`
+}
+
+// BatchView is the answer of POST /v1/transfers/verify-batch: one
+// receipt for the whole batch, result i its decision i.
+type BatchView struct {
+	Receipt string       `json:"receipt,omitempty"`
+	Results []ResultView `json:"results"`
 }
 
 func verdictView(v *service.Verdict) VerdictView {
-	out := VerdictView{Verdict: v.Decision.Verdict, Receipt: v.Receipt.CID().String(), Checks: make([]CheckView, 0, len(v.Decision.Checks))}
-	for _, c := range v.Decision.Checks {
+	return VerdictView{Verdict: v.Decision.Verdict, Checks: checkViews(v.Decision.Checks), Receipt: v.Receipt.CID().String(), Item: v.Item}
+}
+
+func checkViews(checks []protocol.Check) []CheckView {
+	out := make([]CheckView, 0, len(checks))
+	for _, c := range checks {
 		cv := CheckView{ID: c.ID, OK: c.OK, Reason: c.Reason, Detail: c.Detail}
 		if c.Evidence != nil {
 			cv.Evidence = c.Evidence.String()
 		}
-		out.Checks = append(out.Checks, cv)
+		out = append(out, cv)
 	}
 	return out
 }
@@ -100,11 +121,10 @@ func (a *API) handleVerifyBatch(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	out := struct {
-		Results []VerdictView `json:"results"`
-	}{Results: make([]VerdictView, len(vs))}
+	out := BatchView{Results: make([]ResultView, len(vs))}
 	for i, v := range vs {
-		out.Results[i] = verdictView(v)
+		out.Receipt = v.Receipt.CID().String()
+		out.Results[i] = ResultView{Item: v.Item, Verdict: v.Decision.Verdict, Checks: checkViews(v.Decision.Checks)}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -126,7 +146,7 @@ func requestError(err error, prefix string) error {
 }
 
 // handleReceiptBundle serves GET /v1/receipts/{cid}/bundle: the bundle
-// of a receipt this node issued, as a CAR. A CID that does not parse is
+// of decision ?item=N (default 0) of a receipt this node issued, as a CAR. A CID that does not parse is
 // 400 bad_request; one the node does not hold, or that is not a receipt
 // of this node, is 404 not_found.
 func (a *API) handleReceiptBundle(w http.ResponseWriter, r *http.Request) {
@@ -135,7 +155,19 @@ func (a *API) handleReceiptBundle(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	b, err := a.cfg.Verifier.Bundle(c)
+	q, err := logQuery(r, "item")
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	item := 0
+	if s := q.Get("item"); s != "" {
+		if item, err = strconv.Atoi(s); err != nil || item < 0 {
+			a.writeError(w, r, badRequest("item: %q is not a decision's index (an integer from 0)", s))
+			return
+		}
+	}
+	b, err := a.cfg.Verifier.Bundle(c, item)
 	if errors.Is(err, store.ErrNotFound) {
 		err = &APIError{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("receipt %s is not held by this node", c)}
 	}

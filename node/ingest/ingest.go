@@ -38,7 +38,7 @@ type Store interface {
 	Lookup(c cid.Cid) (uint64, store.Absence, error)
 	Has(c cid.Cid) (bool, error)
 	PutNew(ctx context.Context, r *protocol.Record, absent store.Absence) (store.PutResult, error)
-	PutMany(ctx context.Context, rs []*protocol.Record) ([]store.PutResult, error)
+	PutReceipt(ctx context.Context, r *protocol.Record, blocks [][]byte) (store.PutResult, error)
 }
 
 // Fetcher gets records from peers by CID, ingesting what they send (the
@@ -225,20 +225,19 @@ func (p *Pipeline) IngestOrPark(ctx context.Context, r *protocol.Record, src ser
 	return acc, true, err
 }
 
-// StoreOwn stores records this node just signed (receipts): they need no
-// signature check or authorisation, and are not gossiped.
-func (p *Pipeline) StoreOwn(ctx context.Context, recs []*protocol.Record) error {
+// StoreOwn stores a receipt this node just signed, with its decision
+// blocks: it needs no signature check or authorisation, and is not
+// gossiped.
+func (p *Pipeline) StoreOwn(ctx context.Context, receipt *protocol.Record, blocks [][]byte) error {
 	if p.g.Closed() {
 		return service.ErrClosed
 	}
-	res, err := p.cfg.Store.PutMany(ctx, recs)
+	res, err := p.cfg.Store.PutReceipt(ctx, receipt, blocks)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	for i, r := range res {
-		if r.New {
-			p.accepted(recs[i], service.SourceLocal)
-		}
+	if res.New {
+		p.accepted(receipt, service.SourceLocal)
 	}
 	return nil
 }

@@ -83,10 +83,7 @@ func TestReconcile(t *testing.T) {
 		recs = append(recs, fed.Accredit(t, id, protocol.RoleController))
 	}
 	nodeKey, _ := nodetest.Key(t)
-	receipt := nodetest.Sign(t, nodeKey, &protocol.Receipt{Request: protocol.TransferRequest{Consent: protocol.LinkTo(recs[0].CID()),
-		From: "DE", To: "DE", Recipient: recs[0].Issuer().String(), Purpose: "x", Categories: []string{"face"}},
-		Verdict: protocol.VerdictDeny, Checks: []protocol.Check{{ID: "consent.known", Detail: "d"}}, Evidence: []protocol.Link{},
-		Checkpoint: protocol.Checkpoint{Root: make([]byte, 32)}})
+	receipt := nodetest.Sign(t, nodeKey, protocol.NewReceipt([]cid.Cid{protocol.RecordCID([]byte("a decision"))}, protocol.Checkpoint{Root: make([]byte, 32)}))
 	full := newSide(t, append(recs, receipt)...)
 	part := newSide(t, recs[:30]...)
 	empty := newSide(t)

@@ -77,11 +77,13 @@ type Accepted struct {
 	Record *protocol.Record
 }
 
-// Verdict is the answer to a transfer request: the decision, and the
-// receipt the node signed for it.
+// Verdict is the answer to a transfer request: the decision, its block,
+// and the receipt that signs it as decision Item.
 type Verdict struct {
 	Decision *protocol.Decision
+	Block    *protocol.DecisionBlock
 	Receipt  *protocol.Record
+	Item     int
 }
 
 // Group owns a service's goroutines and libp2p stream handlers: Go starts

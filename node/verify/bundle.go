@@ -13,17 +13,18 @@ func noBundle(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", service.ErrNoBundle, fmt.Sprintf(format, args...))
 }
 
-// Bundle assembles the bundle of the receipt with CID c, which this node
-// issued (see protocol.Bundle for the format): the receipt; the records
-// its decision read, found by deciding the receipt's request again, and
-// authorising the receipt and its evidence, over the records the node
-// held before the receipt; the latest checkpoint, or a new one if the
-// latest does not cover the receipt yet; and the proofs.
+// Bundle assembles the bundle of decision item of the receipt with CID c,
+// which this node issued (see protocol.Bundle for the format): the
+// receipt; the decision block; the records the decision read, found by
+// deciding its request again, and authorising the receipt and its
+// evidence, over the records the node held before the receipt; the latest
+// checkpoint, or a new one if the latest does not cover the receipt yet;
+// and the proofs.
 //
 // The errors are store.ErrNotFound for a record the node does not hold,
-// service.ErrNoBundle for one it has no bundle of, service.ErrClosed, or the
-// store's.
-func (s *Service) Bundle(c cid.Cid) (*protocol.Bundle, error) {
+// service.ErrNoBundle for one it has no bundle of (not a receipt, another
+// node's, no such item), service.ErrClosed, or the store's.
+func (s *Service) Bundle(c cid.Cid, item int) (*protocol.Bundle, error) {
 	if s.closed.Load() {
 		return nil, service.ErrClosed
 	}
@@ -39,11 +40,22 @@ func (s *Service) Bundle(c cid.Cid) (*protocol.Bundle, error) {
 	if rec.Issuer() != s.id {
 		return nil, noBundle("receipt %s was issued by node %s, whose log holds it: ask that node for its bundle", c, rec.Issuer())
 	}
+	if item < 0 || item >= len(body.Decisions) {
+		return nil, noBundle("receipt %s signs %d %s; there is no item %d", c, len(body.Decisions), plural(len(body.Decisions), "decision", "decisions"), item)
+	}
+	raw, err := st.GetBlock(body.Decisions[item].Cid)
+	if err != nil {
+		return nil, fmt.Errorf("node: bundle of %s: decision %d: %w", c, item, err)
+	}
+	blk, err := protocol.DecodeDecisionBlock(raw)
+	if err != nil {
+		return nil, fmt.Errorf("node: bundle of %s: decision %d: %w", c, item, err)
+	}
 	seq, err := st.Seq(c)
 	if err != nil {
 		return nil, err
 	}
-	records, err := s.receiptReads(rec, body, seq)
+	records, err := s.receiptReads(rec, body, blk, seq)
 	if err != nil {
 		return nil, fmt.Errorf("node: bundle of %s: %w", c, err)
 	}
@@ -51,7 +63,7 @@ func (s *Service) Bundle(c cid.Cid) (*protocol.Bundle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: bundle of %s: %w", c, err)
 	}
-	m := &protocol.BundleManifest{V: protocol.BundleVersion, Receipt: protocol.LinkTo(c), Checkpoint: sc.Note}
+	m := &protocol.BundleManifest{V: protocol.BundleVersion, Receipt: protocol.LinkTo(c), Item: int64(item), Checkpoint: sc.Note}
 	if from := uint64(body.Checkpoint.Size); from > 0 && from < sc.Size {
 		p, err := st.ConsistencyProof(from, sc.Size)
 		if err != nil {
@@ -70,7 +82,7 @@ func (s *Service) Bundle(c cid.Cid) (*protocol.Bundle, error) {
 		}
 		m.Proofs = append(m.Proofs, protocol.BundleProof{CID: protocol.LinkTo(r.CID()), Index: int64(seq - 1), Hashes: protocol.HashBytes(p)})
 	}
-	return protocol.NewBundle(rec, m, records)
+	return protocol.NewBundle(rec, m, raw, records)
 }
 
 // receiptReads returns the records that deciding the receipt's request,
@@ -84,7 +96,7 @@ func (s *Service) Bundle(c cid.Cid) (*protocol.Bundle, error) {
 // the decision began) are tried instead. If neither gives the receipt's
 // decision — a node that cannot recompute its own receipt — the bundle
 // is made of the first, and its check will say where they differ.
-func (s *Service) receiptReads(rec *protocol.Record, body *protocol.Receipt, seq uint64) ([]*protocol.Record, error) {
+func (s *Service) receiptReads(rec *protocol.Record, body *protocol.Receipt, blk *protocol.DecisionBlock, seq uint64) ([]*protocol.Record, error) {
 	limits := []uint64{seq}
 	if atTree := uint64(body.Checkpoint.Size) + 1; atTree < seq {
 		limits = append(limits, atTree)
@@ -103,13 +115,13 @@ func (s *Service) receiptReads(rec *protocol.Record, body *protocol.Receipt, seq
 			}
 			return sq < limit, nil
 		})
-		req := body.Request
+		req := blk.Request
 		d, err := protocol.Decide(&req, v, s.rules)
 		if err != nil {
 			return nil, fmt.Errorf("deciding the request again: %w", err)
 		}
 		authorize := []*protocol.Record{rec}
-		for _, l := range body.Evidence {
+		for _, l := range blk.Evidence {
 			if r, err := v.Record(l.Cid); err == nil {
 				authorize = append(authorize, r)
 			}
@@ -122,7 +134,7 @@ func (s *Service) receiptReads(rec *protocol.Record, body *protocol.Receipt, seq
 		if v.Err() != nil {
 			return nil, v.Err()
 		}
-		if d.Diff(body) == "" {
+		if d.Diff(blk) == "" {
 			return v.Read(), nil
 		}
 		if i == 0 {
@@ -148,4 +160,11 @@ func (s *Service) checkpointCovering(seq uint64) (protocol.SignedCheckpoint, err
 		return protocol.SignedCheckpoint{}, fmt.Errorf("the durable log has %d records; the receipt is record %d", sc.Size, seq)
 	}
 	return sc, nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -34,9 +34,10 @@ type Fetcher interface {
 	Fetch(ctx context.Context, cids ...cid.Cid) (map[cid.Cid]*protocol.Record, error)
 }
 
-// Storer stores the receipts the node signs (the ingest pipeline).
+// Storer stores the receipts the node signs, with their decision blocks
+// (the ingest pipeline).
 type Storer interface {
-	StoreOwn(ctx context.Context, recs []*protocol.Record) error
+	StoreOwn(ctx context.Context, receipt *protocol.Record, blocks [][]byte) error
 }
 
 // Checkpoints are the node's log's checkpoints (the checkpoint service).
@@ -130,11 +131,15 @@ func (s *Service) view() *protocol.RecordView {
 	return protocol.ReadThrough(s.cfg.Trust, s.evidence.at(s.cfg.Store.EvidenceEpoch()))
 }
 
-// VerifyBatch decides several requests and stores their receipts in one
-// group commit. Results are in the order of reqs.
+// VerifyBatch decides several requests and signs their verdicts as one
+// receipt (one signature, one durable write, one log leaf), whose item i
+// is the decision of reqs[i]. Results are in the order of reqs.
 func (s *Service) VerifyBatch(ctx context.Context, reqs []protocol.TransferRequest) ([]*service.Verdict, error) {
 	if s.closed.Load() {
 		return nil, service.ErrClosed
+	}
+	if len(reqs) == 0 || len(reqs) > protocol.MaxDecisions {
+		return nil, fmt.Errorf("verify: a receipt signs 1 to %d decisions, not %d", protocol.MaxDecisions, len(reqs))
 	}
 	now := s.cfg.Now().UnixMilli()
 	for i := range reqs {
@@ -151,17 +156,14 @@ func (s *Service) VerifyBatch(ctx context.Context, reqs []protocol.TransferReque
 		return nil, err
 	}
 	out := make([]*service.Verdict, len(reqs))
-	receipts := make([]*protocol.Record, len(reqs))
-	checkpoint := protocol.Checkpoint{Size: int64(tree.Size), Root: tree.Root[:]}
-	// Decide and sign on every core; the receipts then share one commit.
+	blocks := make([][]byte, len(reqs))
+	links := make([]cid.Cid, len(reqs))
+	// Decide on every core; one signature then covers them all.
 	errs := make([]error, len(reqs))
 	var next atomic.Int64
 	work := func() {
 		for i := int(next.Add(1) - 1); i < len(reqs); i = int(next.Add(1) - 1) {
-			out[i], errs[i] = s.decideAndSign(&reqs[i], now, checkpoint)
-			if errs[i] == nil {
-				receipts[i] = out[i].Receipt
-			}
+			out[i], blocks[i], links[i], errs[i] = s.decide(&reqs[i], i)
 		}
 	}
 	var wg sync.WaitGroup
@@ -179,26 +181,35 @@ func (s *Service) VerifyBatch(ctx context.Context, reqs []protocol.TransferReque
 			return nil, fmt.Errorf("request %d: %w", i, err)
 		}
 	}
-	if err := s.cfg.Receipts.StoreOwn(ctx, receipts); err != nil {
+	// The receipt body is new and nothing changes it after: the record
+	// may keep it.
+	rec, err := protocol.SignOwned(s.cfg.Key, now, protocol.NewReceipt(links, protocol.Checkpoint{Size: int64(tree.Size), Root: tree.Root[:]}))
+	if err != nil {
+		return nil, fmt.Errorf("sign receipt: %w", err)
+	}
+	if err := s.cfg.Receipts.StoreOwn(ctx, rec, blocks); err != nil {
 		return nil, fmt.Errorf("store receipts: %w", err)
+	}
+	for _, v := range out {
+		v.Receipt = rec
 	}
 	s.verdicts.Add(float64(len(reqs)))
 	return out, nil
 }
 
-// decideAndSign decides one request and signs the receipt.
-func (s *Service) decideAndSign(req *protocol.TransferRequest, now int64, cp protocol.Checkpoint) (*service.Verdict, error) {
+// decide decides one request, decision item of its receipt, and encodes
+// its block.
+func (s *Service) decide(req *protocol.TransferRequest, item int) (*service.Verdict, []byte, cid.Cid, error) {
 	d, err := protocol.Decide(req, s.view(), s.rules)
 	if err != nil {
-		return nil, err
+		return nil, nil, cid.Undef, err
 	}
-	// The receipt body is new and nothing changes it after: the record
-	// may keep it (it shares d's checks, which no one changes either).
-	rec, err := protocol.SignOwned(s.cfg.Key, now, d.Receipt(*req, cp))
+	blk := d.Block(*req)
+	enc, c, err := blk.Encode()
 	if err != nil {
-		return nil, fmt.Errorf("sign receipt: %w", err)
+		return nil, nil, cid.Undef, fmt.Errorf("decision block: %w", err)
 	}
-	return &service.Verdict{Decision: d, Receipt: rec}, nil
+	return &service.Verdict{Decision: d, Block: blk, Item: item}, enc, c, nil
 }
 
 // fetchMissingConsents asks peers for the consents of reqs that the node

@@ -26,9 +26,9 @@ type receipts struct {
 	calls int
 }
 
-func (r *receipts) StoreOwn(ctx context.Context, recs []*protocol.Record) error {
+func (r *receipts) StoreOwn(ctx context.Context, receipt *protocol.Record, blocks [][]byte) error {
 	r.calls++
-	_, err := r.st.PutMany(ctx, recs)
+	_, err := r.st.PutReceipt(ctx, receipt, blocks)
 	return err
 }
 
@@ -116,21 +116,29 @@ func TestVerifySignsStoresAndBundles(t *testing.T) {
 	if len(w.fetch.asked) != 0 {
 		t.Errorf("fetched %v for a held consent", w.fetch.asked)
 	}
-	b, err := w.svc.Bundle(v.Receipt.CID())
+	b, err := w.svc.Bundle(v.Receipt.CID(), v.Item)
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.checks(t, b)
+	if _, err := w.svc.Bundle(w.consent.CID(), 0); !errors.Is(err, service.ErrNoBundle) {
+		t.Errorf("the bundle of a consent: %v", err)
+	}
+}
+
+// checks has the bundle pass the offline check.
+func (w *world) checks(t *testing.T, b *protocol.Bundle) *protocol.BundleReport {
+	t.Helper()
 	car, err := b.MarshalCAR()
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := w.fed.File
-	if rep := protocol.CheckBundleCAR(car, protocol.NewBundleTrust(f.Name, f.Authorities(), f.FoundingNodes())); !rep.OK() {
+	rep := protocol.CheckBundleCAR(car, protocol.NewBundleTrust(f.Name, f.Authorities(), f.FoundingNodes()))
+	if !rep.OK() {
 		t.Fatalf("the bundle does not check: %v", rep.Err())
 	}
-	if _, err := w.svc.Bundle(w.consent.CID()); !errors.Is(err, service.ErrNoBundle) {
-		t.Errorf("the bundle of a consent: %v", err)
-	}
+	return rep
 }
 
 // TestVerifyFetchesAMissingConsent: a consent the node lacks is asked of
@@ -159,6 +167,24 @@ func TestDecideIsADryRun(t *testing.T) {
 	vs, err := w.svc.VerifyBatch(context.Background(), []protocol.TransferRequest{w.request(), deny})
 	if err != nil || len(vs) != 2 || !vs[0].Decision.Allowed() || vs[1].Decision.Allowed() || w.receipts.calls != 1 {
 		t.Fatalf("batch: %v, %d stores", err, w.receipts.calls)
+	}
+	// One receipt for the batch; each decision has its bundle.
+	if !vs[0].Receipt.CID().Equals(vs[1].Receipt.CID()) || vs[0].Item != 0 || vs[1].Item != 1 {
+		t.Fatalf("batch receipts %s/%d and %s/%d", vs[0].Receipt.CID(), vs[0].Item, vs[1].Receipt.CID(), vs[1].Item)
+	}
+	for _, v := range vs {
+		b, err := w.svc.Bundle(v.Receipt.CID(), v.Item)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep := w.checks(t, b); rep.Block.Verdict != v.Decision.Verdict || rep.Decision.Verdict != v.Decision.Verdict {
+			t.Errorf("item %d: the bundle's decision is %s, recomputed %s, want %s", v.Item, rep.Block.Verdict, rep.Decision.Verdict, v.Decision.Verdict)
+		}
+	}
+	for _, item := range []int{-1, 2} {
+		if _, err := w.svc.Bundle(vs[0].Receipt.CID(), item); !errors.Is(err, service.ErrNoBundle) {
+			t.Errorf("the bundle of item %d of 2: %v", item, err)
+		}
 	}
 	bad := w.request()
 	bad.Tier = -1
