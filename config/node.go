@@ -127,6 +127,11 @@ type Limits struct {
 	// MaxPendingIngest caps records being ingested at once from the API;
 	// beyond it the API answers 503 overloaded. Default 4096.
 	MaxPendingIngest int `toml:"max_pending_ingest" comment:"records being ingested at once from the API before 503 overloaded"`
+	// MaxRecordAge is how far back from now a transfer decision's time
+	// may lie for the node to sign it (further back, it answers unsigned,
+	// for audits of the past); the freshness window of records
+	// (DESIGN.md §4). Default 10m.
+	MaxRecordAge Duration `toml:"max_record_age" comment:"how old a decision time may be for the node to sign the verdict (older: answered unsigned)"`
 	// HTTPReadHeaderTimeout bounds reading a request's headers. Default 5s.
 	HTTPReadHeaderTimeout Duration `toml:"http_read_header_timeout" comment:"time allowed to read a request's headers"`
 	// HTTPReadTimeout bounds reading a request, headers and body.
@@ -162,6 +167,7 @@ func Defaults() Node {
 			MaxBatch:              maxDecisions,
 			MaxConcurrentRequests: 256,
 			MaxPendingIngest:      4096,
+			MaxRecordAge:          Duration{10 * time.Minute},
 			HTTPReadHeaderTimeout: Duration{5 * time.Second},
 			HTTPReadTimeout:       Duration{30 * time.Second},
 			HTTPWriteTimeout:      Duration{60 * time.Second},
@@ -193,6 +199,7 @@ func (n *Node) ApplyDefaults() {
 	setZero(&n.Limits.MaxBatch, d.Limits.MaxBatch)
 	setZero(&n.Limits.MaxConcurrentRequests, d.Limits.MaxConcurrentRequests)
 	setZero(&n.Limits.MaxPendingIngest, d.Limits.MaxPendingIngest)
+	setZero(&n.Limits.MaxRecordAge, d.Limits.MaxRecordAge)
 	setZero(&n.Limits.HTTPReadHeaderTimeout, d.Limits.HTTPReadHeaderTimeout)
 	setZero(&n.Limits.HTTPReadTimeout, d.Limits.HTTPReadTimeout)
 	setZero(&n.Limits.HTTPWriteTimeout, d.Limits.HTTPWriteTimeout)
@@ -345,6 +352,7 @@ func (n *Node) durations() []durationField {
 		{"gossip.checkpoint_interval", &n.Gossip.CheckpointInterval},
 		{"gossip.witness_interval", &n.Gossip.WitnessInterval},
 		{"gossip.reconnect_interval", &n.Gossip.ReconnectInterval},
+		{"limits.max_record_age", &n.Limits.MaxRecordAge},
 		{"limits.http_read_header_timeout", &n.Limits.HTTPReadHeaderTimeout},
 		{"limits.http_read_timeout", &n.Limits.HTTPReadTimeout},
 		{"limits.http_write_timeout", &n.Limits.HTTPWriteTimeout},

@@ -62,7 +62,7 @@ func newBundleWorld(t *testing.T) *bundleWorld {
 		Summary: "a misdirected export, contained to one batch"})
 	w.api.submit(w.incident)
 	w.api.submit(freshAccreditation(t, tn, "DE", "filler"))
-	w.req = protocol.TransferRequest{Consent: protocol.LinkTo(w.consent.CID()), From: "DE", To: "BR", Recipient: w.recipient.ID.String(),
+	w.req = protocol.TransferRequest{Consent: protocol.LinkTo(w.consent.CID()), From: "DE", To: "BR", Sender: w.platform.ID.String(), Recipient: w.recipient.ID.String(),
 		Purpose: "research", Categories: []string{"face"}, Tier: 1, RetentionDays: 30}
 	return w
 }

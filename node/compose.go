@@ -125,7 +125,7 @@ func composeNetwork(n *Node) error {
 	}
 	closeWith(n, s.Witness.Close)
 	if s.Verify, err = verify.New(verify.Config{Store: n.store, Trust: n.trust, Key: cfg.Key, Fetch: s.Fetch,
-		Receipts: s.Ingest, Checkpoints: s.Checkpoints, Now: cfg.Now,
+		Receipts: s.Ingest, Checkpoints: s.Checkpoints, Now: cfg.Now, MaxRecordAge: cfg.MaxRecordAge,
 		Logger: component(n, "verify"), Registerer: n.reg}); err != nil {
 		return err
 	}

@@ -76,6 +76,9 @@ type Config struct {
 	MaxBatch int
 	// MaxBatchBytes bounds a verify-batch body. Default 1 MiB.
 	MaxBatchBytes int
+	// MaxRecordAge is how old a decision time may be for the node to sign
+	// the verdict; older ones are answered unsigned. Default 10m.
+	MaxRecordAge time.Duration
 	// HTTPTimeouts of the API server; zero fields take defaults.
 	HTTPTimeouts HTTPTimeouts
 }
@@ -107,7 +110,7 @@ func (c *Config) validate() error {
 		v    time.Duration
 	}{
 		{"ReconnectInterval", c.ReconnectInterval}, {"SyncInterval", c.SyncInterval},
-		{"CheckpointInterval", c.CheckpointInterval}, {"WitnessInterval", c.WitnessInterval},
+		{"CheckpointInterval", c.CheckpointInterval}, {"WitnessInterval", c.WitnessInterval}, {"MaxRecordAge", c.MaxRecordAge},
 		{"HTTPTimeouts.ReadHeader", c.HTTPTimeouts.ReadHeader}, {"HTTPTimeouts.Read", c.HTTPTimeouts.Read},
 		{"HTTPTimeouts.Write", c.HTTPTimeouts.Write}, {"HTTPTimeouts.Idle", c.HTTPTimeouts.Idle},
 	} {
@@ -154,6 +157,7 @@ func (c *Config) setDefaults() {
 	setInt(&c.MaxBatch, d.Limits.MaxBatch)
 	setInt(&c.MaxBatchBytes, int(d.Limits.MaxBodyBytes))
 	setInt(&c.MaxPendingIngest, d.Limits.MaxPendingIngest)
+	setDuration(&c.MaxRecordAge, d.Limits.MaxRecordAge)
 	t := &c.HTTPTimeouts
 	setDuration(&t.ReadHeader, d.Limits.HTTPReadHeaderTimeout)
 	setDuration(&t.Read, d.Limits.HTTPReadTimeout)
@@ -196,6 +200,7 @@ func FromFile(nc *config.Node, key crypto.PrivKey, fed *config.Federation, token
 		MaxConcurrentRequests: nc.Limits.MaxConcurrentRequests,
 		MaxBatch:              nc.Limits.MaxBatch,
 		MaxBatchBytes:         int(nc.Limits.MaxBodyBytes),
+		MaxRecordAge:          nc.Limits.MaxRecordAge.Duration,
 		HTTPTimeouts: HTTPTimeouts{
 			ReadHeader: nc.Limits.HTTPReadHeaderTimeout.Duration,
 			Read:       nc.Limits.HTTPReadTimeout.Duration,

@@ -17,7 +17,7 @@ func TestDecisionsSeeNewEvidence(t *testing.T) {
 	f := newVerifyFixture(t)
 	ctx := testCtx(t, 30*time.Second)
 	n := f.m.Node
-	req := protocol.TransferRequest{Consent: protocol.LinkTo(f.consent.CID()), From: "DE", To: "DE", Recipient: f.recipient,
+	req := protocol.TransferRequest{Consent: protocol.LinkTo(f.consent.CID()), From: "DE", To: "DE", Sender: f.consent.Issuer().String(), Recipient: f.recipient,
 		Purpose: "research", Categories: []string{"face"}, Tier: 1, RetentionDays: 30}
 	regulator, err := f.tn.NewParty(ctx, "DE", "regulator", protocol.RoleRegulator)
 	if err != nil {

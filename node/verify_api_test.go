@@ -52,7 +52,7 @@ func newVerifyFixture(t *testing.T) *verifyFixture {
 
 func (f *verifyFixture) request(edit func(map[string]any)) []byte {
 	r := map[string]any{
-		"consent": f.consent.CID().String(), "from": "DE", "to": "DE", "recipient": f.recipient,
+		"consent": f.consent.CID().String(), "from": "DE", "to": "DE", "sender": f.consent.Issuer().String(), "recipient": f.recipient,
 		"purpose": "research", "categories": []string{"face"}, "tier": 1, "retention_days": 30,
 	}
 	if edit != nil {
@@ -83,7 +83,7 @@ func TestVerifyAPI(t *testing.T) {
 		}
 		var v api.VerdictView
 		decodeJSON(t, resp.body, &v)
-		if v.Verdict != "allow" || len(v.Checks) != 8 || v.Receipt == "" {
+		if v.Verdict != "allow" || len(v.Checks) != len(protocol.CheckIDs) || v.Receipt == "" {
 			t.Fatalf("verdict %+v", v)
 		}
 		for _, c := range v.Checks {

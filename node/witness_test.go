@@ -335,7 +335,7 @@ func TestBundleCarriesCosignatures(t *testing.T) {
 	fed := tn.Federation.Name
 	unknown := freshAccreditation(t, tn, "DE", "never submitted")
 	v, err := a.Services().Verify.Verify(ctx, protocol.TransferRequest{Consent: protocol.LinkTo(unknown.CID()), From: "DE", To: "DE",
-		Recipient: b.ID().String(), Purpose: "research", Categories: []string{"face"}, Tier: 0, RetentionDays: 1})
+		Sender: b.ID().String(), Recipient: b.ID().String(), Purpose: "research", Categories: []string{"face"}, Tier: 0, RetentionDays: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

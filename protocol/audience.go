@@ -13,7 +13,7 @@ import (
 //	revocation, incident (clear .. amber+strict)
 //	incident, TLP red                        the nodes of its    fetch between them
 //	                                         recipients
-//	receipt                                  any member node     fetch by CID
+//	receipt, and its decision blocks         any member node     fetch by CID
 //	                                         that asks
 //
 // (Direct delivery of TLP:RED notices and receipts, and sync between the
@@ -59,7 +59,22 @@ func (a Audience) Synced() bool { return a.Members }
 // holding a live node accreditation at at) of one of the audience's
 // jurisdictions.
 func MayReceive(v TrustView, r *Record, node peer.ID, at int64) (bool, error) {
-	a := AudienceOf(r)
+	return AudienceOf(r).mayReceive(v, node, at)
+}
+
+// DecisionBlockAudience is the audience of a decision block: its
+// receipt's, per decision: any member node may have it by asking for its
+// CID (a decision downstream needs it for its lineage).
+func DecisionBlockAudience() Audience { return Audience{OnRequest: true} }
+
+// MayReceiveBlock reports whether node, a member of the federation, may
+// receive a decision block it asks for by CID, as MayReceive does for a
+// record.
+func MayReceiveBlock(v TrustView, node peer.ID, at int64) (bool, error) {
+	return DecisionBlockAudience().mayReceive(v, node, at)
+}
+
+func (a Audience) mayReceive(v TrustView, node peer.ID, at int64) (bool, error) {
 	if a.Members || a.OnRequest {
 		return true, nil
 	}

@@ -56,6 +56,13 @@ func TestAudience(t *testing.T) {
 				if err != nil || got != n.ok {
 					t.Errorf("%s may receive it: %v (%v), want %v", n.name, got, err, n.ok)
 				}
+				if c.rec.Kind() != KindReceipt {
+					continue
+				}
+				// A receipt's decision blocks go where it goes.
+				if got, err := MayReceiveBlock(v, keyID(n.id), t0); err != nil || got != n.ok {
+					t.Errorf("%s may receive its decision blocks: %v (%v), want %v", n.name, got, err, n.ok)
+				}
 			}
 		})
 	}

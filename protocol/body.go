@@ -106,16 +106,26 @@ type Receipt struct {
 }
 
 // TransferRequest asks whether a transfer may go ahead (DESIGN.md §5).
+// Sender is the platform that sends the data; Parent names the decision
+// that allowed the sender to receive it (tier 2 and above).
 type TransferRequest struct {
-	Consent       Link     `cbor:"consent"`
-	From          string   `cbor:"from"`
-	To            string   `cbor:"to"`
-	Recipient     string   `cbor:"recipient"`
-	Purpose       string   `cbor:"purpose"`
-	Categories    []string `cbor:"categories"`
-	Tier          int64    `cbor:"tier"`
-	RetentionDays int64    `cbor:"retention_days"`
-	At            int64    `cbor:"at"`
+	Consent       Link         `cbor:"consent"`
+	From          string       `cbor:"from"`
+	To            string       `cbor:"to"`
+	Sender        string       `cbor:"sender"`
+	Recipient     string       `cbor:"recipient"`
+	Purpose       string       `cbor:"purpose"`
+	Categories    []string     `cbor:"categories"`
+	Tier          int64        `cbor:"tier"`
+	RetentionDays int64        `cbor:"retention_days"`
+	At            int64        `cbor:"at"`
+	Parent        *DecisionRef `cbor:"parent,omitempty"`
+}
+
+// DecisionRef names a decision: decision Item of the receipt Receipt.
+type DecisionRef struct {
+	Receipt Link  `cbor:"receipt"`
+	Item    int64 `cbor:"item"`
 }
 
 // Check is the outcome of one check of the decision procedure.

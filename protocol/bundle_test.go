@@ -122,6 +122,7 @@ type bundleFixture struct {
 	note    []byte
 	trust   BundleTrust
 	blocks  map[cid.Cid][]byte // each receipt's decision block
+	lineage [][]byte           // the ancestors' decision blocks, parent first
 }
 
 func newBundleFixture(t testing.TB) *bundleFixture {
@@ -212,7 +213,7 @@ func (f *bundleFixture) car(receipt *Record, records []*Record, mut func(*Bundle
 	if mut != nil {
 		mut(m)
 	}
-	b, err := NewBundle(receipt, m, f.blocks[receipt.CID()], records)
+	b, err := NewBundle(receipt, m, f.blocks[receipt.CID()], f.lineage, records)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -549,11 +550,12 @@ func TestBundleManifestDecoding(t *testing.T) {
 		Receipt     Link          `cbor:"receipt"`
 		V           int64         `cbor:"v"`
 		Item        int64         `cbor:"item"`
+		Lineage     []Link        `cbor:"lineage"`
 		Checkpoint  []byte        `cbor:"checkpoint"`
 		Consistency [][]byte      `cbor:"consistency"`
 		Proofs      []BundleProof `cbor:"proofs"`
 	}
-	plain, err := cborNoSort(unordered{m.Receipt, m.V, m.Item, m.Checkpoint, m.Consistency, m.Proofs})
+	plain, err := cborNoSort(unordered{m.Receipt, m.V, m.Item, m.Lineage, m.Checkpoint, m.Consistency, m.Proofs})
 	if err != nil {
 		t.Fatal(err)
 	}

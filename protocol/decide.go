@@ -20,7 +20,9 @@ const (
 	CheckConsentScope        = "consent.scope"
 	CheckExportRules         = "export.rules"
 	CheckImportRules         = "import.rules"
+	CheckSenderAccredited    = "sender.accredited"
 	CheckRecipientAccredited = "recipient.accredited"
+	CheckLineageParent       = "lineage.parent"
 	CheckIncidentClear       = "incident.clear"
 )
 
@@ -28,7 +30,8 @@ const (
 // them.
 var CheckIDs = []string{
 	CheckConsentKnown, CheckConsentIssuer, CheckConsentLive, CheckConsentScope,
-	CheckExportRules, CheckImportRules, CheckRecipientAccredited, CheckIncidentClear,
+	CheckExportRules, CheckImportRules, CheckSenderAccredited, CheckRecipientAccredited,
+	CheckLineageParent, CheckIncidentClear,
 }
 
 // Reasons of failing checks (DESIGN.md §5): a stable code from a closed
@@ -54,8 +57,23 @@ const (
 	// ReasonCondition, followed by a condition's id, is a rules check's
 	// condition that is false, errs or cannot be evaluated.
 	ReasonCondition     = "condition:"
-	ReasonNotAccredited = "not_accredited" // recipient.accredited
-	ReasonBlocked       = "blocked"        // incident.clear: an incident blocks a party
+	ReasonNotAccredited = "not_accredited" // sender.accredited, recipient.accredited
+	// lineage.parent, tiers 0 and 1 (and ReasonConsentNotHeld, ReasonOrigin).
+	ReasonUnexpectedParent = "unexpected_parent" // a parent is named
+	ReasonSenderNotIssuer  = "sender_not_issuer" // the sender is not the consent's issuer
+	ReasonTier0Recipient   = "tier0_recipient"   // tier 0: the recipient is not the sender
+	// lineage.parent, tier 2 and above (and ReasonTier, ReasonPurpose,
+	// ReasonCategory, ReasonRetention, ReasonConsentNotHeld).
+	ReasonMissingParent = "missing_parent"  // no parent is named
+	ReasonParentNotHeld = "parent_not_held" // the parent receipt or its decision is not held
+	ReasonParentItem    = "parent_item"     // the receipt has no such decision
+	ReasonParentIssuer  = "parent_issuer"   // the receipt's issuer is no node of the federation
+	ReasonParentDenied  = "parent_denied"   // the parent decision denied
+	ReasonConsent       = "consent"         // the parent's consent is neither this one nor one it amends
+	ReasonRecipient     = "recipient"       // the parent's recipient is not this sender
+	ReasonRoute         = "route"           // the parent's to is not this from
+	ReasonTime          = "time"            // the parent's at is after this at
+	ReasonBlocked       = "blocked"         // incident.clear: an incident blocks a party
 )
 
 // CheckReasons are the reasons each check may fail with, in the order it
@@ -68,8 +86,12 @@ var CheckReasons = map[string][]string{
 	CheckConsentScope:        {ReasonConsentNotHeld, ReasonPurpose, ReasonCategory, ReasonTier, ReasonDestination, ReasonRetention},
 	CheckExportRules:         {ReasonNoRuleset, ReasonDestination, ReasonTier, ReasonPurpose, ReasonRetention},
 	CheckImportRules:         {ReasonNoRuleset, ReasonOrigin, ReasonTier, ReasonPurpose, ReasonRetention},
+	CheckSenderAccredited:    {ReasonNotAccredited},
 	CheckRecipientAccredited: {ReasonNotAccredited},
-	CheckIncidentClear:       {ReasonConsentNotHeld, ReasonBlocked},
+	CheckLineageParent: {ReasonUnexpectedParent, ReasonConsentNotHeld, ReasonSenderNotIssuer, ReasonOrigin, ReasonTier0Recipient,
+		ReasonMissingParent, ReasonParentNotHeld, ReasonParentItem, ReasonParentIssuer, ReasonParentDenied,
+		ReasonConsent, ReasonRecipient, ReasonRoute, ReasonTier, ReasonTime, ReasonPurpose, ReasonCategory, ReasonRetention},
+	CheckIncidentClear: {ReasonConsentNotHeld, ReasonBlocked},
 }
 
 // validReason reports whether reason is one check id may fail with.
@@ -96,6 +118,9 @@ type DecisionView interface {
 	// IncidentsAffecting returns the held incident notices whose affected
 	// list names id.
 	IncidentsAffecting(id peer.ID) ([]*Record, error)
+	// DecisionBlock returns the held decision block with CID c (of a
+	// held receipt), or ErrNotHeld.
+	DecisionBlock(c cid.Cid) (*DecisionBlock, error)
 }
 
 // Decision is the outcome of Decide: the verdict, every check in the
@@ -145,19 +170,25 @@ func Decide(req *TransferRequest, v DecisionView, rules *RuleEngine) (*Decision,
 	if err != nil { // cannot happen after Validate
 		return nil, invalid("request.recipient", "%v", err)
 	}
+	sender, err := ParsePeerID(req.Sender)
+	if err != nil { // cannot happen after Validate
+		return nil, invalid("request.sender", "%v", err)
+	}
 	d := &decider{
 		req:       req,
 		v:         sortedView{v},
 		rules:     rules,
 		at:        req.At,
 		recipient: recipient,
+		sender:    sender,
 		inForce:   map[string]*rulesetInForce{},
 		chains:    map[string]*incidentChain{},
 		relied:    map[string]cid.Cid{},
 	}
 	steps := []func() (Check, error){
 		d.consentKnown, d.consentIssuer, d.consentLive, d.consentScope,
-		d.exportRules, d.importRules, d.recipientAccredited, d.incidentClear,
+		d.exportRules, d.importRules, d.senderAccredited, d.recipientAccredited,
+		d.lineageParent, d.incidentClear,
 	}
 	out := &Decision{Verdict: VerdictAllow, Checks: make([]Check, 0, len(steps))}
 	for i, step := range steps {
@@ -198,6 +229,7 @@ type decider struct {
 	rules     *RuleEngine
 	at        int64
 	recipient peer.ID
+	sender    peer.ID
 
 	consentRec *Record  // nil when not held
 	consent    *Consent // its body
@@ -592,22 +624,6 @@ func (d *decider) rulesCheck(side Side, j string) (Check, error) {
 	return pass(f.rec, "%s allows this %s (%d %s)", head, side, n, plural(n, "condition holds", "conditions hold")), nil
 }
 
-// recipient.accredited: the recipient is a live controller of to.
-func (d *decider) recipientAccredited() (Check, error) {
-	g, ok, err := HasRole(d.v, d.recipient, d.req.To, RoleController, d.at)
-	if err != nil {
-		return Check{}, err
-	}
-	if ok {
-		return pass(g.Accreditation, "recipient %s holds a live controller accreditation of %s", d.req.Recipient, d.req.To), nil
-	}
-	why, ev, err := d.whyNoRole(d.recipient, d.req.To, RoleController, d.at)
-	if err != nil {
-		return Check{}, err
-	}
-	return fail(ev, ReasonNotAccredited, "recipient %s holds no live controller accreditation of %s at %s: %s", d.req.Recipient, d.req.To, fmtTime(d.at), why), nil
-}
-
 // incidentChain is one incident's notices, linked by follows, as they
 // stand at the decision time: latest is the notice of greatest issued_at
 // at or before it (ties: the lowest CID), leaving out revoked notices and
@@ -630,7 +646,7 @@ type party struct {
 
 // incident.clear: no incident open or contained at the decision time,
 // at or above either ruleset's block_on_incident, names the consent's
-// issuer or the recipient.
+// issuer, the sender or the recipient.
 func (d *decider) incidentClear() (Check, error) {
 	if d.consent == nil {
 		return fail(nil, ReasonConsentNotHeld, detailConsentNotHeld), nil
@@ -642,12 +658,7 @@ func (d *decider) incidentClear() (Check, error) {
 	if threshold == 0 {
 		return pass(nil, "no ruleset in force blocks on incidents (%s)", thresholds), nil
 	}
-	parties := []party{{d.consentRec.Issuer(), "the consent issuer"}}
-	if d.recipient != d.consentRec.Issuer() {
-		parties = append(parties, party{d.recipient, "the recipient"})
-	} else {
-		parties[0].role = "the consent issuer and recipient"
-	}
+	parties := d.parties()
 	var chains []*incidentChain
 	named := map[string][]string{} // root key → roles of the parties the chain's state names
 	for _, p := range parties {
@@ -703,6 +714,21 @@ func (d *decider) incidentClear() (Check, error) {
 		detail += "; not blocking: " + strings.Join(seen, "; ")
 	}
 	return pass(nil, "%s", detail), nil
+}
+
+// parties are the consent issuer, the sender and the recipient, each
+// once, with every role it has.
+func (d *decider) parties() []party {
+	var ps []party
+	for _, p := range []party{{d.consentRec.Issuer(), "the consent issuer"}, {d.sender, "the sender"}, {d.recipient, "the recipient"}} {
+		i := slices.IndexFunc(ps, func(q party) bool { return q.id == p.id })
+		if i < 0 {
+			ps = append(ps, p)
+			continue
+		}
+		ps[i].role += " and " + strings.TrimPrefix(p.role, "the ")
+	}
+	return ps
 }
 
 func (d *decider) describeParties(ps []party) string {

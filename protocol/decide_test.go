@@ -64,6 +64,28 @@ func (v *decisionView) LinkedFrom(c cid.Cid, kinds ...Kind) ([]*Record, error) {
 	return v.order(rs), err
 }
 
+func (v *decisionView) DecisionBlock(c cid.Cid) (*DecisionBlock, error) {
+	if v.err != nil {
+		return nil, v.err
+	}
+	if b, ok := v.blocks[c]; ok {
+		return b, nil
+	}
+	return nil, ErrNotHeld
+}
+
+// holdDecision adds a receipt and the decision blocks it signs.
+func (v *decisionView) holdDecision(receipt *Record, blocks ...*DecisionBlock) {
+	v.hold(receipt)
+	for _, b := range blocks {
+		_, c, err := b.Encode()
+		if err != nil {
+			panic(err)
+		}
+		v.blocks[c] = b
+	}
+}
+
 // forget drops a record from the view (tests build a world, then take
 // pieces away).
 func (v *decisionView) forget(r *Record) {
@@ -230,6 +252,7 @@ type decideCase struct {
 	name   string
 	setup  func(w *world)
 	ok     bool
+	reason string                 // the reason of a failing check; "" not checked
 	detail string                 // substring of the detail; "" not checked
 	ev     func(w *world) *Record // the check's evidence; nil: not checked
 	noEv   bool                   // the check has no evidence
@@ -247,6 +270,9 @@ func runDecideCases(t *testing.T, check string, cases []decideCase) {
 			c := checkOf(d, check)
 			if c.OK != tc.ok {
 				t.Errorf("%s ok = %v, want %v: %s", check, c.OK, tc.ok, c.Detail)
+			}
+			if tc.reason != "" && c.Reason != tc.reason {
+				t.Errorf("%s reason %q, want %q: %s", check, c.Reason, tc.reason, c.Detail)
 			}
 			if !strings.Contains(c.Detail, tc.detail) {
 				t.Errorf("%s detail\n%s\ndoes not contain\n%s", check, c.Detail, tc.detail)
@@ -640,14 +666,18 @@ func TestDecideIncidentClear(t *testing.T) {
 		w.hold(w.rsDE, w.rsFR)
 	}
 	runDecideCases(t, CheckIncidentClear, []decideCase{
-		{name: "no incident", ok: true, detail: "no open or contained incident of severity high or above names the consent issuer " +
+		{name: "no incident", ok: true, detail: "no open or contained incident of severity high or above names the consent issuer and sender " +
 			keyID(ctrlDE).String() + " or the recipient " + keyID(ctrlFR).String() + " (DE export rules block at high, FR import rules block at high)", noEv: true},
 		{name: "open, naming the recipient", setup: open(t0, SeverityHigh, ctrlFR),
 			ok: false, detail: `(high, open, notice `, ev: func(*world) *Record { return blocking }},
 		{name: "open, naming the consent issuer", setup: open(t0, SeverityCritical, ctrlDE),
 			ok: false, detail: "names the consent issuer", ev: func(*world) *Record { return blocking }},
 		{name: "open, naming both", setup: open(t0, SeverityHigh, ctrlDE, ctrlFR),
-			ok: false, detail: "names the consent issuer and the recipient"},
+			ok: false, detail: "names the consent issuer and sender and the recipient"},
+		{name: "open, naming a sender who is not the consent issuer", setup: func(w *world) {
+			w.req.Sender = keyID(otherCtrlDE).String()
+			open(t0, SeverityHigh, otherCtrlDE)(w)
+		}, ok: false, detail: "names the sender;", ev: func(*world) *Record { return blocking }},
 		{name: "contained", setup: func(w *world) {
 			blocking = notice(t, regDE, t0, StatusContained, SeverityHigh, []crypto.PrivKey{ctrlFR}, nil)
 			w.hold(blocking)
@@ -760,7 +790,7 @@ func TestDecideIncidentClear(t *testing.T) {
 		{name: "the recipient is the consent issuer", setup: func(w *world) {
 			w.req.To, w.req.Recipient = "DE", keyID(ctrlDE).String()
 			open(t0, SeverityHigh, ctrlDE)(w)
-		}, ok: false, detail: "names the consent issuer and recipient;"},
+		}, ok: false, detail: "names the consent issuer and sender and recipient;"},
 		{name: "two incidents, both listed", setup: func(w *world) {
 			w.hold(notice(t, regDE, t0, StatusOpen, SeverityHigh, []crypto.PrivKey{ctrlFR}, nil))
 			w.hold(incidentBy(t, regDE, t0, func(b *Incident) {

@@ -198,12 +198,15 @@
 //	consent         link   the consent relied on
 //	from            code   where the data leaves from
 //	to              code   where it goes
+//	sender          peer ID the platform that sends the data
 //	recipient       peer ID
 //	purpose         token
 //	categories      set    non-empty; biometric categories as in a consent
 //	tier            int    >= 0
 //	retention_days  int    >= 0
 //	at              ms     the decision time
+//	parent          map    optional: {receipt link, item int 0 to 999}, the decision
+//	                       that let the sender receive the data (tier 2 and above)
 //
 // # Decoding order
 //
@@ -276,8 +279,25 @@
 //	                      export condition true
 //	import.rules          to's ruleset in force, likewise with the import origins
 //	                      (from among them, or "*") and the import conditions
+//	sender.accredited     the sender holds a live controller role in from at at
 //	recipient.accredited  the recipient holds a live controller role in to at at
-//	incident.clear        no incident blocks the consent's issuer or the recipient
+//	lineage.parent        tiers 0 and 1: no parent; the sender is the consent's issuer;
+//	                      from is the consent's jurisdiction; at tier 0 the recipient is
+//	                      the sender. Tier 2 and above: a parent is named; its receipt
+//	                      and its decision block are held (a node asks member nodes for
+//	                      them first); item is one of the receipt's decisions; the
+//	                      receipt's issuer is a founding node of a recognised
+//	                      jurisdiction, or held a node accreditation live at the
+//	                      receipt's issued_at and not revoked at at; the parent's
+//	                      verdict is allow; its consent is this consent or one this
+//	                      consent amends (following supersedes, same issuer and
+//	                      subject); its recipient is this sender; its to is this from;
+//	                      its tier is this tier - 1; its at is not after this at; this
+//	                      purpose is its purpose; these categories are among its
+//	                      categories; and at + retention_days ends no later than its own
+//	                      (days of 86 400 000 ms)
+//	incident.clear        no incident blocks the consent's issuer, the sender or the
+//	                      recipient
 //
 // A jurisdiction's ruleset in force at at is, of the held rulesets its
 // authority issued with effective_from <= at and not revoked at at, the
@@ -306,7 +326,15 @@
 //	consent.scope         consent_not_held, purpose, category, tier, destination, retention
 //	export.rules          no_ruleset, destination, tier, purpose, retention, condition:<id>
 //	import.rules          no_ruleset, origin, tier, purpose, retention, condition:<id>
+//	sender.accredited     not_accredited
 //	recipient.accredited  not_accredited
+//	lineage.parent        tiers 0 and 1: unexpected_parent, consent_not_held (in place of
+//	                      the two conditions that read the consent), sender_not_issuer,
+//	                      origin, tier0_recipient; tier 2 and above: missing_parent,
+//	                      parent_not_held (the receipt or its block; also a parent that
+//	                      is no receipt), parent_item, parent_issuer, parent_denied,
+//	                      consent (consent_not_held when this consent is not held),
+//	                      recipient, route, tier, time, purpose, category, retention
 //	incident.clear        consent_not_held, blocked
 //
 // condition:<id> names the first condition (by its id) that is false,
@@ -317,7 +345,10 @@
 // reason and evidence, never the detail. The decision's evidence is every
 // record the checks relied on, sorted by binary CID without duplicates.
 // The view's order never shows: the same request and the same held
-// records give the same decision, byte for byte.
+// records give the same decision, byte for byte. lineage.parent's
+// evidence is the parent receipt (with the accreditation that made its
+// issuer a node); the parent's decision block is read through the view
+// (DecisionView.DecisionBlock).
 //
 // # Errors
 //
@@ -450,10 +481,14 @@
 // # Receipt bundles
 //
 // A receipt bundle (DESIGN.md §6) is a CAR v1 file that lets anyone
-// re-check a receipt offline, with the federation file alone: the
-// receipt, a manifest (the issuing node's checkpoint note, an inclusion
-// proof for every record, the consistency proof from the tree the
-// receipt names), and every record its decision read. The layout, the
+// re-check one decision of a receipt offline, with the federation file
+// alone: the receipt, a manifest (the issuing node's checkpoint note, an
+// inclusion proof for every record, the consistency proof from the tree
+// the receipt names, the ancestors' decision blocks), the decision block,
+// its ancestors' decision blocks, and every record the decision and its
+// ancestors read (the ancestors' receipts among them). Each ancestor is
+// re-checked on its own (lineage.ancestor, by depth) over the records
+// issued no later than its receipt. The layout, the
 // manifest's encoding and the steps of the check (CheckBundle, by stable
 // step IDs) are specified in the doc of type Bundle; ReadBundle refuses
 // every framing of the blocks but the one MarshalCAR writes. The check

@@ -161,6 +161,7 @@ func baseRequest() TransferRequest {
 		Consent:       LinkTo(fakeCID("a consent")),
 		From:          "DE",
 		To:            "FR",
+		Sender:        seedID(seedControllerDE).String(),
 		Recipient:     seedID(seedControllerFR).String(),
 		Purpose:       "research",
 		Categories:    []string{"face"},

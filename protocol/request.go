@@ -16,31 +16,45 @@ const MaxTransferRequestJSON = 64 << 10
 // transferRequestJSON is the JSON form of a transfer request (DESIGN.md
 // §8), in its field order.
 type transferRequestJSON struct {
-	Consent       string   `json:"consent"`
-	From          string   `json:"from"`
-	To            string   `json:"to"`
-	Recipient     string   `json:"recipient"`
-	Purpose       string   `json:"purpose"`
-	Categories    []string `json:"categories"`
-	Tier          int64    `json:"tier"`
-	RetentionDays int64    `json:"retention_days"`
-	At            string   `json:"at,omitempty"`
+	Consent       string           `json:"consent"`
+	From          string           `json:"from"`
+	To            string           `json:"to"`
+	Sender        string           `json:"sender"`
+	Recipient     string           `json:"recipient"`
+	Purpose       string           `json:"purpose"`
+	Categories    []string         `json:"categories"`
+	Tier          int64            `json:"tier"`
+	RetentionDays int64            `json:"retention_days"`
+	At            string           `json:"at,omitempty"`
+	Parent        *DecisionRefJSON `json:"parent,omitempty"`
+}
+
+// DecisionRefJSON is the JSON form of a DecisionRef: {"receipt": CID,
+// "item": int}.
+type DecisionRefJSON struct {
+	Receipt string `json:"receipt"`
+	Item    int64  `json:"item"`
 }
 
 // requestFields are the fields of the JSON form, required ones first, in
 // the order errors report them.
-var requestFields = []string{"consent", "from", "to", "recipient", "purpose", "categories", "tier", "retention_days", "at"}
+var requestFields = []string{"consent", "from", "to", "sender", "recipient", "purpose", "categories", "tier", "retention_days", "at", "parent"}
+
+// optionalField reports whether a field of the JSON form may be left out.
+func optionalField(f string) bool { return f == "at" || f == "parent" }
 
 // ParseTransferRequestJSON parses the JSON form of a transfer request,
 // the body of POST /v1/transfers/verify (DESIGN.md §8):
 //
-//	{"consent": "bafy...", "from": "DE", "to": "FR", "recipient": "12D3KooW...",
-//	 "purpose": "research", "categories": ["face"], "tier": 1,
-//	 "retention_days": 90, "at": "2026-11-24T10:00:00Z"}
+//	{"consent": "bafy...", "from": "DE", "to": "FR", "sender": "12D3KooW...",
+//	 "recipient": "12D3KooW...", "purpose": "research", "categories": ["face"],
+//	 "tier": 1, "retention_days": 90, "at": "2026-11-24T10:00:00Z",
+//	 "parent": {"receipt": "bafy...", "item": 0}}
 //
-// Every field but at is required. at is an RFC 3339 time, kept to the
-// millisecond; when it is absent the request's At is 0, for the caller to
-// fill with its clock. categories may come in any order: they are sorted,
+// Every field but at and parent is required. at is an RFC 3339 time, kept
+// to the millisecond; when it is absent the request's At is 0, for the
+// caller to fill with its clock. parent, when given, has exactly its two
+// fields. categories may come in any order: they are sorted,
 // as the request's canonical form requires.
 //
 // Errors are *Error naming the field: CodeMalformed for what is not one
@@ -96,7 +110,7 @@ func parseTransferRequestStream(b []byte) (*TransferRequest, error) {
 		return nil, errf(CodeMalformed, "", "trailing data after the request")
 	}
 	for _, f := range requestFields {
-		if f != "at" && !seen[f] {
+		if !optionalField(f) && !seen[f] {
 			return nil, errf(CodeMalformed, f, "missing field")
 		}
 	}
@@ -118,21 +132,19 @@ func parseTransferRequestFast(b []byte) (*TransferRequest, bool) {
 		return nil, false // not an object, or a field given twice
 	}
 	var t TransferRequest
+	known := 0
 	for _, f := range requestFields {
 		raw, ok := fields[f]
 		if !ok {
-			if f == "at" {
+			if optionalField(f) {
 				continue
 			}
 			return nil, false
 		}
+		known++
 		if t.setJSONField(f, raw) != nil {
 			return nil, false
 		}
-	}
-	known := len(requestFields)
-	if _, ok := fields["at"]; !ok {
-		known--
 	}
 	if len(fields) != known {
 		return nil, false // an unknown field
@@ -206,6 +218,8 @@ func (t *TransferRequest) setJSONField(key string, raw json.RawMessage) error {
 		return str(&t.From)
 	case "to":
 		return str(&t.To)
+	case "sender":
+		return str(&t.Sender)
 	case "recipient":
 		return str(&t.Recipient)
 	case "purpose":
@@ -231,8 +245,37 @@ func (t *TransferRequest) setJSONField(key string, raw json.RawMessage) error {
 		if t.At < 0 {
 			return invalid(key, "before 1970")
 		}
+	case "parent":
+		ref, err := parseDecisionRefJSON(raw)
+		if err != nil {
+			return err
+		}
+		t.Parent = ref
 	}
 	return nil
+}
+
+// parseDecisionRefJSON parses {"receipt": CID, "item": int}: both fields,
+// nothing else.
+func parseDecisionRefJSON(raw json.RawMessage) (*DecisionRef, error) {
+	const field = "parent"
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var v struct {
+		Receipt *string `json:"receipt"`
+		Item    *int64  `json:"item"`
+	}
+	if err := dec.Decode(&v); err != nil {
+		return nil, errf(CodeMalformed, field, "want {\"receipt\": CID, \"item\": integer}: %v", err)
+	}
+	if objectMembers(raw) != 2 || v.Receipt == nil || v.Item == nil {
+		return nil, errf(CodeMalformed, field, "want exactly the fields receipt and item")
+	}
+	c, err := ParseCID(*v.Receipt)
+	if err != nil {
+		return nil, withField(err, field+".receipt")
+	}
+	return &DecisionRef{Receipt: LinkTo(c), Item: *v.Item}, nil
 }
 
 // JSON is the request's JSON form, as ParseTransferRequestJSON reads it;
@@ -241,6 +284,7 @@ func (t *TransferRequest) JSON() ([]byte, error) {
 	v := transferRequestJSON{
 		From:          t.From,
 		To:            t.To,
+		Sender:        t.Sender,
 		Recipient:     t.Recipient,
 		Purpose:       t.Purpose,
 		Categories:    t.Categories,
@@ -255,6 +299,9 @@ func (t *TransferRequest) JSON() ([]byte, error) {
 	}
 	if t.At != 0 {
 		v.At = fmtTime(t.At)
+	}
+	if p := t.Parent; p != nil {
+		v.Parent = &DecisionRefJSON{Receipt: p.Receipt.String(), Item: p.Item}
 	}
 	return json.Marshal(v)
 }

@@ -12,7 +12,7 @@ import (
 // (old, new pairs).
 func requestJSON(repl ...string) string {
 	req := baseRequest()
-	s := `{"consent": "` + req.Consent.String() + `", "from": "DE", "to": "FR", "recipient": "` + req.Recipient + `",
+	s := `{"consent": "` + req.Consent.String() + `", "from": "DE", "to": "FR", "sender": "` + req.Sender + `", "recipient": "` + req.Recipient + `",
  "purpose": "research", "categories": ["face"], "tier": 1, "retention_days": 90, "at": "2026-11-24T10:00:00Z"}`
 	return strings.NewReplacer(repl...).Replace(s)
 }
@@ -34,7 +34,10 @@ func TestParseTransferRequestJSON(t *testing.T) {
 		{"categories sorted", requestJSON(`["face"]`, `["iris", "face"]`), "", "", func(r *TransferRequest) { r.Categories = []string{"face", "iris"} }},
 		{"tier 0", requestJSON(`"tier": 1`, `"tier": 0`), "", "", func(r *TransferRequest) { r.Tier = 0 }},
 		{"fields in any order", `{"tier": 1, "at": "2026-11-24T10:00:00Z", "retention_days": 90, "categories": ["face"], "purpose": "research", "recipient": "` +
-			base.Recipient + `", "to": "FR", "from": "DE", "consent": "` + base.Consent.String() + `"}`, "", "", nil},
+			base.Recipient + `", "to": "FR", "from": "DE", "sender": "` + base.Sender + `", "consent": "` + base.Consent.String() + `"}`, "", "", nil},
+		{"with a parent", requestJSON(`"tier": 1`, `"tier": 2, "parent": {"item": 3, "receipt": "`+base.Consent.String()+`"}`), "", "", func(r *TransferRequest) {
+			r.Tier, r.Parent = 2, &DecisionRef{Receipt: base.Consent, Item: 3}
+		}},
 
 		{"not an object", `["consent"]`, CodeMalformed, "", nil},
 		{"not JSON", `{"consent": `, CodeMalformed, "consent", nil},
@@ -46,6 +49,16 @@ func TestParseTransferRequestJSON(t *testing.T) {
 		{"duplicate field", requestJSON(`"tier": 1`, `"tier": 1, "tier": 2`), CodeMalformed, "tier", nil},
 		{"missing field", requestJSON(`"purpose": "research",`, ""), CodeMalformed, "purpose", nil},
 		{"missing tier", requestJSON(`"tier": 1,`, ""), CodeMalformed, "tier", nil},
+		{"missing sender", requestJSON(`"sender": "`+base.Sender+`",`, ""), CodeMalformed, "sender", nil},
+		{"parent not an object", requestJSON(`"tier": 1`, `"tier": 2, "parent": "`+base.Consent.String()+`"`), CodeMalformed, "parent", nil},
+		{"parent null", requestJSON(`"tier": 1`, `"tier": 2, "parent": null`), CodeMalformed, "parent", nil},
+		{"parent without item", requestJSON(`"tier": 1`, `"tier": 2, "parent": {"receipt": "`+base.Consent.String()+`"}`), CodeMalformed, "parent", nil},
+		{"parent with another field", requestJSON(`"tier": 1`, `"tier": 2, "parent": {"receipt": "`+base.Consent.String()+`", "item": 0, "tier": 1}`), CodeMalformed, "parent", nil},
+		{"parent field twice", requestJSON(`"tier": 1`, `"tier": 2, "parent": {"receipt": "`+base.Consent.String()+`", "item": 0, "item": 1}`), CodeMalformed, "parent", nil},
+		{"parent receipt not canonical", requestJSON(`"tier": 1`, `"tier": 2, "parent": {"receipt": "`+offByUnusedBits(base.Consent.String())+`", "item": 0}`), CodeBadCID, "parent.receipt", nil},
+		{"parent item negative", requestJSON(`"tier": 1`, `"tier": 2, "parent": {"receipt": "`+base.Consent.String()+`", "item": -1}`), CodeInvalidBody, "parent.item", nil},
+		{"parent item beyond a receipt", requestJSON(`"tier": 1`, `"tier": 2, "parent": {"receipt": "`+base.Consent.String()+`", "item": 1000}`), CodeInvalidBody, "parent.item", nil},
+		{"bad sender", requestJSON(base.Sender, "12D3KooWnotapeer"), CodeInvalidBody, "sender", nil},
 		{"null", requestJSON(`"tier": 1`, `"tier": null`), CodeMalformed, "tier", nil},
 		{"tier as a string", requestJSON(`"tier": 1`, `"tier": "1"`), CodeMalformed, "tier", nil},
 		{"tier as a fraction", requestJSON(`"tier": 1`, `"tier": 1.5`), CodeMalformed, "tier", nil},
@@ -95,7 +108,7 @@ func TestTransferRequestJSONRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"consent":"` + req.Consent.String() + `","from":"DE","to":"FR","recipient":"` + req.Recipient +
+	want := `{"consent":"` + req.Consent.String() + `","from":"DE","to":"FR","sender":"` + req.Sender + `","recipient":"` + req.Recipient +
 		`","purpose":"research","categories":["face"],"tier":1,"retention_days":30,"at":"` + time.UnixMilli(req.At).UTC().Format(time.RFC3339) + `"}`
 	if string(b) != want {
 		t.Errorf("JSON:\n got %s\nwant %s", b, want)
@@ -108,8 +121,16 @@ func TestTransferRequestJSONRoundTrip(t *testing.T) {
 		t.Errorf("round trip: %+v, want %+v", *got, req)
 	}
 	req.At = 0
-	if b, _ := req.JSON(); bytes.Contains(b, []byte(`"at"`)) {
-		t.Errorf("at 0 is written: %s", b)
+	if b, _ := req.JSON(); bytes.Contains(b, []byte(`"at"`)) || bytes.Contains(b, []byte(`"parent"`)) {
+		t.Errorf("at 0 or no parent is written: %s", b)
+	}
+	req.At, req.Tier, req.Parent = t0, 2, &DecisionRef{Receipt: req.Consent, Item: 7}
+	b, _ = req.JSON()
+	if !bytes.HasSuffix(b, []byte(`,"parent":{"receipt":"`+req.Consent.String()+`","item":7}}`)) {
+		t.Errorf("parent: %s", b)
+	}
+	if got, err := ParseTransferRequestJSON(b); err != nil || !reflect.DeepEqual(*got, req) {
+		t.Errorf("round trip with a parent: %+v %v, want %+v", got, err, req)
 	}
 }
 
@@ -124,6 +145,7 @@ func FuzzParseTransferRequestJSON(f *testing.F) {
 	f.Add([]byte(requestJSON(`"tier": 1`, `"tier": 1, "tier": 2`)))
 	f.Add([]byte(requestJSON(`"tier": 1`, `"tier": -1`)))
 	f.Add([]byte(requestJSON("10:00:00Z", "11:00:00.5+01:00")))
+	f.Add([]byte(requestJSON(`"tier": 1`, `"tier": 2, "parent": {"receipt": "bafyreia3ghrigh6dovivuil25wbuaygzm3sm7o7xxikdw5bgwyqtcdfkau", "item": 0}`)))
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"consent": null}`))
 	f.Add([]byte(`[1, 2]`))

@@ -62,12 +62,20 @@ func (r *Ruleset) rules(s Side) (*Rules, bool) {
 type celTransfer struct {
 	From          string    `cel:"from"`
 	To            string    `cel:"to"`
+	Sender        string    `cel:"sender"`
 	Recipient     string    `cel:"recipient"`
 	Purpose       string    `cel:"purpose"`
 	Categories    []string  `cel:"categories"`
 	Tier          int64     `cel:"tier"`
 	RetentionDays int64     `cel:"retention_days"`
 	At            time.Time `cel:"at"`
+	// Parent is the parent decision; its receipt is "" when there is none.
+	Parent celParent `cel:"parent"`
+}
+
+type celParent struct {
+	Receipt string `cel:"receipt"`
+	Item    int64  `cel:"item"`
 }
 
 type celConsent struct {
@@ -94,7 +102,7 @@ const (
 // then shared (a cel.Env is safe for concurrent use).
 var ruleEnv = sync.OnceValues(func() (*cel.Env, error) {
 	return cel.NewEnv(
-		ext.NativeTypes(reflect.TypeFor[celTransfer](), reflect.TypeFor[celConsent](), ext.ParseStructTags(true)),
+		ext.NativeTypes(reflect.TypeFor[celTransfer](), reflect.TypeFor[celParent](), reflect.TypeFor[celConsent](), ext.ParseStructTags(true)),
 		cel.Variable("transfer", cel.ObjectType(celTransferType)),
 		cel.Variable("consent", cel.ObjectType(celConsentType)),
 		cel.Variable("now", cel.TimestampType),
@@ -246,6 +254,7 @@ func newRuleVars(req *TransferRequest, consent *Record, issuer string) *RuleVars
 		transfer: &celTransfer{
 			From:          req.From,
 			To:            req.To,
+			Sender:        req.Sender,
 			Recipient:     req.Recipient,
 			Purpose:       req.Purpose,
 			Categories:    slices.Clone(req.Categories),
@@ -254,6 +263,9 @@ func newRuleVars(req *TransferRequest, consent *Record, issuer string) *RuleVars
 			At:            now,
 		},
 		now: types.Timestamp{Time: now},
+	}
+	if p := req.Parent; p != nil {
+		v.transfer.Parent = celParent{Receipt: p.Receipt.String(), Item: p.Item}
 	}
 	if consent != nil {
 		if c, ok := consent.Consent(); ok {

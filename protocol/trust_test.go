@@ -18,7 +18,8 @@ type fakeView struct {
 	records     map[cid.Cid]*Record
 	accs        map[peer.ID][]*Record // accreditations by subject
 	backlinks   map[cid.Cid][]*Record // records by the CIDs they link to
-	err         error                 // when set, every lookup fails with it
+	blocks      map[cid.Cid]*DecisionBlock
+	err         error // when set, every lookup fails with it
 }
 
 func newFakeView() *fakeView {
@@ -28,6 +29,7 @@ func newFakeView() *fakeView {
 		records:     map[cid.Cid]*Record{},
 		accs:        map[peer.ID][]*Record{},
 		backlinks:   map[cid.Cid][]*Record{},
+		blocks:      map[cid.Cid]*DecisionBlock{},
 	}
 }
 

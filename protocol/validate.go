@@ -439,6 +439,7 @@ func (t *TransferRequest) Validate(field string) error {
 		checkLink(p("consent"), t.Consent),
 		checkJurisdiction(p("from"), t.From),
 		checkJurisdiction(p("to"), t.To),
+		checkPeerID(p("sender"), t.Sender),
 		checkPeerID(p("recipient"), t.Recipient),
 		checkToken(p("purpose"), t.Purpose),
 		nonEmpty(p("categories"), t.Categories),
@@ -446,5 +447,20 @@ func (t *TransferRequest) Validate(field string) error {
 		nonNegative(p("tier"), t.Tier),
 		nonNegative(p("retention_days"), t.RetentionDays),
 		nonNegative(p("at"), t.At),
+		t.Parent.validate(p("parent")),
 	)
+}
+
+// validate checks a parent reference; a nil one is valid (none).
+func (r *DecisionRef) validate(field string) error {
+	if r == nil {
+		return nil
+	}
+	if err := checkLink(joinPath(field, "receipt"), r.Receipt); err != nil {
+		return err
+	}
+	if r.Item < 0 || r.Item >= MaxDecisions {
+		return invalid(joinPath(field, "item"), "%d: a receipt's decisions are numbered 0 to %d", r.Item, MaxDecisions-1)
+	}
+	return nil
 }

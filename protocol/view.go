@@ -30,6 +30,7 @@ type RecordView struct {
 	// keep, when set, hides the records it refuses.
 	keep    func(*Record) (bool, error)
 	records map[cid.Cid]*Record
+	blocks  map[cid.Cid]*DecisionBlock
 	answers map[Question][]*Record
 	// record, when set, lists every record returned, in first-return
 	// order.
@@ -121,7 +122,31 @@ func ReadThrough(base DecisionView, cache AnswerCache) *RecordView {
 }
 
 func newRecordView(anchors Anchors) *RecordView {
-	return &RecordView{anchors: anchors, records: map[cid.Cid]*Record{}, answers: map[Question][]*Record{}}
+	return &RecordView{anchors: anchors, records: map[cid.Cid]*Record{}, blocks: map[cid.Cid]*DecisionBlock{}, answers: map[Question][]*Record{}}
+}
+
+// AddBlock adds a decision block to the view, under its CID c (which the
+// caller has checked).
+func (v *RecordView) AddBlock(c cid.Cid, b *DecisionBlock) { v.blocks[c] = b }
+
+// DecisionBlock returns a block added to the view, or reads it through
+// the base and remembers it.
+func (v *RecordView) DecisionBlock(c cid.Cid) (*DecisionBlock, error) {
+	if b, ok := v.blocks[c]; ok {
+		return b, nil
+	}
+	if v.base == nil {
+		return nil, ErrNotHeld
+	}
+	b, err := v.base.DecisionBlock(c)
+	if err != nil {
+		if !errors.Is(err, ErrNotHeld) {
+			v.fail(err)
+		}
+		return nil, err
+	}
+	v.blocks[c] = b
+	return b, nil
 }
 
 // Keep restricts the view to the records keep accepts, and makes it

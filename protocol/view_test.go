@@ -27,6 +27,10 @@ func (c *countingView) LinkedFrom(l cid.Cid, kinds ...Kind) ([]*Record, error) {
 
 func (c *countingView) RulesetsOf(string) ([]*Record, error)          { c.asked++; return nil, nil }
 func (c *countingView) IncidentsAffecting(peer.ID) ([]*Record, error) { c.asked++; return nil, nil }
+func (c *countingView) DecisionBlock(cid.Cid) (*DecisionBlock, error) {
+	c.asked++
+	return nil, ErrNotHeld
+}
 
 type mapCache map[Question][]*Record
 

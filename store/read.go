@@ -31,28 +31,6 @@ func (s *Store) Get(c cid.Cid) (*protocol.Record, error) {
 	return r, err
 }
 
-// GetBlock returns the block with CID c (a receipt's decision block,
-// PutReceipt), or ErrNotFound.
-func (s *Store) GetBlock(c cid.Cid) ([]byte, error) {
-	if err := s.enter(); err != nil {
-		return nil, err
-	}
-	defer s.leave()
-	var b []byte
-	err := s.view(func(txn *badger.Txn) error {
-		item, err := txn.Get(blockKey(c))
-		if err != nil {
-			return notFound(err)
-		}
-		b, err = item.ValueCopy(nil)
-		return err
-	})
-	if err != nil {
-		return nil, wrapRead(c, err)
-	}
-	return b, nil
-}
-
 // GetBytes returns the encoding of the record with CID c, or ErrNotFound.
 // Like Record.Bytes, the slice may be shared: do not modify it.
 func (s *Store) GetBytes(c cid.Cid) ([]byte, error) {

@@ -20,7 +20,7 @@ func (s *signer) receiptOf(tb testing.TB, consents ...*protocol.Record) (*protoc
 	var links []cid.Cid
 	for i, c := range consents {
 		b := &protocol.DecisionBlock{
-			Request: protocol.TransferRequest{Consent: protocol.LinkTo(c.CID()), From: "DE", To: "FR", Recipient: s.id.String(),
+			Request: protocol.TransferRequest{Consent: protocol.LinkTo(c.CID()), From: "DE", To: "FR", Sender: s.id.String(), Recipient: s.id.String(),
 				Purpose: "research", Categories: []string{"face"}, Tier: 1, RetentionDays: int64(i), At: 1},
 			Verdict:  protocol.VerdictAllow,
 			Checks:   []protocol.Check{{ID: protocol.CheckConsentKnown, OK: true, Detail: fmt.Sprint(i)}},
@@ -81,6 +81,59 @@ func TestPutReceipt(t *testing.T) {
 	}
 	if _, err := s.PutReceipt(ctx, rc, [][]byte{{0xa0}}); err == nil {
 		t.Error("PutReceipt took a block that is not a decision")
+	}
+}
+
+// TestPutBlocks: blocks of a held receipt, fetched for a lineage, are
+// stored durably and read back; blocks that are not the receipt's, and
+// blocks of a record that is no receipt or not held, are refused.
+func TestPutBlocks(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sg := newSigner(t)
+	a := sg.consent(t, "DE")
+	rc, blocks := sg.receiptOf(t, a, a)
+	other, otherBlocks := sg.receiptOf(t, sg.consent(t, "DE"))
+	if _, err := s.PutMany(ctx, []*protocol.Record{a, rc}); err != nil { // a receipt as another node's arrives: alone
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		receipt cid.Cid
+		blocks  [][]byte
+	}{
+		{"a block of another receipt", rc.CID(), otherBlocks},
+		{"not a decision block", rc.CID(), [][]byte{{0xa0}}},
+		{"a receipt not held", other.CID(), otherBlocks},
+		{"not a receipt", a.CID(), blocks[:1]},
+	} {
+		if err := s.PutBlocks(ctx, c.receipt, c.blocks); err == nil {
+			t.Errorf("%s: stored", c.name)
+		}
+	}
+	body, _ := rc.Receipt()
+	if _, err := s.GetBlock(body.Decisions[1].Cid); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("before PutBlocks: %v", err)
+	}
+	if err := s.PutBlocks(ctx, rc.CID(), blocks[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutBlocks(ctx, rc.CID(), blocks); err != nil { // one held already
+		t.Fatal(err)
+	}
+	s = reopen(t, s, dir)
+	defer s.Close()
+	for i, l := range body.Decisions {
+		if got, err := s.GetBlock(l.Cid); err != nil || string(got) != string(blocks[i]) {
+			t.Errorf("decision %d: %v", i, err)
+		}
+	}
+	if _, err := s.GetBlock(protocol.RecordCID(otherBlocks[0])); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a refused block is held: %v", err)
 	}
 }
 

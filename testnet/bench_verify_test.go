@@ -45,7 +45,7 @@ func BenchmarkDecide(b *testing.B) {
 // requestJSON is the HTTP form of a transfer request.
 func requestJSON(req protocol.TransferRequest) []byte {
 	b, _ := json.Marshal(map[string]any{
-		"consent": req.Consent.String(), "from": req.From, "to": req.To, "recipient": req.Recipient,
+		"consent": req.Consent.String(), "from": req.From, "to": req.To, "sender": req.Sender, "recipient": req.Recipient,
 		"purpose": req.Purpose, "categories": req.Categories, "tier": req.Tier, "retention_days": req.RetentionDays,
 	})
 	return b

@@ -84,8 +84,8 @@ func TestProcesses(t *testing.T) {
 	}
 
 	// The FR node answers a verify for a transfer DE -> FR.
-	req := fmt.Sprintf(`{"consent":%q,"from":"DE","to":"FR","recipient":%q,"purpose":"research","categories":["face"],"tier":1,"retention_days":30}`,
-		consent.CID().String(), recipient.String())
+	req := fmt.Sprintf(`{"consent":%q,"from":"DE","to":"FR","sender":%q,"recipient":%q,"purpose":"research","categories":["face"],"tier":1,"retention_days":30}`,
+		consent.CID().String(), consent.Issuer().String(), recipient.String())
 	status, body, err := fr.Do(ctx, http.MethodPost, "/v1/transfers/verify", "application/json", []byte(req))
 	if err != nil || status != http.StatusOK {
 		t.Fatalf("verify: %d %s %v", status, body, err)

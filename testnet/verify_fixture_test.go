@@ -76,7 +76,7 @@ func newTransferWorld(tb testing.TB, opts Options) *transferWorld {
 		}
 	}
 	w.request = protocol.TransferRequest{
-		Consent: protocol.LinkTo(w.consent.CID()), From: "DE", To: "BR", Recipient: w.recipient.ID.String(),
+		Consent: protocol.LinkTo(w.consent.CID()), From: "DE", To: "BR", Sender: w.consent.Issuer().String(), Recipient: w.recipient.ID.String(),
 		Purpose: "research", Categories: []string{"face"}, Tier: 1, RetentionDays: 30,
 	}
 	return w

@@ -86,7 +86,7 @@ type demo struct {
 	step      int
 	published int
 	parties   map[string]*testnet.Party
-	// audited is the first allowed decision, for the auditor's step.
+	// audited is the allowed resale, for the auditor's step.
 	audited struct {
 		m       *testnet.Member
 		receipt cid.Cid
@@ -98,6 +98,10 @@ type demo struct {
 	amended  *protocol.Record
 	incident *protocol.Incident
 	allowed  protocol.TransferRequest
+	// The resale chain: the tier-1 and tier-2 decisions, and the tier-2
+	// request.
+	tier1, tier2 protocol.DecisionRef
+	resale       protocol.TransferRequest
 }
 
 func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.w, format+"\n", args...) }
@@ -123,7 +127,7 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for _, act := range []func(context.Context) error{
-		d.accredit, d.publishRules, d.giveConsent, d.reportBreach, d.askTransfers,
+		d.accredit, d.publishRules, d.giveConsent, d.reportBreach, d.askTransfers, d.resell,
 		d.withdrawConsent, d.fileRedNotice,
 		func(context.Context) error {
 			d.title("An auditor re-checks a receipt offline, from its bundle and the federation file alone")
@@ -177,6 +181,8 @@ func (d *demo) accredit(wctx context.Context) error {
 		{"nordlicht", "DE", "Nordlicht Biometrik GmbH", []protocol.Role{protocol.RoleController}},
 		{"lumiere", "FR", "Lumière Analytics SAS", []protocol.Role{protocol.RoleController}},
 		{"riovision", "BR", "Rio Vision Ltda.", []protocol.Role{protocol.RoleController}},
+		{"sudeste", "BR", "Sudeste Dados S.A.", []protocol.Role{protocol.RoleController}},
+		{"mercado", "BR", "Mercado Visão Ltda.", []protocol.Role{protocol.RoleController}},
 		{"fr-regulator", "FR", "FR incident desk", []protocol.Role{protocol.RoleRegulator}},
 	} {
 		party, err := net.NewParty(wctx, p.j, p.name, p.roles...)
@@ -231,10 +237,11 @@ func (d *demo) giveConsent(wctx context.Context) error {
 		return err
 	}
 
-	d.title("The person amends the consent: Brazil and the US too, and security research")
+	d.title("The person amends the consent: Brazil and the US too, security research, and resale up to tier 3")
 	amended := *consent
 	amended.Destinations = []string{"BR", "FR", "US"}
 	amended.Purposes = []string{"research", "security"}
+	amended.MaxTier = 3
 	amended.Supersedes = protocol.LinkPtr(c1.CID())
 	c2, err := testnet.Sign(nord.Key, &amended)
 	if err != nil {
@@ -287,13 +294,15 @@ func (d *demo) askTransfers(wctx context.Context) error {
 	d.title("Platforms ask their nodes whether transfers may go ahead")
 	rio := d.parties["riovision"]
 	base := protocol.TransferRequest{
-		Consent: protocol.LinkTo(c2.CID()), From: "DE", To: "BR", Recipient: rio.ID.String(),
+		Consent: protocol.LinkTo(c2.CID()), From: "DE", To: "BR", Sender: d.parties["nordlicht"].ID.String(), Recipient: rio.ID.String(),
 		Purpose: "research", Categories: []string{"face"}, Tier: 1, RetentionDays: 60,
 	}
 	allowed := base
-	if err := d.verify(wctx, "Nordlicht → Rio Vision (BR), research, tier 1, 60 days", allowed, "DE", "BR"); err != nil {
+	v, err := d.verify(wctx, "Nordlicht → Rio Vision (BR), research, tier 1, 60 days", allowed, "DE", "BR")
+	if err != nil {
 		return err
 	}
+	d.tier1 = protocol.DecisionRef{Receipt: protocol.LinkTo(v.Receipt.CID()), Item: int64(v.Item)}
 	marketing := base
 	marketing.Purpose = "marketing"
 	tier2 := base
@@ -307,16 +316,66 @@ func (d *demo) askTransfers(wctx context.Context) error {
 		req  protocol.TransferRequest
 	}{
 		{"the same, for marketing", marketing},
-		{"the same, resold at tier 2", tier2},
+		{"the same, as a tier-2 resale that names no parent decision", tier2},
 		{"to the US, which DE's export rules do not name", us},
 		{"to Lumière (FR), under the open breach", toLumiere},
 	} {
-		if err := d.verify(wctx, c.what, c.req, "DE"); err != nil {
+		if _, err := d.verify(wctx, c.what, c.req, "DE"); err != nil {
 			return err
 		}
 	}
 
 	d.allowed = allowed
+	return nil
+}
+
+// resell follows the data from tier to tier: each resale names the
+// decision through which its seller received the data, and stays within
+// it; the node of the resale fetches the lineage it lacks from members.
+func (d *demo) resell(wctx context.Context) error {
+	rio, sudeste, mercado := d.parties["riovision"], d.parties["sudeste"], d.parties["mercado"]
+	br := d.net.NodeOf("BR")
+	d.title("The data is resold from tier to tier; each resale names the decision it comes from")
+	tier2 := protocol.TransferRequest{
+		Consent: protocol.LinkTo(d.amended.CID()), From: "BR", To: "BR", Sender: rio.ID.String(), Recipient: sudeste.ID.String(),
+		Purpose: "research", Categories: []string{"face"}, Tier: 2, RetentionDays: 45, Parent: &d.tier1,
+	}
+	held, err := br.Store().Has(d.tier1.Receipt.Cid)
+	if err != nil {
+		return err
+	}
+	v2, err := d.verify(wctx, "Rio Vision → Sudeste Dados (BR), research, tier 2, 45 days, parent: the tier-1 decision", tier2, "BR")
+	if err != nil {
+		return err
+	}
+	if !v2.Decision.Allowed() {
+		return fmt.Errorf("demo: the tier-2 resale is denied")
+	}
+	if now, err := br.Store().Has(d.tier1.Receipt.Cid); err == nil && now && !held {
+		d.say("      the BR node fetched the parent decision (receipt %s and its block) from the DE node", short(d.tier1.Receipt.String()))
+	}
+	d.tier2 = protocol.DecisionRef{Receipt: protocol.LinkTo(v2.Receipt.CID()), Item: int64(v2.Item)}
+	d.audited.m, d.audited.receipt, d.audited.item = br, v2.Receipt.CID(), v2.Item
+
+	tier3 := tier2
+	tier3.Sender, tier3.Recipient, tier3.Tier, tier3.RetentionDays, tier3.Parent = sudeste.ID.String(), mercado.ID.String(), 3, 30, &d.tier2
+	wider := tier3
+	wider.Purpose = "security" // the consent allows it, the parent decision did not
+	if _, err := d.verify(wctx, "Sudeste Dados → Mercado Visão (BR), tier 3, for security research: wider than its parent's purpose", wider, "BR"); err != nil {
+		return err
+	}
+	denied := tier2
+	denied.RetentionDays = 400 // over the consent's 90 days
+	vd, err := d.verify(wctx, "Rio Vision → Sudeste Dados, tier 2, kept 400 days", denied, "BR")
+	if err != nil {
+		return err
+	}
+	underDenied := tier3
+	underDenied.Parent = &protocol.DecisionRef{Receipt: protocol.LinkTo(vd.Receipt.CID()), Item: int64(vd.Item)}
+	if _, err := d.verify(wctx, "Sudeste Dados → Mercado Visão, tier 3, naming that denied decision as its parent", underDenied, "BR"); err != nil {
+		return err
+	}
+	d.resale = tier2
 	return nil
 }
 
@@ -332,7 +391,10 @@ func (d *demo) withdrawConsent(wctx context.Context) error {
 		return err
 	}
 
-	if err := d.verify(wctx, "Nordlicht → Rio Vision again, after the withdrawal", allowed, "DE", "BR"); err != nil {
+	if _, err := d.verify(wctx, "Nordlicht → Rio Vision again, after the withdrawal", allowed, "DE", "BR"); err != nil {
+		return err
+	}
+	if _, err := d.verify(wctx, "Rio Vision → Sudeste Dados again: the resale falls with the consent", d.resale, "BR"); err != nil {
 		return err
 	}
 
@@ -439,26 +501,23 @@ func fmtDur(t time.Duration) string {
 // verify asks the nodes of the given jurisdictions to decide req and
 // narrates the verdict: every check when it allows, the failing ones when
 // it denies, and whether the nodes agree.
-func (d *demo) verify(ctx context.Context, what string, req protocol.TransferRequest, on ...string) error {
+func (d *demo) verify(ctx context.Context, what string, req protocol.TransferRequest, on ...string) (*service.Verdict, error) {
 	var first *service.Verdict
 	var agree []string
 	for _, j := range on {
 		req.At = 0
 		v, err := d.net.NodeOf(j).Services().Verify.Verify(ctx, req)
 		if err != nil {
-			return fmt.Errorf("%s: %w", what, err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		if first == nil {
 			first = v
 		} else if diff := first.Decision.Diff(v.Block); diff != "" {
-			return fmt.Errorf("%s: the %s node decided differently from the %s node: %s", what, j, on[0], diff)
+			return nil, fmt.Errorf("%s: the %s node decided differently from the %s node: %s", what, j, on[0], diff)
 		}
 		agree = append(agree, j)
 	}
 	dec := first.Decision
-	if dec.Verdict == protocol.VerdictAllow && d.audited.m == nil {
-		d.audited.m, d.audited.receipt, d.audited.item = d.net.NodeOf(on[0]), first.Receipt.CID(), first.Item
-	}
 	d.say("    %s", what)
 	verdict := strings.ToUpper(dec.Verdict)
 	d.say("      %s — receipt %s signed by the %s node", verdict, short(first.Receipt.CID().String()), on[0])
@@ -468,16 +527,17 @@ func (d *demo) verify(ctx context.Context, what string, req protocol.TransferReq
 		}
 	}
 	if dec.Verdict == protocol.VerdictAllow {
-		d.say("      all %d checks pass (consent, issuer, liveness, scope, export and import rules, recipient, incidents)", len(dec.Checks))
+		d.say("      all %d checks pass (consent, issuer, liveness, scope, export and import rules, sender, recipient, lineage, incidents)", len(dec.Checks))
 	}
 	if len(agree) > 1 {
 		d.say("      the %s nodes give the same verdict and checks", strings.Join(agree, " and "))
 	}
-	return nil
+	return first, nil
 }
 
-// audit fetches the bundle of the first allowed receipt, checks it as
-// entente receipt check does, then checks a copy with one byte changed.
+// audit fetches the bundle of the allowed resale, checks it as entente
+// receipt check does, then checks a copy with one byte of its parent
+// decision changed.
 func (d *demo) audit() error {
 	m, c := d.audited.m, d.audited.receipt
 	b, err := m.Services().Verify.Bundle(c, d.audited.item)
@@ -502,10 +562,20 @@ func (d *demo) audit() error {
 	d.say("    the %s node's bundle for receipt %s: %d bytes, %d blocks (CAR v1)", m.Jurisdiction(), short(c.String()), len(car), len(b.Blocks))
 	d.say("    every step holds: %s", strings.Join(ids, ", "))
 	d.say("    the decision recomputed from the bundle: %s, the same %d checks", strings.ToUpper(rep.Decision.Verdict), len(rep.Decision.Checks))
-	bad := bytes.Clone(car)
-	bad[len(bad)/2] ^= 0x01
+	for _, st := range rep.Steps {
+		if st.ID == protocol.StepAncestor {
+			d.say("    the lineage holds at %s", st.Detail)
+		}
+	}
+	// One byte changed in the decision the resale comes from.
+	bad, what := bytes.Clone(car), "one byte"
+	at := len(bad) / 2
+	if m := rep.Manifest; len(m.Lineage) > 0 {
+		at, what = bytes.Index(bad, b.Blocks[3].Data)+len(b.Blocks[3].Data)/2, "one byte of the parent decision"
+	}
+	bad[at] ^= 0x01
 	if failed, ok := protocol.CheckBundleCAR(bad, trust).FirstFailure(); ok {
-		d.say("    with one byte changed it fails at %s: %s", failed.ID, failed.Detail)
+		d.say("    with %s changed it fails at %s: %s", what, failed.ID, failed.Detail)
 	}
 	return nil
 }

@@ -50,8 +50,8 @@ func TestDemo(t *testing.T) {
 	// Every spread record is narrated with the time each node held it.
 	held := regexp.MustCompile(`submitted to the (DE|FR|BR) node; held by (.*)\n`)
 	spreads := held.FindAllStringSubmatch(out, -1)
-	if len(spreads) != 12 { // 4 accreditations, 3 rule sets, 2 consents, 2 incidents, 1 revocation
-		t.Errorf("%d records narrated as spread, want 12", len(spreads))
+	if len(spreads) != 14 { // 6 accreditations, 3 rule sets, 2 consents, 2 incidents, 1 revocation
+		t.Errorf("%d records narrated as spread, want 14", len(spreads))
 	}
 	arrival := regexp.MustCompile(`^[0-9.]+(µs|ms)$`)
 	for _, m := range spreads {
@@ -76,9 +76,9 @@ func TestDemo(t *testing.T) {
 	// The final counts: every node holds the same records but FR, which
 	// alone keeps the TLP:RED notice.
 	for j, want := range map[string]string{
-		"DE": "4 accreditation, 3 ruleset, 2 consent, 1 revocation, 2 incident",
-		"FR": "4 accreditation, 3 ruleset, 2 consent, 1 revocation, 3 incident",
-		"BR": "4 accreditation, 3 ruleset, 2 consent, 1 revocation, 2 incident",
+		"DE": "6 accreditation, 3 ruleset, 2 consent, 1 revocation, 2 incident",
+		"FR": "6 accreditation, 3 ruleset, 2 consent, 1 revocation, 3 incident",
+		"BR": "6 accreditation, 3 ruleset, 2 consent, 1 revocation, 2 incident",
 	} {
 		if !regexp.MustCompile(`\n    ` + j + ` node \S+: ` + want + `\n`).MatchString(out) {
 			t.Errorf("the demo's final count for %s is not %q", j, want)
@@ -91,7 +91,14 @@ func TestDemo(t *testing.T) {
 		t.Errorf("the demo's federation file: %v", err)
 	}
 	wantError(t, c.fails(1, "demo", "--dir", dir), true, dir, "not empty")
-	for _, want := range []string{"decision.recomputed", "ALLOW", "failed consent.scope", "failed export.rules", "failed incident.clear", "failed consent.live", "give the same verdict"} {
+	for _, want := range []string{"decision.recomputed", "ALLOW", "failed consent.scope", "failed export.rules", "failed incident.clear", "failed consent.live", "give the same verdict",
+		// the resale chain: tier 2 allowed over the fetched tier-1 decision,
+		// tier 3 denied on its lineage, and the bundle's ancestor
+		"Rio Vision → Sudeste Dados (BR), research, tier 2, 45 days, parent: the tier-1 decision\n      ALLOW",
+		"the BR node fetched the parent decision",
+		"[missing_parent]", "failed lineage.parent        [purpose]", "failed lineage.parent        [parent_denied]",
+		"lineage.ancestor", "the lineage holds at depth 1", "ALLOW recomputed",
+		"the resale falls with the consent\n      DENY"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the demo does not show %q", want)
 		}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/entente-net/entente/protocol"
 )
 
 // TestVerify runs entente verify against a node, with flags and with a
@@ -18,11 +20,11 @@ func TestVerify(t *testing.T) {
 	tokenFile := writeFile(t, dir, "br.token", br.Token+"\n", 0o600)
 	c := newCLI(t)
 	flags := []string{"verify", "--api", br.APIAddr(), "--token-file", tokenFile,
-		"--consent", consent.CID().String(), "--from", "DE", "--to", "BR", "--recipient", recipient.ID.String(),
+		"--consent", consent.CID().String(), "--from", "DE", "--to", "BR", "--sender", consent.Issuer().String(), "--recipient", recipient.ID.String(),
 		"--category", "face", "--tier", "1", "--retention-days", "30"}
 
 	out := c.ok(append(flags, "--purpose", "research")...)
-	if !strings.Contains(out, "verdict  ALLOW") || strings.Count(out, "  pass  ") != 8 || !strings.Contains(out, "receipt  bafy") {
+	if !strings.Contains(out, "verdict  ALLOW") || strings.Count(out, "  pass  ") != len(protocol.CheckIDs) || !strings.Contains(out, "receipt  bafy") {
 		t.Fatalf("allowed transfer:\n%s", out)
 	}
 	r := c.fails(exitDenied, append(flags, "--purpose", "marketing")...)
@@ -31,7 +33,7 @@ func TestVerify(t *testing.T) {
 	}
 
 	// The same request from a file, as JSON.
-	req, _ := json.Marshal(map[string]any{"consent": consent.CID().String(), "from": "DE", "to": "BR", "recipient": recipient.ID.String(),
+	req, _ := json.Marshal(map[string]any{"consent": consent.CID().String(), "from": "DE", "to": "BR", "sender": consent.Issuer().String(), "recipient": recipient.ID.String(),
 		"purpose": "research", "categories": []string{"face"}, "tier": 1, "retention_days": 30, "at": time.Now().Add(time.Second).UTC().Format(time.RFC3339)}) // not before the consent, which this second may have issued
 	file := writeFile(t, dir, "req.json", string(req), 0o644)
 	out = c.ok("verify", "--api", br.APIAddr(), "--token-file", tokenFile, "--file", file, "--json")
@@ -48,6 +50,8 @@ func TestVerify(t *testing.T) {
 	wantError(t, c.fails(2, "verify", "--api", br.APIAddr(), "--consent", consent.CID().String()), true, "missing")
 	wantError(t, c.fails(2, append(flags, "--purpose", "research", "--file", file)...), true, "not both")
 	r = c.fails(1, "verify", "--api", br.APIAddr(), "--token-file", tokenFile, "--consent", consent.CID().String(), "--from", "de", "--to", "BR",
-		"--recipient", recipient.ID.String(), "--purpose", "research", "--category", "face", "--tier", "1", "--retention-days", "30")
+		"--sender", consent.Issuer().String(), "--recipient", recipient.ID.String(), "--purpose", "research", "--category", "face", "--tier", "1", "--retention-days", "30")
 	wantError(t, r, false, "invalid_body", "from")
+	wantError(t, c.fails(2, append(flags, "--purpose", "research", "--parent", "bafy-not")...), true, "--parent", "bafy-not")
+	wantError(t, c.fails(2, append(flags, "--purpose", "research", "--parent", w.consent.CID().String()+":x")...), true, "--parent", `"x" is not a decision's index`)
 }

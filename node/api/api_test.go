@@ -114,7 +114,7 @@ func TestErrorMap(t *testing.T) {
 		s := server(t, tc.err)
 		for _, ep := range []struct{ method, path, ctype, body string }{
 			{"POST", "/v1/records", api.MediaDagCBOR, "\xa0"},
-			{"POST", "/v1/transfers/verify", "", `{"consent":"` + consent.String() + `","from":"DE","to":"DE","recipient":"12D3KooWPT98FXMfDQYavZm66EeVjTqP9Nnehn1gyaydqV8L8BQw","purpose":"x","categories":["face"],"tier":1,"retention_days":1}`},
+			{"POST", "/v1/transfers/verify", "", `{"consent":"` + consent.String() + `","from":"DE","to":"DE","sender":"12D3KooWPT98FXMfDQYavZm66EeVjTqP9Nnehn1gyaydqV8L8BQw","recipient":"12D3KooWPT98FXMfDQYavZm66EeVjTqP9Nnehn1gyaydqV8L8BQw","purpose":"x","categories":["face"],"tier":1,"retention_days":1}`},
 			{"GET", "/v1/receipts/" + consent.String() + "/bundle", "", ""},
 			{"GET", "/v1/log/checkpoint", "", ""},
 		} {

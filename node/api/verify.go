@@ -23,7 +23,8 @@ type CheckView struct {
 }
 
 // VerdictView is the answer of POST /v1/transfers/verify: the verdict,
-// its checks, and the receipt that signs it as decision Item.
+// its checks, and the receipt that signs it as decision Item (none for a
+// decision time outside the signing window: the answer is unsigned).
 type VerdictView struct {
 	Verdict string      `json:"verdict"`
 	Checks  []CheckView `json:"checks"`
@@ -47,7 +48,15 @@ type BatchView struct {
 }
 
 func verdictView(v *service.Verdict) VerdictView {
-	return VerdictView{Verdict: v.Decision.Verdict, Checks: checkViews(v.Decision.Checks), Receipt: v.Receipt.CID().String(), Item: v.Item}
+	return VerdictView{Verdict: v.Decision.Verdict, Checks: checkViews(v.Decision.Checks), Receipt: receiptOf(v), Item: v.Item}
+}
+
+// receiptOf is the CID of the receipt that signs v, "" if none does.
+func receiptOf(v *service.Verdict) string {
+	if v.Receipt == nil {
+		return ""
+	}
+	return v.Receipt.CID().String()
 }
 
 func checkViews(checks []protocol.Check) []CheckView {
@@ -123,7 +132,7 @@ func (a *API) handleVerifyBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	out := BatchView{Results: make([]ResultView, len(vs))}
 	for i, v := range vs {
-		out.Receipt = v.Receipt.CID().String()
+		out.Receipt = receiptOf(v)
 		out.Results[i] = ResultView{Item: v.Item, Verdict: v.Decision.Verdict, Checks: checkViews(v.Decision.Checks)}
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -131,21 +131,27 @@ func (r *fetchRun) ingest(ctx context.Context, rec *protocol.Record, depth int) 
 // download asks peers for cids until each is found or every peer was
 // asked, and returns the records got, each checked against its CID.
 func (r *fetchRun) download(ctx context.Context, cids []cid.Cid) map[cid.Cid]*protocol.Record {
-	got := make(map[cid.Cid]*protocol.Record, len(cids))
+	return downloadFrom(ctx, r.f, cids, r.f.FetchFrom)
+}
+
+// downloadFrom asks f's peers for cids with get, batch by batch, until
+// each is found or every peer was asked.
+func downloadFrom[T any](ctx context.Context, f *Service, cids []cid.Cid, get func(context.Context, peer.ID, []cid.Cid) (map[cid.Cid]T, error)) map[cid.Cid]T {
+	got := make(map[cid.Cid]T, len(cids))
 	missing := slices.Clone(cids)
-	for _, p := range r.f.peers() {
+	for _, p := range f.peers() {
 		for start := 0; start < len(missing) && ctx.Err() == nil; start += protocol.FetchMaxCIDs {
 			batch := missing[start:min(start+protocol.FetchMaxCIDs, len(missing))]
-			recs, err := r.f.FetchFrom(ctx, p, batch)
-			for c, rec := range recs {
-				got[c] = rec
+			answers, err := get(ctx, p, batch)
+			for c, a := range answers {
+				got[c] = a
 			}
 			if err != nil {
 				if errors.Is(err, errRecordMismatch) {
-					r.f.fetched.WithLabelValues("mismatch").Inc()
+					f.fetched.WithLabelValues("mismatch").Inc()
 				}
 				if ctx.Err() == nil {
-					r.f.log.Debug("fetch from peer failed", "peer", p.String(), "err", err)
+					f.log.Debug("fetch from peer failed", "peer", p.String(), "err", err)
 				}
 				break
 			}
@@ -155,9 +161,43 @@ func (r *fetchRun) download(ctx context.Context, cids []cid.Cid) map[cid.Cid]*pr
 			break
 		}
 	}
-	r.f.fetched.WithLabelValues("fetched").Add(float64(len(got)))
-	r.f.fetched.WithLabelValues("not_found").Add(float64(len(missing)))
+	f.fetched.WithLabelValues("fetched").Add(float64(len(got)))
+	f.fetched.WithLabelValues("not_found").Add(float64(len(missing)))
 	return got
+}
+
+// FetchBlocks asks connected peers for decision blocks by CID, as Fetch
+// asks for records, and returns those got, each checked against its CID
+// and decoded. It stores nothing: the caller stores the blocks of a
+// receipt it holds (store.PutBlocks). Errors are as Fetch's.
+func (f *Service) FetchBlocks(ctx context.Context, cids ...cid.Cid) (map[cid.Cid][]byte, error) {
+	if len(cids) > fetchMaxTotal {
+		return nil, fmt.Errorf("fetch: %d blocks asked for at once (at most %d)", len(cids), fetchMaxTotal)
+	}
+	if f.g.Closed() {
+		return nil, service.ErrClosed
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(f.g.Context(), cancel)()
+	out := downloadFrom(ctx, f, cids, func(ctx context.Context, p peer.ID, batch []cid.Cid) (map[cid.Cid][]byte, error) {
+		got, err := f.fetchRaw(ctx, p, batch)
+		for c, b := range got {
+			if _, derr := protocol.DecodeDecisionBlock(b); derr != nil {
+				delete(got, c)
+				f.fetched.WithLabelValues("refused").Inc()
+				f.log.Debug("fetched block refused", "cid", c.String(), "err", derr)
+			}
+		}
+		return got, err
+	})
+	switch {
+	case f.g.Closed():
+		return out, service.ErrClosed
+	case ctx.Err() != nil:
+		return out, fmt.Errorf("fetch: %w", ctx.Err())
+	}
+	return out, nil
 }
 
 // fetchPeers lists the connected peers to ask: founding nodes first, then
@@ -179,11 +219,27 @@ func (f *Service) peers() []peer.ID {
 	return append(founding, others...)
 }
 
-// askPeer sends one request for cids (at most protocol.FetchMaxCIDs) to p and reads
-// the answers. It returns the records got, each checked against the CID
-// asked for, and an error if the exchange ended early; what was got before
-// the error is good.
-func (f *Service) FetchFrom(ctx context.Context, p peer.ID, cids []cid.Cid) (_ map[cid.Cid]*protocol.Record, err error) {
+// FetchFrom sends one request for cids (at most protocol.FetchMaxCIDs)
+// to p and reads the answers. It returns the records got, each checked
+// against the CID asked for, and an error if the exchange ended early;
+// what was got before the error is good.
+func (f *Service) FetchFrom(ctx context.Context, p peer.ID, cids []cid.Cid) (map[cid.Cid]*protocol.Record, error) {
+	raw, err := f.fetchRaw(ctx, p, cids)
+	got := make(map[cid.Cid]*protocol.Record, len(raw))
+	for c, data := range raw {
+		rec, derr := protocol.Decode(data)
+		if derr != nil {
+			return got, fmt.Errorf("fetch: record %s: %w", c, derr)
+		}
+		got[c] = rec
+	}
+	return got, err
+}
+
+// fetchRaw sends one request for cids to p and returns the bytes of the
+// answers, each checked against the CID asked for (a peer cannot pass
+// off one block for another), and an error if the exchange ended early.
+func (f *Service) fetchRaw(ctx context.Context, p peer.ID, cids []cid.Cid) (_ map[cid.Cid][]byte, err error) {
 	ctx, cancel := context.WithTimeout(ctx, fetchPeerTimeout)
 	defer cancel()
 	body, err := protocol.EncodeFetchRequest(cids)
@@ -220,7 +276,7 @@ func (f *Service) FetchFrom(ctx context.Context, p peer.ID, cids []cid.Cid) (_ m
 	if err := s.CloseWrite(); err != nil {
 		return nil, err
 	}
-	got := make(map[cid.Cid]*protocol.Record, len(cids))
+	got := make(map[cid.Cid][]byte, len(cids))
 	br := bufio.NewReaderSize(s, fetchReadBuffer)
 	for _, c := range cids {
 		frame, err := protocol.ReadFrame(br, protocol.FetchMaxAnswer)
@@ -234,25 +290,10 @@ func (f *Service) FetchFrom(ctx context.Context, p peer.ID, cids []cid.Cid) (_ m
 		if !held {
 			continue
 		}
-		rec, err := decodeFetched(c, data)
-		if err != nil {
-			return got, err
+		if !protocol.RecordCID(data).Equals(c) {
+			return got, fmt.Errorf("%w: asked for %s", errRecordMismatch, c)
 		}
-		got[c] = rec
+		got[c] = data
 	}
 	return got, s.Close()
-}
-
-// decodeFetched checks that data is the record c: its bytes hash to c, so
-// a peer cannot pass off one record for another, and it decodes. Its
-// signature and authorisation are for ingest to check.
-func decodeFetched(c cid.Cid, data []byte) (*protocol.Record, error) {
-	if !protocol.RecordCID(data).Equals(c) {
-		return nil, fmt.Errorf("%w: asked for %s", errRecordMismatch, c)
-	}
-	rec, err := protocol.Decode(data)
-	if err != nil {
-		return nil, fmt.Errorf("fetch: record %s: %w", c, err)
-	}
-	return rec, nil
 }

@@ -1,11 +1,13 @@
-// Package fetch asks peers for records by CID and answers their asking,
-// over protocol.FetchProtocolID (the bytes are protocol's: "Wire
-// protocols").
+// Package fetch asks peers for records and decision blocks by CID and
+// answers their asking, over protocol.FetchProtocolID (the bytes are
+// protocol's: "Wire protocols").
 //
-// The server answers each CID with the record if the asker may receive it
-// (protocol.MayReceive: a TLP:RED incident goes only to the nodes of its
-// recipients); anyone else gets "not held", exactly as for a record the
-// server does not hold, so a refusal reveals nothing. It gives a stream 10
+// The server answers each CID with the record, or the decision block of a
+// receipt it holds, if the asker may receive it (protocol.MayReceive: a
+// TLP:RED incident goes only to the nodes of its recipients;
+// protocol.MayReceiveBlock: a decision block to any member that asks for
+// it by CID, for a lineage); anyone else gets "not held", exactly as for
+// what the server does not hold, so a refusal reveals nothing. It gives a stream 10
 // seconds in all, and resets it on any malformed input.
 //
 // The client (Fetch) asks the connected peers, founding nodes first, one
@@ -13,7 +15,8 @@
 // the CID it asked for before ingesting the record as any other
 // (service.SourceFetch). A record whose authorisation needs a record the
 // node lacks (an unknown_reference refusal) has that reference fetched
-// first, to a depth of 8 links.
+// first, to a depth of 8 links. FetchBlocks asks for decision blocks the
+// same way and hands them, checked and decoded, to the caller to store.
 package fetch
 
 import (
@@ -88,8 +91,8 @@ type Service struct {
 	g   *service.Group
 	// served counts requests served, by result (ok, reset).
 	served *prometheus.CounterVec
-	// servedRecords counts answers given, by status (record, not_held,
-	// withheld: a record the asker may not have).
+	// servedRecords counts answers given, by status (record, block,
+	// not_held, withheld: what the asker may not have).
 	servedRecords *prometheus.CounterVec
 	// fetched counts CIDs asked for by this node, by result (fetched,
 	// not_found, mismatch, refused: fetched but not ingested).
@@ -112,11 +115,11 @@ func New(cfg Config) (*Service, error) {
 		}, []string{"result"}),
 		servedRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "entente_fetch_records_served_total",
-			Help: "Records asked for by peers, by answer (record, not_held, withheld).",
+			Help: "Records and decision blocks asked for by peers, by answer (record, block, not_held, withheld).",
 		}, []string{"status"}),
 		fetched: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "entente_fetch_records_total",
-			Help: "Records this node asked peers for, by result (fetched, not_found, mismatch, refused).",
+			Help: "Records and decision blocks this node asked peers for, by result (fetched, not_found, mismatch, refused).",
 		}, []string{"result"}),
 	}
 	if cfg.Registerer != nil {

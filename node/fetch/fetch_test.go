@@ -83,6 +83,27 @@ func TestFetchAndAudience(t *testing.T) {
 	if _, err := cl.Fetch(ctx, cid.NewCidV0(red.CID().Hash())); err == nil {
 		t.Error("fetched a CID that is not a record ID")
 	}
+
+	// A decision block of a receipt the server holds: any member may have
+	// it by CID; it is checked and decoded, not ingested; records and
+	// absent blocks are not blocks.
+	nodeKey, _ := nodetest.Key(t)
+	blk := &protocol.DecisionBlock{Request: protocol.TransferRequest{Consent: protocol.LinkTo(acc.CID()), From: "DE", To: "DE",
+		Sender: reg.String(), Recipient: reg.String(), Purpose: "p", Categories: []string{"face"}, At: 1},
+		Verdict: protocol.VerdictDeny, Checks: []protocol.Check{{ID: protocol.CheckConsentKnown, Reason: protocol.ReasonNotConsent, Detail: "d"}}, Evidence: []protocol.Link{}}
+	enc, blockID, err := blk.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	receipt := nodetest.Sign(t, nodeKey, protocol.NewReceipt([]cid.Cid{blockID}, protocol.Checkpoint{Root: make([]byte, 32)}))
+	if _, err := serverView.Store().PutReceipt(ctx, receipt, [][]byte{enc}); err != nil {
+		t.Fatal(err)
+	}
+	ingested := len(in.got)
+	blocks, err := cl.FetchBlocks(ctx, blockID, acc.CID(), absent)
+	if err != nil || len(blocks) != 1 || string(blocks[blockID]) != string(enc) || len(in.got) != ingested {
+		t.Fatalf("FetchBlocks: %d blocks, %v, ingested %d", len(blocks), err, len(in.got)-ingested)
+	}
 	cl.Close()
 	cl.Close()
 	if _, err := cl.Fetch(ctx, acc.CID()); !errors.Is(err, service.ErrClosed) {

@@ -55,13 +55,9 @@ func (f *Service) serve(s network.Stream) error {
 	w := bufio.NewWriterSize(s, fetchWriteBuffer)
 	var buf []byte
 	for _, c := range cids {
-		rec, err := f.servable(c, remote)
+		b, err := f.servable(c, remote)
 		if err != nil {
 			return err
-		}
-		var b []byte
-		if rec != nil {
-			b = rec.Bytes()
 		}
 		buf = protocol.AppendFetchAnswer(buf[:0], b)
 		if _, err := w.Write(buf); err != nil {
@@ -71,10 +67,26 @@ func (f *Service) serve(s network.Stream) error {
 	return w.Flush()
 }
 
-// servable returns the held record c if remote may have it
-// (protocol.MayReceive), nil if the answer is "not held".
-func (f *Service) servable(c cid.Cid, remote peer.ID) (*protocol.Record, error) {
+// servable returns the bytes of the held record or decision block c if
+// remote may have it (protocol.MayReceive, protocol.MayReceiveBlock),
+// nil if the answer is "not held".
+func (f *Service) servable(c cid.Cid, remote peer.ID) ([]byte, error) {
+	at := f.cfg.Now().UnixMilli()
 	rec, err := f.cfg.Store.Get(c)
+	if errors.Is(err, store.ErrNotFound) {
+		return f.servableBlock(c, remote, at)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ok, err := protocol.MayReceive(f.cfg.Trust, rec, remote, at)
+	return f.answer(rec.Bytes(), "record", ok, err)
+}
+
+// servableBlock is servable for what is not a record: a decision block,
+// or nothing.
+func (f *Service) servableBlock(c cid.Cid, remote peer.ID, at int64) ([]byte, error) {
+	b, err := f.cfg.Store.GetBlock(c)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		f.servedRecords.WithLabelValues("not_held").Inc()
@@ -82,14 +94,20 @@ func (f *Service) servable(c cid.Cid, remote peer.ID) (*protocol.Record, error) 
 	case err != nil:
 		return nil, err
 	}
-	ok, err := protocol.MayReceive(f.cfg.Trust, rec, remote, f.cfg.Now().UnixMilli())
-	if err != nil {
+	ok, err := protocol.MayReceiveBlock(f.cfg.Trust, remote, at)
+	return f.answer(b, "block", ok, err)
+}
+
+// answer counts and returns b (under status) if the asker may have it,
+// nil (withheld) if not.
+func (f *Service) answer(b []byte, status string, ok bool, err error) ([]byte, error) {
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	if !ok {
+	case !ok:
 		f.servedRecords.WithLabelValues("withheld").Inc()
 		return nil, nil
 	}
-	f.servedRecords.WithLabelValues("record").Inc()
-	return rec, nil
+	f.servedRecords.WithLabelValues(status).Inc()
+	return b, nil
 }

@@ -76,6 +76,17 @@ func (v *View) IncidentsAffecting(id peer.ID) ([]*protocol.Record, error) {
 	return v.store.IncidentsAffecting(id)
 }
 
+func (v *View) DecisionBlock(c cid.Cid) (*protocol.DecisionBlock, error) {
+	b, err := v.store.GetBlock(c)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, protocol.ErrNotHeld
+	}
+	if err != nil {
+		return nil, err
+	}
+	return protocol.DecodeDecisionBlock(b)
+}
+
 // IsMember reports whether id may connect (DESIGN.md §3): a founding node
 // of a recognised jurisdiction, or the holder of a live node
 // accreditation of one at atMs.

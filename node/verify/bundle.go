@@ -17,7 +17,9 @@ func noBundle(format string, args ...any) error {
 // which this node issued (see protocol.Bundle for the format): the
 // receipt; the decision block; the records the decision read, found by
 // deciding its request again, and authorising the receipt and its
-// evidence, over the records the node held before the receipt; the latest
+// evidence, over the records the node held before the receipt; the same
+// for each ancestor the node holds (its receipt, its block, and what it
+// read of the records issued no later than its receipt); the latest
 // checkpoint, or a new one if the latest does not cover the receipt yet;
 // and the proofs.
 //
@@ -59,6 +61,19 @@ func (s *Service) Bundle(c cid.Cid, item int) (*protocol.Bundle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: bundle of %s: %w", c, err)
 	}
+	lineage, err := s.lineageOf(&blk.Request)
+	if err != nil {
+		return nil, fmt.Errorf("node: bundle of %s: lineage: %w", c, err)
+	}
+	var lineageBlocks [][]byte
+	for depth, a := range lineage {
+		reads, err := s.ancestorReads(a, seq)
+		if err != nil {
+			return nil, fmt.Errorf("node: bundle of %s: ancestor %d: %w", c, depth+1, err)
+		}
+		records = append(append(records, a.receipt), reads...)
+		lineageBlocks = append(lineageBlocks, a.raw)
+	}
 	sc, err := s.checkpointCovering(seq)
 	if err != nil {
 		return nil, fmt.Errorf("node: bundle of %s: %w", c, err)
@@ -82,7 +97,7 @@ func (s *Service) Bundle(c cid.Cid, item int) (*protocol.Bundle, error) {
 		}
 		m.Proofs = append(m.Proofs, protocol.BundleProof{CID: protocol.LinkTo(r.CID()), Index: int64(seq - 1), Hashes: protocol.HashBytes(p)})
 	}
-	return protocol.NewBundle(rec, m, raw, records)
+	return protocol.NewBundle(rec, m, raw, lineageBlocks, records)
 }
 
 // receiptReads returns the records that deciding the receipt's request,
@@ -104,46 +119,84 @@ func (s *Service) receiptReads(rec *protocol.Record, body *protocol.Receipt, blk
 	seqs := map[cid.Cid]uint64{}
 	var first []*protocol.Record
 	for i, limit := range limits {
-		v := protocol.ReadThrough(s.cfg.Trust, nil).Keep(func(r *protocol.Record) (bool, error) {
-			sq, ok := seqs[r.CID()]
-			if !ok {
-				var err error
-				if sq, err = s.cfg.Store.Seq(r.CID()); err != nil {
-					return false, err
-				}
-				seqs[r.CID()] = sq
-			}
-			return sq < limit, nil
+		reads, diff, err := s.readsOf(rec, blk, func(r *protocol.Record) (bool, error) {
+			sq, err := s.seqOf(seqs, r)
+			return sq < limit, err
 		})
-		req := blk.Request
-		d, err := protocol.Decide(&req, v, s.rules)
 		if err != nil {
-			return nil, fmt.Errorf("deciding the request again: %w", err)
+			return nil, err
 		}
-		authorize := []*protocol.Record{rec}
-		for _, l := range blk.Evidence {
-			if r, err := v.Record(l.Cid); err == nil {
-				authorize = append(authorize, r)
-			}
-		}
-		for _, r := range authorize {
-			if err := protocol.Authorize(r, v); err != nil && protocol.CodeOf(err) == "" {
-				return nil, fmt.Errorf("authorising %s: %w", r.CID(), err)
-			}
-		}
-		if v.Err() != nil {
-			return nil, v.Err()
-		}
-		if d.Diff(blk) == "" {
-			return v.Read(), nil
+		if diff == "" {
+			return reads, nil
 		}
 		if i == 0 {
-			first = v.Read()
+			first = reads
 		}
 	}
 	s.log.Warn("a receipt's decision does not come out the same from the records held before it; its bundle will not check",
 		"receipt", rec.CID().String())
 	return first, nil
+}
+
+// ancestorReads returns what deciding an ancestor's request again, and
+// authorising its receipt and evidence, read from the records held
+// before the bundle's receipt (seq limit) and issued no later than the
+// ancestor's receipt: the records the offline check recomputes it from.
+func (s *Service) ancestorReads(a ancestor, limit uint64) ([]*protocol.Record, error) {
+	seqs := map[cid.Cid]uint64{}
+	issued := a.receipt.IssuedAt()
+	reads, diff, err := s.readsOf(a.receipt, a.block, func(r *protocol.Record) (bool, error) {
+		if r.IssuedAt() > issued {
+			return false, nil
+		}
+		sq, err := s.seqOf(seqs, r)
+		return sq < limit, err
+	})
+	if err == nil && diff != "" {
+		s.log.Warn("an ancestor's decision does not come out the same from the records held; the bundles that carry it will not check",
+			"receipt", a.receipt.CID().String(), "item", a.ref.Item, "diff", diff)
+	}
+	return reads, err
+}
+
+// readsOf decides blk's request again, and authorises its receipt rec
+// and its evidence, over the held records keep accepts: it returns the
+// records read and how the decision differs from blk ("" when it does
+// not).
+func (s *Service) readsOf(rec *protocol.Record, blk *protocol.DecisionBlock, keep func(*protocol.Record) (bool, error)) ([]*protocol.Record, string, error) {
+	v := protocol.ReadThrough(s.cfg.Trust, nil).Keep(keep)
+	req := blk.Request
+	d, err := protocol.Decide(&req, v, s.rules)
+	if err != nil {
+		return nil, "", fmt.Errorf("deciding the request again: %w", err)
+	}
+	authorize := []*protocol.Record{rec}
+	for _, l := range blk.Evidence {
+		if r, err := v.Record(l.Cid); err == nil {
+			authorize = append(authorize, r)
+		}
+	}
+	for _, r := range authorize {
+		if err := protocol.Authorize(r, v); err != nil && protocol.CodeOf(err) == "" {
+			return nil, "", fmt.Errorf("authorising %s: %w", r.CID(), err)
+		}
+	}
+	if v.Err() != nil {
+		return nil, "", v.Err()
+	}
+	return v.Read(), d.Diff(blk), nil
+}
+
+// seqOf is r's seq in the store, through the memo seqs.
+func (s *Service) seqOf(seqs map[cid.Cid]uint64, r *protocol.Record) (uint64, error) {
+	if sq, ok := seqs[r.CID()]; ok {
+		return sq, nil
+	}
+	sq, err := s.cfg.Store.Seq(r.CID())
+	if err == nil {
+		seqs[r.CID()] = sq
+	}
+	return sq, err
 }
 
 // checkpointCovering returns a checkpoint whose tree holds leaf seq-1:

@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -29,9 +30,11 @@ import (
 	"github.com/entente-net/entente/store"
 )
 
-// Fetcher gets records from peers by CID (the fetch service).
+// Fetcher gets records and decision blocks from peers by CID (the fetch
+// service).
 type Fetcher interface {
 	Fetch(ctx context.Context, cids ...cid.Cid) (map[cid.Cid]*protocol.Record, error)
+	FetchBlocks(ctx context.Context, cids ...cid.Cid) (map[cid.Cid][]byte, error)
 }
 
 // Storer stores the receipts the node signs, with their decision blocks
@@ -55,8 +58,12 @@ type Config struct {
 	Fetch       Fetcher        // nil fetches nothing
 	Receipts    Storer         // required
 	Checkpoints Checkpoints    // required, for bundles
-	Now         service.Clock
-	Logger      *slog.Logger
+	// MaxRecordAge is how old a decision time may be for the verdict to
+	// be signed; older ones, and ones more than protocol.MaxClockSkew
+	// ahead, are answered unsigned. Default 10m.
+	MaxRecordAge time.Duration
+	Now          service.Clock
+	Logger       *slog.Logger
 	// Registerer receives the metrics; nil registers none.
 	Registerer prometheus.Registerer
 }
@@ -78,6 +85,9 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("verify: Store, Trust, Key, Receipts and Checkpoints are required")
 	}
 	service.Defaults(&cfg.Now, &cfg.Logger)
+	if cfg.MaxRecordAge == 0 {
+		cfg.MaxRecordAge = defaultMaxRecordAge
+	}
 	id, err := peer.IDFromPrivateKey(cfg.Key)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
@@ -87,7 +97,7 @@ func New(cfg Config) (*Service, error) {
 		evidence: newEvidenceCache(defaultEvidenceAnswers),
 		verdicts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "entente_verdicts_total",
-			Help: "Transfer requests decided (receipts signed).",
+			Help: "Transfer requests decided by verify (signed, or answered unsigned for a time outside the signing window).",
 		}),
 	}
 	if cfg.Registerer != nil {
@@ -102,9 +112,10 @@ func New(cfg Config) (*Service, error) {
 func (s *Service) Close() { s.closed.Store(true) }
 
 // Verify decides a transfer request (DESIGN.md §5) from the records the
-// node holds — fetching the consent from peers first if it is not held —
-// signs the verdict as a receipt, stores it and appends it to the log.
-// A zero req.At means now.
+// node holds — fetching the consent and the parent decisions from peers
+// first if they are not held — signs the verdict as a receipt, stores it
+// and appends it to the log. A zero req.At means now; an At outside the
+// signing window (Signable) is answered unsigned (Verdict.Receipt nil).
 func (s *Service) Verify(ctx context.Context, req protocol.TransferRequest) (*service.Verdict, error) {
 	vs, err := s.VerifyBatch(ctx, []protocol.TransferRequest{req})
 	if err != nil {
@@ -133,7 +144,9 @@ func (s *Service) view() *protocol.RecordView {
 
 // VerifyBatch decides several requests and signs their verdicts as one
 // receipt (one signature, one durable write, one log leaf), whose item i
-// is the decision of reqs[i]. Results are in the order of reqs.
+// is the decision of reqs[i]. Results are in the order of reqs. A batch
+// is signed when every request's At is within the signing window, and is
+// otherwise answered unsigned, whole.
 func (s *Service) VerifyBatch(ctx context.Context, reqs []protocol.TransferRequest) ([]*service.Verdict, error) {
 	if s.closed.Load() {
 		return nil, service.ErrClosed
@@ -151,6 +164,11 @@ func (s *Service) VerifyBatch(ctx context.Context, reqs []protocol.TransferReque
 		}
 	}
 	s.fetchMissingConsents(ctx, reqs)
+	s.fetchLineages(ctx, reqs)
+	signed := true
+	for i := range reqs {
+		signed = signed && s.Signable(reqs[i].At, now)
+	}
 	tree, err := s.cfg.Store.TreeHead()
 	if err != nil {
 		return nil, err
@@ -181,6 +199,10 @@ func (s *Service) VerifyBatch(ctx context.Context, reqs []protocol.TransferReque
 			return nil, fmt.Errorf("request %d: %w", i, err)
 		}
 	}
+	s.verdicts.Add(float64(len(reqs)))
+	if !signed {
+		return out, nil
+	}
 	// The receipt body is new and nothing changes it after: the record
 	// may keep it.
 	rec, err := protocol.SignOwned(s.cfg.Key, now, protocol.NewReceipt(links, protocol.Checkpoint{Size: int64(tree.Size), Root: tree.Root[:]}))
@@ -193,8 +215,18 @@ func (s *Service) VerifyBatch(ctx context.Context, reqs []protocol.TransferReque
 	for _, v := range out {
 		v.Receipt = rec
 	}
-	s.verdicts.Add(float64(len(reqs)))
 	return out, nil
+}
+
+// defaultMaxRecordAge is MaxRecordAge's default (config.Defaults has it
+// too: limits.max_record_age).
+const defaultMaxRecordAge = 10 * time.Minute
+
+// Signable reports whether a decision for time at (Unix ms) is signed
+// when decided at now: at lies within [now − MaxRecordAge, now +
+// protocol.MaxClockSkew] (DESIGN.md §5).
+func (s *Service) Signable(at, now int64) bool {
+	return at >= now-s.cfg.MaxRecordAge.Milliseconds() && at <= now+protocol.MaxClockSkew.Milliseconds()
 }
 
 // decide decides one request, decision item of its receipt, and encodes

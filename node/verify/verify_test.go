@@ -3,10 +3,12 @@ package verify_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
@@ -32,22 +34,37 @@ func (r *receipts) StoreOwn(ctx context.Context, receipt *protocol.Record, block
 	return err
 }
 
-// fetcher has one record to give, and counts what it is asked.
+// fetcher has records and blocks to give (records are stored as the
+// fetch service's ingest would), and counts what it is asked.
 type fetcher struct {
-	st    *store.Store
-	give  *protocol.Record
-	asked []cid.Cid
+	st     *store.Store
+	give   []*protocol.Record
+	blocks map[cid.Cid][]byte
+	asked  []cid.Cid
 }
 
 func (f *fetcher) Fetch(ctx context.Context, cids ...cid.Cid) (map[cid.Cid]*protocol.Record, error) {
 	f.asked = append(f.asked, cids...)
 	out := map[cid.Cid]*protocol.Record{}
 	for _, c := range cids {
-		if f.give != nil && c.Equals(f.give.CID()) {
-			if _, err := f.st.Put(ctx, f.give); err != nil {
-				return nil, err
+		for _, r := range f.give {
+			if c.Equals(r.CID()) {
+				if _, err := f.st.Put(ctx, r); err != nil {
+					return nil, err
+				}
+				out[c] = r
 			}
-			out[c] = f.give
+		}
+	}
+	return out, nil
+}
+
+func (f *fetcher) FetchBlocks(ctx context.Context, cids ...cid.Cid) (map[cid.Cid][]byte, error) {
+	f.asked = append(f.asked, cids...)
+	out := map[cid.Cid][]byte{}
+	for _, c := range cids {
+		if b, ok := f.blocks[c]; ok {
+			out[c] = b
 		}
 	}
 	return out, nil
@@ -59,6 +76,7 @@ type world struct {
 	receipts  *receipts
 	fetch     *fetcher
 	consent   *protocol.Record
+	platform  crypto.PrivKey // the consent's issuer
 	recipient string
 	fed       nodetest.Fed
 }
@@ -72,13 +90,14 @@ func newWorld(t *testing.T, fetchConsent bool) *world {
 	v := w.fed.View(t)
 	w.st = v.Store()
 	pkey, pid := nodetest.Key(t)
+	w.platform = pkey
 	_, rid := nodetest.Key(t)
 	w.recipient = rid.String()
 	w.consent = nodetest.Consent(t, pkey, "research")
 	nodetest.Put(t, w.st, w.fed.Ruleset(t), w.fed.Accredit(t, pid, protocol.RoleController), w.fed.Accredit(t, rid, protocol.RoleController))
 	w.fetch = &fetcher{st: w.st}
 	if fetchConsent {
-		w.fetch.give = w.consent
+		w.fetch.give = []*protocol.Record{w.consent}
 	} else {
 		nodetest.Put(t, w.st, w.consent)
 	}
@@ -97,7 +116,7 @@ func newWorld(t *testing.T, fetchConsent bool) *world {
 }
 
 func (w *world) request() protocol.TransferRequest {
-	return protocol.TransferRequest{Consent: protocol.LinkTo(w.consent.CID()), From: "DE", To: "DE", Recipient: w.recipient,
+	return protocol.TransferRequest{Consent: protocol.LinkTo(w.consent.CID()), From: "DE", To: "DE", Sender: w.consent.Issuer().String(), Recipient: w.recipient,
 		Purpose: "research", Categories: []string{"face"}, Tier: 1, RetentionDays: 30}
 }
 
@@ -194,5 +213,107 @@ func TestDecideIsADryRun(t *testing.T) {
 	w.svc.Close()
 	if _, err := w.svc.Verify(context.Background(), w.request()); !errors.Is(err, service.ErrClosed) {
 		t.Errorf("after Close: %v", err)
+	}
+}
+
+// TestVerifyUnsignedOutsideTheWindow: a decision time older than
+// MaxRecordAge, or more than five minutes ahead, is decided and answered
+// unsigned, and nothing is stored; inside the window it is signed.
+func TestVerifyUnsignedOutsideTheWindow(t *testing.T) {
+	w := newWorld(t, false)
+	now := time.Now()
+	for _, c := range []struct {
+		name   string
+		at     time.Time
+		signed bool
+	}{
+		{"nine minutes ago", now.Add(-9 * time.Minute), true},
+		{"four minutes ahead", now.Add(4 * time.Minute), true},
+		{"eleven minutes ago", now.Add(-11 * time.Minute), false},
+		{"six minutes ahead", now.Add(6 * time.Minute), false},
+	} {
+		calls := w.receipts.calls
+		req := w.request()
+		req.At = c.at.UnixMilli()
+		v, err := w.svc.Verify(context.Background(), req)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if signed := v.Receipt != nil; signed != c.signed || (w.receipts.calls > calls) != c.signed {
+			t.Errorf("%s: signed %v, stored %d, want signed %v", c.name, signed, w.receipts.calls-calls, c.signed)
+		}
+		if v.Block == nil || len(v.Decision.Checks) != len(protocol.CheckIDs) {
+			t.Errorf("%s: no decision: %+v", c.name, v)
+		}
+	}
+	// A batch with one request outside is answered unsigned, whole.
+	old := w.request()
+	old.At = now.Add(-time.Hour).UnixMilli()
+	vs, err := w.svc.VerifyBatch(context.Background(), []protocol.TransferRequest{w.request(), old})
+	if err != nil || vs[0].Receipt != nil || vs[1].Receipt != nil || vs[1].Item != 1 {
+		t.Errorf("a batch reaching an hour back: %v %+v", err, vs)
+	}
+}
+
+// TestVerifyFetchesTheLineage: a tier-2 resale whose parent decision, by
+// another node, only a peer holds: the node fetches the parent's receipt
+// and its block, stores both, allows the resale on lineage.parent, and
+// the resale's bundle carries the parent and checks offline.
+func TestVerifyFetchesTheLineage(t *testing.T) {
+	w := newWorld(t, false)
+	ctx := context.Background()
+	// A consent that allows resale, the reseller's customer, and another
+	// DE node, which decided the first transfer.
+	consent := nodetest.Sign(t, w.platform, &protocol.Consent{Subject: make([]byte, 32), Jurisdiction: "DE", Categories: []string{"face"},
+		Purposes: []string{"research"}, MaxTier: 2, Destinations: []string{"*"}, RetentionDays: 30,
+		ExpiresAt: time.Now().AddDate(1, 0, 0).UnixMilli(), Method: "app"})
+	_, customer := nodetest.Key(t)
+	otherKey, other := nodetest.Key(t)
+	nodetest.Put(t, w.st, consent, w.fed.Accredit(t, customer, protocol.RoleController), w.fed.Accredit(t, other, protocol.RoleNode))
+	first := w.request()
+	first.Consent, first.At, first.RetentionDays = protocol.LinkTo(consent.CID()), time.Now().UnixMilli(), 30
+	d, err := w.svc.Decide(first)
+	if err != nil || !d.Allowed() {
+		t.Fatalf("the first transfer: %v %+v", err, d)
+	}
+	blk, blockID, err := d.Block(first).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := nodetest.Sign(t, otherKey, protocol.NewReceipt([]cid.Cid{blockID}, protocol.Checkpoint{Size: 3, Root: make([]byte, 32)}))
+	w.fetch.give = []*protocol.Record{parent}
+	w.fetch.blocks = map[cid.Cid][]byte{blockID: blk}
+
+	resale := first
+	resale.Sender, resale.Recipient, resale.Tier, resale.RetentionDays, resale.At = w.recipient, customer.String(), 2, 20, 0
+	resale.Parent = &protocol.DecisionRef{Receipt: protocol.LinkTo(parent.CID())}
+	v, err := w.svc.Verify(ctx, resale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Decision.Allowed() {
+		t.Fatalf("the resale: %+v", v.Decision.Failed())
+	}
+	if !slices.ContainsFunc(w.fetch.asked, parent.CID().Equals) || !slices.ContainsFunc(w.fetch.asked, blockID.Equals) {
+		t.Errorf("asked peers for %v", w.fetch.asked)
+	}
+	if got, err := w.st.GetBlock(blockID); err != nil || string(got) != string(blk) {
+		t.Errorf("the parent's block is not held: %v", err)
+	}
+	b, err := w.svc.Bundle(v.Receipt.CID(), v.Item)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := w.checks(t, b)
+	if len(rep.Manifest.Lineage) != 1 || !rep.Manifest.Lineage[0].Equals(blockID) {
+		t.Errorf("the bundle's lineage %v", rep.Manifest.Lineage)
+	}
+	if s := rep.Steps[len(rep.Steps)-1]; s.ID != protocol.StepAncestor || s.Depth != 1 || !s.OK {
+		t.Errorf("last step %+v", s)
+	}
+	// Asked again, the node holds the lineage and asks no one.
+	asked := len(w.fetch.asked)
+	if _, err := w.svc.Verify(ctx, resale); err != nil || len(w.fetch.asked) != asked {
+		t.Errorf("asked again: %v, %d more", err, len(w.fetch.asked)-asked)
 	}
 }
