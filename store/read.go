@@ -61,6 +61,14 @@ func (s *Store) GetBytes(c cid.Cid) ([]byte, error) {
 
 // Has reports whether the store holds the record with CID c.
 func (s *Store) Has(c cid.Cid) (bool, error) {
+	if err := s.enter(); err != nil {
+		return false, err
+	}
+	_, cached := s.cache.get(c) // the cache holds only durable records
+	s.leave()
+	if cached {
+		return true, nil
+	}
 	_, err := s.Seq(c)
 	switch {
 	case err == nil:

@@ -14,9 +14,9 @@ import (
 
 // receiptOf signs a receipt of one decision per consent and returns it
 // with its decision blocks.
-func (s *signer) receiptOf(tb testing.TB, consents ...*protocol.Record) (*protocol.Record, [][]byte) {
+func (s *signer) receiptOf(tb testing.TB, consents ...*protocol.Record) (*protocol.Record, []Block) {
 	tb.Helper()
-	var blocks [][]byte
+	var blocks []Block
 	var links []cid.Cid
 	for i, c := range consents {
 		b := &protocol.DecisionBlock{
@@ -30,7 +30,7 @@ func (s *signer) receiptOf(tb testing.TB, consents ...*protocol.Record) (*protoc
 		if err != nil {
 			tb.Fatal(err)
 		}
-		blocks, links = append(blocks, enc), append(links, l)
+		blocks, links = append(blocks, Block{Data: enc, Consent: c.CID()}), append(links, l)
 	}
 	return s.sign(tb, protocol.NewReceipt(links, protocol.Checkpoint{Root: make([]byte, 32)})), blocks
 }
@@ -63,7 +63,7 @@ func TestPutReceipt(t *testing.T) {
 	body, _ := rc.Receipt()
 	for i, l := range body.Decisions {
 		got, err := s.GetBlock(l.Cid)
-		if err != nil || string(got) != string(blocks[i]) {
+		if err != nil || string(got) != string(blocks[i].Data) {
 			t.Errorf("decision %d: %v", i, err)
 		}
 	}
@@ -79,8 +79,8 @@ func TestPutReceipt(t *testing.T) {
 	if _, err := s.PutReceipt(ctx, a, nil); err == nil {
 		t.Error("PutReceipt took a consent")
 	}
-	if _, err := s.PutReceipt(ctx, rc, [][]byte{{0xa0}}); err == nil {
-		t.Error("PutReceipt took a block that is not a decision")
+	if _, err := s.PutReceipt(ctx, rc, []Block{{Data: []byte{0xa0}, Consent: a.CID()}}); err == nil {
+		t.Error("PutReceipt took a block that is not one of the receipt's decisions")
 	}
 }
 
@@ -96,8 +96,9 @@ func TestPutBlocks(t *testing.T) {
 	ctx := context.Background()
 	sg := newSigner(t)
 	a := sg.consent(t, "DE")
-	rc, blocks := sg.receiptOf(t, a, a)
-	other, otherBlocks := sg.receiptOf(t, sg.consent(t, "DE"))
+	rc, signed := sg.receiptOf(t, a, a)
+	other, otherSigned := sg.receiptOf(t, sg.consent(t, "DE"))
+	blocks, otherBlocks := blockData(signed), blockData(otherSigned)
 	if _, err := s.PutMany(ctx, []*protocol.Record{a, rc}); err != nil { // a receipt as another node's arrives: alone
 		t.Fatal(err)
 	}
@@ -195,4 +196,12 @@ func setMeta(t *testing.T, dir string, version byte, receipts int64) {
 	if err := txn.CommitAt(ts+1, nil); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func blockData(bs []Block) [][]byte {
+	out := make([][]byte, len(bs))
+	for i, b := range bs {
+		out[i] = b.Data
+	}
+	return out
 }

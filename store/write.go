@@ -67,24 +67,36 @@ type attachment struct {
 	backlinks []cid.Cid
 }
 
+// Block is a decision block of a receipt the node signs: its encoding,
+// and the consent its request names.
+type Block struct {
+	Data    []byte
+	Consent cid.Cid
+}
+
 // PutReceipt stores a receipt and its decision blocks as Put stores a
 // record: the blocks are durable with the receipt, in its transaction,
 // and GetBlock reads them; the receipt is found by the consents its
-// decisions rely on (LinkedFrom(consent, KindReceipt)). The caller has
-// checked that the blocks are the receipt's. A receipt already held is
-// answered as Put answers it, and its blocks are not written again.
-func (s *Store) PutReceipt(ctx context.Context, r *protocol.Record, blocks [][]byte) (PutResult, error) {
-	if r == nil || r.Kind() != protocol.KindReceipt {
+// decisions rely on (LinkedFrom(consent, KindReceipt)). Each block must
+// be one of the receipt's decisions; the caller, who made them, vouches
+// for their content and consents. A receipt already held is answered as
+// Put answers it, and its blocks are not written again.
+func (s *Store) PutReceipt(ctx context.Context, r *protocol.Record, blocks []Block) (PutResult, error) {
+	if r == nil {
 		return PutResult{}, errors.New("store: PutReceipt takes a receipt")
 	}
-	att := &attachment{blocks: blocks}
+	body, ok := r.Receipt()
+	if !ok {
+		return PutResult{}, errors.New("store: PutReceipt takes a receipt")
+	}
+	att := &attachment{blocks: make([][]byte, len(blocks))}
 	seen := map[string]bool{}
 	for i, b := range blocks {
-		blk, err := protocol.DecodeDecisionBlock(b)
-		if err != nil {
-			return PutResult{}, fmt.Errorf("store: decision block %d: %w", i, err)
+		if c := protocol.RecordCID(b.Data); !slices.ContainsFunc(body.Decisions, func(l protocol.Link) bool { return l.Equals(c) }) {
+			return PutResult{}, fmt.Errorf("store: block %d (%s) is not a decision of receipt %s", i, c, r.CID())
 		}
-		if c := blk.Request.Consent.Cid; !seen[c.KeyString()] {
+		att.blocks[i] = b.Data
+		if c := b.Consent; !seen[c.KeyString()] {
 			seen[c.KeyString()] = true
 			att.backlinks = append(att.backlinks, c)
 		}

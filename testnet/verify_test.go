@@ -15,18 +15,18 @@ func TestEveryNodeGivesTheSameVerdict(t *testing.T) {
 	w := newTransferWorld(t, Options{Nodes: 3, InMemory: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	marketing := w.request
+	marketing := w.Request
 	marketing.Purpose = "marketing"
 	for _, tc := range []struct {
 		name    string
 		req     protocol.TransferRequest
 		verdict string
-	}{{"allowed", w.request, protocol.VerdictAllow}, {"marketing", marketing, protocol.VerdictDeny}} {
+	}{{"allowed", w.Request, protocol.VerdictAllow}, {"marketing", marketing, protocol.VerdictDeny}} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.req.At = time.Now().UnixMilli() // one decision time for all nodes
 			var first *protocol.DecisionBlock
 			receipts := map[string]bool{}
-			for _, m := range w.net.Nodes {
+			for _, m := range w.Net.Nodes {
 				v, err := m.Services().Verify.Verify(ctx, tc.req)
 				if err != nil {
 					t.Fatal(err)
@@ -53,8 +53,8 @@ func TestEveryNodeGivesTheSameVerdict(t *testing.T) {
 					t.Fatalf("node %d decided differently:\n%+v\nvs\n%+v", m.Index, v.Block.Checks, first.Checks)
 				}
 			}
-			if len(receipts) != len(w.net.Nodes) {
-				t.Fatalf("%d distinct receipts from %d nodes", len(receipts), len(w.net.Nodes))
+			if len(receipts) != len(w.Net.Nodes) {
+				t.Fatalf("%d distinct receipts from %d nodes", len(receipts), len(w.Net.Nodes))
 			}
 		})
 	}
@@ -71,24 +71,24 @@ func TestRevocationReachesEveryVerdict(t *testing.T) {
 	w := newTransferWorld(t, Options{Nodes: 3, InMemory: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, m := range w.net.Nodes {
-		d, err := m.Services().Verify.Decide(w.request)
+	for _, m := range w.Net.Nodes {
+		d, err := m.Services().Verify.Decide(w.Request)
 		if err != nil || d.Verdict != protocol.VerdictAllow {
 			t.Fatalf("node %d before the revocation: %v %+v", m.Index, err, d)
 		}
 	}
-	rev, err := Sign(w.platform.Key, &protocol.Revocation{Target: protocol.LinkTo(w.consent.CID()), Reason: "withdrawn", EffectiveAt: time.Now().UnixMilli()})
+	rev, err := Sign(w.Platform.Key, &protocol.Revocation{Target: protocol.LinkTo(w.Consent.CID()), Reason: "withdrawn", EffectiveAt: time.Now().UnixMilli()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.net.Submit(ctx, w.net.NodeOf("DE"), rev); err != nil {
+	if err := w.Net.Submit(ctx, w.Net.NodeOf("DE"), rev); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.net.WaitAll(ctx, rev.CID()); err != nil {
+	if err := w.Net.WaitAll(ctx, rev.CID()); err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range w.net.Nodes {
-		d, err := m.Services().Verify.Decide(w.request)
+	for _, m := range w.Net.Nodes {
+		d, err := m.Services().Verify.Decide(w.Request)
 		if err != nil {
 			t.Fatal(err)
 		}

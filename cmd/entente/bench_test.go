@@ -9,12 +9,15 @@ import (
 // and the ratio to bare verification.
 func TestBenchCommand(t *testing.T) {
 	closeDefaultIdle(t)
-	out := newCLI(t).ok("bench", "--records", "1000")
+	out := newCLI(t).ok("bench", "--records", "1000", "--verifies", "500")
 	for _, re := range []string{`ingest +\d+ records/s \(1000 records in`, `bare verify +\d+ crypto/ed25519`, `ingest / verify +\d\.\d\d`,
-		`node verifier +\d+ verifications/s`, `ingest / node verifier +\d\.\d\d`} {
+		`node verifier +\d+ verifications/s`, `ingest / node verifier +\d\.\d\d`,
+		`verify +\d+ requests/s, p50 [\d.]+ ms, p99 [\d.]+ ms`, `bare handler +\d+ requests/s`, `verify / bare +\d\.\d\d`,
+		`verify-batch +\d+ decisions/s`, `batch / single +\d+\.\d\d`, `tier 3 / tier 1 +\d+\.\d\d`} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("bench output lacks %q:\n%s", re, out)
 		}
 	}
 	wantError(t, newCLI(t).fails(2, "bench", "--records", "5"), true, "--records")
+	wantError(t, newCLI(t).fails(2, "bench", "--verifies", "5"), true, "--verifies")
 }

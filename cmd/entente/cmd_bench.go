@@ -12,13 +12,15 @@ import (
 func init() {
 	register(&command{
 		name: "bench",
-		summary: "measure ingest on this machine: records checked, stored durably and logged per second\n\n" +
-			"Starts a one-node federation in a temporary directory, signs N accreditations, submits them\n" +
-			"from 256 concurrent callers, and compares the rate with bare Ed25519 verification on the\n" +
-			"same cores, taking turns with it: crypto/ed25519's, and the node's own verifier (the same\n" +
-			"verdicts, faster for keys it has seen). The full set of benchmarks is `go test -bench`\n" +
-			"(docs/performance.md).",
-		usage: "bench [--records N]",
+		summary: "measure ingest and transfer verification on this machine, each against its baseline\n\n" +
+			"Starts a two-jurisdiction federation of one node in a temporary directory. Ingest: signs N\n" +
+			"accreditations, submits them from 256 concurrent callers, and compares the rate with bare\n" +
+			"Ed25519 verification on the same cores, taking turns with it: crypto/ed25519's, and the\n" +
+			"node's own verifier (the same verdicts, faster for keys it has seen). Verify: --verifies\n" +
+			"POSTs of /v1/transfers/verify from 32 clients against a bare handler doing the same HTTP,\n" +
+			"JSON, store reads, signature and durable write; batches of 64; and a tier-3 resale against\n" +
+			"a tier-1 transfer. The full set of benchmarks is `go test -bench` (docs/performance.md).",
+		usage: "bench [--records N] [--verifies N]",
 		run:   runBench,
 	})
 }
@@ -27,6 +29,7 @@ func runBench(env *cliEnv, args []string) error {
 	c := findCommand("bench")
 	flags := newFlags(env, c)
 	n := flags.Int("records", 20000, "how many records to ingest")
+	verifies := flags.Int("verifies", 5000, "how many single verifies to send (0: skip the verify measures)")
 	rest, err := parseFlags(flags, args)
 	if err != nil {
 		return err
@@ -37,12 +40,15 @@ func runBench(env *cliEnv, args []string) error {
 	if *n < 1000 || *n > 10_000_000 {
 		return usagef("--records must be from 1000 to 10000000")
 	}
+	if *verifies != 0 && (*verifies < 500 || *verifies > 1_000_000) {
+		return usagef("--verifies must be 0 or from 500 to 1000000")
+	}
 	dir, err := os.MkdirTemp("", "entente-bench-*")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	net, err := testnet.Start(testnet.Options{Nodes: 1, Jurisdictions: []string{"DE"}, Dir: dir})
+	net, err := testnet.Start(testnet.Options{Nodes: 1, Jurisdictions: []string{"DE", "BR"}, Dir: dir, API: true})
 	if err != nil {
 		return err
 	}
@@ -63,5 +69,39 @@ func runBench(env *cliEnv, args []string) error {
 	fmt.Fprintf(w, "ingest / verify         %8.2f\n", r.IngestRate()/r.StdVerifyRate())
 	fmt.Fprintf(w, "node verifier           %8.0f verifications/s of a key seen before (same verdicts, precomputed tables)\n", r.KeysVerifyRate())
 	fmt.Fprintf(w, "ingest / node verifier  %8.2f\n", r.IngestRate()/r.KeysVerifyRate())
+	if *verifies == 0 {
+		return nil
+	}
+	return benchVerify(env, net, *verifies)
+}
+
+// benchVerify prints MeasureVerify's and MeasureLineage's readings.
+func benchVerify(env *cliEnv, net *testnet.Net, verifies int) error {
+	w := env.stdout
+	world, err := testnet.NewTransferWorld(env.ctx, net)
+	if err != nil {
+		return err
+	}
+	m := net.Nodes[0]
+	fmt.Fprintf(w, "verifying from 32 clients, in rounds with a bare handler and with batches of 64...\n")
+	v, err := testnet.MeasureVerify(env.ctx, world, m, verifies, 32, 64)
+	if err != nil {
+		return err
+	}
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+	fmt.Fprintf(w, "verify                  %8.0f requests/s, p50 %s, p99 %s (each decided, signed, stored durably)\n",
+		v.Verify.Rate(), ms(v.Verify.Percentile(50)), ms(v.Verify.Percentile(99)))
+	fmt.Fprintf(w, "bare handler            %8.0f requests/s, p50 %s, p99 %s (same HTTP, JSON, reads, signature and write)\n",
+		v.Bare.Rate(), ms(v.Bare.Percentile(50)), ms(v.Bare.Percentile(99)))
+	fmt.Fprintf(w, "verify / bare           %8.2f\n", v.VerifyOverBare())
+	fmt.Fprintf(w, "verify-batch            %8.0f decisions/s (64 a call, one receipt each)\n", v.BatchRate())
+	fmt.Fprintf(w, "batch / single          %8.2f\n", v.BatchOverSingle())
+	l, err := testnet.MeasureLineage(env.ctx, world, m, max(verifies/2, 500))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "decide tier 1           %8.1f µs (in process)\n", float64(l.Tier1.Nanoseconds())/1000)
+	fmt.Fprintf(w, "decide tier 3           %8.1f µs (two ancestors held)\n", float64(l.Tier3.Nanoseconds())/1000)
+	fmt.Fprintf(w, "tier 3 / tier 1         %8.2f\n", l.Tier3OverTier1())
 	return nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net"
@@ -283,54 +282,13 @@ func getStatus(c *http.Client, api string) (st struct {
 	return st, json.Unmarshal(b, &st) == nil
 }
 
-// transferWorld is a federation (startNet) ready for transfer decisions:
-// DE and BR rule sets, a DE platform with a consent for BR, a BR recipient.
-type transferWorld struct {
-	net       *testnet.Net
-	platform  *testnet.Party
-	recipient *testnet.Party
-	consent   *protocol.Record
-}
-
-func newTransferWorld(t *testing.T) *transferWorld {
+// newTransferWorld is a federation (startNet) ready for transfer
+// decisions (testnet.TransferWorld).
+func newTransferWorld(t *testing.T) *testnet.TransferWorld {
 	t.Helper()
-	n := startNet(t)
-	ctx := t.Context()
-	platform, err := n.NewParty(ctx, "DE", "platform", protocol.RoleController)
+	w, err := testnet.NewTransferWorld(t.Context(), startNet(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	recipient, err := n.NewParty(ctx, "BR", "recipient", protocol.RoleController)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rules := protocol.Rules{MaxTier: 2, ProhibitedPurposes: []string{}, MaxRetentionDays: 365, BlockOnIncident: protocol.SeverityHigh, Conditions: []protocol.Condition{}}
-	wait := []*protocol.Record{platform.Accreditation, recipient.Accreditation}
-	for _, j := range []string{"DE", "BR"} {
-		rs, err := protocol.Sign(n.Authorities[j], time.Now().UnixMilli(), &protocol.Ruleset{Jurisdiction: j, Version: 1, EffectiveFrom: time.Now().Add(-time.Hour).UnixMilli(),
-			Export: protocol.ExportRules{Destinations: []string{"*"}, Rules: rules}, Import: protocol.ImportRules{Origins: []string{"*"}, Rules: rules}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Submit(ctx, n.NodeOf(j), rs); err != nil {
-			t.Fatal(err)
-		}
-		wait = append(wait, rs)
-	}
-	subject := make([]byte, 32)
-	rand.Read(subject)
-	consent, err := protocol.Sign(platform.Key, time.Now().UnixMilli(), &protocol.Consent{Subject: subject, Jurisdiction: "DE", Categories: []string{"face"},
-		Purposes: []string{"research"}, MaxTier: 1, Destinations: []string{"BR"}, RetentionDays: 90, ExpiresAt: time.Now().AddDate(1, 0, 0).UnixMilli(), Method: "opt-in"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Submit(ctx, n.NodeOf("DE"), consent); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range append(wait, consent) {
-		if err := n.WaitAll(ctx, r.CID()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return &transferWorld{net: n, platform: platform, recipient: recipient, consent: consent}
+	return w
 }

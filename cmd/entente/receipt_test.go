@@ -16,7 +16,7 @@ import (
 func TestReceiptGetAndCheck(t *testing.T) {
 	closeDefaultIdle(t)
 	w := newTransferWorld(t)
-	n, ctx, consent, recipient := w.net, t.Context(), w.consent, w.recipient
+	n, ctx, consent, recipient := w.Net, t.Context(), w.Consent, w.Recipient
 	br := n.NodeOf("BR")
 	v, err := br.Services().Verify.Verify(ctx, protocol.TransferRequest{Consent: protocol.LinkTo(consent.CID()), From: "DE", To: "BR", Sender: consent.Issuer().String(), Recipient: recipient.ID.String(),
 		Purpose: "research", Categories: []string{"face"}, Tier: 1, RetentionDays: 30})

@@ -14,7 +14,7 @@ import (
 func TestVerify(t *testing.T) {
 	closeDefaultIdle(t)
 	w := newTransferWorld(t)
-	n, consent, recipient := w.net, w.consent, w.recipient
+	n, consent, recipient := w.Net, w.Consent, w.Recipient
 	br := n.NodeOf("BR")
 	dir := t.TempDir()
 	tokenFile := writeFile(t, dir, "br.token", br.Token+"\n", 0o600)
@@ -53,5 +53,5 @@ func TestVerify(t *testing.T) {
 		"--sender", consent.Issuer().String(), "--recipient", recipient.ID.String(), "--purpose", "research", "--category", "face", "--tier", "1", "--retention-days", "30")
 	wantError(t, r, false, "invalid_body", "from")
 	wantError(t, c.fails(2, append(flags, "--purpose", "research", "--parent", "bafy-not")...), true, "--parent", "bafy-not")
-	wantError(t, c.fails(2, append(flags, "--purpose", "research", "--parent", w.consent.CID().String()+":x")...), true, "--parent", `"x" is not a decision's index`)
+	wantError(t, c.fails(2, append(flags, "--purpose", "research", "--parent", w.Consent.CID().String()+":x")...), true, "--parent", `"x" is not a decision's index`)
 }

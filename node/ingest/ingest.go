@@ -38,7 +38,7 @@ type Store interface {
 	Lookup(c cid.Cid) (uint64, store.Absence, error)
 	Has(c cid.Cid) (bool, error)
 	PutNew(ctx context.Context, r *protocol.Record, absent store.Absence) (store.PutResult, error)
-	PutReceipt(ctx context.Context, r *protocol.Record, blocks [][]byte) (store.PutResult, error)
+	PutReceipt(ctx context.Context, r *protocol.Record, blocks []store.Block) (store.PutResult, error)
 }
 
 // Fetcher gets records from peers by CID, ingesting what they send (the
@@ -228,7 +228,7 @@ func (p *Pipeline) IngestOrPark(ctx context.Context, r *protocol.Record, src ser
 // StoreOwn stores a receipt this node just signed, with its decision
 // blocks: it needs no signature check or authorisation, and is not
 // gossiped.
-func (p *Pipeline) StoreOwn(ctx context.Context, receipt *protocol.Record, blocks [][]byte) error {
+func (p *Pipeline) StoreOwn(ctx context.Context, receipt *protocol.Record, blocks []store.Block) error {
 	if p.g.Closed() {
 		return service.ErrClosed
 	}

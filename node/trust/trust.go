@@ -7,6 +7,7 @@ package trust
 import (
 	"errors"
 	"slices"
+	"sync"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -23,12 +24,21 @@ type View struct {
 	founding      map[peer.ID]string
 	jurisdictions []string
 	store         *store.Store
+	// blocks keeps decoded decision blocks: named by their content, they
+	// never change, and a resale's decisions read their parent's again
+	// and again. At most maxBlocks; when full it starts again empty.
+	blocksMu sync.RWMutex
+	blocks   map[cid.Cid]*protocol.DecisionBlock
 }
+
+// maxBlocks bounds View.blocks: at most 64 KiB each, a few hundred MiB
+// in the worst case, a few MiB in practice (blocks are ~2 KiB).
+const maxBlocks = 4096
 
 // NewView is the view of fed (restricted to the recognised jurisdictions)
 // over s.
 func NewView(fed *config.Federation, s *store.Store) *View {
-	v := &View{authorities: fed.Authorities(), founding: fed.FoundingNodes(), store: s}
+	v := &View{authorities: fed.Authorities(), founding: fed.FoundingNodes(), store: s, blocks: map[cid.Cid]*protocol.DecisionBlock{}}
 	for _, j := range fed.Jurisdictions {
 		v.jurisdictions = append(v.jurisdictions, j.Code)
 	}
@@ -76,7 +86,15 @@ func (v *View) IncidentsAffecting(id peer.ID) ([]*protocol.Record, error) {
 	return v.store.IncidentsAffecting(id)
 }
 
+// DecisionBlock returns the held decision block c, decoded; the block is
+// shared and must not be modified.
 func (v *View) DecisionBlock(c cid.Cid) (*protocol.DecisionBlock, error) {
+	v.blocksMu.RLock()
+	blk, ok := v.blocks[c]
+	v.blocksMu.RUnlock()
+	if ok {
+		return blk, nil
+	}
 	b, err := v.store.GetBlock(c)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, protocol.ErrNotHeld
@@ -84,7 +102,16 @@ func (v *View) DecisionBlock(c cid.Cid) (*protocol.DecisionBlock, error) {
 	if err != nil {
 		return nil, err
 	}
-	return protocol.DecodeDecisionBlock(b)
+	if blk, err = protocol.DecodeDecisionBlock(b); err != nil {
+		return nil, err
+	}
+	v.blocksMu.Lock()
+	if len(v.blocks) >= maxBlocks {
+		clear(v.blocks)
+	}
+	v.blocks[c] = blk
+	v.blocksMu.Unlock()
+	return blk, nil
 }
 
 // IsMember reports whether id may connect (DESIGN.md §3): a founding node

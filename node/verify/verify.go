@@ -40,7 +40,7 @@ type Fetcher interface {
 // Storer stores the receipts the node signs, with their decision blocks
 // (the ingest pipeline).
 type Storer interface {
-	StoreOwn(ctx context.Context, receipt *protocol.Record, blocks [][]byte) error
+	StoreOwn(ctx context.Context, receipt *protocol.Record, blocks []store.Block) error
 }
 
 // Checkpoints are the node's log's checkpoints (the checkpoint service).
@@ -174,14 +174,15 @@ func (s *Service) VerifyBatch(ctx context.Context, reqs []protocol.TransferReque
 		return nil, err
 	}
 	out := make([]*service.Verdict, len(reqs))
-	blocks := make([][]byte, len(reqs))
+	blocks := make([]store.Block, len(reqs))
 	links := make([]cid.Cid, len(reqs))
 	// Decide on every core; one signature then covers them all.
 	errs := make([]error, len(reqs))
 	var next atomic.Int64
 	work := func() {
 		for i := int(next.Add(1) - 1); i < len(reqs); i = int(next.Add(1) - 1) {
-			out[i], blocks[i], links[i], errs[i] = s.decide(&reqs[i], i)
+			out[i], blocks[i].Data, links[i], errs[i] = s.decide(&reqs[i], i)
+			blocks[i].Consent = reqs[i].Consent.Cid
 		}
 	}
 	var wg sync.WaitGroup

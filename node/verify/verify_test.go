@@ -28,7 +28,7 @@ type receipts struct {
 	calls int
 }
 
-func (r *receipts) StoreOwn(ctx context.Context, receipt *protocol.Record, blocks [][]byte) error {
+func (r *receipts) StoreOwn(ctx context.Context, receipt *protocol.Record, blocks []store.Block) error {
 	r.calls++
 	_, err := r.st.PutReceipt(ctx, receipt, blocks)
 	return err
