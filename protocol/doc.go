@@ -513,8 +513,37 @@
 // each, <kind>.cbor (the record's bytes) and <kind>.json (its DAG-JSON
 // view), indexed with CID, kind and issuer in vectors.json. invalid.json
 // lists byte strings, in hex, that a decoder must refuse, each with the
-// code it must refuse it with. The tests check both sets against the code;
-// "go test ./protocol -run Golden -update" rewrites them.
+// code it must refuse it with. testdata/wire holds the wire messages
+// (vectors.json: decision block, checkpoint text, verifier key, note and
+// cosigned note, fetch, sync-all, checkpoint and cosign frames; and
+// invalid.json) and bundle.car.
+//
+// testdata/kit is for other implementations: plain files, hex and peer
+// IDs, readable without Go.
+//
+//	keys.json       every key the vectors use: its name, the 32-byte seed, the key file
+//	                (MarshalPrivateKey), the public key, the peer ID's bytes and text
+//	signing.json    each golden record with the key that signed it (a name of
+//	                keys.json), its signing input, signature, bytes and CID
+//	decisions.json  transfer decisions: the federation's authorities and founding
+//	                nodes, a table of records and decision blocks (CID → hex), and per
+//	                decision the records and blocks the node holds, the request (JSON,
+//	                and its CBOR as a decision block holds it) and the expected verdict,
+//	                checks (id, ok, reason, evidence; details are not normative) and
+//	                evidence. The cases: an allow; the consent not held; a prohibited
+//	                purpose; a revoked consent; a recipient not accredited; a blocking
+//	                incident; a tier-2 transfer without parent; a tier-2 resale allowed
+//	                under its parent; one wider than its parent; a tier-3 resale under
+//	                a denied parent
+//	bundles.json    bundles with the federation to check them against and the expected
+//	                steps (id, ok, depth): wire/bundle.car (tier 1),
+//	                kit/bundle-tier3.car (a tier-3 resale and its two ancestors), and
+//	                kit/bundle-tier3-tampered.car (one byte of the grandparent's block
+//	                changed: bundle.blocks and decision.block fail)
+//
+// The tests check every file against the code, and read the kit as another
+// implementation would, from the files alone (TestKitFromFilesAlone); "go
+// test ./protocol -run Golden -update" rewrites them all.
 //
 // # Worked example
 //
