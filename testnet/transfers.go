@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/protocol"
 )
 
@@ -74,30 +75,40 @@ func NewTransferWorld(ctx context.Context, net *Net) (*TransferWorld, error) {
 }
 
 // Resale has m sign the world's transfer from tier 1 up to tier−1, each
-// resale by the previous recipient to a new BR platform, a day shorter,
+// resale by the previous recipient to a new BR platform (NextTier),
 // naming the decision before it; and returns the request of the given
 // tier, which names the last of them as its parent (the world's Request
 // for tier 1). Every decision of the chain must be allowed.
 func (w *TransferWorld) Resale(ctx context.Context, m *Member, tier int) (protocol.TransferRequest, error) {
 	req := w.Request
-	for t := 2; t <= tier; t++ {
+	for req.Tier < int64(tier) {
 		v, err := m.Services().Verify.Verify(ctx, req)
 		if err != nil {
 			return req, err
 		}
-		if !v.Decision.Allowed() {
-			return req, fmt.Errorf("testnet: the tier-%d decision of the chain is denied: %+v", req.Tier, v.Decision.Failed())
-		}
-		buyer, err := w.Net.NewParty(ctx, "BR", fmt.Sprintf("tier-%d buyer", t), protocol.RoleController)
-		if err != nil {
+		if req, err = w.NextTier(ctx, req, v); err != nil {
 			return req, err
 		}
-		if err := w.Net.WaitAll(ctx, buyer.Accreditation.CID()); err != nil {
-			return req, err
-		}
-		req.From, req.Sender, req.Recipient = "BR", req.Recipient, buyer.ID.String()
-		req.Tier, req.RetentionDays, req.At = int64(t), req.RetentionDays-1, 0
-		req.Parent = &protocol.DecisionRef{Receipt: protocol.LinkTo(v.Receipt.CID()), Item: int64(v.Item)}
 	}
+	return req, nil
+}
+
+// NextTier is the resale of what req, allowed by v, transferred: by its
+// recipient, from BR, to a new BR platform, a tier higher and a day
+// shorter, naming v's decision as its parent; At is left for the node.
+func (w *TransferWorld) NextTier(ctx context.Context, req protocol.TransferRequest, v *service.Verdict) (protocol.TransferRequest, error) {
+	if !v.Decision.Allowed() || v.Receipt == nil {
+		return req, fmt.Errorf("testnet: the tier-%d decision is not an allow signed in a receipt: %+v", req.Tier, v.Decision.Failed())
+	}
+	buyer, err := w.Net.NewParty(ctx, "BR", fmt.Sprintf("tier-%d buyer", req.Tier+1), protocol.RoleController)
+	if err != nil {
+		return req, err
+	}
+	if err := w.Net.WaitAll(ctx, buyer.Accreditation.CID()); err != nil {
+		return req, err
+	}
+	req.From, req.Sender, req.Recipient = "BR", req.Recipient, buyer.ID.String()
+	req.Tier, req.RetentionDays, req.At = req.Tier+1, req.RetentionDays-1, 0
+	req.Parent = &protocol.DecisionRef{Receipt: protocol.LinkTo(v.Receipt.CID()), Item: int64(v.Item)}
 	return req, nil
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +10,7 @@ import (
 
 	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/protocol"
+	"github.com/ipfs/go-cid"
 )
 
 // TestReceiptGetAndCheck: a receipt's bundle, downloaded with receipt
@@ -122,5 +125,65 @@ func TestReceiptHelp(t *testing.T) {
 		if !strings.Contains(out, sub) {
 			t.Errorf("entente receipt --help does not list %q:\n%s", sub, out)
 		}
+	}
+}
+
+// TestReceiptCheckLineage: a tier-3 resale decided by the FR node, whose
+// tier-2 parent the BR node decided over the DE node's tier-1 decision:
+// the FR node fetches both ancestors from the other nodes, its bundle
+// carries them, entente receipt check passes with a step per ancestor,
+// and fails at the block's CID when a byte of an ancestor changes.
+func TestReceiptCheckLineage(t *testing.T) {
+	closeDefaultIdle(t)
+	w := newTransferWorld(t)
+	ctx := t.Context()
+	fr := w.Net.NodeOf("FR")
+	req := w.Request
+	var receipts []cid.Cid
+	for _, j := range []string{"DE", "BR", "FR"} {
+		v, err := w.Net.NodeOf(j).Services().Verify.Verify(ctx, req)
+		if err != nil || !v.Decision.Allowed() {
+			t.Fatalf("tier %d on the %s node: %v %+v", req.Tier, j, err, v)
+		}
+		receipts = append(receipts, v.Receipt.CID())
+		if j != "FR" {
+			if req, err = w.NextTier(ctx, req, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, c := range receipts[:2] {
+		if held, _ := fr.Store().Has(c); !held {
+			t.Errorf("the FR node did not fetch the ancestor %s", c)
+		}
+	}
+
+	c := newCLI(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "tier3.car")
+	c.ok("receipt", "get", receipts[2].String(), "--api", fr.APIAddr(), "--out", file)
+	out := c.ok("receipt", "check", file, "--federation", w.Net.FederationPath)
+	for _, want := range []string{
+		"pass  lineage.ancestor     depth 1, decision 0 of receipt " + receipts[1].String(), "tier 2 from BR to BR, ALLOW recomputed",
+		"pass  lineage.ancestor     depth 2, decision 0 of receipt " + receipts[0].String(), "tier 1 from DE to BR, ALLOW recomputed",
+		"pass  lineage.parent",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("receipt check of the tier-3 bundle lacks %q:\n%s", want, out)
+		}
+	}
+	good, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := protocol.ReadBundle(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []int{3, 4} { // the parent's and the grandparent's decision blocks
+		bad := bytes.Clone(good)
+		bad[bytes.Index(bad, b.Blocks[k].Data)+len(b.Blocks[k].Data)/2] ^= 1
+		r := c.fails(1, "receipt", "check", writeFile(t, dir, fmt.Sprintf("bad%d.car", k), string(bad), 0o644), "--federation", w.Net.FederationPath)
+		wantError(t, r, false, fmt.Sprintf("the bundle does not hold: %s: block %d: its bytes hash to", protocol.StepBlocks, k+1), b.Blocks[k].CID.String())
 	}
 }
