@@ -479,13 +479,7 @@ func (d *decider) consentScope() (Check, error) {
 	if !slices.Contains(c.Purposes, req.Purpose) {
 		f.add(ReasonPurpose, "purpose %q is not among the consented purposes %v", req.Purpose, c.Purposes)
 	}
-	var outside []string
-	for _, cat := range req.Categories {
-		if !slices.Contains(c.Categories, cat) {
-			outside = append(outside, cat)
-		}
-	}
-	if len(outside) > 0 {
+	if outside := notIn(req.Categories, c.Categories); len(outside) > 0 {
 		f.add(ReasonCategory, "categories %v are not among the consented categories %v", outside, c.Categories)
 	}
 	if req.Tier > c.MaxTier {
@@ -502,6 +496,17 @@ func (d *decider) consentScope() (Check, error) {
 	}
 	return pass(d.consentRec, "purpose %q, categories %v, tier %d, destination %s and retention of %d days are within the consent",
 		req.Purpose, req.Categories, req.Tier, req.To, req.RetentionDays), nil
+}
+
+// notIn lists the items of xs that are not in set, in order.
+func notIn(xs, set []string) []string {
+	var out []string
+	for _, x := range xs {
+		if !slices.Contains(set, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // coversJurisdiction: j is in list, or list holds the wildcard.

@@ -346,14 +346,7 @@ func TestKitFromFilesAlone(t *testing.T) {
 
 	var file kitDecisions
 	read("decisions.json", &file)
-	anchors := StaticAnchors{Authorities: map[string]peer.ID{}, FoundingNodes: map[peer.ID]string{}}
-	for j, s := range file.Federation.Authorities {
-		anchors.Authorities[j], _ = peer.Decode(s)
-	}
-	for s, j := range file.Federation.FoundingNodes {
-		id, _ := peer.Decode(s)
-		anchors.FoundingNodes[id] = j
-	}
+	anchors := file.Federation.anchors()
 	for _, d := range file.Decisions {
 		var recs []*Record
 		for _, c := range d.Holds {
@@ -407,14 +400,8 @@ func TestKitFromFilesAlone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		trust := BundleTrust{Federation: b.Federation.Name, Authorities: map[string]peer.ID{}, FoundingNodes: map[peer.ID]string{}}
-		for j, s := range b.Federation.Authorities {
-			trust.Authorities[j], _ = peer.Decode(s)
-		}
-		for s, j := range b.Federation.FoundingNodes {
-			id, _ := peer.Decode(s)
-			trust.FoundingNodes[id] = j
-		}
+		a := b.Federation.anchors()
+		trust := BundleTrust{Federation: b.Federation.Name, Authorities: a.Authorities, FoundingNodes: a.FoundingNodes}
 		rep := CheckBundleCAR(car, trust)
 		var got []string
 		for _, s := range rep.Steps {
@@ -428,6 +415,19 @@ func TestKitFromFilesAlone(t *testing.T) {
 			t.Errorf("%s: holds %v, steps %v; want %v, %v", b.File, rep.OK(), got, b.Holds, want)
 		}
 	}
+}
+
+// anchors reads the federation's peer IDs.
+func (f kitFederation) anchors() StaticAnchors {
+	a := StaticAnchors{Authorities: map[string]peer.ID{}, FoundingNodes: map[peer.ID]string{}}
+	for j, s := range f.Authorities {
+		a.Authorities[j], _ = peer.Decode(s)
+	}
+	for s, j := range f.FoundingNodes {
+		id, _ := peer.Decode(s)
+		a.FoundingNodes[id] = j
+	}
+	return a
 }
 
 func kitStepString(s kitStep) string {

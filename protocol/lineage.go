@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -153,13 +152,7 @@ func (d *decider) resale() (Check, error) {
 	if req.Purpose != pr.Purpose {
 		f.add(ReasonPurpose, "purpose %q is not the parent's purpose %q", req.Purpose, pr.Purpose)
 	}
-	var outside []string
-	for _, c := range req.Categories {
-		if !slices.Contains(pr.Categories, c) {
-			outside = append(outside, c)
-		}
-	}
-	if len(outside) > 0 {
+	if outside := notIn(req.Categories, pr.Categories); len(outside) > 0 {
 		f.add(ReasonCategory, "categories %v are not among the parent's categories %v", outside, pr.Categories)
 	}
 	if end, parentEnd := retentionEnd(req), retentionEnd(pr); end > parentEnd {

@@ -44,13 +44,19 @@ func (f *Service) Fetch(ctx context.Context, cids ...cid.Cid) (map[cid.Cid]*prot
 	defer context.AfterFunc(f.g.Context(), cancel)()
 	run := &fetchRun{f: f, budget: fetchMaxTotal, pending: map[cid.Cid]*protocol.Record{}}
 	out := run.get(ctx, cids, 0)
+	return out, f.ended(ctx)
+}
+
+// ended is the error of a fetch that returns: the node closing, ctx
+// ending, or none.
+func (f *Service) ended(ctx context.Context) error {
 	switch {
 	case f.g.Closed():
-		return out, service.ErrClosed
+		return service.ErrClosed
 	case ctx.Err() != nil:
-		return out, fmt.Errorf("fetch: %w", ctx.Err())
+		return fmt.Errorf("fetch: %w", ctx.Err())
 	}
-	return out, nil
+	return nil
 }
 
 // fetchRun is one call of Fetch: the references it follows share its
@@ -191,13 +197,7 @@ func (f *Service) FetchBlocks(ctx context.Context, cids ...cid.Cid) (map[cid.Cid
 		}
 		return got, err
 	})
-	switch {
-	case f.g.Closed():
-		return out, service.ErrClosed
-	case ctx.Err() != nil:
-		return out, fmt.Errorf("fetch: %w", ctx.Err())
-	}
-	return out, nil
+	return out, f.ended(ctx)
 }
 
 // fetchPeers lists the connected peers to ask: founding nodes first, then
