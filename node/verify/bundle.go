@@ -71,8 +71,12 @@ func (s *Service) Bundle(c cid.Cid, item int) (*protocol.Bundle, error) {
 		if err != nil {
 			return nil, fmt.Errorf("node: bundle of %s: ancestor %d: %w", c, depth+1, err)
 		}
+		raw, err := st.GetBlock(a.blockID)
+		if err != nil {
+			return nil, fmt.Errorf("node: bundle of %s: ancestor %d: %w", c, depth+1, err)
+		}
 		records = append(append(records, a.receipt), reads...)
-		lineageBlocks = append(lineageBlocks, a.raw)
+		lineageBlocks = append(lineageBlocks, raw)
 	}
 	sc, err := s.checkpointCovering(seq)
 	if err != nil {

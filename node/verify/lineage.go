@@ -3,7 +3,6 @@ package verify
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 
@@ -20,8 +19,8 @@ const fetchChunk = 64
 type ancestor struct {
 	ref     protocol.DecisionRef
 	receipt *protocol.Record
-	block   *protocol.DecisionBlock
-	raw     []byte // the block's encoding
+	blockID cid.Cid
+	block   *protocol.DecisionBlock // shared (the trust view's): do not modify
 }
 
 // lineageOf returns the ancestors of req the node holds, parent first,
@@ -55,19 +54,12 @@ func (s *Service) heldDecision(ref protocol.DecisionRef) (ancestor, bool, error)
 	if !ok || ref.Item >= int64(len(body.Decisions)) {
 		return a, false, nil
 	}
-	raw, err := s.cfg.Store.GetBlock(body.Decisions[ref.Item].Cid)
-	if errors.Is(err, store.ErrNotFound) {
+	a.receipt, a.blockID = rec, body.Decisions[ref.Item].Cid
+	a.block, err = s.cfg.Trust.DecisionBlock(a.blockID)
+	if errors.Is(err, protocol.ErrNotHeld) {
 		return a, false, nil
 	}
-	if err != nil {
-		return a, false, err
-	}
-	blk, err := protocol.DecodeDecisionBlock(raw)
-	if err != nil {
-		return a, false, fmt.Errorf("decision block %s: %w", body.Decisions[ref.Item], err)
-	}
-	a.receipt, a.block, a.raw = rec, blk, raw
-	return a, true, nil
+	return a, err == nil, err
 }
 
 // fetchLineages asks member nodes for the ancestors of reqs the node

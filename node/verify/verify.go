@@ -1,8 +1,11 @@
 // Package verify answers transfer requests (DESIGN.md §5): it decides
-// them from the records the node holds — fetching a consent it lacks from
-// peers first — signs each verdict as a receipt, stores it and appends it
-// to the log before it answers; and it assembles the bundle that lets an
-// auditor re-check a receipt offline (bundle.go).
+// them from the records the node holds — fetching from member nodes first
+// a consent it lacks, and the lineage of a resale (the parent decisions'
+// receipts and blocks, lineage.go) — signs the verdicts as one receipt,
+// stores it with its decision blocks and appends it to the log before it
+// answers (a decision time outside the signing window is answered
+// unsigned); and it assembles the bundle that lets an auditor re-check a
+// decision and its lineage offline (bundle.go).
 //
 // Decisions share their store reads: each decision reads through a
 // protocol.RecordView whose answers are kept in an evidence cache for the
