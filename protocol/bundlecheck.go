@@ -36,6 +36,11 @@ func NewBundleTrust(federation string, authorities map[string]peer.ID, foundingN
 	return BundleTrust{Federation: federation, Authorities: authorities, FoundingNodes: foundingNodes, Rules: NewRuleEngine(0)}
 }
 
+// anchors are the trust's authorities and founding nodes.
+func (t BundleTrust) anchors() StaticAnchors {
+	return StaticAnchors{Authorities: t.Authorities, FoundingNodes: t.FoundingNodes}
+}
+
 // BundleStep is the outcome of one step of CheckBundle.
 type BundleStep struct {
 	ID      string
@@ -337,7 +342,7 @@ func (c *bundleCheck) recordsStep() (bool, string) {
 		c.receipt = c.records[0]
 		c.body, _ = c.receipt.Receipt()
 	}
-	c.view = NewRecordView(StaticAnchors{Authorities: c.trust.Authorities, FoundingNodes: c.trust.FoundingNodes}, c.records[min(1, len(c.records)):])
+	c.view = NewRecordView(c.trust.anchors(), c.records[min(1, len(c.records)):])
 	if len(faults) > 0 {
 		return false, joinFaults(faults)
 	}

@@ -80,7 +80,7 @@ func (c *bundleCheck) viewUntil(t int64) *RecordView {
 			recs = append(recs, r)
 		}
 	}
-	v := NewRecordView(StaticAnchors{Authorities: c.trust.Authorities, FoundingNodes: c.trust.FoundingNodes}, recs)
+	v := NewRecordView(c.trust.anchors(), recs)
 	for k, blk := range c.lineage {
 		v.AddBlock(c.manifest.Lineage[k].Cid, blk)
 	}

@@ -85,21 +85,17 @@ func New(cfg Config) (*Service, error) {
 	if err := c.load(); err != nil {
 		return nil, err
 	}
-	if r := cfg.Registerer; r != nil {
-		for _, m := range []prometheus.Collector{c.signed,
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "entente_log_size",
-				Help: "Records in the node's log (durable).",
-			}, func() float64 { return float64(cfg.Store.Len()) }),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "entente_log_checkpoint_size",
-				Help: "Size of the latest checkpoint this node signed.",
-			}, func() float64 { return float64(c.LatestSize()) }),
-		} {
-			if err := r.Register(m); err != nil {
-				return nil, fmt.Errorf("checkpoint: metrics: %w", err)
-			}
-		}
+	if err := service.Register(cfg.Registerer, "checkpoint", c.signed,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "entente_log_size",
+			Help: "Records in the node's log (durable).",
+		}, func() float64 { return float64(cfg.Store.Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "entente_log_checkpoint_size",
+			Help: "Size of the latest checkpoint this node signed.",
+		}, func() float64 { return float64(c.LatestSize()) }),
+	); err != nil {
+		return nil, err
 	}
 	c.g.Go(c.run)
 	return c, nil

@@ -22,7 +22,6 @@ package fetch
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -122,12 +121,8 @@ func New(cfg Config) (*Service, error) {
 			Help: "Records and decision blocks this node asked peers for, by result (fetched, not_found, mismatch, refused).",
 		}, []string{"result"}),
 	}
-	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{f.served, f.servedRecords, f.fetched} {
-			if err := cfg.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("fetch: metrics: %w", err)
-			}
-		}
+	if err := service.Register(cfg.Registerer, "fetch", f.served, f.servedRecords, f.fetched); err != nil {
+		return nil, err
 	}
 	f.g.ServeStreams(cfg.Host, protocol.FetchProtocolID, f.handle)
 	return f, nil

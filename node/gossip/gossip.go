@@ -89,10 +89,8 @@ func New(cfg Config) (_ *Service, err error) {
 			s.Close()
 		}
 	}()
-	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(s.messages); err != nil {
-			return nil, fmt.Errorf("gossip: metrics: %w", err)
-		}
+	if err := service.Register(cfg.Registerer, "gossip", s.messages); err != nil {
+		return nil, err
 	}
 	params := pubsub.DefaultGossipSubParams()
 	// Dial direct peers at once: the library's 1s delay is a bare sleep in

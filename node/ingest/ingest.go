@@ -126,10 +126,8 @@ func New(cfg Config) (*Pipeline, error) {
 		notify:    newNotifier(),
 		metrics:   newMetrics(),
 	}
-	if cfg.Registerer != nil {
-		if err := p.metrics.register(cfg.Registerer); err != nil {
-			return nil, fmt.Errorf("ingest: metrics: %w", err)
-		}
+	if err := service.Register(cfg.Registerer, "ingest", p.metrics.ingest, p.metrics.seconds); err != nil {
+		return nil, err
 	}
 	p.g.Go(p.retryParked)
 	return p, nil
@@ -382,15 +380,6 @@ func newMetrics() metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
 	}
-}
-
-func (m metrics) register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.ingest, m.seconds} {
-		if err := r.Register(c); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // notifier is a broadcast: wait returns a channel closed at the next fire.

@@ -133,10 +133,8 @@ func New(cfg Config) (*Service, error) {
 			Help: "Reconciliation sessions this node initiated.",
 		}),
 	}
-	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(s.sessions); err != nil {
-			return nil, fmt.Errorf("reconcile: metrics: %w", err)
-		}
+	if err := service.Register(cfg.Registerer, "reconcile", s.sessions); err != nil {
+		return nil, err
 	}
 	s.g.ServeStreams(cfg.Host, protocol.SyncProtocolID, s.handleSync)
 	s.g.ServeStreams(cfg.Host, protocol.SyncAllProtocolID, s.handleSyncAll)

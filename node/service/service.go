@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	libp2pprotocol "github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/entente-net/entente/protocol"
 )
@@ -54,6 +55,20 @@ func Defaults(now *Clock, logger **slog.Logger) {
 	if logger != nil && *logger == nil {
 		*logger = slog.New(slog.DiscardHandler)
 	}
+}
+
+// Register registers a service's collectors with reg; a nil reg
+// registers none. Errors name the service.
+func Register(reg prometheus.Registerer, service string, cs ...prometheus.Collector) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("%s: metrics: %w", service, err)
+		}
+	}
+	return nil
 }
 
 // Source says where a record came from, for metrics, logs and what

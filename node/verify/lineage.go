@@ -40,7 +40,9 @@ func (s *Service) lineageOf(req *protocol.TransferRequest) ([]ancestor, error) {
 }
 
 // heldDecision reads the decision ref names, if the node holds its
-// receipt and its block.
+// receipt and its block. When it holds the receipt and the receipt names
+// the decision, the ancestor's receipt and blockID are set even if the
+// block is not held.
 func (s *Service) heldDecision(ref protocol.DecisionRef) (ancestor, bool, error) {
 	a := ancestor{ref: ref}
 	rec, err := s.cfg.Store.Get(ref.Receipt.Cid)
@@ -90,14 +92,17 @@ func (s *Service) fetchLineages(ctx context.Context, reqs []protocol.TransferReq
 	}
 }
 
-// fetchDecisions makes sure the node holds the decisions refs name,
-// fetching what it lacks, and returns the blocks of those it holds after.
+// fetchDecisions makes sure the node holds the decisions refs name (those
+// not seen before), fetching what it lacks, and returns the blocks of
+// those it holds after.
 func (s *Service) fetchDecisions(ctx context.Context, refs []protocol.DecisionRef, seen map[protocol.DecisionRef]bool) []*protocol.DecisionBlock {
+	refs = slices.DeleteFunc(slices.Clone(refs), func(ref protocol.DecisionRef) bool {
+		was := seen[ref]
+		seen[ref] = true
+		return was
+	})
 	var receipts []cid.Cid
 	for _, ref := range refs {
-		if seen[ref] {
-			continue
-		}
 		if ok, err := s.cfg.Store.Has(ref.Receipt.Cid); err == nil && !ok {
 			receipts = append(receipts, ref.Receipt.Cid)
 		}
@@ -107,45 +112,30 @@ func (s *Service) fetchDecisions(ctx context.Context, refs []protocol.DecisionRe
 			s.log.Debug("fetching parent receipts", "missing", len(chunk), "err", err)
 		}
 	}
-	// The blocks the node lacks, by the receipt they belong to.
-	wanted := map[cid.Cid]cid.Cid{}
+	var out []*protocol.DecisionBlock
+	wanted := map[cid.Cid]protocol.DecisionRef{} // blocks the node lacks, of receipts it holds
 	for _, ref := range refs {
-		if seen[ref] {
-			continue
-		}
-		rec, err := s.cfg.Store.Get(ref.Receipt.Cid)
-		if err != nil {
-			continue
-		}
-		body, ok := rec.Receipt()
-		if !ok || ref.Item >= int64(len(body.Decisions)) {
-			continue
-		}
-		c := body.Decisions[ref.Item].Cid
-		if _, err := s.cfg.Store.GetBlock(c); errors.Is(err, store.ErrNotFound) {
-			wanted[c] = ref.Receipt.Cid
+		a, ok, err := s.heldDecision(ref)
+		switch {
+		case ok:
+			out = append(out, a.block)
+		case err == nil && a.receipt != nil:
+			wanted[a.blockID] = ref
 		}
 	}
-	cids := slices.Collect(maps.Keys(wanted))
-	for chunk := range slices.Chunk(cids, fetchChunk) {
+	for chunk := range slices.Chunk(slices.Collect(maps.Keys(wanted)), fetchChunk) {
 		got, err := s.cfg.Fetch.FetchBlocks(ctx, chunk...)
 		if err != nil {
 			s.log.Debug("fetching parent decisions", "missing", len(chunk), "err", err)
 		}
 		for c, b := range got {
-			if err := s.cfg.Store.PutBlocks(ctx, wanted[c], [][]byte{b}); err != nil {
+			if err := s.cfg.Store.PutBlocks(ctx, wanted[c].Receipt.Cid, [][]byte{b}); err != nil {
 				s.log.Warn("a fetched parent decision was not stored", "block", c.String(), "err", err)
+				continue
 			}
-		}
-	}
-	var out []*protocol.DecisionBlock
-	for _, ref := range refs {
-		if seen[ref] {
-			continue
-		}
-		seen[ref] = true
-		if a, ok, err := s.heldDecision(ref); err == nil && ok {
-			out = append(out, a.block)
+			if a, ok, err := s.heldDecision(wanted[c]); err == nil && ok {
+				out = append(out, a.block)
+			}
 		}
 	}
 	return out

@@ -27,6 +27,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/node/trust"
 	"github.com/entente-net/entente/protocol"
@@ -63,7 +64,8 @@ type Config struct {
 	Checkpoints Checkpoints    // required, for bundles
 	// MaxRecordAge is how old a decision time may be for the verdict to
 	// be signed; older ones, and ones more than protocol.MaxClockSkew
-	// ahead, are answered unsigned. Default 10m.
+	// ahead, are answered unsigned. Default: config.Defaults'
+	// limits.max_record_age (10m).
 	MaxRecordAge time.Duration
 	Now          service.Clock
 	Logger       *slog.Logger
@@ -89,7 +91,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	service.Defaults(&cfg.Now, &cfg.Logger)
 	if cfg.MaxRecordAge == 0 {
-		cfg.MaxRecordAge = defaultMaxRecordAge
+		cfg.MaxRecordAge = config.Defaults().Limits.MaxRecordAge.Duration
 	}
 	id, err := peer.IDFromPrivateKey(cfg.Key)
 	if err != nil {
@@ -103,10 +105,8 @@ func New(cfg Config) (*Service, error) {
 			Help: "Transfer requests decided by verify (signed, or answered unsigned for a time outside the signing window).",
 		}),
 	}
-	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(s.verdicts); err != nil {
-			return nil, fmt.Errorf("verify: metrics: %w", err)
-		}
+	if err := service.Register(cfg.Registerer, "verify", s.verdicts); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -221,10 +221,6 @@ func (s *Service) VerifyBatch(ctx context.Context, reqs []protocol.TransferReque
 	}
 	return out, nil
 }
-
-// defaultMaxRecordAge is MaxRecordAge's default (config.Defaults has it
-// too: limits.max_record_age).
-const defaultMaxRecordAge = 10 * time.Minute
 
 // Signable reports whether a decision for time at (Unix ms) is signed
 // when decided at now: at lies within [now − MaxRecordAge, now +

@@ -155,21 +155,16 @@ func New(cfg Config) (*Service, error) {
 	if err := w.load(); err != nil {
 		return nil, err
 	}
-	if r := cfg.Registerer; r != nil {
-		for _, c := range []prometheus.Collector{w.equivocs, w.cosigned, w.exchanges,
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "entente_equivocations",
-				Help: "Equivocations this node holds evidence of.",
-			}, func() float64 {
-				w.mu.Lock()
-				defer w.mu.Unlock()
-				return float64(len(w.evidence))
-			}),
-		} {
-			if err := r.Register(c); err != nil {
-				return nil, fmt.Errorf("witness: metrics: %w", err)
-			}
-		}
+	equivocations := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "entente_equivocations",
+		Help: "Equivocations this node holds evidence of.",
+	}, func() float64 {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return float64(len(w.evidence))
+	})
+	if err := service.Register(cfg.Registerer, "witness", w.equivocs, w.cosigned, w.exchanges, equivocations); err != nil {
+		return nil, err
 	}
 	w.g.ServeStreams(cfg.Host, protocol.CheckpointProtocolID, w.handleCheckpoint)
 	w.g.ServeStreams(cfg.Host, protocol.CosignProtocolID, w.handleCosign)
