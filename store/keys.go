@@ -22,7 +22,7 @@ const (
 	prefixSync         byte = 'y' // y | issued_at | cid          -> empty
 	prefixBacklink     byte = 'l' // l | n | target | kind code | seq | cid -> empty
 	prefixMeta         byte = 'm' // m                            -> meta value
-	prefixBlock        byte = 'b' // b | cid                      -> block bytes
+	prefixBlock        byte = 'b' // b | cid                      -> block value (blockValue)
 )
 
 // formatVersion is the first byte of the meta value. Open upgrades a store

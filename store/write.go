@@ -586,7 +586,7 @@ func setRecord(txn *badger.Txn, r *protocol.Record, seq uint64, hashes []tlog.Ha
 	if att != nil {
 		backlinks = att.backlinks
 		for _, b := range att.blocks {
-			if err := txn.Set(blockKey(protocol.RecordCID(b)), b); err != nil {
+			if err := txn.Set(blockKey(protocol.RecordCID(b)), blockValue(b)); err != nil {
 				return err
 			}
 		}
