@@ -198,3 +198,19 @@ func ReadMessage(r io.Reader, limit int) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// Delivery is where the direct delivery (DESIGN.md §6) of one record to
+// one target jurisdiction stands: "pending" until every node of the
+// jurisdiction has acknowledged it, then "delivered" with the time of the
+// last acknowledgement. Attempts counts the pushes made to its nodes.
+type Delivery struct {
+	State    string    `json:"state"`
+	AckedAt  time.Time `json:"acked_at,omitzero"`
+	Attempts int       `json:"attempts"`
+}
+
+// Delivery states.
+const (
+	DeliveryPending   = "pending"
+	DeliveryDelivered = "delivered"
+)
