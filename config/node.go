@@ -403,6 +403,9 @@ func (n *Node) FederationPath() string { return n.Path(n.Federation) }
 // KeyPath is the node key file's resolved path.
 func (n *Node) KeyPath() string { return n.Path(n.Key) }
 
+// AccessPath is the access file's path (AccessFile in the home).
+func (n *Node) AccessPath() string { return n.Path(AccessFile) }
+
 // APITokenPath is the API token file's resolved path.
 func (n *Node) APITokenPath() string { return n.Path(n.APIToken) }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/entente-net/entente/node/access"
 	"github.com/entente-net/entente/node/api"
 	"github.com/entente-net/entente/node/checkpoint"
 	"github.com/entente-net/entente/node/fetch"
@@ -136,9 +137,15 @@ func composeNetwork(n *Node) error {
 // composeAPI starts the HTTP API over the services.
 func composeAPI(n *Node) error {
 	cfg := &n.cfg
+	acc, err := access.New(access.Config{Path: cfg.AccessFile, OperatorToken: cfg.APIToken, Trust: n.trust,
+		Jurisdiction: cfg.Jurisdiction, Now: cfg.Now, Logger: component(n, "access")})
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	closeWith(n, acc.Close)
 	a, err := api.New(api.Config{
-		Token: cfg.APIToken, Records: n.svc.Ingest, Store: n.store, Verifier: n.svc.Verify,
-		Checkpoints: n.svc.Checkpoints, Status: func() any { return n.Status() },
+		Access: acc, Blocks: n.trust, Records: n.svc.Ingest, Store: n.store, Verifier: n.svc.Verify,
+		Checkpoints: n.svc.Checkpoints, Status: func(public bool) any { return n.Status(public) },
 		Ready:   func() (bool, string) { return !n.closing.Load(), "shutting down" },
 		Peers:   func() int { return len(n.host.Network().Peers()) },
 		Metrics: n.reg, Logger: component(n, "api"),

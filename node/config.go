@@ -44,6 +44,9 @@ type Config struct {
 	// APIToken is the bearer token POST endpoints require. Required when
 	// APIAddr is set.
 	APIToken string
+	// AccessFile is the access file naming the API's granted callers
+	// (config.AccessFile in the node's home); empty grants no one.
+	AccessFile string
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -192,6 +195,7 @@ func FromFile(nc *config.Node, key crypto.PrivKey, fed *config.Federation, token
 		DataDir:               nc.DataDir(),
 		APIAddr:               nc.API,
 		APIToken:              token,
+		AccessFile:            nc.AccessPath(),
 		ReconnectInterval:     nc.Gossip.ReconnectInterval.Duration,
 		SyncInterval:          nc.Gossip.SyncInterval.Duration,
 		CheckpointInterval:    nc.Gossip.CheckpointInterval.Duration,

@@ -301,6 +301,9 @@ func (c *apiClient) get(path, accept string) response {
 	if accept != "" {
 		req.Header.Set("Accept", accept)
 	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	return c.do(req)
 }
 

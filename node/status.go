@@ -7,6 +7,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/entente-net/entente/node/reconcile"
+	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/node/witness"
 )
 
@@ -43,8 +44,10 @@ type LogStatus struct {
 	CheckpointSize uint64 `json:"checkpoint_size"`
 }
 
-// Status reports the node's state, gathered from its services.
-func (n *Node) Status() Status {
+// Status reports the node's state, gathered from its services; for the
+// public, the record counts are of the kinds every member node holds only
+// (DESIGN.md §8).
+func (n *Node) Status(public bool) Status {
 	st := Status{
 		PeerID:       n.id.String(),
 		Jurisdiction: n.cfg.Jurisdiction,
@@ -67,6 +70,9 @@ func (n *Node) Status() Status {
 		st.Addrs = append(st.Addrs, a.String())
 	}
 	for k, c := range n.store.Counts() {
+		if public && (k == protocol.KindIncident || k == protocol.KindReceipt) {
+			continue
+		}
 		st.Records[string(k)] = c
 	}
 	now := n.cfg.Now().UnixMilli()

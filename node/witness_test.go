@@ -82,7 +82,7 @@ func grow(t *testing.T, tn *testnet.Net, m *testnet.Member, k int) protocol.Sign
 }
 
 func witnessedSize(n *node.Node, m *testnet.Member) uint64 {
-	for _, w := range n.Status().Witnessed {
+	for _, w := range n.Status(false).Witnessed {
 		if w.PeerID == m.ID().String() {
 			return w.Size
 		}
@@ -103,7 +103,7 @@ func TestWitnessGrowingLogNoAlert(t *testing.T) {
 			t.Fatalf("round %d: witnessed size %d, want %d", round, got, sc.Size)
 		}
 	}
-	if al := a.Status().Alerts; len(al) != 0 {
+	if al := a.Status(false).Alerts; len(al) != 0 {
 		t.Fatalf("alerts for an honest peer: %+v", al)
 	}
 	if v := metricValue(t, a.Registry(), "entente_equivocations_total", nil); v != 0 {
@@ -183,7 +183,7 @@ func TestWitnessEquivocationSameSize(t *testing.T) {
 	}
 	var alert witness.Alert
 	eventually(t, 10*time.Second, "the incident to be issued", func() bool {
-		al := a.Status().Alerts
+		al := a.Status(false).Alerts
 		if len(al) == 1 && al[0].Incident != "" {
 			alert = al[0]
 			return true
@@ -239,7 +239,7 @@ func TestWitnessEquivocationInconsistent(t *testing.T) {
 	if _, err := a.Services().Witness.Observe(ctx, b.ID(), forged, proof); !errors.Is(err, witness.ErrEquivocation) {
 		t.Fatalf("inconsistent checkpoint: %v, want ErrEquivocation", err)
 	}
-	al := a.Status().Alerts
+	al := a.Status(false).Alerts
 	if len(al) != 1 || al[0].Kind != witness.EquivocationInconsistent || al[0].Size != next.Size {
 		t.Fatalf("alerts %+v", al)
 	}

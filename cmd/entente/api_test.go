@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -123,8 +124,16 @@ func TestRecordSubmitShowStatus(t *testing.T) {
 	wantError(t, r, true, "is the node running")
 
 	// record show by CID, from another node than the one it was submitted to.
+	// Records are for callers with a token: the public reads clear
+	// incidents only, and an accreditation it may not see is not found.
 	fr := n.NodeOf("FR")
-	out = c.ok("record", "show", recCID, "--api", fr.APIAddr())
+	r = c.fails(1, "record", "show", recCID, "--api", fr.APIAddr())
+	wantError(t, r, false, "not held by this node")
+	frToken := filepath.Join(t.TempDir(), "fr.token")
+	if err := os.WriteFile(frToken, []byte(fr.Token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out = c.ok("record", "show", recCID, "--api", fr.APIAddr(), "--token-file", frToken)
 	for _, want := range []string{
 		"accreditation " + recCID,
 		"issuer     " + n.Federation.Authorities()["DE"].String(),
@@ -147,7 +156,7 @@ func TestRecordSubmitShowStatus(t *testing.T) {
 	}
 
 	// --json is the record's DAG-JSON view: it parses back to the record.
-	js := c.ok("record", "show", recCID, "--json", "--api", api)
+	js := c.ok("record", "show", recCID, "--json", "--api", api, "--token-file", tokenFile)
 	var view map[string]any
 	if err := json.Unmarshal([]byte(js), &view); err != nil {
 		t.Fatalf("record show --json is not JSON: %v\n%s", err, js)

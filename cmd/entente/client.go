@@ -34,15 +34,17 @@ func (f *apiFlags) register(fs interface {
 }) {
 	fs.StringVar(&f.api, "api", "", "the node's API address, host:port or URL (default: from --home)")
 	fs.StringVar(&f.home, "home", "", "a node home to read the API address and token from (default $ENTENTE_HOME)")
-	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the API token (default: the home's api-token, or $ENTENTE_API_TOKEN)")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the API token (default: $ENTENTE_API_TOKEN, or the home's api-token)")
 }
 
-// client resolves the flags into a client. needToken: POST endpoints.
+// client resolves the flags into a client. A token is sent when one is
+// found (what a caller may read depends on it); needToken makes its
+// absence an error.
 func (f *apiFlags) client(env *cliEnv, needToken bool) (*apiClient, error) {
 	c := &apiClient{http: &http.Client{Timeout: 60 * time.Second}}
 	home := env.homeDir(f.home)
 	var nc *config.Node
-	if home != "" && (f.api == "" || (needToken && f.tokenFile == "")) {
+	if home != "" {
 		var err error
 		if nc, err = config.Load(home); err != nil {
 			return nil, err
@@ -65,9 +67,6 @@ func (f *apiFlags) client(env *cliEnv, needToken bool) (*apiClient, error) {
 		c.base = "http://" + c.base
 	}
 	c.base = strings.TrimRight(c.base, "/")
-	if !needToken {
-		return c, nil
-	}
 	switch {
 	case f.tokenFile != "":
 		t, err := config.LoadToken(f.tokenFile)
@@ -75,15 +74,15 @@ func (f *apiFlags) client(env *cliEnv, needToken bool) (*apiClient, error) {
 			return nil, err
 		}
 		c.token = t
+	case env.getenv("ENTENTE_API_TOKEN") != "":
+		c.token = env.getenv("ENTENTE_API_TOKEN")
 	case nc != nil:
 		t, err := nc.LoadToken()
-		if err != nil {
+		if err != nil && needToken {
 			return nil, err
 		}
 		c.token = t
-	case env.getenv("ENTENTE_API_TOKEN") != "":
-		c.token = env.getenv("ENTENTE_API_TOKEN")
-	default:
+	case needToken:
 		return nil, withHint(errors.New("no API token"), "give --token-file FILE, or --home DIR of the node (or set ENTENTE_API_TOKEN)")
 	}
 	return c, nil

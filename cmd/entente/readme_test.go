@@ -244,8 +244,14 @@ func TestReadmeJoinFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	recURL := "http://" + newAPI + "/v1/records/" + party.Accreditation.CID().String()
+	opToken, err := nc.LoadToken()
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 20*time.Second, "the new node to hold the FR accreditation", func() bool {
-		resp, err := hc.Get(recURL)
+		req, _ := http.NewRequest(http.MethodGet, recURL, nil)
+		req.Header.Set("Authorization", "Bearer "+opToken)
+		resp, err := hc.Do(req)
 		if err != nil {
 			return false
 		}

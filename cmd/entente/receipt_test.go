@@ -31,6 +31,7 @@ func TestReceiptGetAndCheck(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "receipt.car")
 	c := newCLI(t)
+	c.env["ENTENTE_API_TOKEN"] = br.Token // the operator's: a bundle is for the parties, their regulators and the operator
 	out := c.ok("receipt", "get", receipt, "--api", br.APIAddr(), "--out", file)
 	if !strings.Contains(out, "the bundle of decision 0 of receipt "+receipt) || !strings.Contains(out, file) {
 		t.Errorf("receipt get said:\n%s", out)
@@ -111,6 +112,7 @@ func TestReceiptGetAndCheck(t *testing.T) {
 	wantError(t, c.fails(2, "receipt", "check", file, "--federation", n.FederationPath, "--trust", "XX"), true, "--trust", "XX")
 	wantError(t, c.fails(2, "receipt", "get", "bafy-not", "--api", br.APIAddr(), "--out", file), true, "bafy-not")
 	wantError(t, c.fails(2, "receipt", "get", receipt, "--api", br.APIAddr()), true, "--out")
+	c.env["ENTENTE_API_TOKEN"] = n.NodeOf("DE").Token
 	r = c.fails(1, "receipt", "get", consent.CID().String(), "--api", n.NodeOf("DE").APIAddr(), "--out", filepath.Join(dir, "x.car"))
 	wantError(t, r, false, "404 not_found", "not a receipt")
 	if _, err := os.Stat(filepath.Join(dir, "x.car")); !os.IsNotExist(err) {
@@ -161,6 +163,7 @@ func TestReceiptCheckLineage(t *testing.T) {
 	c := newCLI(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "tier3.car")
+	c.env["ENTENTE_API_TOKEN"] = fr.Token
 	c.ok("receipt", "get", receipts[2].String(), "--api", fr.APIAddr(), "--out", file)
 	out := c.ok("receipt", "check", file, "--federation", w.Net.FederationPath)
 	for _, want := range []string{

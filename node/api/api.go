@@ -6,7 +6,6 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log"
@@ -54,14 +53,16 @@ type Checkpoints interface {
 
 // Config configures the API. Every field is required unless marked.
 type Config struct {
-	// Token is the bearer token the POST endpoints require.
-	Token       string
+	// Access names each request's caller.
+	Access      Access
 	Records     Records
 	Store       Reader
 	Verifier    Verifier
 	Checkpoints Checkpoints
-	// Status is the answer of GET /v1/status.
-	Status func() any
+	Blocks      Blocks
+	// Status is the answer of GET /v1/status; for the public (no token),
+	// with the counts of the kinds every member holds only.
+	Status func(public bool) any
 	// Ready says whether the node is ready, and why not.
 	Ready func() (bool, string)
 	// Peers is the number of connected peers, for /readyz.
@@ -99,12 +100,9 @@ type API struct {
 
 // New makes the API.
 func New(cfg Config) (*API, error) {
-	switch {
-	case cfg.Token == "":
-		return nil, errors.New("api: a token is required")
-	case cfg.Records == nil || cfg.Store == nil || cfg.Verifier == nil || cfg.Checkpoints == nil ||
-		cfg.Status == nil || cfg.Ready == nil || cfg.Peers == nil || cfg.Metrics == nil:
-		return nil, errors.New("api: Records, Store, Verifier, Checkpoints, Status, Ready, Peers and Metrics are required")
+	if cfg.Access == nil || cfg.Records == nil || cfg.Store == nil || cfg.Verifier == nil || cfg.Checkpoints == nil ||
+		cfg.Blocks == nil || cfg.Status == nil || cfg.Ready == nil || cfg.Peers == nil || cfg.Metrics == nil {
+		return nil, errors.New("api: Access, Records, Store, Verifier, Checkpoints, Blocks, Status, Ready, Peers and Metrics are required")
 	}
 	l := cfg.Limits
 	if l.MaxConcurrentRequests <= 0 || l.MaxBatch <= 0 || l.MaxBatchBytes <= 0 ||
@@ -173,25 +171,28 @@ func slogErrorLog(l *slog.Logger) *log.Logger {
 // Handler is the node's HTTP API (DESIGN.md §8).
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", a.handleStatus)
-	mux.HandleFunc("POST /v1/records", a.requireToken(a.handlePostRecord))
-	mux.HandleFunc("GET /v1/records/{cid}", a.handleGetRecord)
-	mux.HandleFunc("GET /v1/records", a.handleListRecords)
-	mux.HandleFunc("POST /v1/transfers/verify", a.requireToken(a.handleVerify))
-	mux.HandleFunc("POST /v1/transfers/verify-batch", a.requireToken(a.handleVerifyBatch))
-	mux.HandleFunc("GET /v1/log/checkpoint", a.handleCheckpoint)
-	mux.HandleFunc("GET /v1/log/proof", a.handleInclusionProof)
-	mux.HandleFunc("GET /v1/log/consistency", a.handleConsistencyProof)
-	mux.HandleFunc("GET /v1/receipts/{cid}/bundle", a.handleReceiptBundle)
+	// Who may call each route (DESIGN.md §8); reads are filtered to what
+	// the caller may see inside the handlers.
+	mux.HandleFunc("GET /v1/status", a.allow(anyone, a.handleStatus))
+	mux.HandleFunc("POST /v1/records", a.allow(writers, a.handlePostRecord))
+	mux.HandleFunc("GET /v1/records/{cid}", a.allow(anyone, a.handleGetRecord))
+	mux.HandleFunc("GET /v1/records", a.allow(anyone, a.handleListRecords))
+	mux.HandleFunc("POST /v1/transfers/verify", a.allow(verifiers, a.handleVerify))
+	mux.HandleFunc("POST /v1/transfers/verify-batch", a.allow(verifiers, a.handleVerifyBatch))
+	mux.HandleFunc("GET /v1/log/checkpoint", a.allow(anyone, a.handleCheckpoint))
+	mux.HandleFunc("GET /v1/log/proof", a.allow(anyone, a.handleInclusionProof))
+	mux.HandleFunc("GET /v1/log/consistency", a.allow(anyone, a.handleConsistencyProof))
+	mux.HandleFunc("GET /v1/receipts/{cid}/bundle", a.allow(anyone, a.handleReceiptBundle))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", a.handleReady)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.cfg.Metrics, promhttp.HandlerOpts{}))
+	metrics := promhttp.HandlerFor(a.cfg.Metrics, promhttp.HandlerOpts{})
+	mux.HandleFunc("GET /metrics", a.allow(operators, metrics.ServeHTTP))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, &APIError{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
-	return a.recoverer(a.limitConcurrency(mux))
+	return a.authenticate(a.recoverer(a.limitConcurrency(mux)))
 }
 
 // limitConcurrency answers 503 overloaded when MaxConcurrentRequests are
@@ -223,21 +224,8 @@ func (a *API) recoverer(h http.Handler) http.Handler {
 	})
 }
 
-// requireToken guards an endpoint with the bearer token.
-func (a *API) requireToken(h http.HandlerFunc) http.HandlerFunc {
-	want := []byte("Bearer " + a.cfg.Token)
-	return func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
-			a.writeError(w, r, &APIError{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "missing or wrong bearer token (Authorization: Bearer <api-token>)"})
-			return
-		}
-		h(w, r)
-	}
-}
-
 func (a *API) handleStatus(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.cfg.Status())
+	writeJSON(w, http.StatusOK, a.cfg.Status(callerOf(r).Public()))
 }
 
 func (a *API) handleReady(w http.ResponseWriter, r *http.Request) {

@@ -50,11 +50,28 @@ func (c checkpoints) Latest() (protocol.SignedCheckpoint, error) {
 
 const token = "secret"
 
+// access knows the operator's token only.
+type access struct{}
+
+func (access) Resolve(t string) (service.Identity, error) {
+	switch t {
+	case "":
+		return service.Identity{Name: "public"}, nil
+	case token:
+		return service.Identity{Name: "operator", Caller: protocol.Caller{Operator: true}}, nil
+	}
+	return service.Identity{}, service.ErrUnauthorized
+}
+
+type blocks struct{}
+
+func (blocks) DecisionBlock(cid.Cid) (*protocol.DecisionBlock, error) { return nil, errors.New("no blocks") }
+
 func server(t *testing.T, err error) *httptest.Server {
 	t.Helper()
 	a, e := api.New(api.Config{
-		Token: token, Records: records{err}, Store: nodetest.Store(t), Verifier: verifier{err}, Checkpoints: checkpoints{err},
-		Status: func() any { return map[string]string{"ok": "yes"} }, Ready: func() (bool, string) { return true, "" },
+		Access: access{}, Blocks: blocks{}, Records: records{err}, Store: nodetest.Store(t), Verifier: verifier{err}, Checkpoints: checkpoints{err},
+		Status: func(bool) any { return map[string]string{"ok": "yes"} }, Ready: func() (bool, string) { return true, "" },
 		Peers: func() int { return 0 }, Metrics: prometheus.NewRegistry(),
 		Limits: api.Limits{MaxConcurrentRequests: 4, MaxBatch: 2, MaxBatchBytes: 1 << 16,
 			ReadHeaderTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, IdleTimeout: time.Second},

@@ -25,6 +25,7 @@ const (
 // API error codes beyond the record codes of package protocol.
 const (
 	CodeUnauthorized = "unauthorized"
+	CodeForbidden    = "forbidden"
 	CodeOverloaded   = "overloaded"
 	CodeNotFound     = "not_found"
 	CodeBadRequest   = "bad_request"
@@ -85,16 +86,27 @@ func toAPIError(err error) *APIError {
 		return &APIError{Status: http.StatusNotFound, Code: CodeNotFound, Message: "not held by this node"}
 	case errors.Is(err, service.ErrNoBundle):
 		return &APIError{Status: http.StatusNotFound, Code: CodeNotFound, Message: strings.TrimPrefix(err.Error(), service.ErrNoBundle.Error()+": ")}
+	case errors.Is(err, service.ErrUnauthorized):
+		return &APIError{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "unknown bearer token"}
+	case errors.Is(err, service.ErrForbidden):
+		return &APIError{Status: http.StatusForbidden, Code: CodeForbidden, Message: strings.TrimPrefix(err.Error(), service.ErrForbidden.Error()+": ")}
 	case errors.Is(err, service.ErrEmptyLog):
 		return &APIError{Status: http.StatusNotFound, Code: CodeNotFound, Message: "the log is empty: no checkpoint yet"}
 	}
 	return &APIError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
 }
 
+// internal is the answer of a fault of the node: the message gives the
+// request's ID, under which the log has the fault.
+func internal(r *http.Request) *APIError {
+	return &APIError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error (request " + requestID(r) + "; the node's log has it)"}
+}
+
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ae := toAPIError(err)
 	if ae.Code == CodeInternal {
-		a.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		a.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestID(r), "err", err)
+		ae = internal(r)
 	}
 	if ae.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))

@@ -69,6 +69,14 @@ func (a *API) handleInclusionProof(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	rec, err := a.cfg.Store.Get(c)
+	if err == nil && !a.mayRead(r, rec) {
+		err = notVisible("record " + c.String())
+	}
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	seq, err := a.cfg.Store.Seq(c)
 	if err != nil {
 		a.writeError(w, r, err)

@@ -40,6 +40,19 @@ func (a *API) handlePostRecord(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	if c := callerOf(r); !c.Operator {
+		// Decoded twice for a granted caller (here and by ingest): it may
+		// submit only what it issues.
+		rec, err := protocol.Decode(body)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		if !protocol.MayWrite(c, rec) {
+			a.writeError(w, r, forbidden("a %s may submit only records it issues (this one is issued by %s)", c.Role, rec.Issuer()))
+			return
+		}
+	}
 	acc, err := a.cfg.Records.Submit(r.Context(), body)
 	if err != nil {
 		a.writeError(w, r, err)
@@ -73,6 +86,9 @@ func (a *API) handleGetRecord(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, err := a.cfg.Store.Get(c)
+	if err == nil && !a.mayRead(r, rec) {
+		err = notVisible("record " + c.String())
+	}
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -119,6 +135,9 @@ func (a *API) handleListRecords(w http.ResponseWriter, r *http.Request) {
 	}
 	page := ListPage{Records: make([]RecordView, 0, len(entries))}
 	for _, e := range entries {
+		if !a.mayRead(r, e.Record) {
+			continue
+		}
 		v, err := recordView(e.Record)
 		if err != nil {
 			a.writeError(w, r, err)

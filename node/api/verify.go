@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/store"
@@ -85,6 +87,10 @@ func (a *API) handleVerify(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, requestError(err, ""))
 		return
 	}
+	if err := mayVerify(r, req, ""); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	v, err := a.cfg.Verifier.Verify(r.Context(), *req)
 	if err != nil {
 		a.writeError(w, r, err)
@@ -123,6 +129,10 @@ func (a *API) handleVerifyBatch(w http.ResponseWriter, r *http.Request) {
 			a.writeError(w, r, requestError(err, fmt.Sprintf("requests[%d]", i)))
 			return
 		}
+		if err := mayVerify(r, req, fmt.Sprintf("requests[%d].", i)); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
 		reqs[i] = *req
 	}
 	vs, err := a.cfg.Verifier.VerifyBatch(r.Context(), reqs)
@@ -136,6 +146,15 @@ func (a *API) handleVerifyBatch(w http.ResponseWriter, r *http.Request) {
 		out.Results[i] = ResultView{Item: v.Item, Verdict: v.Decision.Verdict, Checks: checkViews(v.Decision.Checks)}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// mayVerify refuses a request whose sender is not its caller (unless the
+// operator asks); field prefixes the field's name in the message.
+func mayVerify(r *http.Request, req *protocol.TransferRequest, field string) error {
+	if c := callerOf(r); !protocol.MayVerify(c, req.Sender) {
+		return forbidden("%ssender: a controller asks only for transfers it sends (sender %s is not the caller %s)", field, req.Sender, c.Peer)
+	}
+	return nil
 }
 
 // requestError prefixes a transfer request error's field with where the
@@ -176,6 +195,10 @@ func (a *API) handleReceiptBundle(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if err := a.mayReadDecision(r, c, item); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	b, err := a.cfg.Verifier.Bundle(c, item)
 	if errors.Is(err, store.ErrNotFound) {
 		err = &APIError{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("receipt %s is not held by this node", c)}
@@ -196,4 +219,31 @@ func (a *API) handleReceiptBundle(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-cache") // a later checkpoint makes another bundle
 	w.Write(car)
+}
+
+// mayReadDecision answers not_found, as for a receipt not held, unless
+// r's caller may read decision item of receipt c (an item out of range
+// is left to the bundle's own answer).
+func (a *API) mayReadDecision(r *http.Request, c cid.Cid, item int) error {
+	caller := callerOf(r)
+	if caller.Operator {
+		return nil
+	}
+	hidden := notVisible("receipt " + c.String())
+	rec, err := a.cfg.Store.Get(c)
+	if err != nil {
+		return hidden
+	}
+	body, ok := rec.Receipt()
+	if !ok {
+		return hidden
+	}
+	if item >= len(body.Decisions) {
+		return nil
+	}
+	blk, err := a.cfg.Blocks.DecisionBlock(body.Decisions[item].Cid)
+	if err != nil || !protocol.MayReadDecision(caller, blk) {
+		return hidden
+	}
+	return nil
 }

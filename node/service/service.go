@@ -214,3 +214,20 @@ const (
 	DeliveryPending   = "pending"
 	DeliveryDelivered = "delivered"
 )
+
+// ErrUnauthorized is returned for an API request whose bearer token is
+// not one the node knows.
+var ErrUnauthorized = errors.New("node: unknown bearer token")
+
+// ErrForbidden is wrapped by the error for an API request that its
+// caller's role does not allow, or whose caller no longer holds the
+// accreditation of its role.
+var ErrForbidden = errors.New("node: forbidden")
+
+// Identity is who made an API request: the name its requests are logged
+// under and the caller whose rights apply (protocol.MayRead and its
+// siblings).
+type Identity struct {
+	Name   string
+	Caller protocol.Caller
+}
