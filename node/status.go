@@ -7,8 +7,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/entente-net/entente/node/reconcile"
-	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/node/witness"
+	"github.com/entente-net/entente/protocol"
 )
 
 // Status is the node's state as GET /v1/status shows it.

@@ -65,7 +65,9 @@ func (access) Resolve(t string) (service.Identity, error) {
 
 type blocks struct{}
 
-func (blocks) DecisionBlock(cid.Cid) (*protocol.DecisionBlock, error) { return nil, errors.New("no blocks") }
+func (blocks) DecisionBlock(cid.Cid) (*protocol.DecisionBlock, error) {
+	return nil, errors.New("no blocks")
+}
 
 func server(t *testing.T, err error) *httptest.Server {
 	t.Helper()
