@@ -143,6 +143,7 @@ func composeAPI(n *Node) error {
 		return fmt.Errorf("node: %w", err)
 	}
 	closeWith(n, acc.Close)
+	n.svc.Access = acc
 	a, err := api.New(api.Config{
 		Access: acc, Blocks: n.trust, Records: n.svc.Ingest, Store: n.store, Verifier: n.svc.Verify,
 		Checkpoints: n.svc.Checkpoints, Status: func(public bool) any { return n.Status(public) },

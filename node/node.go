@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/entente-net/entente/config"
+	"github.com/entente-net/entente/node/access"
 	"github.com/entente-net/entente/node/api"
 	"github.com/entente-net/entente/node/checkpoint"
 	"github.com/entente-net/entente/node/fetch"
@@ -61,6 +62,8 @@ type Services struct {
 	Checkpoints *checkpoint.Service
 	Witness     *witness.Service
 	Verify      *verify.Service
+	// Access names the API's callers; nil without an API.
+	Access *access.Service
 }
 
 // New starts a node: opens the store, builds its services over it, starts

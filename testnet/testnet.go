@@ -31,6 +31,7 @@ import (
 
 	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/protocol"
 )
 
@@ -98,9 +99,11 @@ type Member struct {
 	Key     crypto.PrivKey
 	Token   string
 	DataDir string
-	cfg     node.Config
-	mu      sync.Mutex
-	stopped bool
+	// AccessFile is the member's access file (Grant writes it).
+	AccessFile string
+	cfg        node.Config
+	mu         sync.Mutex
+	stopped    bool
 }
 
 // Start builds the federation and starts its nodes. Nodes dial each other
@@ -254,6 +257,7 @@ func (n *Net) startMember(i int, p memberPlan) (*Member, error) {
 		DataDir:           m.DataDir,
 		InMemory:          n.opts.InMemory,
 		APIToken:          m.Token,
+		AccessFile:        filepath.Join(n.Dir, fmt.Sprintf("access%d.toml", i)),
 		ReconnectInterval: n.opts.ReconnectInterval,
 		DisableReuseport:  true,
 		SyncInterval:      n.opts.SyncInterval,
@@ -266,6 +270,7 @@ func (n *Net) startMember(i int, p memberPlan) (*Member, error) {
 	if n.opts.Logger != nil {
 		m.cfg.Logger = n.opts.Logger.With("member", i)
 	}
+	m.AccessFile = m.cfg.AccessFile
 	var err error
 	if m.Node, err = node.New(m.cfg); err != nil {
 		return nil, fmt.Errorf("testnet: node %d: %w", i, err)
@@ -519,4 +524,33 @@ func sortedRoles(roles []protocol.Role) []protocol.Role {
 	out := slices.Clone(roles)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// Grant gives an API caller of m a token (the access file, as entente
+// access grant writes it, without its check of the accreditation) and
+// waits until m knows it.
+func (m *Member) Grant(ctx context.Context, name string, role protocol.Role, id peer.ID) (string, error) {
+	m.mu.Lock()
+	a, err := config.LoadAccess(m.AccessFile)
+	var token string
+	if err == nil {
+		token, err = a.Add(name, string(role), id, time.Now())
+	}
+	if err == nil {
+		err = a.Write(m.AccessFile)
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return "", fmt.Errorf("testnet: grant %s: %w", name, err)
+	}
+	for {
+		if _, err := m.Services().Access.Resolve(token); !errors.Is(err, service.ErrUnauthorized) {
+			return token, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("testnet: node %d did not apply the grant of %s: %w", m.Index, name, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

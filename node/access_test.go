@@ -1,0 +1,269 @@
+package node_test
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/entente-net/entente/config"
+	"github.com/entente-net/entente/node/api"
+	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/testnet"
+)
+
+// accessWorld is a DE node with the API, the transfer world's parties and
+// callers of every role.
+type accessWorld struct {
+	tn       *testnet.Net
+	m        *testnet.Member
+	w        *testnet.TransferWorld
+	reg, aud *testnet.Party
+	other    *testnet.Party        // a DE controller, party to nothing
+	tokens   map[string]string     // caller name → token ("" for the public)
+	clients  map[string]*apiClient // caller name → client
+	receipt  *protocol.Record      // of the world's DE → BR transfer
+	records  map[string]*protocol.Record
+}
+
+var callerNames = []string{"public", "operator", "platform", "recipient", "other controller", "regulator", "auditor"}
+
+func newAccessWorld(t *testing.T) *accessWorld {
+	t.Helper()
+	tn, err := testnet.Start(testnet.Options{Nodes: 1, Jurisdictions: []string{"DE", "BR"}, InMemory: true, API: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tn.Close() })
+	ctx := testCtx(t, 30*time.Second)
+	aw := &accessWorld{tn: tn, m: tn.Nodes[0], tokens: map[string]string{"public": "", "operator": tn.Nodes[0].Token},
+		clients: map[string]*apiClient{}, records: map[string]*protocol.Record{}}
+	if aw.w, err = testnet.NewTransferWorld(ctx, tn); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []struct {
+		party **testnet.Party
+		name  string
+		role  protocol.Role
+	}{{&aw.reg, "regulator", protocol.RoleRegulator}, {&aw.aud, "auditor", protocol.RoleAuditor}, {&aw.other, "other controller", protocol.RoleController}} {
+		if *p.party, err = tn.NewParty(ctx, "DE", p.name, p.role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, p := range map[string]*testnet.Party{"platform": aw.w.Platform, "recipient": aw.w.Recipient, "other controller": aw.other, "regulator": aw.reg, "auditor": aw.aud} {
+		role := protocol.RoleController
+		if p == aw.reg {
+			role = protocol.RoleRegulator
+		} else if p == aw.aud {
+			role = protocol.RoleAuditor
+		}
+		if aw.tokens[name], err = aw.m.Grant(ctx, strings.ReplaceAll(name, " ", "-"), role, p.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range callerNames {
+		aw.clients[name] = newAPIClientAt(t, aw.m.APIAddr(), aw.tokens[name])
+	}
+	// Incidents of every TLP by the DE regulator, an amber one naming the
+	// platform; a receipt of the world's transfer.
+	for _, tlp := range []string{protocol.TLPClear, protocol.TLPGreen, protocol.TLPAmber, protocol.TLPAmberStrict, protocol.TLPRed} {
+		b := incident("DE", tlp)
+		b.Severity = protocol.SeverityLow // informs, blocks nothing
+		if tlp == protocol.TLPRed {
+			b.Recipients = []string{"DE"}
+		}
+		aw.records["incident "+tlp] = mustSign(t, aw.reg.Key, b)
+	}
+	named := incident("DE", protocol.TLPAmber)
+	named.Severity, named.Ref, named.Affected = protocol.SeverityLow, "INC-named", []string{aw.w.Platform.ID.String()}
+	aw.records["incident amber naming the platform"] = mustSign(t, aw.reg.Key, named)
+	for _, r := range aw.records {
+		aw.clients["operator"].submit(r)
+	}
+	aw.records["consent"] = aw.w.Consent
+	aw.records["accreditation"] = aw.w.Platform.Accreditation
+	v, err := aw.m.Services().Verify.Verify(ctx, aw.w.Request)
+	if err != nil || !v.Decision.Allowed() || v.Receipt == nil {
+		t.Fatalf("verify: %v %+v", err, v)
+	}
+	aw.receipt = v.Receipt
+	aw.records["receipt"] = v.Receipt
+	// A checkpoint covers the receipt before proofs are asked of it.
+	if _, err := aw.m.Services().Checkpoints.Sign(); err != nil {
+		t.Fatal(err)
+	}
+	return aw
+}
+
+// TestCallersSeeWhatTheyMay tries every caller against every kind and TLP
+// level on every read path of the API: get (JSON and DAG-CBOR), list,
+// inclusion proof and, for receipts, the bundle. Each path must agree
+// with the table of DESIGN.md §8 — and so with every other path.
+func TestCallersSeeWhatTheyMay(t *testing.T) {
+	aw := newAccessWorld(t)
+	everyone := callerNames
+	granted := callerNames[1:]
+	want := map[string][]string{
+		"accreditation":                      granted,
+		"consent":                            granted,
+		"incident clear":                     everyone,
+		"incident green":                     granted,
+		"incident amber":                     {"operator", "regulator", "auditor"},
+		"incident amber naming the platform": {"operator", "platform", "regulator", "auditor"},
+		"incident amber+strict":              {"operator", "regulator"},
+		"incident red":                       {"operator", "regulator"},
+		"receipt":                            {"operator", "platform", "recipient", "regulator", "auditor"},
+	}
+	// What each caller lists, kind by kind, once.
+	listed := map[string]map[string]bool{}
+	for _, name := range callerNames {
+		listed[name] = map[string]bool{}
+		for _, kind := range []protocol.Kind{protocol.KindAccreditation, protocol.KindConsent, protocol.KindIncident, protocol.KindReceipt} {
+			cids, _ := aw.clients[name].listAll("kind="+string(kind), 3)
+			for _, c := range cids {
+				listed[name][c] = true
+			}
+		}
+	}
+	for what, rec := range aw.records {
+		c := rec.CID().String()
+		for _, name := range callerNames {
+			may := slices.Contains(want[what], name)
+			cl := aw.clients[name]
+			paths := map[string]bool{
+				"get":      cl.get("/v1/records/"+c, "").status == http.StatusOK,
+				"get cbor": cl.get("/v1/records/"+c, api.MediaDagCBOR).status == http.StatusOK,
+				"list":     listed[name][c],
+				"proof":    cl.get("/v1/log/proof?cid="+c, "").status == http.StatusOK,
+			}
+			if rec.Kind() == protocol.KindReceipt {
+				paths["bundle"] = cl.get("/v1/receipts/"+c+"/bundle", "").status == http.StatusOK
+			}
+			for path, got := range paths {
+				if got != may {
+					t.Errorf("%s: %s reads it on %s: %v, want %v", what, name, path, got, may)
+				}
+			}
+			// Not visible is not found, never forbidden.
+			if !may {
+				resp := cl.get("/v1/records/"+c, "")
+				wantAPIError(t, resp, http.StatusNotFound, api.CodeNotFound)
+			}
+		}
+	}
+}
+
+// TestCallersRoles: who may call which route, the accreditation checked
+// on every request, tokens applied and revoked within a second.
+func TestCallersRoles(t *testing.T) {
+	aw := newAccessWorld(t)
+	verify := func(name string, sender string) response {
+		req := aw.w.Request
+		req.Sender = sender
+		body, err := req.JSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aw.clients[name].post("/v1/transfers/verify", body)
+	}
+	platform := aw.w.Platform.ID.String()
+	// verify: a controller for itself, the operator for anyone.
+	for name, status := range map[string]int{"public": 401, "operator": 200, "platform": 200, "recipient": 403, "regulator": 403, "auditor": 403} {
+		if got := verify(name, platform).status; got != status {
+			t.Errorf("%s verifies a transfer the platform sends: %d, want %d", name, got, status)
+		}
+	}
+	batch := fmt.Appendf(nil, `{"requests":[%s]}`, must(aw.w.Request.JSON()))
+	if got := aw.clients["recipient"].post("/v1/transfers/verify-batch", batch); got.status != 403 || !strings.Contains(string(got.body), "requests[0].sender") {
+		t.Errorf("a batch naming another sender: %d %s", got.status, got.body)
+	}
+	// Records: a regulator submits what it issues; an auditor nothing; a
+	// controller nothing it does not issue.
+	own := mustSign(t, aw.reg.Key, incident("DE", protocol.TLPGreen))
+	if got := aw.clients["regulator"].postRecord(own.Bytes()); got.status != http.StatusCreated {
+		t.Errorf("a regulator submits its notice: %d %s", got.status, got.body)
+	}
+	notice := mustSign(t, aw.reg.Key, incident("DE", protocol.TLPClear))
+	for name, status := range map[string]int{"auditor": 403, "platform": 403, "public": 401} {
+		if got := aw.clients[name].postRecord(notice.Bytes()); got.status != status {
+			t.Errorf("%s submits the regulator's notice: %d, want %d", name, got.status, status)
+		}
+	}
+	// Metrics are the operator's.
+	for name, status := range map[string]int{"operator": 200, "regulator": 403, "public": 401} {
+		if got := aw.clients[name].get("/metrics", "").status; got != status {
+			t.Errorf("%s reads /metrics: %d, want %d", name, got, status)
+		}
+	}
+	// A token the node does not know is 401, on a public route too.
+	stranger := newAPIClientAt(t, aw.m.APIAddr(), config.TokenPrefix+"not-a-token")
+	wantAPIError(t, stranger.get("/v1/status", ""), http.StatusUnauthorized, api.CodeUnauthorized)
+	// The public's status counts no incident and no receipt.
+	var st struct{ Records map[string]int64 }
+	decodeJSON(t, aw.clients["public"].get("/v1/status", "").body, &st)
+	if _, ok := st.Records["incident"]; ok || st.Records["consent"] == 0 {
+		t.Errorf("the public's status counts %v", st.Records)
+	}
+	// The authority revokes the platform's accreditation: its token is
+	// refused from the next request on.
+	rev := mustSign(t, aw.tn.Authorities["DE"], &protocol.Revocation{Target: protocol.LinkTo(aw.w.Platform.Accreditation.CID()), Reason: "suspended", EffectiveAt: time.Now().UnixMilli()})
+	aw.clients["operator"].submit(rev)
+	resp := aw.clients["platform"].get("/v1/status", "")
+	if msg := wantAPIError(t, resp, http.StatusForbidden, api.CodeForbidden); !strings.Contains(msg, "platform") {
+		t.Errorf("the refusal does not name the caller: %q", msg)
+	}
+	// access revoke: the regulator's token stops working within a second.
+	a, err := config.LoadAccess(aw.m.AccessFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Remove("regulator"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Write(aw.m.AccessFile); err != nil {
+		t.Fatal(err)
+	}
+	revoked := time.Now()
+	eventually(t, 2*time.Second, "the regulator's token refused", func() bool {
+		return aw.clients["regulator"].get("/v1/status", "").status == http.StatusUnauthorized
+	})
+	if d := time.Since(revoked); d > time.Second {
+		t.Errorf("the revocation took %v to apply", d)
+	}
+	// An access file that no longer loads lets no granted caller in; the
+	// operator keeps working.
+	if err := os.WriteFile(aw.m.AccessFile, []byte("[[caller"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "the auditor's token refused", func() bool {
+		return aw.clients["auditor"].get("/v1/status", "").status == http.StatusUnauthorized
+	})
+	if got := aw.clients["operator"].get("/metrics", "").status; got != 200 {
+		t.Errorf("the operator with a broken access file: %d", got)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// post POSTs a JSON body with the client's token.
+func (c *apiClient) post(path string, body []byte) response {
+	c.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return c.do(req)
+}
