@@ -81,6 +81,8 @@ func newAccessWorld(t *testing.T) *accessWorld {
 	named := incident("DE", protocol.TLPAmber)
 	named.Severity, named.Ref, named.Affected = protocol.SeverityLow, "INC-named", []string{aw.w.Platform.ID.String()}
 	aw.records["incident amber naming the platform"] = mustSign(t, aw.reg.Key, named)
+	named.Ref, named.Affected = "INC-recipient", []string{aw.w.Recipient.ID.String()}
+	aw.records["incident amber naming the recipient"] = mustSign(t, aw.reg.Key, named)
 	for _, r := range aw.records {
 		aw.clients["operator"].submit(r)
 	}
@@ -108,15 +110,16 @@ func TestCallersSeeWhatTheyMay(t *testing.T) {
 	everyone := callerNames
 	granted := callerNames[1:]
 	want := map[string][]string{
-		"accreditation":                      granted,
-		"consent":                            granted,
-		"incident clear":                     everyone,
-		"incident green":                     granted,
-		"incident amber":                     {"operator", "regulator", "auditor"},
-		"incident amber naming the platform": {"operator", "platform", "regulator", "auditor"},
-		"incident amber+strict":              {"operator", "regulator"},
-		"incident red":                       {"operator", "regulator"},
-		"receipt":                            {"operator", "platform", "recipient", "regulator", "auditor"},
+		"accreditation":                       granted,
+		"consent":                             granted,
+		"incident clear":                      everyone,
+		"incident green":                      granted,
+		"incident amber":                      {"operator", "regulator", "auditor"},
+		"incident amber naming the platform":  {"operator", "platform", "regulator", "auditor"},
+		"incident amber naming the recipient": {"operator", "recipient", "regulator", "auditor"},
+		"incident amber+strict":               {"operator", "regulator"},
+		"incident red":                        {"operator", "regulator"},
+		"receipt":                             {"operator", "platform", "recipient", "regulator", "auditor"},
 	}
 	// What each caller lists, kind by kind, once.
 	listed := map[string]map[string]bool{}
@@ -244,6 +247,75 @@ func TestCallersRoles(t *testing.T) {
 	})
 	if got := aw.clients["operator"].get("/metrics", "").status; got != 200 {
 		t.Errorf("the operator with a broken access file: %d", got)
+	}
+}
+
+// TestBundleWithholds: the platform's bundle of its decision leaves out
+// the amber notice naming the recipient, which it may not see, and lists
+// it as withheld; the offline check holds with incident.clear neither
+// confirmed nor refuted, and fails if the listing is taken away. The
+// recipient's withholds the notice naming the platform; the regulator's
+// nothing.
+func TestBundleWithholds(t *testing.T) {
+	aw := newAccessWorld(t)
+	hidden := aw.records["incident amber naming the recipient"].CID()
+	body, _ := aw.receipt.Receipt()
+	blk := must(protocol.DecodeDecisionBlock(must(aw.m.Store().GetBlock(body.Decisions[0].Cid))))
+	if !slices.ContainsFunc(blk.Evidence, func(l protocol.Link) bool { return l.Equals(hidden) }) {
+		t.Fatal("the notice naming the recipient is not evidence of the decision")
+	}
+	trust := protocol.NewBundleTrust(aw.tn.Federation.Name, aw.tn.Federation.Authorities(), aw.tn.Federation.FoundingNodes())
+	bundleOf := func(name string) *protocol.Bundle {
+		resp := aw.clients[name].get("/v1/receipts/"+aw.receipt.CID().String()+"/bundle", "")
+		if resp.status != http.StatusOK {
+			t.Fatalf("%s's bundle: %d %s", name, resp.status, resp.body)
+		}
+		b, err := protocol.ReadBundle(resp.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	b := bundleOf("platform")
+	if rep := protocol.CheckBundle(bundleOf("regulator"), trust); rep.Err() != nil || !rep.Complete() {
+		t.Errorf("the regulator's bundle: %v, withheld %v", rep.Err(), rep.Withheld)
+	}
+	for _, blk := range b.Blocks {
+		if blk.CID.Equals(hidden) {
+			t.Fatal("the platform's bundle holds the notice it may not see")
+		}
+	}
+	rep := protocol.CheckBundle(b, trust)
+	if err := rep.Err(); err != nil || rep.Complete() || !slices.Equal(rep.WithheldChecks, []string{protocol.CheckIncidentClear}) ||
+		len(rep.Withheld) != 1 || !rep.Withheld[0].CID.Equals(hidden) {
+		t.Fatalf("the platform's bundle: %v, withheld %v, checks %v", err, rep.Withheld, rep.WithheldChecks)
+	}
+	// The listing taken away: the evidence is missing, and the check says so.
+	m := *rep.Manifest
+	m.Withheld = nil
+	var records []*protocol.Record
+	for _, blk := range b.Blocks[3+len(m.Lineage):] {
+		records = append(records, must(protocol.Decode(blk.Data)))
+	}
+	stripped, err := protocol.NewBundle(rep.Receipt, &m, b.Blocks[2].Data, nil, records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, failed := protocol.CheckBundle(stripped, trust).FirstFailure(); !failed || s.ID != protocol.StepEvidenceHeld || !strings.Contains(s.Detail, hidden.String()) {
+		t.Errorf("a bundle missing evidence it does not withhold: %+v", s)
+	}
+	// Withholding what is no evidence fails too.
+	m.Withheld = []protocol.BundleWithheld{{CID: protocol.LinkTo(aw.records["incident amber+strict"].CID()), Kind: protocol.KindIncident}}
+	if other, err := protocol.NewBundle(rep.Receipt, &m, b.Blocks[2].Data, nil, records); err != nil {
+		t.Fatal(err)
+	} else if s, failed := protocol.CheckBundle(other, trust).FirstFailure(); !failed || s.ID != protocol.StepEvidenceHeld {
+		t.Errorf("a bundle withholding what is no evidence: %+v", s)
+	}
+	// The recipient gets the notice naming it, and not the one naming the
+	// platform.
+	rep = protocol.CheckBundle(bundleOf("recipient"), trust)
+	if rep.Err() != nil || len(rep.Withheld) != 1 || !rep.Withheld[0].CID.Equals(aw.records["incident amber naming the platform"].CID()) {
+		t.Errorf("the recipient's bundle: %v, withheld %v", rep.Err(), rep.Withheld)
 	}
 }
 

@@ -62,6 +62,16 @@ type BundleManifest struct {
 	Checkpoint  []byte        `cbor:"checkpoint"`
 	Consistency [][]byte      `cbor:"consistency"`
 	Proofs      []BundleProof `cbor:"proofs"`
+	// Withheld lists the evidence the bundle leaves out because the caller
+	// it was made for may not see it (DESIGN.md §6): incidents only, in
+	// ascending order of binary CID. Absent when nothing is withheld.
+	Withheld []BundleWithheld `cbor:"withheld,omitempty"`
+}
+
+// BundleWithheld is evidence a bundle withholds: its CID and its kind.
+type BundleWithheld struct {
+	CID  Link `cbor:"cid"`
+	Kind Kind `cbor:"kind"`
 }
 
 // BundleProof is a record's inclusion proof in the manifest's checkpoint.
@@ -135,6 +145,21 @@ func (m *BundleManifest) validate() error {
 		}
 		if err := checkHashes(at+".hashes", p.Hashes); err != nil {
 			return err
+		}
+	}
+	if len(m.Withheld) > MaxBundleBlocks {
+		return errf(CodeMalformed, "withheld", "%d records (at most %d)", len(m.Withheld), MaxBundleBlocks)
+	}
+	for i, w := range m.Withheld {
+		at := fmt.Sprintf("withheld[%d]", i)
+		if !IsRecordID(w.CID.Cid) {
+			return errf(CodeMalformed, at+".cid", "not a record ID")
+		}
+		if w.Kind != KindIncident {
+			return errf(CodeMalformed, at+".kind", "%q: only incidents are withheld", w.Kind)
+		}
+		if i > 0 && string(m.Withheld[i-1].CID.Bytes()) >= string(w.CID.Bytes()) {
+			return errf(CodeMalformed, at+".cid", "not in ascending order of binary CID, or listed twice")
 		}
 	}
 	return nil
@@ -216,6 +241,7 @@ type BundleBlock struct {
 //	  "proofs": [{"cid": link, "index": int, "hashes": [bytes]}, ...],
 //	  "lineage": [link],
 //	  "receipt": link to R,
+//	  "withheld": [{"cid": link, "kind": "incident"}, ...],   (absent when empty)
 //	  "checkpoint": bytes,
 //	  "consistency": [bytes]
 //	}
@@ -238,7 +264,11 @@ type BundleBlock struct {
 //   - consistency: the proof (tlog.ProveTree) that the tree the receipt
 //     names — its body's checkpoint {size, root}, the log just before the
 //     receipt was appended — is a prefix of the checkpoint's tree; empty
-//     when the two sizes are equal or the receipt's tree is empty.
+//     when the two sizes are equal or the receipt's tree is empty;
+//   - withheld: evidence the bundle leaves out because the caller it was
+//     made for may not see it (DESIGN.md §6; protocol.MayRead): incident
+//     notices only, in ascending order of binary CID, each evidence of the
+//     decision or of an ancestor. Nothing else may be missing.
 //
 // The records besides the receipt are those its decision read at the
 // node (node.Bundle re-runs Decide and Authorize on the records the node
@@ -262,9 +292,12 @@ type BundleBlock struct {
 //	log.checkpoint       the checkpoint note is signed by the receipt's issuer under its origin
 //	log.inclusion        every record, the receipt first, is in the checkpoint's tree
 //	log.consistency      the tree the receipt names is a prefix of the checkpoint's, and the receipt comes after it
-//	evidence.held        every record of the decision's evidence is in the bundle
+//	evidence.held        every record of the decision's evidence is in the bundle, or withheld as the manifest lists
 //	evidence.authorized  every evidence record's issuer may issue it (Authorize, against the bundle)
-//	decision.recomputed  Decide on the bundle's records gives the decision's verdict, checks and evidence
+//	decision.recomputed  Decide on the bundle's records gives the decision's verdict, checks and evidence;
+//	                     with withheld evidence, every check but incident.clear (neither confirmed nor
+//	                     refuted: BundleReport.WithheldChecks), the verdict unless that check failed,
+//	                     and evidence among the decision's
 //	lineage.ancestor     once per ancestor, parent first (BundleStep.Depth 1, 2, ...): its receipt is in the
 //	                     bundle and names its block, its issuer may issue receipts, its evidence is held and
 //	                     authorized, and Decide gives its verdict, checks and evidence again

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -62,7 +63,17 @@ type BundleReport struct {
 	Manifest *BundleManifest // which decision of the receipt (Item), the checkpoint, the proofs
 	Block    *DecisionBlock  // the bundle's decision as signed
 	Decision *Decision       // as recomputed
+	// Withheld is the evidence the bundle withholds from the caller it
+	// was made for (its manifest's), and WithheldChecks the checks of the
+	// decision or an ancestor that it leaves neither confirmed nor refuted
+	// (incident.clear): the steps hold for everything else.
+	Withheld       []BundleWithheld
+	WithheldChecks []string
 }
+
+// Complete reports whether the bundle withholds nothing: when it holds
+// (OK), every check was confirmed.
+func (r *BundleReport) Complete() bool { return len(r.Withheld) == 0 }
 
 // OK reports whether every step holds.
 func (r *BundleReport) OK() bool {
@@ -144,6 +155,9 @@ func CheckBundle(b *Bundle, trust BundleTrust) *BundleReport {
 	c.step(StepDecision, c.needBlock, c.decision)
 	c.ancestors()
 	c.rep.Receipt, c.rep.Manifest, c.rep.Block = c.receipt, c.manifest, c.block
+	if c.manifest != nil {
+		c.rep.Withheld = c.manifest.Withheld
+	}
 	return c.rep
 }
 
@@ -161,7 +175,8 @@ type bundleCheck struct {
 	lineage  []*DecisionBlock // the ancestors', as the manifest lists them, once decoded
 	records  []*Record        // by block, nil for the blocks that are not records and those that did not parse
 	view     *RecordView
-	tree     *LogTree // the checkpoint's, once verified
+	tree     *LogTree         // the checkpoint's, once verified
+	withheld map[cid.Cid]bool // the manifest's
 }
 
 // step runs fn as step id, unless need says what is missing.
@@ -297,6 +312,10 @@ func (c *bundleCheck) manifestStep() (bool, string) {
 		}
 	}
 	c.manifest = m
+	c.withheld = map[cid.Cid]bool{}
+	for _, w := range m.Withheld {
+		c.withheld[w.CID.Cid] = true
+	}
 	return true, fmt.Sprintf("version %d, for decision %d of receipt %s: %d %s' decisions, %d records in CID order; a checkpoint note of %d bytes, %d inclusion %s, a consistency proof of %d %s",
 		m.V, m.Item, m.Receipt, n, plural(n, "ancestor", "ancestors"), len(blocks)-3-n, len(m.Checkpoint),
 		len(m.Proofs), plural(len(m.Proofs), "proof", "proofs"), len(m.Consistency), plural(len(m.Consistency), "hash", "hashes"))
@@ -492,11 +511,42 @@ func emptyTreeHash() tlog.Hash {
 
 // evidence.held
 func (c *bundleCheck) evidenceHeld() (bool, string) {
-	if missing := missingEvidence(c.view, c.block); len(missing) > 0 {
+	if missing := c.missingEvidence(c.view, c.block); len(missing) > 0 {
 		return false, fmt.Sprintf("%d of the %d evidence records are not in the bundle: %s",
 			len(missing), len(c.block.Evidence), joinFaults(missing))
 	}
+	for _, w := range c.manifest.Withheld {
+		if !slices.ContainsFunc(c.block.Evidence, func(l Link) bool { return l.Equals(w.CID.Cid) }) && !c.ancestorEvidence(w.CID.Cid) {
+			return false, fmt.Sprintf("the manifest withholds %s, which is no evidence of the decision or its ancestors", w.CID)
+		}
+	}
+	if n := c.withheldOf(c.block); n > 0 {
+		return true, fmt.Sprintf("%d of the %d evidence records are in the bundle; %d %s withheld from the caller it was made for",
+			len(c.block.Evidence)-n, len(c.block.Evidence), n, plural(n, "incident is", "incidents are"))
+	}
 	return true, fmt.Sprintf("all %d evidence records are in the bundle", len(c.block.Evidence))
+}
+
+// ancestorEvidence reports whether an ancestor's decision names c as
+// evidence.
+func (c *bundleCheck) ancestorEvidence(id cid.Cid) bool {
+	for _, blk := range c.lineage {
+		if slices.ContainsFunc(blk.Evidence, func(l Link) bool { return l.Equals(id) }) {
+			return true
+		}
+	}
+	return false
+}
+
+// withheldOf counts blk's evidence that the manifest withholds.
+func (c *bundleCheck) withheldOf(blk *DecisionBlock) int {
+	n := 0
+	for _, l := range blk.Evidence {
+		if c.withheld[l.Cid] {
+			n++
+		}
+	}
+	return n
 }
 
 // evidence.authorized
@@ -510,7 +560,7 @@ func (c *bundleCheck) evidenceAuthorized() (bool, string) {
 
 // decision.recomputed
 func (c *bundleCheck) decision() (bool, string) {
-	d, diff, err := recompute(c.view, c.block, c.trust.Rules)
+	d, diff, err := c.recompute(c.view, c.block)
 	if err != nil {
 		return false, fmt.Sprintf("the decision cannot be recomputed: %v", err)
 	}
@@ -518,19 +568,59 @@ func (c *bundleCheck) decision() (bool, string) {
 	if diff != "" {
 		return false, diff
 	}
+	if c.withheldOf(c.block) > 0 {
+		return true, fmt.Sprintf("the bundle's records give the receipt's %s check for check but %s, whose evidence is withheld",
+			strings.ToUpper(c.block.Verdict), CheckIncidentClear)
+	}
 	return true, fmt.Sprintf("the bundle's records give %s, as the receipt says, with the same %d checks and %d evidence records",
 		strings.ToUpper(d.Verdict), len(d.Checks), len(d.Evidence))
 }
 
-// missingEvidence lists the evidence of blk that v does not hold.
-func missingEvidence(v *RecordView, blk *DecisionBlock) []string {
+// missingEvidence lists the evidence of blk that v does not hold and the
+// manifest does not withhold.
+func (c *bundleCheck) missingEvidence(v *RecordView, blk *DecisionBlock) []string {
 	var missing []string
 	for _, l := range blk.Evidence {
-		if _, ok := v.records[l.Cid]; !ok {
+		if _, ok := v.records[l.Cid]; !ok && !c.withheld[l.Cid] {
 			missing = append(missing, l.String())
 		}
 	}
 	return missing
+}
+
+// recompute decides blk's request over v and says how the outcome
+// differs from blk ("" when it does not). When the bundle withholds some
+// of blk's evidence, incident.clear is neither confirmed nor refuted: it
+// and the verdict it alone may explain are left out of the comparison,
+// and the evidence recomputed must be some of blk's.
+func (c *bundleCheck) recompute(v *RecordView, blk *DecisionBlock) (*Decision, string, error) {
+	req := blk.Request
+	d, err := Decide(&req, v, c.trust.Rules)
+	if err != nil || c.withheldOf(blk) == 0 {
+		if err != nil {
+			return nil, "", err
+		}
+		return d, d.Diff(blk), nil
+	}
+	if !slices.Contains(c.rep.WithheldChecks, CheckIncidentClear) {
+		c.rep.WithheldChecks = append(c.rep.WithheldChecks, CheckIncidentClear)
+	}
+	others := func(cs []Check) []Check {
+		return slices.DeleteFunc(slices.Clone(cs), func(c Check) bool { return c.ID == CheckIncidentClear })
+	}
+	if s := firstCheckDiff(others(d.Checks), others(blk.Checks)); s != "" {
+		return d, "with its withheld evidence left out, the checks differ" + s, nil
+	}
+	explained := slices.ContainsFunc(blk.Checks, func(c Check) bool { return c.ID == CheckIncidentClear && !c.OK })
+	if d.Verdict != blk.Verdict && !explained {
+		return d, fmt.Sprintf("the bundle's records give %s, the receipt says %s", strings.ToUpper(d.Verdict), strings.ToUpper(blk.Verdict)), nil
+	}
+	for _, l := range d.Evidence {
+		if !slices.ContainsFunc(blk.Evidence, func(e Link) bool { return e.Equals(l.Cid) }) {
+			return d, fmt.Sprintf("the checks agree, but %s is evidence recomputed that the receipt does not name", l), nil
+		}
+	}
+	return d, "", nil
 }
 
 // unauthorizedEvidence says which held evidence records of blk their
@@ -547,17 +637,6 @@ func unauthorizedEvidence(v *RecordView, blk *DecisionBlock) (faults []string, h
 		}
 	}
 	return faults, held
-}
-
-// recompute decides blk's request over v, and says how the outcome
-// differs from blk ("" when it does not).
-func recompute(v *RecordView, blk *DecisionBlock, rules *RuleEngine) (*Decision, string, error) {
-	req := blk.Request
-	d, err := Decide(&req, v, rules)
-	if err != nil {
-		return nil, "", err
-	}
-	return d, d.Diff(blk), nil
 }
 
 // Diff returns "" when the decision is exactly what the receipt r signs

@@ -51,14 +51,14 @@ func (c *bundleCheck) ancestor(depth int, ref *DecisionRef) (bool, string) {
 	if err := Authorize(rec, v); err != nil {
 		return false, fmt.Sprintf("%s: it may not issue receipts at %s: %v", head, fmtTime(rec.IssuedAt()), err)
 	}
-	if missing := missingEvidence(v, blk); len(missing) > 0 {
+	if missing := c.missingEvidence(v, blk); len(missing) > 0 {
 		return false, fmt.Sprintf("%s: %d of its %d evidence records are not in the bundle (issued by then): %s",
 			head, len(missing), len(blk.Evidence), joinFaults(missing))
 	}
 	if faults, _ := unauthorizedEvidence(v, blk); len(faults) > 0 {
 		return false, fmt.Sprintf("%s: %s", head, joinFaults(faults))
 	}
-	d, diff, err := recompute(v, blk, c.trust.Rules)
+	d, diff, err := c.recompute(v, blk)
 	if err != nil {
 		return false, fmt.Sprintf("%s: it cannot be recomputed: %v", head, err)
 	}

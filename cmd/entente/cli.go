@@ -84,6 +84,8 @@ func runEnv(env *cliEnv, args []string) int {
 		return 0
 	case errors.Is(err, errDenied):
 		return exitDenied
+	case errors.Is(err, errWithheld):
+		return exitWithheld
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {

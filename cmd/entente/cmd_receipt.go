@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -146,8 +147,21 @@ func runReceiptCheck(env *cliEnv, args []string) error {
 	if m := rep.Manifest; *item >= 0 && m.Item != int64(*item) {
 		return fmt.Errorf("the bundle is of decision %d of receipt %s, not of decision %d", m.Item, rep.Receipt.CID(), *item)
 	}
+	if !rep.Complete() {
+		fmt.Fprintf(env.stderr, "entente: every step holds, but the bundle withholds evidence from the caller it was made for (%d incident notices): %s neither confirmed nor refuted\n",
+			len(rep.Withheld), strings.Join(rep.WithheldChecks, ", "))
+		return errWithheld
+	}
 	return nil
 }
+
+// errWithheld ends receipt check with exitWithheld: every step holds, but
+// the bundle withholds evidence from the caller it was made for.
+var errWithheld = errors.New("evidence withheld")
+
+// exitWithheld is receipt check's status when every step holds but some
+// evidence is withheld (DESIGN.md §6).
+const exitWithheld = 3
 
 // checkFederation is the federation to check against: --federation,
 // restricted to --trust, or the federation of the node at --home as it
@@ -236,6 +250,10 @@ func printBundleReport(w io.Writer, rep *protocol.BundleReport, fed *config.Fede
 	}
 	fmt.Fprintf(w, "\nrecomputed from the bundle: %s\n", strings.ToUpper(d.Verdict))
 	for _, ch := range d.Checks {
+		if slices.Contains(rep.WithheldChecks, ch.ID) {
+			fmt.Fprintf(w, "  %-4s  %-21s %-16s %s\n", "withheld", ch.ID, "-", "its evidence is withheld from the caller the bundle was made for: neither confirmed nor refuted")
+			continue
+		}
 		ev := "-"
 		if ch.Evidence != nil {
 			ev = short(ch.Evidence.String())

@@ -7,9 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/testnet"
 	"github.com/ipfs/go-cid"
 )
 
@@ -188,5 +190,50 @@ func TestReceiptCheckLineage(t *testing.T) {
 		bad[bytes.Index(bad, b.Blocks[k].Data)+len(b.Blocks[k].Data)/2] ^= 1
 		r := c.fails(1, "receipt", "check", writeFile(t, dir, fmt.Sprintf("bad%d.car", k), string(bad), 0o644), "--federation", w.Net.FederationPath)
 		wantError(t, r, false, fmt.Sprintf("the bundle does not hold: %s: block %d: its bytes hash to", protocol.StepBlocks, k+1), b.Blocks[k].CID.String())
+	}
+}
+
+// TestReceiptCheckWithheld: the platform's bundle of its decision
+// withholds an amber notice naming the recipient, which the platform may
+// not see; receipt check holds every step, shows incident.clear as
+// withheld and exits 3.
+func TestReceiptCheckWithheld(t *testing.T) {
+	closeDefaultIdle(t)
+	w := newTransferWorld(t)
+	ctx := t.Context()
+	de := w.Net.NodeOf("DE")
+	reg, err := w.Net.NewParty(ctx, "DE", "regulator", protocol.RoleRegulator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notice, err := testnet.Sign(reg.Key, &protocol.Incident{Ref: "INC-1", Jurisdiction: "DE", Severity: protocol.SeverityLow, Status: protocol.StatusOpen,
+		TLP: protocol.TLPAmber, Affected: []string{w.Recipient.ID.String()}, Categories: []string{"face"},
+		DetectedAt: time.Now().Add(-time.Minute).UnixMilli(), Summary: "a low-severity exposure at the recipient"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Net.Submit(ctx, de, notice); err != nil {
+		t.Fatal(err)
+	}
+	v, err := de.Services().Verify.Verify(ctx, w.Request)
+	if err != nil || !v.Decision.Allowed() {
+		t.Fatalf("verify: %v %+v", err, v)
+	}
+	token, err := de.Grant(ctx, "platform", protocol.RoleController, w.Platform.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCLI(t)
+	c.env["ENTENTE_API_TOKEN"] = token
+	file := filepath.Join(t.TempDir(), "bundle.car")
+	c.ok("receipt", "get", v.Receipt.CID().String(), "--api", de.APIAddr(), "--out", file)
+	r := c.fails(exitWithheld, "receipt", "check", file, "--federation", w.Net.FederationPath)
+	for _, want := range []string{"withheld  incident.clear", "  pass  decision.recomputed"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("receipt check does not say %q:\n%s", want, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stderr, "neither confirmed nor refuted") || strings.Contains(r.stdout, "FAIL") {
+		t.Errorf("receipt check:\n%s\n%s", r.stdout, r.stderr)
 	}
 }

@@ -43,7 +43,9 @@ type Reader interface {
 type Verifier interface {
 	Verify(ctx context.Context, req protocol.TransferRequest) (*service.Verdict, error)
 	VerifyBatch(ctx context.Context, reqs []protocol.TransferRequest) ([]*service.Verdict, error)
-	Bundle(c cid.Cid, item int) (*protocol.Bundle, error)
+	// BundleFor bundles decision item of receipt c for a caller who may
+	// read what mayRead accepts.
+	BundleFor(c cid.Cid, item int, mayRead func(*protocol.Record) bool) (*protocol.Bundle, error)
 }
 
 // Checkpoints gives the log's latest checkpoint (the checkpoint service).

@@ -40,7 +40,9 @@ func (v verifier) Verify(context.Context, protocol.TransferRequest) (*service.Ve
 func (v verifier) VerifyBatch(context.Context, []protocol.TransferRequest) ([]*service.Verdict, error) {
 	return nil, v.err
 }
-func (v verifier) Bundle(cid.Cid, int) (*protocol.Bundle, error) { return nil, v.err }
+func (v verifier) BundleFor(cid.Cid, int, func(*protocol.Record) bool) (*protocol.Bundle, error) {
+	return nil, v.err
+}
 
 type checkpoints struct{ err error }
 

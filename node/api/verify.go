@@ -199,7 +199,7 @@ func (a *API) handleReceiptBundle(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	b, err := a.cfg.Verifier.Bundle(c, item)
+	b, err := a.cfg.Verifier.BundleFor(c, item, func(rec *protocol.Record) bool { return a.mayRead(r, rec) })
 	if errors.Is(err, store.ErrNotFound) {
 		err = &APIError{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("receipt %s is not held by this node", c)}
 	}

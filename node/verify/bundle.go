@@ -2,6 +2,8 @@ package verify
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/ipfs/go-cid"
 
@@ -27,6 +29,14 @@ func noBundle(format string, args ...any) error {
 // service.ErrNoBundle for one it has no bundle of (not a receipt, another
 // node's, no such item), service.ErrClosed, or the store's.
 func (s *Service) Bundle(c cid.Cid, item int) (*protocol.Bundle, error) {
+	return s.BundleFor(c, item, nil)
+}
+
+// BundleFor is Bundle for a caller who may read what mayRead accepts (nil:
+// everything): an incident of the evidence it may not read is left out
+// and listed in the manifest as withheld (DESIGN.md §6); one it may not
+// read that is no evidence is left out.
+func (s *Service) BundleFor(c cid.Cid, item int, mayRead func(*protocol.Record) bool) (*protocol.Bundle, error) {
 	if s.closed.Load() {
 		return nil, service.ErrClosed
 	}
@@ -66,7 +76,14 @@ func (s *Service) Bundle(c cid.Cid, item int) (*protocol.Bundle, error) {
 		return nil, fmt.Errorf("node: bundle of %s: lineage: %w", c, err)
 	}
 	var lineageBlocks [][]byte
+	evidence := map[cid.Cid]bool{}
+	for _, l := range blk.Evidence {
+		evidence[l.Cid] = true
+	}
 	for depth, a := range lineage {
+		for _, l := range a.block.Evidence {
+			evidence[l.Cid] = true
+		}
 		reads, err := s.ancestorReads(a, seq)
 		if err != nil {
 			return nil, fmt.Errorf("node: bundle of %s: ancestor %d: %w", c, depth+1, err)
@@ -83,6 +100,9 @@ func (s *Service) Bundle(c cid.Cid, item int) (*protocol.Bundle, error) {
 		return nil, fmt.Errorf("node: bundle of %s: %w", c, err)
 	}
 	m := &protocol.BundleManifest{V: protocol.BundleVersion, Receipt: protocol.LinkTo(c), Item: int64(item), Checkpoint: sc.Note}
+	if mayRead != nil {
+		records, m.Withheld = withhold(records, evidence, mayRead)
+	}
 	if from := uint64(body.Checkpoint.Size); from > 0 && from < sc.Size {
 		p, err := st.ConsistencyProof(from, sc.Size)
 		if err != nil {
@@ -102,6 +122,24 @@ func (s *Service) Bundle(c cid.Cid, item int) (*protocol.Bundle, error) {
 		m.Proofs = append(m.Proofs, protocol.BundleProof{CID: protocol.LinkTo(r.CID()), Index: int64(seq - 1), Hashes: protocol.HashBytes(p)})
 	}
 	return protocol.NewBundle(rec, m, raw, lineageBlocks, records)
+}
+
+// withhold leaves out of records the incidents mayRead refuses, and
+// lists those of them that are evidence, in ascending order of binary CID.
+func withhold(records []*protocol.Record, evidence map[cid.Cid]bool, mayRead func(*protocol.Record) bool) ([]*protocol.Record, []protocol.BundleWithheld) {
+	var withheld []protocol.BundleWithheld
+	kept := records[:0:0]
+	for _, r := range records {
+		if r.Kind() != protocol.KindIncident || mayRead(r) {
+			kept = append(kept, r)
+			continue
+		}
+		if evidence[r.CID()] && !slices.ContainsFunc(withheld, func(w protocol.BundleWithheld) bool { return w.CID.Equals(r.CID()) }) {
+			withheld = append(withheld, protocol.BundleWithheld{CID: protocol.LinkTo(r.CID()), Kind: r.Kind()})
+		}
+	}
+	slices.SortFunc(withheld, func(a, b protocol.BundleWithheld) int { return strings.Compare(a.CID.KeyString(), b.CID.KeyString()) })
+	return kept, withheld
 }
 
 // receiptReads returns the records that deciding the receipt's request,
