@@ -152,3 +152,21 @@ func BenchmarkRevocationEffect(b *testing.B) {
 	b.ReportMetric(float64(p99.Microseconds()), "p99-µs")
 	b.ReportMetric(0, "ns/op")
 }
+
+// BenchmarkCallerChecks: single verifies over HTTP with a granted
+// controller's token (resolved against its live accreditation, the
+// sender checked) against the operator's, in turns. Target:
+// controller/operator >= 0.95.
+func BenchmarkCallerChecks(b *testing.B) {
+	w := newTransferWorld(b, Options{Nodes: 1, Jurisdictions: []string{"DE", "BR"}, API: true})
+	b.ResetTimer()
+	r, err := MeasureCallers(b.Context(), w, w.Net.Nodes[0], max(b.N, 2000), 32)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(r.Operator.Rate(), "operator-verify/s")
+	b.ReportMetric(r.Controller.Rate(), "controller-verify/s")
+	b.ReportMetric(r.ControllerOverOperator(), "controller/operator")
+	b.ReportMetric(0, "ns/op")
+}

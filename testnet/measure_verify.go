@@ -328,3 +328,49 @@ func MeasureLineage(ctx context.Context, w *TransferWorld, m *Member, decisions 
 	}
 	return r, nil
 }
+
+// CallerReading is what MeasureCallers found: single verifies with the
+// operator's token and with a granted controller's, taking turns.
+type CallerReading struct {
+	Operator, Controller LoadRun
+}
+
+// ControllerOverOperator is the controller's rate over the operator's:
+// what resolving a granted token against its live accreditation and
+// checking the sender cost.
+func (r CallerReading) ControllerOverOperator() float64 {
+	return r.Controller.Rate() / r.Operator.Rate()
+}
+
+// MeasureCallers grants the world's platform a controller token on m and
+// sends the world's transfer to POST /v1/transfers/verify from clients
+// concurrent clients, with the operator's token and with the platform's
+// in turns, requests in all for each.
+func MeasureCallers(ctx context.Context, w *TransferWorld, m *Member, requests, clients int) (CallerReading, error) {
+	var r CallerReading
+	if m.APIAddr() == "" {
+		return r, errors.New("testnet: MeasureCallers needs a node with its API")
+	}
+	token, err := m.Grant(ctx, "bench-platform", protocol.RoleController, w.Platform.ID)
+	if err != nil {
+		return r, err
+	}
+	body, err := w.Request.JSON()
+	if err != nil {
+		return r, err
+	}
+	url := "http://" + m.APIAddr() + "/v1/transfers/verify"
+	for range verifyRounds {
+		for _, s := range []struct {
+			into  *LoadRun
+			token string
+		}{{&r.Operator, m.Token}, {&r.Controller, token}} {
+			run, err := load(ctx, url, s.token, [][]byte{body}, requests/verifyRounds, clients)
+			if err != nil {
+				return r, err
+			}
+			s.into.add(run)
+		}
+	}
+	return r, nil
+}
