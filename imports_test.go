@@ -146,6 +146,7 @@ var nodeRooms = map[string][]string{
 	"node/witness":    {"node/service", "node/trust"},
 	"node/verify":     {"node/service", "node/trust"},
 	"node/api":        {"node/service", "node/trust"},
+	"node/deliver":    {"node/service", "node/trust"},
 }
 
 // TestNodeRooms fails if a node service imports another service (or the
