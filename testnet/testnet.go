@@ -61,6 +61,10 @@ type Options struct {
 	SyncInterval time.Duration
 	// NoSync turns reconciliation off, for tests of gossip or fetch alone.
 	NoSync bool
+	// DeliverBackoff bounds the nodes' waits between pushes of a TLP:RED
+	// notice to a node (node.Config.DeliverBackoff); zero fields take the
+	// node's defaults.
+	DeliverBackoff node.Backoff
 }
 
 var defaultJurisdictions = []string{"DE", "FR", "BR"}
@@ -259,6 +263,7 @@ func (n *Net) startMember(i int, p memberPlan) (*Member, error) {
 		SyncInterval:      n.opts.SyncInterval,
 		DisableSync:       n.opts.NoSync,
 		Gate:              n.sameSide(p.key),
+		DeliverBackoff:    n.opts.DeliverBackoff,
 	}
 	if n.opts.API {
 		m.cfg.APIAddr = "127.0.0.1:0"
