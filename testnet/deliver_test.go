@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -105,6 +106,12 @@ func TestDeliverRedWhileRecipientDown(t *testing.T) {
 	}
 	if ok, err := br.Store().Has(red.CID()); err != nil || ok {
 		t.Errorf("the BR node holds the notice: %v %v", ok, err)
+	}
+	// Nor is it in any node's sync set (reconciled with every peer).
+	for _, m := range net.Running() {
+		if slices.Contains(syncSetOf(t, m), red.CID().String()) {
+			t.Errorf("the %s node's sync set holds the notice", m.Jurisdiction())
+		}
 	}
 	if _, ok := de.Deliveries(red.CID())["BR"]; ok {
 		t.Error("DE has a delivery to BR")
