@@ -23,7 +23,9 @@
 // and tries again, with exponential backoff per node (MinBackoff doubling
 // to MaxBackoff, with jitter: a wait of b/2 plus a random part of b/2),
 // forever, and at once when the node connects. Every attempt is counted
-// in the entry, durably.
+// in the entry, durably. A node that is no longer of the audience when
+// its turn comes (its accreditation lapsed or was revoked) is no target
+// any more: its entry is dropped.
 //
 // A restart loses nothing: New reloads the outbox and restarts the
 // workers, and it looks through the held incidents for any whose entries
@@ -78,6 +80,7 @@ type Store interface {
 	Get(c cid.Cid) (*protocol.Record, error)
 	List(q store.Query) ([]store.Entry, uint64, error)
 	PutOutbox(e store.OutboxEntry) error
+	DeleteOutbox(c cid.Cid, p peer.ID) error
 	ListOutbox() ([]store.OutboxEntry, error)
 }
 
@@ -455,6 +458,12 @@ func (s *Service) push(ctx context.Context, e store.OutboxEntry) error {
 	if ctx.Err() != nil {
 		return ctx.Err() // closing: this attempt does not count
 	}
+	if errors.Is(err, errNotFor) {
+		// No longer a node of the audience (its accreditation lapsed or
+		// was revoked): it is no target any more.
+		s.attempts.WithLabelValues(result).Inc()
+		return s.drop(e)
+	}
 	s.attempts.WithLabelValues(result).Inc()
 	e.Attempts++
 	if ack != nil {
@@ -472,6 +481,21 @@ func (s *Service) push(ctx context.Context, e store.OutboxEntry) error {
 	return err
 }
 
+// drop removes e from the outbox, durably.
+func (s *Service) drop(e store.OutboxEntry) error {
+	if err := s.cfg.Store.DeleteOutbox(e.Record, e.Peer); err != nil {
+		return fmt.Errorf("deliver: dropping the entry of a node that left the audience: %w", err)
+	}
+	s.mu.Lock()
+	delete(s.entries[e.Record], e.Peer)
+	if len(s.entries[e.Record]) == 0 {
+		delete(s.entries, e.Record)
+	}
+	s.mu.Unlock()
+	s.log.Info("dropping the delivery to a node no longer of the record's audience", "cid", e.Record.String(), "peer", service.ShortID(e.Peer))
+	return nil
+}
+
 // exchange pushes e's record and returns the verified acknowledgement,
 // or the error; result names the outcome for the metrics.
 func (s *Service) exchange(ctx context.Context, e store.OutboxEntry) (*protocol.DeliveryAck, string, error) {
@@ -480,8 +504,11 @@ func (s *Service) exchange(ctx context.Context, e store.OutboxEntry) (*protocol.
 		return nil, "failed", fmt.Errorf("deliver: reading the record: %w", err)
 	}
 	ok, err := protocol.MayReceive(s.cfg.Trust, r, e.Peer, s.cfg.Now().UnixMilli())
-	if err != nil || !ok {
-		return nil, "withheld", errors.Join(errNotFor, err)
+	switch {
+	case err != nil:
+		return nil, "failed", fmt.Errorf("deliver: %w", err)
+	case !ok:
+		return nil, "withheld", errNotFor
 	}
 	req, err := protocol.EncodeDeliverRequest(r.Bytes())
 	if err != nil {

@@ -168,11 +168,15 @@ func TestDeliverForgedAckRefused(t *testing.T) {
 	rec := red(t, fed)
 	nodetest.Put(t, stA, rec)
 	a.Accepted(rec)
-	nodetest.Eventually(t, 10*time.Second, "three forged acknowledgements", func() bool {
-		return counter(t, regA, "entente_deliver_attempts_total", "bad_ack") >= 3
+	nodetest.Eventually(t, 10*time.Second, "three attempts", func() bool {
+		return a.State(rec.CID())["DE"].Attempts >= 3
 	})
-	if d := a.State(rec.CID())["DE"]; d.State != service.DeliveryPending || !d.AckedAt.IsZero() || d.Attempts < 3 {
+	if d := a.State(rec.CID())["DE"]; d.State != service.DeliveryPending || !d.AckedAt.IsZero() {
 		t.Fatalf("after forged acknowledgements the state is %+v, want pending", d)
+	}
+	// The counter is counted before the attempt is kept.
+	if n := counter(t, regA, "entente_deliver_attempts_total", "bad_ack"); n < 3 {
+		t.Fatalf("%v bad acknowledgements counted after three attempts", n)
 	}
 	if list, err := stA.ListOutbox(); err != nil || len(list) != 1 || list[0].Acked() {
 		t.Fatalf("outbox %+v, %v: a forged acknowledgement was kept", list, err)
@@ -242,4 +246,33 @@ func counter(t *testing.T, reg *prometheus.Registry, name, value string) float64
 		}
 	}
 	return 0
+}
+
+// TestDeliverDropsNodeOutsideAudience: a target that is no node of the
+// audience when its turn comes (the directory named it, its accreditation
+// has lapsed since) is never pushed the record; its entry is dropped.
+func TestDeliverDropsNodeOutsideAudience(t *testing.T) {
+	ks, ids := keys(t, 2)
+	fed := nodetest.NewFed(t, "deliver-test", ids[0]) // the second is no DE node
+	hosts := nodetest.Hosts(t, 2, ks...)
+	stA, stB := nodetest.Store(t), nodetest.Store(t)
+	regA, regB := prometheus.NewRegistry(), prometheus.NewRegistry()
+	a := newService(t, hosts[0], ks[0], fed, stA, directory(hosts), regA)
+	newService(t, hosts[1], ks[1], fed, stB, directory(hosts), regB)
+	rec := red(t, fed)
+	nodetest.Put(t, stA, rec)
+	a.Accepted(rec)
+	nodetest.Eventually(t, 10*time.Second, "the entry dropped", func() bool {
+		list, err := stA.ListOutbox()
+		return err == nil && len(list) == 0
+	})
+	if st := a.State(rec.CID()); st != nil {
+		t.Errorf("state %+v after the only target left the audience", st)
+	}
+	if n := counter(t, regA, "entente_deliver_attempts_total", "withheld"); n != 1 {
+		t.Errorf("%v withheld attempts, want 1", n)
+	}
+	if n := counter(t, regB, "entente_deliver_served_total", "acked") + counter(t, regB, "entente_deliver_served_total", "refused"); n != 0 || held(t, stB, rec) {
+		t.Errorf("the record was pushed to a node outside its audience")
+	}
 }
