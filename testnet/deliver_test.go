@@ -77,9 +77,7 @@ func TestDeliverRedWhileRecipientDown(t *testing.T) {
 	if n := metric(t, fr, "entente_ingest_total", map[string]string{"source": "deliver", "result": "accepted"}); n != 1 {
 		t.Errorf("the FR node accepted %v records by direct delivery, want 1 (the notice)", n)
 	}
-	if err := net.waitUntil(ctx, "DE's record of FR's acknowledgement", func() bool {
-		return de.Deliveries(red.CID())["FR"].State == service.DeliveryDelivered
-	}); err != nil {
+	if err := net.WaitDelivered(ctx, de, red.CID(), "FR"); err != nil {
 		t.Fatal(err)
 	}
 	if st := de.Deliveries(red.CID())["FR"]; st.AckedAt.IsZero() || st.AckedAt.After(time.Now()) {
@@ -87,9 +85,7 @@ func TestDeliverRedWhileRecipientDown(t *testing.T) {
 	}
 	// FR, having accepted it, delivers it to the rest of the audience
 	// (DE, which holds it already and acknowledges).
-	if err := net.waitUntil(ctx, "FR's delivery to DE", func() bool {
-		return fr.Deliveries(red.CID())["DE"].State == service.DeliveryDelivered
-	}); err != nil {
+	if err := net.WaitDelivered(ctx, fr, red.CID(), "DE"); err != nil {
 		t.Fatal(err)
 	}
 

@@ -31,6 +31,7 @@ import (
 
 	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/protocol"
 )
 
@@ -438,6 +439,14 @@ func (n *Net) WaitAll(ctx context.Context, cids ...cid.Cid) error {
 		}
 	}
 	return nil
+}
+
+// WaitDelivered waits until member m's direct delivery of record c to
+// jurisdiction j is acknowledged by every node of j.
+func (n *Net) WaitDelivered(ctx context.Context, m *Member, c cid.Cid, j string) error {
+	return n.waitUntil(ctx, "the delivery of "+c.String()+" to "+j, func() bool {
+		return m.Deliveries(c)[j].State == service.DeliveryDelivered
+	})
 }
 
 // waitUntil polls cond until it holds or ctx ends. Conditions on the
