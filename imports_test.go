@@ -147,6 +147,7 @@ var nodeRooms = map[string][]string{
 	"node/verify":     {"node/service", "node/trust"},
 	"node/api":        {"node/service", "node/trust"},
 	"node/access":     {"node/service", "node/trust"},
+	"node/deliver":    {"node/service", "node/trust"},
 }
 
 // TestNodeRooms fails if a node service imports another service (or the

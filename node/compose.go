@@ -10,6 +10,7 @@ import (
 	"github.com/entente-net/entente/node/access"
 	"github.com/entente-net/entente/node/api"
 	"github.com/entente-net/entente/node/checkpoint"
+	"github.com/entente-net/entente/node/deliver"
 	"github.com/entente-net/entente/node/fetch"
 	"github.com/entente-net/entente/node/gossip"
 	"github.com/entente-net/entente/node/ingest"
@@ -71,7 +72,7 @@ func composeCore(n *Node) error {
 	if n.svc.Ingest, err = ingest.New(ingest.Config{
 		Store: st, Trust: n.trust, Outbox: n.outbox, Now: cfg.Now, Logger: component(n, "ingest"),
 		Registerer: n.reg, MaxPending: cfg.MaxPendingIngest,
-		OnAccept: []func(*protocol.Record){index.Add, n.members.accepted},
+		OnAccept: []func(*protocol.Record){index.Add, n.members.accepted, n.deliverAccepted},
 	}); err != nil {
 		return err
 	}
@@ -100,6 +101,16 @@ func composeNetwork(n *Node) error {
 	n.closers = append(n.closers, h.Close)
 	closeWith(n, func() { n.members.close() }) // the dialling stops before the host closes
 	s := &n.svc
+	// Delivery first: from here on records may arrive, and a TLP:RED one
+	// must find its outbox.
+	if s.Deliver, err = deliver.New(deliver.Config{Host: h, Store: n.store, Trust: n.trust, Ingest: s.Ingest,
+		Directory: n.members, IsMember: n.members.isMember, Key: cfg.Key, Jurisdiction: cfg.Jurisdiction,
+		MinBackoff: cfg.DeliverBackoff.Min, MaxBackoff: cfg.DeliverBackoff.Max, Now: cfg.Now,
+		Logger: component(n, "deliver"), Registerer: n.reg}); err != nil {
+		return err
+	}
+	n.deliver.Store(s.Deliver)
+	closeWith(n, s.Deliver.Close)
 	if s.Fetch, err = fetch.New(fetch.Config{Host: h, Store: n.store, Trust: n.trust, Ingest: s.Ingest,
 		Now: cfg.Now, Logger: component(n, "fetch"), Registerer: n.reg}); err != nil {
 		return err
@@ -132,6 +143,15 @@ func composeNetwork(n *Node) error {
 	}
 	closeWith(n, s.Verify.Close)
 	return nil
+}
+
+// deliverAccepted hands a new record to direct delivery, once it runs
+// (ingest is built before the host, delivery after it; nothing that
+// delivery must see is accepted in between: the network is not up yet).
+func (n *Node) deliverAccepted(r *protocol.Record) {
+	if d := n.deliver.Load(); d != nil {
+		d.Accepted(r)
+	}
 }
 
 // composeAPI starts the HTTP API over the services.

@@ -84,6 +84,16 @@ type Config struct {
 	MaxRecordAge time.Duration
 	// HTTPTimeouts of the API server; zero fields take defaults.
 	HTTPTimeouts HTTPTimeouts
+	// DeliverBackoff bounds the waits between pushes of a record to a
+	// node by direct delivery; zero fields take the defaults
+	// (deliver.DefaultMinBackoff, 1s, and deliver.DefaultMaxBackoff, 1m).
+	// Tests shorten them.
+	DeliverBackoff Backoff
+}
+
+// Backoff is an exponential backoff: from Min, doubling up to Max.
+type Backoff struct {
+	Min, Max time.Duration
 }
 
 // HTTPTimeouts are the API server's timeouts; zero takes the default of
@@ -116,6 +126,7 @@ func (c *Config) validate() error {
 		{"CheckpointInterval", c.CheckpointInterval}, {"WitnessInterval", c.WitnessInterval}, {"MaxRecordAge", c.MaxRecordAge},
 		{"HTTPTimeouts.ReadHeader", c.HTTPTimeouts.ReadHeader}, {"HTTPTimeouts.Read", c.HTTPTimeouts.Read},
 		{"HTTPTimeouts.Write", c.HTTPTimeouts.Write}, {"HTTPTimeouts.Idle", c.HTTPTimeouts.Idle},
+		{"DeliverBackoff.Min", c.DeliverBackoff.Min}, {"DeliverBackoff.Max", c.DeliverBackoff.Max},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("node config: %s is negative (%s); zero means the default", d.name, d.v)

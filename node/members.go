@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -138,6 +139,62 @@ func (m *members) list() []peer.AddrInfo {
 			out = append(out, peer.AddrInfo{ID: id, Addrs: addrs})
 		}
 	}
+	return out
+}
+
+// NodesOf lists the nodes of jurisdiction j now, this one included: its
+// founding nodes (with the federation file's addresses) and the holders
+// of live node accreditations of j (with the addresses they publish).
+// Direct delivery's directory.
+func (m *members) NodesOf(j string) []peer.AddrInfo {
+	byID := map[peer.ID][]ma.Multiaddr{}
+	founding := m.fed.FoundingNodes()
+	for id, fj := range founding {
+		if fj == j {
+			byID[id] = nil
+		}
+	}
+	for _, ai := range m.fed.BootstrapAddrs() {
+		if _, ok := byID[ai.ID]; ok {
+			byID[ai.ID] = append(byID[ai.ID], ai.Addrs...)
+		}
+	}
+	at := m.now().UnixMilli()
+	q := store.Query{Kind: protocol.KindAccreditation, Jurisdiction: j, Limit: store.MaxListLimit}
+	for {
+		entries, next, err := m.trust.Store().List(q)
+		if err != nil {
+			m.log.Warn("listing node accreditations", "jurisdiction", j, "err", err)
+			break
+		}
+		for _, e := range entries {
+			a, ok := e.Record.Accreditation()
+			if !ok || !slices.Contains(a.Roles, protocol.RoleNode) {
+				continue
+			}
+			id, err := peer.Decode(a.Subject)
+			if err != nil {
+				continue
+			}
+			if _, seen := byID[id]; seen {
+				continue
+			}
+			if _, live, err := protocol.HasRole(m.trust, id, j, protocol.RoleNode, at); err == nil && live {
+				m.mu.Lock()
+				byID[id] = slices.Clone(m.addrs[id])
+				m.mu.Unlock()
+			}
+		}
+		if next == 0 {
+			break
+		}
+		q.After = next
+	}
+	out := make([]peer.AddrInfo, 0, len(byID))
+	for id, addrs := range byID {
+		out = append(out, peer.AddrInfo{ID: id, Addrs: addrs})
+	}
+	slices.SortFunc(out, func(a, b peer.AddrInfo) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	return out
 }
 

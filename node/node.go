@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -17,6 +18,7 @@ import (
 	"github.com/entente-net/entente/node/access"
 	"github.com/entente-net/entente/node/api"
 	"github.com/entente-net/entente/node/checkpoint"
+	"github.com/entente-net/entente/node/deliver"
 	"github.com/entente-net/entente/node/fetch"
 	"github.com/entente-net/entente/node/gossip"
 	"github.com/entente-net/entente/node/ingest"
@@ -42,6 +44,7 @@ type Node struct {
 	reg     *prometheus.Registry
 	index   *reconcile.Index
 	svc     Services
+	deliver atomic.Pointer[deliver.Service] // svc.Deliver, for ingest's hook
 	api     *api.API
 	started time.Time
 	closing atomic.Bool
@@ -62,6 +65,7 @@ type Services struct {
 	Checkpoints *checkpoint.Service
 	Witness     *witness.Service
 	Verify      *verify.Service
+	Deliver     *deliver.Service
 	// Access names the API's callers; nil without an API.
 	Access *access.Service
 }
@@ -149,3 +153,12 @@ func (n *Node) Registry() *prometheus.Registry { return n.reg }
 
 // Services are the node's services.
 func (n *Node) Services() Services { return n.svc }
+
+// Deliveries is where the direct delivery of record c stands, per target
+// jurisdiction (deliver.Service.State): what the API shows.
+func (n *Node) Deliveries(c cid.Cid) map[string]service.Delivery {
+	if n.svc.Deliver == nil {
+		return nil
+	}
+	return n.svc.Deliver.State(c)
+}

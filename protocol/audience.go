@@ -1,6 +1,8 @@
 package protocol
 
 import (
+	"slices"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -11,21 +13,24 @@ import (
 //	record                                   audience            how
 //	accreditation, ruleset, consent,         every member node   gossip; sync and fetch
 //	revocation, incident (clear .. amber+strict)
-//	incident, TLP red                        the nodes of its    fetch between them
-//	                                         recipients
+//	incident, TLP red                        the nodes of the    direct delivery;
+//	                                         issuer's            fetch between them
+//	                                         jurisdiction (the
+//	                                         notice's) and of
+//	                                         its recipients
 //	receipt, and its decision blocks         any member node     fetch by CID
 //	                                         that asks
 //
-// (Direct delivery of TLP:RED notices and receipts, and sync between the
-// nodes of an audience, come with DESIGN.md revision 2.)
+// (Direct delivery of receipts, and sync between the nodes of an
+// audience, come with DESIGN.md revision 2.)
 
 // Audience is who may receive a record.
 type Audience struct {
 	// Members: every member node; the record is gossiped and is in every
 	// node's sync set.
 	Members bool
-	// Jurisdictions: otherwise, the nodes of these jurisdictions may
-	// receive it.
+	// Jurisdictions: otherwise, the nodes of these jurisdictions (a
+	// sorted set) may receive it, and direct delivery pushes it to them.
 	Jurisdictions []string
 	// OnRequest: any member node may have it by asking for its CID
 	// (receipts, which a decision downstream needs for its lineage).
@@ -37,13 +42,26 @@ func AudienceOf(r *Record) Audience {
 	switch b := r.Body().(type) {
 	case *Incident:
 		if b.TLP == TLPRed {
-			return Audience{Jurisdictions: b.Recipients}
+			return Audience{Jurisdictions: redAudience(b)}
 		}
 	case *Receipt:
 		return Audience{OnRequest: true}
 	}
 	return Audience{Members: true}
 }
+
+// redAudience is the jurisdictions of a TLP:RED notice's audience: its
+// own (the issuer's) and its recipients', as a sorted set.
+func redAudience(b *Incident) []string {
+	js := append([]string{b.Jurisdiction}, b.Recipients...)
+	slices.Sort(js)
+	return slices.Compact(js)
+}
+
+// Delivered reports whether the record is pushed to the nodes of its
+// audience by direct delivery (/entente/deliver/1.0.0): what only the
+// nodes of some jurisdictions may receive.
+func (a Audience) Delivered() bool { return !a.Members && !a.OnRequest && len(a.Jurisdictions) > 0 }
 
 // Gossiped reports whether the record travels on the gossip topic: only
 // what every member may receive does.

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -34,13 +35,17 @@ func TestAudience(t *testing.T) {
 		{"incident amber", incident(TLPAmber), all},
 		{"incident amber+strict", incident(TLPAmberStrict), all},
 		{"incident red to DE", incident(TLPRed, "DE"), want{false, true, true, false, false}},
-		{"incident red to FR", incident(TLPRed, "FR"), want{false, false, false, false, true}},
+		// A DE notice for FR: the issuer's jurisdiction keeps it too.
+		{"incident red to FR", incident(TLPRed, "FR"), want{false, true, true, false, true}},
 		{"receipt", receiptBy(t, nodeDE, t0), want{false, true, true, true, true}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			a := AudienceOf(c.rec)
 			if a.Gossiped() != c.want.gossiped || a.Synced() != c.want.gossiped {
 				t.Errorf("gossiped %v, synced %v; want %v", a.Gossiped(), a.Synced(), c.want.gossiped)
+			}
+			if red := c.rec.Kind() == KindIncident && !c.want.gossiped; a.Delivered() != red {
+				t.Errorf("delivered %v, want %v", a.Delivered(), red)
 			}
 			for _, n := range []struct {
 				name string
@@ -65,5 +70,33 @@ func TestAudience(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAudienceRedJurisdictions: a TLP:RED notice's audience is its own
+// jurisdiction and its recipients, a sorted set however the recipients
+// name them; a FR node does not receive a DE notice for BR.
+func TestAudienceRedJurisdictions(t *testing.T) {
+	v := federation(t)
+	nodeFR := seedKey(0x31)
+	v.hold(accredit(t, authFR, nodeFR, "FR", RoleNode, windowFrom, windowUntil))
+	for _, c := range []struct {
+		recipients []string
+		want       []string
+	}{
+		{[]string{"FR"}, []string{"DE", "FR"}},
+		{[]string{"DE"}, []string{"DE"}},
+		{[]string{"BR", "FR"}, []string{"BR", "DE", "FR"}},
+		{[]string{"BR"}, []string{"BR", "DE"}},
+	} {
+		rec := incidentBy(t, regDE, t0, func(b *Incident) { b.TLP, b.Recipients = TLPRed, c.recipients })
+		a := AudienceOf(rec)
+		if !slices.Equal(a.Jurisdictions, c.want) || a.Members || a.OnRequest {
+			t.Errorf("recipients %v: audience %+v, want jurisdictions %v", c.recipients, a, c.want)
+		}
+		got, err := MayReceive(v, rec, keyID(nodeFR), t0)
+		if want := slices.Contains(c.want, "FR"); err != nil || got != want {
+			t.Errorf("recipients %v: FR node may receive: %v (%v), want %v", c.recipients, got, err, want)
+		}
 	}
 }

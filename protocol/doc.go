@@ -379,7 +379,8 @@
 //
 // # Wire protocols
 //
-// Nodes speak five libp2p protocols, each under its own ID (wire.go), and
+// Nodes speak six libp2p protocols, each under its own ID (wire.go,
+// deliver.go), and
 // one gossipsub topic, RecordsTopic(federation), whose message data is
 // one record. Every parser of these bytes is strict: it accepts exactly
 // what its encoder writes, nothing longer, no other spelling.
@@ -433,6 +434,39 @@
 // cosignature added, and closes its side; the log answers one byte: 0
 // kept (added to its latest checkpoint's note), 1 stale (not its latest
 // checkpoint), 2 refused (not a valid cosignature of a member).
+//
+// /entente/deliver/1.0.0 — direct delivery (DESIGN.md §6) of a record
+// only the nodes of some jurisdictions may receive (a TLP:RED notice: the
+// nodes of its jurisdiction and of its recipients; Audience.Delivered).
+// The sender writes one frame holding the record (at most MaxRecordSize
+// bytes) and closes its side. The receiver checks that it may receive the
+// record (MayReceive, for itself), stores it durably, and answers either
+// the single byte 0x01 (refused: not for it, or not accepted; the sender
+// tries again later) or the 76 bytes of an acknowledgement, then closes:
+//
+//	00                                   status: acknowledged
+//	02 4445                              the code's length, 2, and the code ("DE")
+//	0000018bcfe56800                     the time, Unix ms, 8 bytes big-endian (1700000000000)
+//	<64 bytes>                           the Ed25519 signature by the receiver's node key
+//
+// The signature (SignDeliveryAck) is over the ack's signing input
+// (DeliveryAckInput): the ASCII string "entente/deliver-ack/v1", a zero
+// byte, the record's 36-byte binary CID, one byte giving the code's length
+// and the code, and the time as 8 bytes big-endian; it is valid exactly
+// when Go's crypto/ed25519.Verify accepts it for the key the receiver's
+// peer ID embeds. For the golden incident acknowledged by the golden DE
+// node for DE at 1700000000000 (testdata/wire, "deliver-ack-input"):
+//
+//	656e74656e74652f64656c697665722d61636b2f7631   "entente/deliver-ack/v1"
+//	00                                             zero byte
+//	01711220 <32-byte digest>                      the incident's CID
+//	02 4445                                        "DE"
+//	0000018bcfe56800                               1700000000000
+//
+// The answer does not repeat the CID: the request named it. The sender
+// accepts an acknowledgement only if it verifies against the peer at the
+// other end of the stream and that peer is a node of the code's
+// jurisdiction, one of the record's audience.
 //
 // # Checkpoints and cosignatures
 //
@@ -515,8 +549,9 @@
 // lists byte strings, in hex, that a decoder must refuse, each with the
 // code it must refuse it with. testdata/wire holds the wire messages
 // (vectors.json: decision block, checkpoint text, verifier key, note and
-// cosigned note, fetch, sync-all, checkpoint and cosign frames; and
-// invalid.json) and bundle.car.
+// cosigned note, fetch, sync-all, checkpoint, cosign and deliver
+// messages, and an acknowledgement's signing input; and invalid.json) and
+// bundle.car.
 //
 // testdata/kit is for other implementations: plain files, hex and peer
 // IDs, readable without Go.

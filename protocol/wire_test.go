@@ -123,6 +123,20 @@ func wireVectors(t testing.TB) []wireVector {
 		t.Fatal(err)
 	}
 	decision, decisionCID := goldenDecision(t, recs[2].rec, recs[0].rec)
+	incident := recs[4].rec
+	deliverReq, err := EncodeDeliverRequest(incident.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ackInput, ack := exampleDeliveryAck(t)
+	ackAnswer, err := EncodeDeliverAnswer(&ack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused, err := EncodeDeliverAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return []wireVector{
 		{Name: "decision-block", Description: "the decision block the golden receipt signs, CID " + decisionCID.String(), Hex: hex.EncodeToString(decision)},
 		{Name: "checkpoint-text", Description: "the note text of the example node's checkpoint of size 3", Text: sc.Text()},
@@ -139,7 +153,27 @@ func wireVectors(t testing.TB) []wireVector {
 		{Name: "checkpoint-answer-empty-log", Description: "the answer of a node whose log is empty", Hex: hex.EncodeToString(mustAnswer(t, nil, nil))},
 		{Name: "cosign-request", Description: "a cosign request returning the cosigned example checkpoint", Hex: hex.EncodeToString(cosign)},
 		{Name: "cosign-answer-kept", Description: "the log kept the cosignature", Hex: hex.EncodeToString([]byte{byte(CosignKept)})},
+		{Name: "deliver-request", Description: "a delivery request pushing the golden incident", Hex: hex.EncodeToString(deliverReq)},
+		{Name: "deliver-ack-input", Description: "what the golden DE node (seed 0x03) signs to acknowledge the golden incident for DE at 1700000000000", Hex: hex.EncodeToString(ackInput)},
+		{Name: "deliver-answer-ack", Description: "the answer carrying that acknowledgement", Hex: hex.EncodeToString(ackAnswer)},
+		{Name: "deliver-answer-refused", Description: "the answer of a node that refuses the record", Hex: hex.EncodeToString(refused)},
 	}
+}
+
+// exampleDeliveryAck is the acknowledgement of the vectors: the golden DE
+// node (seed 0x03) acknowledges the golden incident for DE at
+// 1700000000000, with its signing input.
+func exampleDeliveryAck(t testing.TB) ([]byte, DeliveryAck) {
+	incident := goldenRecords(t)[4].rec
+	input, err := DeliveryAckInput(incident.CID(), "DE", 1700000000000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := SignDeliveryAck(seedKey(seedNodeDE), incident.CID(), "DE", 1700000000000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input, ack
 }
 
 func mustAnswer(t testing.TB, note []byte, proof tlog.TreeProof) []byte {
@@ -174,6 +208,14 @@ var wireDecoders = map[string]func([]byte) error{
 	"cosign-answer":     func(b []byte) error { _, err := DecodeCosignAnswer(b); return err },
 	"checkpoint-text":   func(b []byte) error { _, err := ParseCheckpoint(string(b)); return err },
 	"decision-block":    func(b []byte) error { _, err := DecodeDecisionBlock(b); return err },
+	"deliver-request":   func(b []byte) error { _, err := DecodeDeliverRequest(b); return err },
+	"deliver-answer": func(b []byte) error {
+		ack, err := DecodeDeliverAnswer(RecordCID([]byte("r")), b)
+		if err == nil && ack == nil {
+			return errors.New("a refusal") // no invalid vector is a refusal: this decoder must fail
+		}
+		return err
+	},
 }
 
 func wireInvalids(t testing.TB) []wireInvalid {
@@ -198,7 +240,30 @@ func wireInvalids(t testing.TB) []wireInvalid {
 		}
 		return hex.EncodeToString(enc)
 	}
+	_, ack := exampleDeliveryAck(t)
+	ackAnswer, err := EncodeDeliverAnswer(&ack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withByte := func(i int, v byte) string {
+		b := bytes.Clone(ackAnswer)
+		b[i] = v
+		return hex.EncodeToString(b)
+	}
 	return []wireInvalid{
+		{"deliver-request-empty", "deliver-request", "a frame of length 0", "00"},
+		{"deliver-request-trailing", "deliver-request", "a byte after the frame", "0161" + "00"},
+		{"deliver-request-non-minimal", "deliver-request", "the length 1 written in two bytes", "810061"},
+		{"deliver-request-cut-short", "deliver-request", "fewer bytes than the length says", "0361"},
+		{"deliver-request-too-large", "deliver-request", "a length over MaxRecordSize", "8180040000"},
+		{"deliver-answer-empty", "deliver-answer", "no status", ""},
+		{"deliver-answer-status", "deliver-answer", "status 2", withByte(0, 0x02)},
+		{"deliver-answer-refused-trailing", "deliver-answer", "a refusal with a byte after it", "0100"},
+		{"deliver-answer-code-length", "deliver-answer", "a code length of 3", withByte(1, 0x03)},
+		{"deliver-answer-code-lower-case", "deliver-answer", "a lower-case code", withByte(2, 'd')},
+		{"deliver-answer-time-negative", "deliver-answer", "a time with its top bit set", withByte(4, 0x80)},
+		{"deliver-answer-short", "deliver-answer", "the signature cut short", hex.EncodeToString(ackAnswer[:len(ackAnswer)-1])},
+		{"deliver-answer-trailing", "deliver-answer", "a byte after the signature", cat(ackAnswer, []byte{0x00})},
 		{"decision-block-no-reason", "decision-block", "a failing check without its reason", decision(func(b *DecisionBlock) { b.Verdict, b.Checks[2].OK = VerdictDeny, false })},
 		{"decision-block-reason-of-another-check", "decision-block", "consent.live failing for a purpose", decision(func(b *DecisionBlock) {
 			b.Verdict, b.Checks[2].OK, b.Checks[2].Reason = VerdictDeny, false, ReasonPurpose
@@ -331,6 +396,23 @@ func TestWireVectorsDecode(t *testing.T) {
 	}
 	if a, err := DecodeCosignAnswer(bin("cosign-answer-kept")); err != nil || a != CosignKept {
 		t.Errorf("cosign-answer-kept: %v %v", a, err)
+	}
+	incident := recs[4].rec
+	if rec, err := DecodeDeliverRequest(bin("deliver-request")); err != nil || !bytes.Equal(rec, incident.Bytes()) {
+		t.Errorf("deliver-request: %v", err)
+	}
+	ack, err := DecodeDeliverAnswer(incident.CID(), bin("deliver-answer-ack"))
+	if err != nil || ack == nil || ack.Jurisdiction != "DE" || ack.At != 1700000000000 {
+		t.Fatalf("deliver-answer-ack: %+v %v", ack, err)
+	}
+	if err := ack.Verify(keyID(seedKey(seedNodeDE))); err != nil {
+		t.Errorf("deliver-answer-ack does not verify against the DE node: %v", err)
+	}
+	if input, err := DeliveryAckInput(ack.Record, ack.Jurisdiction, ack.At); err != nil || !bytes.Equal(input, bin("deliver-ack-input")) {
+		t.Errorf("deliver-ack-input: %x %v", input, err)
+	}
+	if ack, err := DecodeDeliverAnswer(incident.CID(), bin("deliver-answer-refused")); err != nil || ack != nil {
+		t.Errorf("deliver-answer-refused: %+v %v", ack, err)
 	}
 }
 
@@ -489,4 +571,84 @@ func FuzzDecodeDecisionBlock(f *testing.F) {
 			t.Fatalf("accepted %x, which encodes as %x (%v)", b, again, err)
 		}
 	})
+}
+
+// FuzzDeliverRequest: a request that decodes re-encodes to the same bytes.
+func FuzzDeliverRequest(f *testing.F) {
+	for _, b := range wireSeeds(f, "deliver-request", "deliver-request") {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rec, err := DecodeDeliverRequest(b)
+		if err != nil {
+			return
+		}
+		again, err := EncodeDeliverRequest(rec)
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("request %x decodes and re-encodes as %x (%v)", b, again, err)
+		}
+	})
+}
+
+// FuzzDeliverAnswer: an answer that decodes re-encodes to the same bytes,
+// and an acknowledgement decoded from a stranger's bytes never verifies
+// against the golden DE node unless it is the vector's.
+func FuzzDeliverAnswer(f *testing.F) {
+	for _, b := range wireSeeds(f, "deliver-answer", "deliver-answer-ack", "deliver-answer-refused") {
+		f.Add(b)
+	}
+	_, golden := exampleDeliveryAck(f)
+	node := keyID(seedKey(seedNodeDE))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ack, err := DecodeDeliverAnswer(golden.Record, b)
+		if err != nil {
+			return
+		}
+		again, err := EncodeDeliverAnswer(ack)
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("answer %x decodes and re-encodes as %x (%v)", b, again, err)
+		}
+		if ack != nil && ack.Verify(node) == nil && (ack.Jurisdiction != golden.Jurisdiction || ack.At != golden.At) {
+			t.Fatalf("answer %x verifies for another jurisdiction or time: %+v", b, ack)
+		}
+	})
+}
+
+// TestDeliveryAckForged: an acknowledgement verifies only against the
+// node that signed it, and not once any field it covers changes.
+func TestDeliveryAckForged(t *testing.T) {
+	_, ack := exampleDeliveryAck(t)
+	node, other := keyID(seedKey(seedNodeDE)), keyID(seedKey(seedFoundingDE))
+	if err := ack.Verify(node); err != nil {
+		t.Fatalf("the acknowledgement does not verify: %v", err)
+	}
+	if err := ack.Verify(other); !errors.Is(err, ErrDeliverAck) {
+		t.Errorf("verified against another node: %v", err)
+	}
+	forged, err := SignDeliveryAck(seedKey(seedFoundingDE), ack.Record, ack.Jurisdiction, ack.At)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := forged.Verify(node); !errors.Is(err, ErrDeliverAck) {
+		t.Errorf("an acknowledgement by another key verified as the node's: %v", err)
+	}
+	for name, mut := range map[string]func(*DeliveryAck){
+		"record":       func(a *DeliveryAck) { a.Record = goldenRecords(t)[0].rec.CID() },
+		"jurisdiction": func(a *DeliveryAck) { a.Jurisdiction = "FR" },
+		"time":         func(a *DeliveryAck) { a.At++ },
+		"signature":    func(a *DeliveryAck) { a.Sig = bytes.Clone(a.Sig); a.Sig[0] ^= 1 },
+		"short":        func(a *DeliveryAck) { a.Sig = a.Sig[:63] },
+	} {
+		a := ack
+		mut(&a)
+		if err := a.Verify(node); err == nil {
+			t.Errorf("an acknowledgement with another %s verified", name)
+		}
+	}
+	if _, err := DeliveryAckInput(RecordCID([]byte("r")), "de", 1); err == nil {
+		t.Error("a lower-case code was signed")
+	}
+	if _, err := DeliveryAckInput(RecordCID([]byte("r")), "DE", -1); err == nil {
+		t.Error("a negative time was signed")
+	}
 }

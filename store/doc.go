@@ -58,6 +58,9 @@
 //	b | cid                           -> block bytes  a receipt's decision blocks (PutReceipt)
 //	m                                 -> meta
 //	c                                 -> the last signed checkpoint (checkpoint.go)
+//	w | ...                           -> what the witness learned of peers (witness.go)
+//	o | cid | n | peer                -> JSON  the direct delivery of a record to a node:
+//	                                              pending or acknowledged (outbox.go)
 //
 // The r key maps a CID both to the record and to its seq: one key fewer
 // per record than separate record and CID-to-seq keys, and Badger's cost

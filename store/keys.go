@@ -23,6 +23,9 @@ const (
 	prefixBacklink     byte = 'l' // l | n | target | kind code | seq | cid -> empty
 	prefixMeta         byte = 'm' // m                            -> meta value
 	prefixBlock        byte = 'b' // b | cid                      -> block value (blockValue)
+	// prefixCheckpoint ('c', checkpoint.go), prefixWitness ('w',
+	// witness.go) and prefixOutbox ('o', outbox.go: o | cid | n | peer ->
+	// JSON OutboxEntry) are written outside the group commit.
 )
 
 // formatVersion is the first byte of the meta value. Open upgrades a store

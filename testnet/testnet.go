@@ -62,6 +62,10 @@ type Options struct {
 	SyncInterval time.Duration
 	// NoSync turns reconciliation off, for tests of gossip or fetch alone.
 	NoSync bool
+	// DeliverBackoff bounds the nodes' waits between pushes of a TLP:RED
+	// notice to a node (node.Config.DeliverBackoff); zero fields take the
+	// node's defaults.
+	DeliverBackoff node.Backoff
 }
 
 var defaultJurisdictions = []string{"DE", "FR", "BR"}
@@ -263,6 +267,7 @@ func (n *Net) startMember(i int, p memberPlan) (*Member, error) {
 		SyncInterval:      n.opts.SyncInterval,
 		DisableSync:       n.opts.NoSync,
 		Gate:              n.sameSide(p.key),
+		DeliverBackoff:    n.opts.DeliverBackoff,
 	}
 	if n.opts.API {
 		m.cfg.APIAddr = "127.0.0.1:0"
@@ -438,6 +443,14 @@ func (n *Net) WaitAll(ctx context.Context, cids ...cid.Cid) error {
 		}
 	}
 	return nil
+}
+
+// WaitDelivered waits until member m's direct delivery of record c to
+// jurisdiction j is acknowledged by every node of j.
+func (n *Net) WaitDelivered(ctx context.Context, m *Member, c cid.Cid, j string) error {
+	return n.waitUntil(ctx, "the delivery of "+c.String()+" to "+j, func() bool {
+		return m.Deliveries(c)[j].State == service.DeliveryDelivered
+	})
 }
 
 // waitUntil polls cond until it holds or ctx ends. Conditions on the

@@ -401,10 +401,11 @@ func (d *demo) withdrawConsent(wctx context.Context) error {
 	return nil
 }
 
-// fileRedNotice files a TLP:RED notice that stays with its node.
+// fileRedNotice files a TLP:RED notice, which goes by direct delivery to
+// its audience (FR, its jurisdiction, and DE, its recipient) only.
 func (d *demo) fileRedNotice(wctx context.Context) error {
 	net, reg, inc := d.net, d.parties["fr-regulator"], d.incident
-	d.title("A TLP:RED notice is kept by its node and never gossiped")
+	d.title("A TLP:RED notice goes to its audience only, by direct delivery, never by gossip")
 	red := *inc
 	red.Ref, red.TLP, red.Recipients, red.Follows = "FR-2026-0043", protocol.TLPRed, []string{"DE"}, nil
 	red.Summary = "Suspected insider; details for DE only."
@@ -416,14 +417,18 @@ func (d *demo) fileRedNotice(wctx context.Context) error {
 		return err
 	}
 	d.published++
+	if err := net.WaitDelivered(wctx, net.NodeOf("FR"), redRec.CID(), "DE"); err != nil {
+		return err
+	}
 	d.say("    FR regulator files %s (TLP:RED, for DE): held by %s", short(redRec.CID().String()), d.holders(redRec))
+	d.say("    the FR node pushed it to the DE node, which acknowledged it with a signature; BR never sees it")
 
 	return nil
 }
 
 // summary shows what every node holds.
 func (d *demo) summary() {
-	d.title("Every node holds the same records, but for the TLP:RED notice that stays with FR")
+	d.title("Every node holds the same records, but for the TLP:RED notice, which BR does not")
 	for _, m := range d.net.Nodes {
 		counts := m.Store().Counts()
 		var parts []string

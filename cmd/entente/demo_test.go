@@ -30,9 +30,10 @@ func TestDemo(t *testing.T) {
 		"incident FR-2026-0042",
 		"follows up: contained",
 		"Nordlicht revokes consent",
-		// TLP:RED stays with FR
+		// TLP:RED goes to FR and DE only
 		"TLP:RED",
-		"(TLP:RED, for DE): held by FR node\n",
+		"(TLP:RED, for DE): held by DE node, FR node\n",
+		"which acknowledged it with a signature",
 		// refusals, each with its code
 		"refused: unauthorized_issuer",
 		"refused: bad_signature",
@@ -73,10 +74,10 @@ func TestDemo(t *testing.T) {
 		}
 	}
 
-	// The final counts: every node holds the same records but FR, which
-	// alone keeps the TLP:RED notice.
+	// The final counts: every node holds the same records but BR, which
+	// does not have the TLP:RED notice.
 	for j, want := range map[string]string{
-		"DE": "6 accreditation, 3 ruleset, 2 consent, 1 revocation, 2 incident",
+		"DE": "6 accreditation, 3 ruleset, 2 consent, 1 revocation, 3 incident",
 		"FR": "6 accreditation, 3 ruleset, 2 consent, 1 revocation, 3 incident",
 		"BR": "6 accreditation, 3 ruleset, 2 consent, 1 revocation, 2 incident",
 	} {

@@ -4,7 +4,8 @@
 //
 // The server answers each CID with the record, or the decision block of a
 // receipt it holds, if the asker may receive it (protocol.MayReceive: a
-// TLP:RED incident goes only to the nodes of its recipients;
+// TLP:RED incident goes only to the nodes of its jurisdiction and of its
+// recipients;
 // protocol.MayReceiveBlock: a decision block to any member that asks for
 // it by CID, for a lineage); anyone else gets "not held", exactly as for
 // what the server does not hold, so a refusal reveals nothing. It gives a stream 10

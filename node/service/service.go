@@ -82,6 +82,8 @@ const (
 	SourceLocal  Source = "local"  // signed by this node (receipts, its incidents)
 	SourceParked Source = "parked" // a record retried once its dependencies arrived
 	SourceFetch  Source = "fetch"  // asked of a peer (fetch, sync)
+	// SourceDeliver: pushed by a peer by direct delivery (TLP:RED).
+	SourceDeliver Source = "deliver"
 )
 
 // Accepted is the outcome of a successful ingest.
