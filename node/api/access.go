@@ -174,6 +174,16 @@ func (a *API) mayRead(r *http.Request, rec *protocol.Record) bool {
 	})
 }
 
+// visibleRecord is the held record c if r's caller may read it, and
+// otherwise the answer for a record not held.
+func (a *API) visibleRecord(r *http.Request, c cid.Cid) (*protocol.Record, error) {
+	rec, err := a.cfg.Store.Get(c)
+	if err == nil && !a.mayRead(r, rec) {
+		err = notVisible("record " + c.String())
+	}
+	return rec, err
+}
+
 // notVisible is the answer for what a caller may not see: the same as
 // for what the node does not hold, so that its existence does not leak.
 func notVisible(what string) *APIError {

@@ -69,11 +69,7 @@ func (a *API) handleInclusionProof(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	rec, err := a.cfg.Store.Get(c)
-	if err == nil && !a.mayRead(r, rec) {
-		err = notVisible("record " + c.String())
-	}
-	if err != nil {
+	if _, err := a.visibleRecord(r, c); err != nil {
 		a.writeError(w, r, err)
 		return
 	}

@@ -85,17 +85,17 @@ func (a *API) handleGetRecord(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	rec, err := a.cfg.Store.Get(c)
-	if err == nil && !a.mayRead(r, rec) {
-		err = notVisible("record " + c.String())
-	}
+	rec, err := a.visibleRecord(r, c)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
 	if acceptsCBOR(r) {
 		w.Header().Set("Content-Type", MediaDagCBOR)
-		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		// Immutable, but for this caller: a shared cache must not hand
+		// it to another.
+		w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
+		w.Header().Set("Vary", "Authorization")
 		w.Write(rec.Bytes())
 		return
 	}
