@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -173,5 +176,61 @@ func TestTokenAndRoutes(t *testing.T) {
 	}
 	if resp, _ := do(t, s, "GET", "/v1/status", "", "", nil); resp.StatusCode != 200 {
 		t.Errorf("status: %d", resp.StatusCode)
+	}
+}
+
+// syncBuffer is a log destination the server's goroutines may share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRequestLog: every request is logged with its caller's name and a
+// request ID, never its token; an internal error's message gives the ID
+// under which the log has the fault.
+func TestRequestLog(t *testing.T) {
+	var logs syncBuffer
+	a, err := api.New(api.Config{
+		Access: access{}, Blocks: blocks{}, Records: records{errors.New("disk on fire")}, Store: nodetest.Store(t), Verifier: verifier{}, Checkpoints: checkpoints{},
+		Status: func(bool) any { return map[string]string{"ok": "yes"} }, Ready: func() (bool, string) { return true, "" },
+		Peers: func() int { return 0 }, Metrics: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Limits: api.Limits{MaxConcurrentRequests: 4, MaxBatch: 2, MaxBatchBytes: 1 << 16,
+			ReadHeaderTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, IdleTimeout: time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := httptest.NewServer(a.Handler())
+	defer s.Close()
+	do(t, s, "GET", "/v1/status", "", "", nil)
+	resp, ae := do(t, s, "POST", "/v1/records", token, api.MediaDagCBOR, []byte{0xa0})
+	if resp.StatusCode != 500 {
+		t.Fatalf("POST: %d %+v", resp.StatusCode, ae)
+	}
+	do(t, s, "GET", "/v1/status", "not-a-token", "", nil)
+	out := logs.String()
+	if strings.Contains(out, token) || strings.Contains(out, "not-a-token") {
+		t.Errorf("a token reached the log:\n%s", out)
+	}
+	for _, want := range []string{"caller=public", "caller=operator", "caller=unknown", "status=500", "status=401"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log lacks %q:\n%s", want, out)
+		}
+	}
+	id := regexp.MustCompile(`request ([0-9a-f]{16})`).FindStringSubmatch(ae.Message)
+	if id == nil || !strings.Contains(out, "request_id="+id[1]+" err=") || strings.Count(out, "request_id="+id[1]) != 2 {
+		t.Errorf("the internal error's message %q does not give the ID its log lines have:\n%s", ae.Message, out)
 	}
 }
