@@ -11,6 +11,7 @@ import (
 	"github.com/entente-net/entente/node/checkpoint"
 	"github.com/entente-net/entente/node/fetch"
 	"github.com/entente-net/entente/node/gossip"
+	"github.com/entente-net/entente/node/incidents"
 	"github.com/entente-net/entente/node/ingest"
 	"github.com/entente-net/entente/node/reconcile"
 	"github.com/entente-net/entente/node/trust"
@@ -136,6 +137,12 @@ func composeNetwork(n *Node) error {
 // composeAPI starts the HTTP API over the services.
 func composeAPI(n *Node) error {
 	cfg := &n.cfg
+	// The delivery service, once the node has one, gives the model its
+	// delivery states (incidents.Config.Deliveries).
+	inc, err := incidents.New(incidents.Config{Store: n.store})
+	if err != nil {
+		return err
+	}
 	a, err := api.New(api.Config{
 		Token: cfg.APIToken, Records: n.svc.Ingest, Store: n.store, Verifier: n.svc.Verify,
 		Checkpoints: n.svc.Checkpoints, Status: func() any { return n.Status() },
@@ -147,6 +154,8 @@ func composeAPI(n *Node) error {
 			ReadHeaderTimeout: cfg.HTTPTimeouts.ReadHeader, ReadTimeout: cfg.HTTPTimeouts.Read,
 			WriteTimeout: cfg.HTTPTimeouts.Write, IdleTimeout: cfg.HTTPTimeouts.Idle,
 		},
+		Incidents: inc, Accepted: n.svc.Ingest.Accepted,
+		Streams: api.Streams{Keepalive: cfg.StreamKeepalive},
 	})
 	if err != nil {
 		return err

@@ -81,6 +81,9 @@ type Config struct {
 	MaxRecordAge time.Duration
 	// HTTPTimeouts of the API server; zero fields take defaults.
 	HTTPTimeouts HTTPTimeouts
+	// StreamKeepalive is the time between keepalive comments on the API's
+	// event streams; zero means the API's default (api.DefaultStreamKeepalive).
+	StreamKeepalive time.Duration
 }
 
 // HTTPTimeouts are the API server's timeouts; zero takes the default of
@@ -113,6 +116,7 @@ func (c *Config) validate() error {
 		{"CheckpointInterval", c.CheckpointInterval}, {"WitnessInterval", c.WitnessInterval}, {"MaxRecordAge", c.MaxRecordAge},
 		{"HTTPTimeouts.ReadHeader", c.HTTPTimeouts.ReadHeader}, {"HTTPTimeouts.Read", c.HTTPTimeouts.Read},
 		{"HTTPTimeouts.Write", c.HTTPTimeouts.Write}, {"HTTPTimeouts.Idle", c.HTTPTimeouts.Idle},
+		{"StreamKeepalive", c.StreamKeepalive},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("node config: %s is negative (%s); zero means the default", d.name, d.v)

@@ -61,6 +61,9 @@ type Options struct {
 	SyncInterval time.Duration
 	// NoSync turns reconciliation off, for tests of gossip or fetch alone.
 	NoSync bool
+	// StreamKeepalive is the time between keepalive comments on the API's
+	// event streams. Default: the API's (15s).
+	StreamKeepalive time.Duration
 }
 
 var defaultJurisdictions = []string{"DE", "FR", "BR"}
@@ -259,6 +262,7 @@ func (n *Net) startMember(i int, p memberPlan) (*Member, error) {
 		SyncInterval:      n.opts.SyncInterval,
 		DisableSync:       n.opts.NoSync,
 		Gate:              n.sameSide(p.key),
+		StreamKeepalive:   n.opts.StreamKeepalive,
 	}
 	if n.opts.API {
 		m.cfg.APIAddr = "127.0.0.1:0"
