@@ -145,6 +145,7 @@ var nodeRooms = map[string][]string{
 	"node/checkpoint": {"node/service", "node/trust"},
 	"node/witness":    {"node/service", "node/trust"},
 	"node/verify":     {"node/service", "node/trust"},
+	"node/incidents":  {"node/service"},
 	"node/api":        {"node/service", "node/trust"},
 	"node/access":     {"node/service", "node/trust"},
 	"node/deliver":    {"node/service", "node/trust"},

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"net/http"
@@ -34,7 +35,7 @@ var callerNames = []string{"public", "operator", "platform", "recipient", "other
 
 func newAccessWorld(t *testing.T) *accessWorld {
 	t.Helper()
-	tn, err := testnet.Start(testnet.Options{Nodes: 1, Jurisdictions: []string{"DE", "BR"}, InMemory: true, API: true})
+	tn, err := testnet.Start(testnet.Options{Nodes: 1, Jurisdictions: []string{"DE", "BR"}, InMemory: true, API: true, StreamKeepalive: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,8 +104,9 @@ func newAccessWorld(t *testing.T) *accessWorld {
 
 // TestCallersSeeWhatTheyMay tries every caller against every kind and TLP
 // level on every read path of the API: get (JSON and DAG-CBOR), list,
-// inclusion proof and, for receipts, the bundle. Each path must agree
-// with the table of DESIGN.md §8 — and so with every other path.
+// inclusion proof; for receipts, the bundle; for incidents, the incident
+// get, list and stream. Each path must agree with the table of DESIGN.md
+// §8 — and so with every other path.
 func TestCallersSeeWhatTheyMay(t *testing.T) {
 	aw := newAccessWorld(t)
 	everyone := callerNames
@@ -121,9 +123,13 @@ func TestCallersSeeWhatTheyMay(t *testing.T) {
 		"incident red":                        {"operator", "regulator"},
 		"receipt":                             {"operator", "platform", "recipient", "regulator", "auditor"},
 	}
-	// What each caller lists, kind by kind, once.
+	// What each caller lists, kind by kind, and the incidents it lists and
+	// is streamed, once.
 	listed := map[string]map[string]bool{}
+	incidentsListed := map[string]map[string]bool{}
+	streamed := map[string]map[string]bool{}
 	for _, name := range callerNames {
+		incidentsListed[name], streamed[name] = aw.clients[name].incidentIDs(), aw.clients[name].streamedNotices()
 		listed[name] = map[string]bool{}
 		for _, kind := range []protocol.Kind{protocol.KindAccreditation, protocol.KindConsent, protocol.KindIncident, protocol.KindReceipt} {
 			cids, _ := aw.clients[name].listAll("kind="+string(kind), 3)
@@ -145,6 +151,11 @@ func TestCallersSeeWhatTheyMay(t *testing.T) {
 			}
 			if rec.Kind() == protocol.KindReceipt {
 				paths["bundle"] = cl.get("/v1/receipts/"+c+"/bundle", "").status == http.StatusOK
+			}
+			if rec.Kind() == protocol.KindIncident {
+				paths["incident get"] = cl.get("/v1/incidents/"+c, "").status == http.StatusOK
+				paths["incident list"] = incidentsListed[name][c]
+				paths["incident stream"] = streamed[name][c]
 			}
 			for path, got := range paths {
 				if got != may {
@@ -317,6 +328,72 @@ func TestBundleWithholds(t *testing.T) {
 	if rep.Err() != nil || len(rep.Withheld) != 1 || !rep.Withheld[0].CID.Equals(aw.records["incident amber naming the platform"].CID()) {
 		t.Errorf("the recipient's bundle: %v, withheld %v", rep.Err(), rep.Withheld)
 	}
+}
+
+// incidentIDs lists every incident the client's caller may see (their
+// first notices' CIDs), following next.
+func (c *apiClient) incidentIDs() map[string]bool {
+	c.t.Helper()
+	ids := map[string]bool{}
+	after := ""
+	for range 100 {
+		resp := c.get("/v1/incidents?limit=2"+after, "")
+		if resp.status != http.StatusOK {
+			c.t.Fatalf("GET /v1/incidents: %d %s", resp.status, resp.body)
+		}
+		var page struct {
+			Incidents []struct{ ID string }
+			Next      string
+		}
+		decodeJSON(c.t, resp.body, &page)
+		for _, inc := range page.Incidents {
+			ids[inc.ID] = true
+		}
+		if page.Next == "" {
+			return ids
+		}
+		after = "&after=" + page.Next
+	}
+	c.t.Fatal("the incident list does not end")
+	return nil
+}
+
+// streamedNotices replays the client's incident stream from the start
+// (Last-Event-ID 0) until its first keepalive, and returns the notices
+// its events were about (each event's last notice).
+func (c *apiClient) streamedNotices() map[string]bool {
+	c.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, c.base+"/v1/incidents/stream", nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Last-Event-ID", "0")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		c.t.Fatalf("the incident stream: %s", resp.Status)
+	}
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == ": keepalive" {
+			return seen
+		}
+		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			var e struct{ Notices []string }
+			decodeJSON(c.t, []byte(data), &e)
+			seen[e.Notices[len(e.Notices)-1]] = true
+		}
+	}
+	c.t.Fatalf("the incident stream ended before a keepalive: %v", sc.Err())
+	return nil
 }
 
 func must[T any](v T, err error) T {

@@ -13,6 +13,7 @@ import (
 	"github.com/entente-net/entente/node/deliver"
 	"github.com/entente-net/entente/node/fetch"
 	"github.com/entente-net/entente/node/gossip"
+	"github.com/entente-net/entente/node/incidents"
 	"github.com/entente-net/entente/node/ingest"
 	"github.com/entente-net/entente/node/reconcile"
 	"github.com/entente-net/entente/node/trust"
@@ -164,6 +165,10 @@ func composeAPI(n *Node) error {
 	}
 	closeWith(n, acc.Close)
 	n.svc.Access = acc
+	inc, err := incidents.New(incidents.Config{Store: n.store, Deliveries: n.svc.Deliver})
+	if err != nil {
+		return err
+	}
 	a, err := api.New(api.Config{
 		Access: acc, Blocks: n.trust, Records: n.svc.Ingest, Store: n.store, Verifier: n.svc.Verify,
 		Checkpoints: n.svc.Checkpoints, Status: func(public bool) any { return n.Status(public) },
@@ -175,6 +180,8 @@ func composeAPI(n *Node) error {
 			ReadHeaderTimeout: cfg.HTTPTimeouts.ReadHeader, ReadTimeout: cfg.HTTPTimeouts.Read,
 			WriteTimeout: cfg.HTTPTimeouts.Write, IdleTimeout: cfg.HTTPTimeouts.Idle,
 		},
+		Incidents: inc, Accepted: n.svc.Ingest.Accepted,
+		Streams: api.Streams{Keepalive: cfg.StreamKeepalive},
 	})
 	if err != nil {
 		return err

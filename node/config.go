@@ -89,6 +89,9 @@ type Config struct {
 	// (deliver.DefaultMinBackoff, 1s, and deliver.DefaultMaxBackoff, 1m).
 	// Tests shorten them.
 	DeliverBackoff Backoff
+	// StreamKeepalive is the time between keepalive comments on the API's
+	// event streams; zero means the API's default (api.DefaultStreamKeepalive).
+	StreamKeepalive time.Duration
 }
 
 // Backoff is an exponential backoff: from Min, doubling up to Max.
@@ -127,6 +130,7 @@ func (c *Config) validate() error {
 		{"HTTPTimeouts.ReadHeader", c.HTTPTimeouts.ReadHeader}, {"HTTPTimeouts.Read", c.HTTPTimeouts.Read},
 		{"HTTPTimeouts.Write", c.HTTPTimeouts.Write}, {"HTTPTimeouts.Idle", c.HTTPTimeouts.Idle},
 		{"DeliverBackoff.Min", c.DeliverBackoff.Min}, {"DeliverBackoff.Max", c.DeliverBackoff.Max},
+		{"StreamKeepalive", c.StreamKeepalive},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("node config: %s is negative (%s); zero means the default", d.name, d.v)

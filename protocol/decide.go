@@ -825,19 +825,7 @@ func (d *decider) chainOf(n *Record) (*incidentChain, bool, error) {
 	// later reports whether r supersedes l as the chain's state: the
 	// greatest issued_at; on a tie a notice beats the notices it follows,
 	// then the lowest binary CID.
-	later := func(r, l *Record) bool {
-		switch {
-		case l == nil:
-			return true
-		case r.IssuedAt() != l.IssuedAt():
-			return r.IssuedAt() > l.IssuedAt()
-		case follows(r, l):
-			return true
-		case follows(l, r):
-			return false
-		}
-		return r.CID().KeyString() < l.CID().KeyString()
-	}
+	later := func(r, l *Record) bool { return l == nil || LaterNotice(r, l, follows) }
 	queue := []*Record{root}
 	seen := map[string]bool{key: true}
 	for len(queue) > 0 {

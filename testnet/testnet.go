@@ -66,6 +66,9 @@ type Options struct {
 	// notice to a node (node.Config.DeliverBackoff); zero fields take the
 	// node's defaults.
 	DeliverBackoff node.Backoff
+	// StreamKeepalive is the time between keepalive comments on the API's
+	// event streams. Default: the API's (15s).
+	StreamKeepalive time.Duration
 }
 
 var defaultJurisdictions = []string{"DE", "FR", "BR"}
@@ -268,6 +271,7 @@ func (n *Net) startMember(i int, p memberPlan) (*Member, error) {
 		DisableSync:       n.opts.NoSync,
 		Gate:              n.sameSide(p.key),
 		DeliverBackoff:    n.opts.DeliverBackoff,
+		StreamKeepalive:   n.opts.StreamKeepalive,
 	}
 	if n.opts.API {
 		m.cfg.APIAddr = "127.0.0.1:0"

@@ -53,6 +53,14 @@ type Checkpoints interface {
 	Latest() (protocol.SignedCheckpoint, error)
 }
 
+// Incidents is the incident read model (node/incidents): incidents
+// assembled from their notices, and the events of new notices.
+type Incidents interface {
+	List(q service.IncidentQuery) (service.IncidentPage, error)
+	Get(c cid.Cid) (*service.Incident, error)
+	Events(q service.IncidentQuery, after uint64, limit int) (evs []service.IncidentEvent, scanned uint64, err error)
+}
+
 // Config configures the API. Every field is required unless marked.
 type Config struct {
 	// Access names each request's caller.
@@ -73,7 +81,32 @@ type Config struct {
 	Metrics prometheus.Gatherer
 	Logger  *slog.Logger // optional
 	Limits  Limits
+	// Incidents serves /v1/incidents (optional: without it those routes
+	// answer not_found).
+	Incidents Incidents
+	// Accepted returns a channel closed when the node next accepts a
+	// record (the ingest pipeline's broadcast), which wakes the event
+	// streams (optional: without it they look at each keepalive).
+	Accepted func() <-chan struct{}
+	// Streams bound the event streams; zero fields take the defaults.
+	Streams Streams
 }
+
+// Streams bound the Server-Sent Events streams.
+type Streams struct {
+	// Keepalive is the time between comment lines that keep an idle
+	// stream open. Default 15 s.
+	Keepalive time.Duration
+	// WriteTimeout is how long one write to a stream may take before the
+	// consumer is judged too slow and disconnected. Default 10 s.
+	WriteTimeout time.Duration
+}
+
+// Stream defaults.
+const (
+	DefaultStreamKeepalive    = 15 * time.Second
+	DefaultStreamWriteTimeout = 10 * time.Second
+)
 
 // Limits bound the API. The node's configuration gives them (see
 // config.Limits); none may be zero.
@@ -98,6 +131,9 @@ type API struct {
 	g      *service.Group
 	ln     net.Listener
 	served chan struct{}
+	// stopping ends when the API shuts down; event streams end with it.
+	stopping context.Context
+	stop     context.CancelFunc
 }
 
 // New makes the API.
@@ -111,8 +147,18 @@ func New(cfg Config) (*API, error) {
 		l.ReadHeaderTimeout <= 0 || l.ReadTimeout <= 0 || l.WriteTimeout <= 0 || l.IdleTimeout <= 0 {
 		return nil, fmt.Errorf("api: every limit must be positive: %+v", l)
 	}
+	if cfg.Streams.Keepalive < 0 || cfg.Streams.WriteTimeout < 0 {
+		return nil, fmt.Errorf("api: stream limits may not be negative: %+v", cfg.Streams)
+	}
+	if cfg.Streams.Keepalive == 0 {
+		cfg.Streams.Keepalive = DefaultStreamKeepalive
+	}
+	if cfg.Streams.WriteTimeout == 0 {
+		cfg.Streams.WriteTimeout = DefaultStreamWriteTimeout
+	}
 	service.Defaults(nil, &cfg.Logger)
 	a := &API{cfg: cfg, log: cfg.Logger, g: service.NewGroup()}
+	a.stopping, a.stop = context.WithCancel(context.Background())
 	a.srv = &http.Server{
 		Handler:           a.Handler(),
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
@@ -154,6 +200,7 @@ func (a *API) Addr() string {
 func (a *API) Shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	a.stop() // streams never end by themselves: end them before waiting for requests in flight
 	err := a.srv.Shutdown(ctx)
 	if err != nil {
 		a.srv.Close()
@@ -185,6 +232,9 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/log/proof", a.allow(anyone, a.handleInclusionProof))
 	mux.HandleFunc("GET /v1/log/consistency", a.allow(anyone, a.handleConsistencyProof))
 	mux.HandleFunc("GET /v1/receipts/{cid}/bundle", a.allow(anyone, a.handleReceiptBundle))
+	mux.HandleFunc("GET /v1/incidents", a.allow(anyone, a.handleListIncidents))
+	mux.HandleFunc("GET /v1/incidents/stream", a.allow(anyone, a.handleIncidentStream))
+	mux.HandleFunc("GET /v1/incidents/{cid}", a.allow(anyone, a.handleGetIncident))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
