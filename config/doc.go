@@ -70,6 +70,7 @@
 //	max_body_bytes = 1048576    # HTTP request body; at least 65536
 //	max_batch = 1000            # requests in one verify-batch call (at most 1000)
 //	max_concurrent_requests = 256
+//	max_streams = 2048
 //	max_pending_ingest = 4096   # records being ingested from the API at once
 //	max_record_age = "10m"      # older decision times are answered unsigned
 //	http_read_header_timeout = "5s"

@@ -124,6 +124,10 @@ type Limits struct {
 	// MaxConcurrentRequests caps HTTP requests in flight; beyond it the API
 	// answers 503 overloaded. Default 256.
 	MaxConcurrentRequests int `toml:"max_concurrent_requests" comment:"HTTP requests in flight before 503 overloaded"`
+	// MaxStreams caps the API's open event streams (incidents), which
+	// do not count as requests in flight; beyond it a new stream is
+	// answered 503 overloaded. Default 2048.
+	MaxStreams int `toml:"max_streams" comment:"open event streams (incidents) before 503 overloaded"`
 	// MaxPendingIngest caps records being ingested at once from the API;
 	// beyond it the API answers 503 overloaded. Default 4096.
 	MaxPendingIngest int `toml:"max_pending_ingest" comment:"records being ingested at once from the API before 503 overloaded"`
@@ -166,6 +170,7 @@ func Defaults() Node {
 			MaxBodyBytes:          1 << 20,
 			MaxBatch:              maxDecisions,
 			MaxConcurrentRequests: 256,
+			MaxStreams:            2048,
 			MaxPendingIngest:      4096,
 			MaxRecordAge:          Duration{10 * time.Minute},
 			HTTPReadHeaderTimeout: Duration{5 * time.Second},
@@ -198,6 +203,7 @@ func (n *Node) ApplyDefaults() {
 	setZero(&n.Limits.MaxBodyBytes, d.Limits.MaxBodyBytes)
 	setZero(&n.Limits.MaxBatch, d.Limits.MaxBatch)
 	setZero(&n.Limits.MaxConcurrentRequests, d.Limits.MaxConcurrentRequests)
+	setZero(&n.Limits.MaxStreams, d.Limits.MaxStreams)
 	setZero(&n.Limits.MaxPendingIngest, d.Limits.MaxPendingIngest)
 	setZero(&n.Limits.MaxRecordAge, d.Limits.MaxRecordAge)
 	setZero(&n.Limits.HTTPReadHeaderTimeout, d.Limits.HTTPReadHeaderTimeout)
@@ -332,6 +338,9 @@ func (n *Node) Validate() error {
 	}
 	if n.Limits.MaxConcurrentRequests <= 0 {
 		return fieldErr("limits.max_concurrent_requests", "%d: must be positive", n.Limits.MaxConcurrentRequests)
+	}
+	if n.Limits.MaxStreams <= 0 {
+		return fieldErr("limits.max_streams", "%d: must be positive", n.Limits.MaxStreams)
 	}
 	if n.Limits.MaxPendingIngest <= 0 {
 		return fieldErr("limits.max_pending_ingest", "%d: must be positive", n.Limits.MaxPendingIngest)

@@ -176,7 +176,7 @@ func composeAPI(n *Node) error {
 		Peers:   func() int { return len(n.host.Network().Peers()) },
 		Metrics: n.reg, Logger: component(n, "api"),
 		Limits: api.Limits{
-			MaxConcurrentRequests: cfg.MaxConcurrentRequests, MaxBatch: cfg.MaxBatch, MaxBatchBytes: cfg.MaxBatchBytes,
+			MaxConcurrentRequests: cfg.MaxConcurrentRequests, MaxStreams: cfg.MaxStreams, MaxBatch: cfg.MaxBatch, MaxBatchBytes: cfg.MaxBatchBytes,
 			ReadHeaderTimeout: cfg.HTTPTimeouts.ReadHeader, ReadTimeout: cfg.HTTPTimeouts.Read,
 			WriteTimeout: cfg.HTTPTimeouts.Write, IdleTimeout: cfg.HTTPTimeouts.Idle,
 		},

@@ -75,6 +75,8 @@ type Config struct {
 	// MaxConcurrentRequests bounds HTTP requests in flight; past it the API
 	// answers 503 overloaded. Default 256.
 	MaxConcurrentRequests int
+	// MaxStreams bounds the API's open event streams. Default 2048.
+	MaxStreams int
 	// MaxBatch bounds the requests of one verify-batch call. Default 1000.
 	MaxBatch int
 	// MaxBatchBytes bounds a verify-batch body. Default 1 MiB.
@@ -140,7 +142,7 @@ func (c *Config) validate() error {
 		name string
 		v    int
 	}{
-		{"MaxPendingIngest", c.MaxPendingIngest}, {"MaxConcurrentRequests", c.MaxConcurrentRequests},
+		{"MaxPendingIngest", c.MaxPendingIngest}, {"MaxConcurrentRequests", c.MaxConcurrentRequests}, {"MaxStreams", c.MaxStreams},
 		{"MaxBatch", c.MaxBatch}, {"MaxBatchBytes", c.MaxBatchBytes},
 	} {
 		if n.v < 0 {
@@ -172,6 +174,7 @@ func (c *Config) setDefaults() {
 	setDuration(&c.CheckpointInterval, d.Gossip.CheckpointInterval)
 	setDuration(&c.WitnessInterval, d.Gossip.WitnessInterval)
 	setInt(&c.MaxConcurrentRequests, d.Limits.MaxConcurrentRequests)
+	setInt(&c.MaxStreams, d.Limits.MaxStreams)
 	setInt(&c.MaxBatch, d.Limits.MaxBatch)
 	setInt(&c.MaxBatchBytes, int(d.Limits.MaxBodyBytes))
 	setInt(&c.MaxPendingIngest, d.Limits.MaxPendingIngest)
@@ -217,6 +220,7 @@ func FromFile(nc *config.Node, key crypto.PrivKey, fed *config.Federation, token
 		WitnessInterval:       nc.Gossip.WitnessInterval.Duration,
 		MaxPendingIngest:      nc.Limits.MaxPendingIngest,
 		MaxConcurrentRequests: nc.Limits.MaxConcurrentRequests,
+		MaxStreams:            nc.Limits.MaxStreams,
 		MaxBatch:              nc.Limits.MaxBatch,
 		MaxBatchBytes:         int(nc.Limits.MaxBodyBytes),
 		MaxRecordAge:          nc.Limits.MaxRecordAge.Duration,

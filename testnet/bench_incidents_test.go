@@ -44,7 +44,7 @@ func watchIncidents(ctx context.Context, tb testing.TB, m *Member, hc *http.Clie
 	go func() {
 		defer resp.Body.Close()
 		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		sc.Buffer(make([]byte, 4<<10), 1<<20)
 		for sc.Scan() {
 			data, ok := strings.CutPrefix(sc.Text(), "data: ")
 			if !ok {

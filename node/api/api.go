@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -114,6 +115,9 @@ type Limits struct {
 	// MaxConcurrentRequests bounds HTTP requests in flight; past it the
 	// API answers 503 overloaded.
 	MaxConcurrentRequests int
+	// MaxStreams bounds the open event streams, which are not requests in
+	// flight; past it a new stream is answered 503 overloaded.
+	MaxStreams int
 	// MaxBatch bounds the requests of one verify-batch call.
 	MaxBatch int
 	// MaxBatchBytes bounds a verify-batch body.
@@ -143,7 +147,7 @@ func New(cfg Config) (*API, error) {
 		return nil, errors.New("api: Access, Records, Store, Verifier, Checkpoints, Blocks, Status, Ready, Peers and Metrics are required")
 	}
 	l := cfg.Limits
-	if l.MaxConcurrentRequests <= 0 || l.MaxBatch <= 0 || l.MaxBatchBytes <= 0 ||
+	if l.MaxConcurrentRequests <= 0 || l.MaxStreams <= 0 || l.MaxBatch <= 0 || l.MaxBatchBytes <= 0 ||
 		l.ReadHeaderTimeout <= 0 || l.ReadTimeout <= 0 || l.WriteTimeout <= 0 || l.IdleTimeout <= 0 {
 		return nil, fmt.Errorf("api: every limit must be positive: %+v", l)
 	}
@@ -248,13 +252,20 @@ func (a *API) Handler() http.Handler {
 }
 
 // limitConcurrency answers 503 overloaded when MaxConcurrentRequests are
-// already in flight, rather than queueing without bound.
+// already in flight, or MaxStreams event streams are open, rather than
+// queueing without bound. A stream, open for hours, counts only against
+// the streams.
 func (a *API) limitConcurrency(h http.Handler) http.Handler {
 	slots := make(chan struct{}, a.cfg.Limits.MaxConcurrentRequests)
+	streams := make(chan struct{}, a.cfg.Limits.MaxStreams)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sem := slots
+		if strings.HasSuffix(r.URL.Path, "/stream") {
+			sem = streams
+		}
 		select {
-		case slots <- struct{}{}:
-			defer func() { <-slots }()
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
 			h.ServeHTTP(w, r)
 		default:
 			a.writeError(w, r, service.ErrPushback)

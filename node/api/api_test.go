@@ -80,7 +80,7 @@ func server(t *testing.T, err error) *httptest.Server {
 		Access: access{}, Blocks: blocks{}, Records: records{err}, Store: nodetest.Store(t), Verifier: verifier{err}, Checkpoints: checkpoints{err},
 		Status: func(bool) any { return map[string]string{"ok": "yes"} }, Ready: func() (bool, string) { return true, "" },
 		Peers: func() int { return 0 }, Metrics: prometheus.NewRegistry(),
-		Limits: api.Limits{MaxConcurrentRequests: 4, MaxBatch: 2, MaxBatchBytes: 1 << 16,
+		Limits: api.Limits{MaxConcurrentRequests: 4, MaxStreams: 4, MaxBatch: 2, MaxBatchBytes: 1 << 16,
 			ReadHeaderTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, IdleTimeout: time.Second},
 	})
 	if e != nil {
@@ -206,7 +206,7 @@ func TestRequestLog(t *testing.T) {
 		Access: access{}, Blocks: blocks{}, Records: records{errors.New("disk on fire")}, Store: nodetest.Store(t), Verifier: verifier{}, Checkpoints: checkpoints{},
 		Status: func(bool) any { return map[string]string{"ok": "yes"} }, Ready: func() (bool, string) { return true, "" },
 		Peers: func() int { return 0 }, Metrics: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(&logs, nil)),
-		Limits: api.Limits{MaxConcurrentRequests: 4, MaxBatch: 2, MaxBatchBytes: 1 << 16,
+		Limits: api.Limits{MaxConcurrentRequests: 4, MaxStreams: 4, MaxBatch: 2, MaxBatchBytes: 1 << 16,
 			ReadHeaderTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, IdleTimeout: time.Second},
 	})
 	if err != nil {
