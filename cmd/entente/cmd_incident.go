@@ -448,7 +448,8 @@ func runIncidentFollow(env *cliEnv, args []string) error {
 	}
 	ctx, stop := signalContext(env.ctx)
 	defer stop()
-	f := &follower{env: env, cl: cl, path: "/v1/incidents/stream?" + filters.query().Encode(), last: *lastID, json: *asJSON}
+	f := &follower{cl: cl, path: "/v1/incidents/stream?" + filters.query().Encode(), last: *lastID}
+	f.emit = func(id, data string) error { return printEvent(env.stdout, id, data, *asJSON) }
 	backoff := followMinBackoff
 	for {
 		got, err := f.stream(ctx)
@@ -472,13 +473,15 @@ func runIncidentFollow(env *cliEnv, args []string) error {
 	}
 }
 
-// follower prints one incident stream across reconnections.
+// follower reads one incident stream across reconnections, handing each
+// event to emit.
 type follower struct {
-	env  *cliEnv
 	cl   *apiClient
 	path string
-	last string // the ID of the last event printed
-	json bool
+	last string // the ID of the last event emitted
+	emit func(id, data string) error
+	// opened, if set, is called once the stream has been answered.
+	opened func()
 }
 
 // stream reads the stream once, until it ends or fails, and reports
@@ -508,6 +511,10 @@ func (f *follower) stream(ctx context.Context) (got bool, err error) {
 		}
 		return false, ae
 	}
+	if f.opened != nil {
+		f.opened()
+		f.opened = nil
+	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	var event, id, data string
@@ -516,7 +523,7 @@ func (f *follower) stream(ctx context.Context) (got bool, err error) {
 		switch {
 		case line == "":
 			if event == "incident" && data != "" {
-				if err := f.print(id, data); err != nil {
+				if err := f.emit(id, data); err != nil {
 					return got, err
 				}
 				got = true
@@ -545,16 +552,18 @@ func (f *follower) stream(ctx context.Context) (got bool, err error) {
 	return got, io.ErrUnexpectedEOF
 }
 
-func (f *follower) print(id, data string) error {
-	if f.json {
-		_, err := fmt.Fprintf(f.env.stdout, "%s %s\n", id, data)
+// printEvent prints an event as entente incident follow does: its ID and
+// the entry as JSON, or a line of its state.
+func printEvent(w io.Writer, id, data string, asJSON bool) error {
+	if asJSON {
+		_, err := fmt.Fprintf(w, "%s %s\n", id, data)
 		return err
 	}
 	var e service.Incident
 	if err := json.Unmarshal([]byte(data), &e); err != nil {
 		return fmt.Errorf("event %s: %w", id, err)
 	}
-	_, err := fmt.Fprintf(f.env.stdout, "%s  %s  %s  %s  %s  tlp:%s  notices:%d  %s\n",
+	_, err := fmt.Fprintf(w, "%s  %s  %s  %s  %s  tlp:%s  notices:%d  %s\n",
 		id, shortCID(e.ID), e.Jurisdiction, e.Severity, e.Status, e.TLP, len(e.Notices), oneLine(e.Summary, 60))
 	return err
 }

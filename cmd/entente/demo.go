@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -97,7 +99,11 @@ type demo struct {
 	consent  *protocol.Consent
 	amended  *protocol.Record
 	incident *protocol.Incident
-	allowed  protocol.TransferRequest
+	breach   *protocol.Record // its latest notice
+	// The DE desk's incident stream.
+	events     chan streamEvent
+	stopFollow context.CancelFunc
+	allowed    protocol.TransferRequest
 	// The resale chain: the tier-1 and tier-2 decisions, and the tier-2
 	// request.
 	tier1, tier2 protocol.DecisionRef
@@ -128,7 +134,7 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 	defer cancel()
 	for _, act := range []func(context.Context) error{
 		d.accredit, d.publishRules, d.giveConsent, d.reportBreach, d.askTransfers, d.resell,
-		d.withdrawConsent, d.fileRedNotice,
+		d.withdrawConsent, d.fileRedNotice, d.resolveBreach,
 		func(context.Context) error {
 			d.title("An auditor re-checks a receipt offline, from its bundle and the federation file alone")
 			return d.audit()
@@ -143,12 +149,15 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 		}
 	}
 	d.summary()
+	if d.stopFollow != nil {
+		d.stopFollow()
+	}
 	return nil
 }
 
 // startFederation starts the three nodes and waits for their mesh.
 func (d *demo) startFederation(ctx context.Context, dir string, serve bool) error {
-	opts := testnet.Options{Name: "demo-federation", Jurisdictions: []string{"DE", "FR", "BR"}, Dir: dir, API: serve, QUIC: false}
+	opts := testnet.Options{Name: "demo-federation", Jurisdictions: []string{"DE", "FR", "BR"}, Dir: dir, API: true, QUIC: false}
 	t0 := time.Now()
 	net, err := testnet.Start(opts)
 	if err != nil {
@@ -172,7 +181,7 @@ func (d *demo) startFederation(ctx context.Context, dir string, serve bool) erro
 // accredit has the authorities accredit the platforms and a regulator.
 func (d *demo) accredit(wctx context.Context) error {
 	net := d.net
-	d.title("Authorities accredit their platforms and a regulator (each signs with its own key)")
+	d.title("Authorities accredit their platforms and regulators (each signs with its own key)")
 	d.parties = map[string]*testnet.Party{}
 	for _, p := range []struct {
 		key, j, name string
@@ -184,6 +193,7 @@ func (d *demo) accredit(wctx context.Context) error {
 		{"sudeste", "BR", "Sudeste Dados S.A.", []protocol.Role{protocol.RoleController}},
 		{"mercado", "BR", "Mercado Visão Ltda.", []protocol.Role{protocol.RoleController}},
 		{"fr-regulator", "FR", "FR incident desk", []protocol.Role{protocol.RoleRegulator}},
+		{"de-regulator", "DE", "DE data-protection desk", []protocol.Role{protocol.RoleRegulator}},
 	} {
 		party, err := net.NewParty(wctx, p.j, p.name, p.roles...)
 		if err != nil {
@@ -260,6 +270,9 @@ func (d *demo) reportBreach(wctx context.Context) error {
 	net := d.net
 	d.title("A breach at Lumière (FR): the FR regulator tells every authority at once")
 	reg, lum := d.parties["fr-regulator"], d.parties["lumiere"]
+	if err := d.followIncidents(wctx); err != nil {
+		return err
+	}
 	inc := &protocol.Incident{
 		Ref: "FR-2026-0042", Jurisdiction: "FR", Severity: protocol.SeverityHigh, Status: protocol.StatusOpen,
 		TLP: protocol.TLPAmber, Affected: []string{lum.ID.String()}, Categories: []string{"breach"},
@@ -270,6 +283,9 @@ func (d *demo) reportBreach(wctx context.Context) error {
 		return err
 	}
 	if err := d.spread(wctx, i1, net.NodeOf("FR"), "FR regulator opens incident FR-2026-0042 (high, TLP:AMBER) naming Lumière", false); err != nil {
+		return err
+	}
+	if err := d.streamed(wctx, i1); err != nil {
 		return err
 	}
 	contained := *inc
@@ -283,6 +299,10 @@ func (d *demo) reportBreach(wctx context.Context) error {
 	if err := d.spread(wctx, i2, net.NodeOf("FR"), "FR regulator follows up: contained", false); err != nil {
 		return err
 	}
+	if err := d.streamed(wctx, i2); err != nil {
+		return err
+	}
+	d.breach = i2
 
 	d.incident = inc
 	return nil
@@ -422,8 +442,103 @@ func (d *demo) fileRedNotice(wctx context.Context) error {
 	}
 	d.say("    FR regulator files %s (TLP:RED, for DE): held by %s", short(redRec.CID().String()), d.holders(redRec))
 	d.say("    the FR node pushed it to the DE node, which acknowledged it with a signature; BR never sees it")
+	if err := d.streamed(wctx, redRec); err != nil {
+		return err
+	}
+	// A platform of DE asks the DE node for it with its own token: to
+	// it, the notice does not exist.
+	tok, err := net.NodeOf("DE").Grant(wctx, "nordlicht", protocol.RoleController, d.parties["nordlicht"].ID)
+	if err != nil {
+		return err
+	}
+	cl := &apiClient{base: "http://" + net.NodeOf("DE").APIAddr(), token: tok, http: &http.Client{Timeout: 10 * time.Second}}
+	_, _, err = cl.do(http.MethodGet, "/v1/incidents/"+redRec.CID().String(), "", "", nil)
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
+		return fmt.Errorf("the platform's token read the TLP:RED notice: %v", err)
+	}
+	d.say("    Nordlicht (a DE platform) asks the DE node for it with its own token: %d %s, as for a notice the node does not hold", ae.Status, ae.Code)
 
 	return nil
+}
+
+// resolveBreach has the FR regulator resolve the breach, which the DE
+// desk's stream shows.
+func (d *demo) resolveBreach(wctx context.Context) error {
+	d.title("The FR regulator resolves the breach; the DE desk follows each step on its stream")
+	b, _ := d.breach.Incident()
+	resolved := *b
+	resolved.Status, resolved.Summary, resolved.Follows = protocol.StatusResolved, "People notified; templates deleted; audit closed.", protocol.LinkPtr(d.breach.CID())
+	rec, err := testnet.Sign(d.parties["fr-regulator"].Key, &resolved)
+	if err != nil {
+		return err
+	}
+	if err := d.spread(wctx, rec, d.net.NodeOf("FR"), "FR regulator follows up: resolved", false); err != nil {
+		return err
+	}
+	if err := d.streamed(wctx, rec); err != nil {
+		return err
+	}
+	d.say("    (entente incident follow --home DIR prints the same stream; it resumes after a dropped connection from its last event)")
+	return nil
+}
+
+// followIncidents grants the DE desk a token on the DE node and follows
+// the node's incident stream with it, as entente incident follow does;
+// streamed shows its events.
+func (d *demo) followIncidents(ctx context.Context) error {
+	de := d.net.NodeOf("DE")
+	desk := d.parties["de-regulator"]
+	tok, err := de.Grant(ctx, "de-desk", protocol.RoleRegulator, desk.ID)
+	if err != nil {
+		return err
+	}
+	d.say("    the DE node's operator grants the DE desk a token of its own (entente access grant); the desk follows the DE node's incident stream with it")
+	d.events = make(chan streamEvent, 64)
+	f := &follower{cl: &apiClient{base: "http://" + de.APIAddr(), token: tok}, path: "/v1/incidents/stream"}
+	f.emit = func(id, data string) error {
+		var e service.Incident
+		if err := json.Unmarshal([]byte(data), &e); err != nil {
+			return err
+		}
+		d.events <- streamEvent{id, e}
+		return nil
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	d.stopFollow = cancel
+	ready := make(chan struct{})
+	f.opened = func() { close(ready) }
+	go f.stream(sctx)
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// streamEvent is an event of the incident stream: its ID and entry.
+type streamEvent struct {
+	id string
+	e  service.Incident
+}
+
+// streamed waits for the DE desk's stream to show notice and narrates
+// the event.
+func (d *demo) streamed(ctx context.Context, notice *protocol.Record) error {
+	for {
+		select {
+		case ev := <-d.events:
+			e := ev.e
+			if len(e.Notices) == 0 || e.Notices[len(e.Notices)-1] != notice.CID().String() {
+				continue
+			}
+			d.say("      ⇢ the DE desk's stream, event %s: %s %s, %s, TLP:%s, %d %s", ev.id, e.Ref, e.Status, e.Severity, strings.ToUpper(e.TLP), len(e.Notices), plural(len(e.Notices), "notice", "notices"))
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("the DE desk's stream did not show %s: %w", notice.CID(), ctx.Err())
+		}
+	}
 }
 
 // summary shows what every node holds.
@@ -729,4 +844,11 @@ func (d *demo) serve(ctx context.Context, dir string, every time.Duration) error
 			return err
 		}
 	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

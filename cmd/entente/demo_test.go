@@ -34,6 +34,15 @@ func TestDemo(t *testing.T) {
 		"TLP:RED",
 		"(TLP:RED, for DE): held by DE node, FR node\n",
 		"which acknowledged it with a signature",
+		// a regulator follows the incident stream with its own token; a
+		// platform's token does not see the TLP:RED notice
+		"grants the DE desk a token of its own",
+		"⇢ the DE desk's stream, event ",
+		": FR-2026-0042 open, high, TLP:AMBER, 1 notice\n",
+		": FR-2026-0042 contained, high, TLP:AMBER, 2 notices\n",
+		": FR-2026-0043 open, high, TLP:RED, 1 notice\n",
+		": FR-2026-0042 resolved, high, TLP:AMBER, 3 notices\n",
+		"with its own token: 404 not_found",
 		// refusals, each with its code
 		"refused: unauthorized_issuer",
 		"refused: bad_signature",
@@ -51,8 +60,8 @@ func TestDemo(t *testing.T) {
 	// Every spread record is narrated with the time each node held it.
 	held := regexp.MustCompile(`submitted to the (DE|FR|BR) node; held by (.*)\n`)
 	spreads := held.FindAllStringSubmatch(out, -1)
-	if len(spreads) != 14 { // 6 accreditations, 3 rule sets, 2 consents, 2 incidents, 1 revocation
-		t.Errorf("%d records narrated as spread, want 14", len(spreads))
+	if len(spreads) != 16 { // 7 accreditations, 3 rule sets, 2 consents, 3 incident notices, 1 revocation
+		t.Errorf("%d records narrated as spread, want 16", len(spreads))
 	}
 	arrival := regexp.MustCompile(`^[0-9.]+(µs|ms)$`)
 	for _, m := range spreads {
@@ -77,9 +86,9 @@ func TestDemo(t *testing.T) {
 	// The final counts: every node holds the same records but BR, which
 	// does not have the TLP:RED notice.
 	for j, want := range map[string]string{
-		"DE": "6 accreditation, 3 ruleset, 2 consent, 1 revocation, 3 incident",
-		"FR": "6 accreditation, 3 ruleset, 2 consent, 1 revocation, 3 incident",
-		"BR": "6 accreditation, 3 ruleset, 2 consent, 1 revocation, 2 incident",
+		"DE": "7 accreditation, 3 ruleset, 2 consent, 1 revocation, 4 incident",
+		"FR": "7 accreditation, 3 ruleset, 2 consent, 1 revocation, 4 incident",
+		"BR": "7 accreditation, 3 ruleset, 2 consent, 1 revocation, 3 incident",
 	} {
 		if !regexp.MustCompile(`\n    ` + j + ` node \S+: ` + want + `\n`).MatchString(out) {
 			t.Errorf("the demo's final count for %s is not %q", j, want)
