@@ -79,6 +79,13 @@ func WriteToken(path string) (string, error) {
 	return token, nil
 }
 
+// WriteTokenFile writes token to a new file at path, mode 0600, as
+// LoadToken reads it. It refuses to replace an existing file (the error
+// wraps fs.ErrExist).
+func WriteTokenFile(path, token string) error {
+	return writeFileNew(path, []byte(token+"\n"), TokenFileMode)
+}
+
 // LoadToken reads an API token file: one line, surrounding white space
 // ignored, at least 16 characters. Like LoadKey, it refuses a file its group
 // or others may read or write.

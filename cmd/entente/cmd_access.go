@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -23,7 +24,7 @@ func init() {
 			"The peer must hold a live accreditation of the role (of this node's jurisdiction for a regulator or an auditor; of\n" +
 			"any for a controller), checked against the running node's records. The token is printed once; the node keeps only\n" +
 			"its SHA-256, in access.toml, and applies the grant within a second.",
-		usage: "access grant [--home DIR] --name NAME --role controller|regulator|auditor --peer PEERID",
+		usage: "access grant [--home DIR] --name NAME --role controller|regulator|auditor --peer PEERID [--out FILE]",
 		run:   runAccessGrant,
 	})
 	register(&command{
@@ -56,6 +57,7 @@ func runAccessGrant(env *cliEnv, args []string) error {
 	name := flags.String("name", "", "the caller's name, as the node's log shows it")
 	role := flags.String("role", "", "controller, regulator or auditor")
 	peerFlag := flags.String("peer", "", "the caller's peer ID, which must hold the role's accreditation")
+	out := flags.String("out", "", "write the token to this new file (mode 0600) instead of stdout")
 	rest, err := parseFlags(flags, args)
 	if err != nil {
 		return err
@@ -88,8 +90,21 @@ func runAccessGrant(env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *out != "" {
+		// The token file first: a grant whose token was not kept is no use.
+		if err := config.WriteTokenFile(*out, token); err != nil {
+			return err
+		}
+	}
 	if err := a.Write(nc.AccessPath()); err != nil {
+		if *out != "" {
+			os.Remove(*out)
+		}
 		return err
+	}
+	if *out != "" {
+		fmt.Fprintf(env.stdout, "granted %s (%s, %s); its token is in %s (0600), and nowhere else\n", *name, *role, id, *out)
+		return nil
 	}
 	fmt.Fprintf(env.stderr, "granted %s (%s, %s); its token, shown this once:\n", *name, *role, id)
 	fmt.Fprintln(env.stdout, token)
@@ -128,7 +143,11 @@ func checkGrant(env *cliEnv, nc *config.Node, id peer.ID, role protocol.Role) er
 			return err
 		}
 	}
-	return withHint(fmt.Errorf("%s holds no live %s accreditation %s", id, role, strings.Join(where, ", ")),
+	of := "of " + nc.Jurisdiction
+	if role == protocol.RoleController {
+		of = "in any jurisdiction of the federation (" + strings.Join(where, ", ") + ")"
+	}
+	return withHint(fmt.Errorf("%s holds no live %s accreditation %s", id, role, of),
 		"an authority accredits it first (an accreditation record naming the role); see docs/operating.md, \"Access\"")
 }
 

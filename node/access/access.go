@@ -138,8 +138,9 @@ func (s *Service) Callers() int { return len(s.callers.Load().Callers) }
 
 // Resolve names the caller of token ("" for none): the operator, a
 // granted caller (service.ErrForbidden, wrapped, once its peer no longer
-// holds its role's live accreditation) or the public. An unknown token
-// is service.ErrUnauthorized.
+// holds its role's live accreditation: the identity then has its name
+// only, for the log) or the public. An unknown token is
+// service.ErrUnauthorized.
 func (s *Service) Resolve(token string) (service.Identity, error) {
 	if token == "" {
 		return Public, nil
@@ -168,7 +169,7 @@ func (s *Service) Resolve(token string) (service.Identity, error) {
 		if c.Role == protocol.RoleController {
 			where = "in any jurisdiction of the federation"
 		}
-		return service.Identity{}, fmt.Errorf("%w: caller %q (%s) holds no live %s accreditation %s", service.ErrForbidden, g.Name, service.ShortID(id), g.Role, where)
+		return service.Identity{Name: g.Name}, fmt.Errorf("%w: caller %q (%s) holds no live %s accreditation %s", service.ErrForbidden, g.Name, service.ShortID(id), g.Role, where)
 	}
 	return service.Identity{Name: g.Name, Caller: c}, nil
 }

@@ -19,7 +19,7 @@ import (
 type Access interface {
 	// Resolve names the caller of token, "" for none: service.ErrUnauthorized
 	// for a token the node does not know, service.ErrForbidden (wrapped)
-	// for a caller whose accreditation lapsed.
+	// for a caller whose accreditation lapsed (with its name, for the log).
 	Resolve(token string) (service.Identity, error)
 }
 
@@ -98,7 +98,7 @@ func (a *API) authenticate(h http.Handler) http.Handler {
 			h.ServeHTTP(rec, r)
 		}
 		name := id.Name
-		if err != nil {
+		if name == "" {
 			name = "unknown"
 		}
 		a.log.Info("api request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
