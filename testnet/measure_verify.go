@@ -19,6 +19,7 @@ import (
 	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/node/api"
 	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/store"
 )
 
 // LoadRun is what one load of HTTP requests measured: the time taken and
@@ -53,10 +54,15 @@ type VerifyReading struct {
 	BatchSize int
 	Verify    LoadRun // POST /v1/transfers/verify
 	Bare      LoadRun // the bare handler (MeasureVerify)
-	Batch     LoadRun // POST /v1/transfers/verify-batch, BatchSize requests a call
-	BareCPU   time.Duration
-	VerifyCPU time.Duration
-	BatchCPU  time.Duration
+	// BareBlock is the bare handler that also stores, with the receipt,
+	// a decision block of the size of the world's (prepared beforehand):
+	// the bytes a durable verdict must keep under DESIGN.md §4.
+	BareBlock    LoadRun
+	Batch        LoadRun // POST /v1/transfers/verify-batch, BatchSize requests a call
+	BareCPU      time.Duration
+	BareBlockCPU time.Duration
+	VerifyCPU    time.Duration
+	BatchCPU     time.Duration
 }
 
 // BatchRate is decisions per second in batches.
@@ -64,6 +70,10 @@ func (r VerifyReading) BatchRate() float64 { return r.Batch.Rate() * float64(r.B
 
 // VerifyOverBare is single verify's rate over the bare handler's.
 func (r VerifyReading) VerifyOverBare() float64 { return r.Verify.Rate() / r.Bare.Rate() }
+
+// VerifyOverBareBlock is single verify's rate over the bare handler's
+// that stores a decision block too.
+func (r VerifyReading) VerifyOverBareBlock() float64 { return r.Verify.Rate() / r.BareBlock.Rate() }
 
 // BatchOverSingle is the batch's decisions per second over single
 // verify's.
@@ -101,11 +111,16 @@ func MeasureVerify(ctx context.Context, w *TransferWorld, m *Member, requests, c
 		}
 		bodies[i] = body
 	}
-	bare, err := bareVerifyHandler(w, m)
+	bare, err := bareVerifyHandler(w, m, 0)
 	if err != nil {
 		return r, err
 	}
 	defer bare.Close()
+	bareBlock, err := bareVerifyHandler(w, m, requests/verifyRounds*verifyRounds)
+	if err != nil {
+		return r, err
+	}
+	defer bareBlock.Close()
 	raw := make([]json.RawMessage, len(bodies))
 	for i, b := range bodies {
 		raw[i] = b
@@ -122,6 +137,12 @@ func MeasureVerify(ctx context.Context, w *TransferWorld, m *Member, requests, c
 		r.BareCPU += cpuTime() - cpu0
 		r.Bare.add(run)
 		cpu0 = cpuTime()
+		if run, err = load(ctx, bareBlock.URL, "", bodies, requests/verifyRounds, clients); err != nil {
+			return r, fmt.Errorf("bare handler with a block: %w", err)
+		}
+		r.BareBlockCPU += cpuTime() - cpu0
+		r.BareBlock.add(run)
+		cpu0 = cpuTime()
 		if run, err = load(ctx, api+"/v1/transfers/verify", m.Token, bodies, requests/verifyRounds, clients); err != nil {
 			return r, fmt.Errorf("verify: %w", err)
 		}
@@ -137,8 +158,10 @@ func MeasureVerify(ctx context.Context, w *TransferWorld, m *Member, requests, c
 	return r, nil
 }
 
-// bareVerifyHandler is MeasureVerify's baseline (see there).
-func bareVerifyHandler(w *TransferWorld, m *Member) (*httptest.Server, error) {
+// bareVerifyHandler is MeasureVerify's baseline (see there); with blocks
+// > 0 it stores, with each receipt, one of that many decision blocks
+// like the world's decision's, encoded beforehand.
+func bareVerifyHandler(w *TransferWorld, m *Member, blocks int) (*httptest.Server, error) {
 	req := w.Request
 	req.At = time.Now().UnixMilli()
 	d, err := m.Services().Verify.Decide(req)
@@ -160,6 +183,17 @@ func bareVerifyHandler(w *TransferWorld, m *Member) (*httptest.Server, error) {
 	tree, err := m.Store().TreeHead()
 	if err != nil {
 		return nil, err
+	}
+	var encoded [][]byte
+	var links []cid.Cid
+	for i := range blocks {
+		blk := d.Block(req)
+		blk.Request.At = req.At + int64(i) // a block of its own for each request
+		enc, c, err := blk.Encode()
+		if err != nil {
+			return nil, err
+		}
+		encoded, links = append(encoded, enc), append(links, c)
 	}
 	// The backlinks a decision reads: revocations, amendments and incident
 	// follow-ups, never the receipts that pile up on a consent.
@@ -187,10 +221,16 @@ func bareVerifyHandler(w *TransferWorld, m *Member) (*httptest.Server, error) {
 		}
 		// One signature and one durable write: a receipt of a decision
 		// named by a counter.
-		link := protocol.RecordCID(fmt.Appendf(nil, "bare %d", n.Add(1)))
+		i := n.Add(1)
+		link := protocol.RecordCID(fmt.Appendf(nil, "bare %d", i))
+		var stored []store.Block
+		if blocks > 0 {
+			k := int(i-1) % blocks
+			link, stored = links[k], []store.Block{{Data: encoded[k], Consent: req.Consent.Cid}}
+		}
 		rec, err := protocol.SignOwned(key, time.Now().UnixMilli(), protocol.NewReceipt([]cid.Cid{link}, protocol.Checkpoint{Size: int64(tree.Size), Root: tree.Root[:]}))
 		if err == nil {
-			_, err = m.Store().PutReceipt(r.Context(), rec, nil)
+			_, err = m.Store().PutReceipt(r.Context(), rec, stored)
 		}
 		if err != nil {
 			http.Error(rw, err.Error(), 500)
