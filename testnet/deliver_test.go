@@ -2,6 +2,9 @@ package testnet
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -18,7 +21,7 @@ import (
 // and DE's delivery state says so. BR's node never holds the notice, and
 // asking for it by CID gets nothing.
 func TestDeliverRedWhileRecipientDown(t *testing.T) {
-	net, err := Start(Options{Dir: t.TempDir(), DeliverBackoff: node.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}})
+	net, err := Start(Options{Dir: t.TempDir(), API: true, DeliverBackoff: node.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +114,35 @@ func TestDeliverRedWhileRecipientDown(t *testing.T) {
 	}
 	if _, ok := de.Deliveries(red.CID())["BR"]; ok {
 		t.Error("DE has a delivery to BR")
+	}
+	// Through the API: DE's operator sees the notice with its delivery to
+	// FR; a caller without a token sees it on no node, nor does BR's
+	// operator.
+	get := func(m *Member, token string) (int, []byte) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.APIAddr()+"/v1/incidents/"+red.CID().String(), nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	status, body := get(de, de.Token)
+	var entry service.Incident
+	if err := json.Unmarshal(body, &entry); status != http.StatusOK || err != nil || entry.Delivery["FR"].State != service.DeliveryDelivered {
+		t.Errorf("the DE operator's view of the notice: %d %s", status, body)
+	}
+	for _, c := range []struct {
+		m     *Member
+		token string
+	}{{de, ""}, {fr, ""}, {br, ""}, {br, br.Token}} {
+		if status, body := get(c.m, c.token); status != http.StatusNotFound {
+			t.Errorf("the %s node, token %v: %d %s", c.m.Jurisdiction(), c.token != "", status, body)
+		}
 	}
 }
 

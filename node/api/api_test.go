@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/entente-net/entente/node/internal/nodetest"
 	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/store"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -232,5 +235,74 @@ func TestRequestLog(t *testing.T) {
 	id := regexp.MustCompile(`request ([0-9a-f]{16})`).FindStringSubmatch(ae.Message)
 	if id == nil || !strings.Contains(out, "request_id="+id[1]+" err=") || strings.Count(out, "request_id="+id[1]) != 2 {
 		t.Errorf("the internal error's message %q does not give the ID its log lines have:\n%s", ae.Message, out)
+	}
+}
+
+// incidents serves n events of 64 KiB summaries, a batch at a time.
+type incidents struct{ n uint64 }
+
+func (f incidents) List(service.IncidentQuery) (service.IncidentPage, error) {
+	return service.IncidentPage{}, nil
+}
+func (f incidents) Get(cid.Cid) (*service.Incident, error) { return nil, store.ErrNotFound }
+func (f incidents) Events(q service.IncidentQuery, after uint64, limit int) ([]service.IncidentEvent, uint64, error) {
+	var evs []service.IncidentEvent
+	for seq := after + 1; seq <= f.n && len(evs) < limit; seq++ {
+		evs = append(evs, service.IncidentEvent{Seq: seq, Incident: &service.Incident{ID: fmt.Sprint(seq), Summary: strings.Repeat("x", 64<<10), Notices: []string{fmt.Sprint(seq)}}})
+	}
+	if len(evs) == 0 {
+		return nil, after, nil
+	}
+	return evs, evs[len(evs)-1].Seq, nil
+}
+
+// TestStreamDisconnectsSlowConsumer: a consumer that stops reading is
+// disconnected once a write cannot complete within the stream's write
+// timeout; what it did receive is every event from the first, in order,
+// without a gap — never a skip.
+func TestStreamDisconnectsSlowConsumer(t *testing.T) {
+	var logs syncBuffer
+	a, err := api.New(api.Config{
+		Access: access{}, Blocks: blocks{}, Records: records{}, Store: nodetest.Store(t), Verifier: verifier{}, Checkpoints: checkpoints{},
+		Status: func(bool) any { return nil }, Ready: func() (bool, string) { return true, "" },
+		Peers: func() int { return 0 }, Metrics: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Limits: api.Limits{MaxConcurrentRequests: 4, MaxStreams: 4, MaxBatch: 2, MaxBatchBytes: 1 << 16,
+			ReadHeaderTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, IdleTimeout: time.Second},
+		Incidents: incidents{n: 4096}, Streams: api.Streams{Keepalive: time.Hour, WriteTimeout: 200 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := httptest.NewServer(a.Handler())
+	defer s.Close()
+	conn, err := net.Dial("tcp", s.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /v1/incidents/stream?last_event_id=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", token)
+	// Read nothing until the server has given up on this consumer.
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(logs.String(), "too slow") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not disconnect a consumer that reads nothing:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling a log written by the server's goroutine
+	}
+	// What the consumer got: events 1, 2, 3... up to where it was cut, then
+	// the end of the connection.
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(conn)
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("reading what was sent: %v", err)
+	}
+	ids := regexp.MustCompile(`\nid: (\d+)\n`).FindAllSubmatch(got, -1)
+	if len(ids) == 0 || len(ids) >= 4096 {
+		t.Fatalf("the consumer received %d events of 4096 before it was cut", len(ids))
+	}
+	for i, m := range ids {
+		if string(m[1]) != fmt.Sprint(i+1) {
+			t.Fatalf("event %d has ID %s: a gap", i+1, m[1])
+		}
 	}
 }
