@@ -63,11 +63,17 @@ type Service struct {
 	stamp    fileStamp // the loop's: the file as last loaded
 }
 
-// fileStamp tells a changed file from the one loaded.
+// fileStamp tells a changed file from the one loaded: another file (a
+// write renames a new one in place), another time or another size.
 type fileStamp struct {
-	exists bool
-	mod    time.Time
-	size   int64
+	fi os.FileInfo // nil when there is none
+}
+
+func (a fileStamp) same(b fileStamp) bool {
+	if a.fi == nil || b.fi == nil {
+		return a.fi == nil && b.fi == nil
+	}
+	return os.SameFile(a.fi, b.fi) && a.fi.ModTime().Equal(b.fi.ModTime()) && a.fi.Size() == b.fi.Size()
 }
 
 // New loads the access file and starts watching it. A file that does not
@@ -105,7 +111,7 @@ func stampOf(path string) fileStamp {
 	if err != nil {
 		return fileStamp{}
 	}
-	return fileStamp{exists: true, mod: fi.ModTime(), size: fi.Size()}
+	return fileStamp{fi: fi}
 }
 
 func (s *Service) watch(ctx context.Context) {
@@ -118,7 +124,7 @@ func (s *Service) watch(ctx context.Context) {
 		case <-t.C:
 		}
 		st := stampOf(s.cfg.Path)
-		if st == s.stamp {
+		if st.same(s.stamp) {
 			continue
 		}
 		s.stamp = st
