@@ -225,6 +225,9 @@ func (a *API) handleIncidentStream(w http.ResponseWriter, r *http.Request) {
 	defer stop()
 
 	rc := http.NewResponseController(w)
+	// The server's timeouts bound ordinary requests; a stream lasts, and
+	// each write sets its own deadline (send).
+	_ = rc.SetReadDeadline(time.Time{})
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
