@@ -256,11 +256,11 @@ func (f incidents) Events(q service.IncidentQuery, after uint64, limit int) ([]s
 	return evs, evs[len(evs)-1].Seq, nil
 }
 
-// TestStreamDisconnectsSlowConsumer: a consumer that stops reading is
+// TestIncidentStreamDisconnectsSlowConsumer: a consumer that stops reading is
 // disconnected once a write cannot complete within the stream's write
 // timeout; what it did receive is every event from the first, in order,
 // without a gap — never a skip.
-func TestStreamDisconnectsSlowConsumer(t *testing.T) {
+func TestIncidentStreamDisconnectsSlowConsumer(t *testing.T) {
 	var logs syncBuffer
 	a, err := api.New(api.Config{
 		Access: access{}, Blocks: blocks{}, Records: records{}, Store: nodetest.Store(t), Verifier: verifier{}, Checkpoints: checkpoints{},
