@@ -85,6 +85,22 @@ func (w *sseWatch) wait(c string) (time.Time, error) {
 	}
 }
 
+// lastArrival waits until every watch has seen c and returns the last
+// time one did.
+func lastArrival(b *testing.B, watches []*sseWatch, c string) time.Time {
+	var last time.Time
+	for _, w := range watches {
+		at, err := w.wait(c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if at.After(last) {
+			last = at
+		}
+	}
+	return last
+}
+
 // clearNotice is a TLP:CLEAR incident notice of reg's, distinct by i.
 func clearNotice(tb testing.TB, reg *Party, i int) *protocol.Record {
 	tb.Helper()
@@ -141,16 +157,7 @@ func BenchmarkIncidentStream(b *testing.B) {
 			b.Fatal(err)
 		}
 		spread = append(spread, time.Since(t0))
-		var last time.Time
-		for _, w := range watches {
-			at, err := w.wait(r.CID().String())
-			if err != nil {
-				b.Fatal(err)
-			}
-			if at.After(last) {
-				last = at
-			}
-		}
+		last := lastArrival(b, watches, r.CID().String())
 		stream = append(stream, last.Sub(t0))
 	}
 	b.StopTimer()
@@ -206,16 +213,7 @@ func BenchmarkIncidentFanout(b *testing.B) {
 		if err := net.Submit(ctx, m, r); err != nil {
 			b.Fatal(err)
 		}
-		var last time.Time
-		for _, w := range watches {
-			at, err := w.wait(r.CID().String())
-			if err != nil {
-				b.Fatal(err)
-			}
-			if at.After(last) {
-				last = at
-			}
-		}
+		last := lastArrival(b, watches, r.CID().String())
 		fan = append(fan, last.Sub(t0))
 	}
 	b.StopTimer()

@@ -142,21 +142,9 @@ func parseIncidentQuery(r *http.Request, stream bool) (service.IncidentQuery, er
 		}
 		q.Since = since
 	}
-	if s := v.Get("after"); s != "" {
-		after, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			return q, badRequest("after: not a cursor from a previous page's next")
-		}
-		q.After = after
-	}
-	if s := v.Get("limit"); s != "" {
-		limit, err := strconv.Atoi(s)
-		if err != nil || limit < 1 || limit > 1000 {
-			return q, badRequest("limit: want an integer from 1 to 1000")
-		}
-		q.Limit = limit
-	}
-	return q, nil
+	var err error
+	q.After, q.Limit, err = pageParams(v)
+	return q, err
 }
 
 // parseSince reads since: an RFC 3339 time or Unix milliseconds.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -199,19 +200,23 @@ func parseListQuery(r *http.Request) (store.Query, error) {
 		}
 		q.Jurisdiction = s
 	}
+	var err error
+	q.After, q.Limit, err = pageParams(v)
+	return q, err
+}
+
+// pageParams reads a list's after (a cursor from a previous page's next)
+// and limit (1 to 1000); absent, each is 0.
+func pageParams(v url.Values) (after uint64, limit int, err error) {
 	if s := v.Get("after"); s != "" {
-		after, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			return q, badRequest("after: not a cursor from a previous page's next")
+		if after, err = strconv.ParseUint(s, 10, 64); err != nil {
+			return 0, 0, badRequest("after: not a cursor from a previous page's next")
 		}
-		q.After = after
 	}
 	if s := v.Get("limit"); s != "" {
-		limit, err := strconv.Atoi(s)
-		if err != nil || limit < 1 || limit > 1000 {
-			return q, badRequest("limit: want an integer from 1 to 1000")
+		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > 1000 {
+			return 0, 0, badRequest("limit: want an integer from 1 to 1000")
 		}
-		q.Limit = limit
 	}
-	return q, nil
+	return after, limit, nil
 }
