@@ -94,6 +94,7 @@ func benchVerify(env *cliEnv, net *testnet.Net, verifies int) error {
 	fmt.Fprintf(w, "bare handler            %8.0f requests/s, p50 %s, p99 %s (same HTTP, JSON, reads, signature and write)\n",
 		v.Bare.Rate(), ms(v.Bare.Percentile(50)), ms(v.Bare.Percentile(99)))
 	fmt.Fprintf(w, "verify / bare           %8.2f\n", v.VerifyOverBare())
+	fmt.Fprintf(w, "verify / bare+block     %8.2f (the bare handler storing a decision block with each receipt)\n", v.VerifyOverBareBlock())
 	fmt.Fprintf(w, "verify-batch            %8.0f decisions/s (64 a call, one receipt each)\n", v.BatchRate())
 	fmt.Fprintf(w, "batch / single          %8.2f\n", v.BatchOverSingle())
 	l, err := testnet.MeasureLineage(env.ctx, world, m, max(verifies/2, 500))
