@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -108,26 +109,28 @@ func (s *Store) PutBlocks(ctx context.Context, r cid.Cid, blocks [][]byte) error
 	if err != nil {
 		return fmt.Errorf("store: put blocks of %s: %w", r, err)
 	}
+	seq, err := s.Seq(r)
+	if err != nil {
+		return fmt.Errorf("store: put blocks of %s: %w", r, err)
+	}
 	body, ok := rec.Receipt()
 	if !ok {
 		return fmt.Errorf("store: put blocks: %s is a %s, not a receipt", r, rec.Kind())
 	}
+	decoded := make([]*protocol.DecisionBlock, len(blocks))
+	items := make([]int, len(blocks))
 	for i, b := range blocks {
 		c := protocol.RecordCID(b)
-		linked := false
-		for _, l := range body.Decisions {
-			linked = linked || l.Equals(c)
-		}
-		if !linked {
+		if items[i] = slices.IndexFunc(body.Decisions, func(l protocol.Link) bool { return l.Equals(c) }); items[i] < 0 {
 			return fmt.Errorf("store: put blocks: block %d (%s) is not a decision of receipt %s", i, c, r)
 		}
-		if _, err := protocol.DecodeDecisionBlock(b); err != nil {
+		if decoded[i], err = protocol.DecodeDecisionBlock(b); err != nil {
 			return fmt.Errorf("store: put blocks: block %d (%s): %w", i, c, err)
 		}
 	}
 	blocksMu.Lock()
 	defer blocksMu.Unlock()
-	for _, b := range blocks {
+	for i, b := range blocks {
 		key := blockKey(protocol.RecordCID(b))
 		rtxn := s.db.NewTransactionAt(math.MaxUint64, false)
 		_, err := rtxn.Get(key)
@@ -142,6 +145,13 @@ func (s *Store) PutBlocks(ctx context.Context, r cid.Cid, blocks [][]byte) error
 		if err := txn.Set(key, blockValue(b)); err != nil {
 			txn.Discard()
 			return fmt.Errorf("store: put blocks: %w", err)
+		}
+		// In the register too, under the receipt's seq.
+		for _, k := range decisionKeys(seq, items[i], &decoded[i].Request) {
+			if err := txn.Set(k, nil); err != nil {
+				txn.Discard()
+				return fmt.Errorf("store: put blocks: %w", err)
+			}
 		}
 		// A nil callback makes CommitAt wait for the (synced) write.
 		if err := txn.CommitAt(1, nil); err != nil {

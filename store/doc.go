@@ -82,12 +82,14 @@
 // ride in its seq value, and the writer keeps the tree's right edge in
 // memory, so appending to the log reads nothing from Badger.
 //
-// The meta value is the format version (3), the highest seq (8 bytes), and
+// The meta value is the format version (4), the highest seq (8 bytes), and
 // one 8-byte count per kind code from 1 up. It is rewritten in the same
 // transaction as every batch, so counts never disagree with the records.
 // Open upgrades a store of format 1, whose log hashes had keys of their
-// own (upgrade.go), and one of format 2 that holds no receipts (format 3
-// added decision blocks); it refuses a format 2 store with receipts
+// own (upgrade.go), one of format 2 that holds no receipts (format 3
+// added decision blocks), and one of format 3 (format 4 adds the register
+// of decisions, decisions.go: their keys are written for every receipt
+// whose blocks are held); it refuses a format 2 store with receipts
 // (ErrOldReceipts: they are of protocol revision 1), a newer format, and
 // a meta seq that differs from the highest s key.
 //

@@ -23,6 +23,8 @@ const (
 	prefixBacklink     byte = 'l' // l | n | target | kind code | seq | cid -> empty
 	prefixMeta         byte = 'm' // m                            -> meta value
 	prefixBlock        byte = 'b' // b | cid                      -> block value (blockValue)
+	// prefixDecision ('e', decisions.go: e | field | n | value | seq |
+	// item -> empty) is the register of decisions, written with them.
 	// prefixCheckpoint ('c', checkpoint.go), prefixWitness ('w',
 	// witness.go) and prefixOutbox ('o', outbox.go: o | cid | n | peer ->
 	// JSON OutboxEntry) are written outside the group commit.
@@ -32,8 +34,8 @@ const (
 // written in an older format (upgrade.go) and refuses a newer one rather
 // than misread it. Format 1 kept the log's hashes under keys of their own;
 // format 2 held receipts of one decision each, before decision blocks
-// (format 3).
-const formatVersion byte = 3
+// (format 3) and their register (format 4, decisions.go).
+const formatVersion byte = 4
 
 // receiptCode is the kind code of receipts.
 const receiptCode = 6

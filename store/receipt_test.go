@@ -30,7 +30,7 @@ func (s *signer) receiptOf(tb testing.TB, consents ...*protocol.Record) (*protoc
 		if err != nil {
 			tb.Fatal(err)
 		}
-		blocks, links = append(blocks, Block{Data: enc, Consent: c.CID()}), append(links, l)
+		blocks, links = append(blocks, Block{Data: enc, Request: &b.Request}), append(links, l)
 	}
 	return s.sign(tb, protocol.NewReceipt(links, protocol.Checkpoint{Root: make([]byte, 32)})), blocks
 }
@@ -79,7 +79,7 @@ func TestPutReceipt(t *testing.T) {
 	if _, err := s.PutReceipt(ctx, a, nil); err == nil {
 		t.Error("PutReceipt took a consent")
 	}
-	if _, err := s.PutReceipt(ctx, rc, []Block{{Data: []byte{0xa0}, Consent: a.CID()}}); err == nil {
+	if _, err := s.PutReceipt(ctx, rc, []Block{{Data: []byte{0xa0}, Request: blocks[0].Request}}); err == nil {
 		t.Error("PutReceipt took a block that is not one of the receipt's decisions")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/entente-net/entente/protocol"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -37,10 +38,17 @@ const upgradeBatch = 1000
 // short by a crash resumes at the next Open.
 func (s *Store) upgrade(m meta) error {
 	s.log.Info("upgrading the on-disk format", "from", m.version, "to", formatVersion, "records", m.seq)
-	if m.version >= 2 {
-		// Format 3 adds decision blocks to what format 2 holds, and a
-		// format-2 store with receipts is refused before this: only the
-		// meta's version changes.
+	if m.version == 3 {
+		// Format 4 adds the register of decisions (decisions.go).
+		if err := s.indexDecisions(); err != nil {
+			return fmt.Errorf("store: upgrade: the register of decisions: %w", err)
+		}
+		return s.writeMeta(m)
+	}
+	if m.version == 2 {
+		// Formats 3 and 4 add decision blocks and their register to what
+		// format 2 holds, and a format-2 store with receipts is refused
+		// before this: only the meta's version changes.
 		return s.writeMeta(m)
 	}
 	for seq := uint64(1); seq <= m.seq; {
@@ -61,6 +69,53 @@ func (s *Store) upgrade(m meta) error {
 		}
 	}
 	return nil
+}
+
+// indexDecisions puts the decisions of every receipt held, whose blocks
+// are held, into the register, in transactions of upgradeBatch receipts.
+// Keys already written are written again, so an upgrade cut short resumes.
+func (s *Store) indexDecisions() error {
+	var after uint64
+	for {
+		entries, next, err := s.List(Query{Kind: protocol.KindReceipt, After: after, Limit: upgradeBatch})
+		if err != nil {
+			return err
+		}
+		err = s.upgradeTxn(func(txn *badger.Txn) error {
+			for _, e := range entries {
+				body, _ := e.Record.Receipt()
+				for item, l := range body.Decisions {
+					it, err := txn.Get(blockKey(l.Cid))
+					if errors.Is(err, badger.ErrKeyNotFound) {
+						continue // another node's receipt, its block not fetched
+					}
+					if err != nil {
+						return err
+					}
+					var blk *protocol.DecisionBlock
+					if err := it.Value(func(v []byte) error {
+						b, err := blockBytes(v)
+						if err == nil {
+							blk, err = protocol.DecodeDecisionBlock(b)
+						}
+						return err
+					}); err != nil {
+						return fmt.Errorf("receipt %s, decision %d: %w", e.Record.CID(), item, err)
+					}
+					for _, k := range decisionKeys(e.Seq, item, &blk.Request) {
+						if err := txn.Set(k, nil); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil || next == 0 {
+			return err
+		}
+		after = next
+	}
 }
 
 // writeMeta writes m in the current format, in a transaction of its own.

@@ -63,23 +63,31 @@ func (s *Store) PutMany(ctx context.Context, rs []*protocol.Record) ([]PutResult
 // stored under their CIDs in the record's transaction, and records it
 // should also be found by (LinkedFrom) besides its own links.
 type attachment struct {
-	blocks    [][]byte
+	blocks    []attachedBlock
 	backlinks []cid.Cid
 }
 
+// attachedBlock is a decision block and its place in its receipt.
+type attachedBlock struct {
+	data []byte
+	item int
+	req  *protocol.TransferRequest
+}
+
 // Block is a decision block of a receipt the node signs: its encoding,
-// and the consent its request names.
+// and the request it decides (which its encoding holds).
 type Block struct {
 	Data    []byte
-	Consent cid.Cid
+	Request *protocol.TransferRequest
 }
 
 // PutReceipt stores a receipt and its decision blocks as Put stores a
 // record: the blocks are durable with the receipt, in its transaction,
 // and GetBlock reads them; the receipt is found by the consents its
-// decisions rely on (LinkedFrom(consent, KindReceipt)). Each block must
-// be one of the receipt's decisions; the caller, who made them, vouches
-// for their content and consents. A receipt already held is answered as
+// decisions rely on (LinkedFrom(consent, KindReceipt)), and its decisions
+// are in the register (Decisions). Each block must be one of the
+// receipt's decisions; the caller, who made them, vouches for their
+// content and requests. A receipt already held is answered as
 // Put answers it, and its blocks are not written again.
 func (s *Store) PutReceipt(ctx context.Context, r *protocol.Record, blocks []Block) (PutResult, error) {
 	if r == nil {
@@ -89,14 +97,19 @@ func (s *Store) PutReceipt(ctx context.Context, r *protocol.Record, blocks []Blo
 	if !ok {
 		return PutResult{}, errors.New("store: PutReceipt takes a receipt")
 	}
-	att := &attachment{blocks: make([][]byte, len(blocks))}
+	att := &attachment{blocks: make([]attachedBlock, len(blocks))}
 	seen := map[string]bool{}
 	for i, b := range blocks {
-		if c := protocol.RecordCID(b.Data); !slices.ContainsFunc(body.Decisions, func(l protocol.Link) bool { return l.Equals(c) }) {
+		c := protocol.RecordCID(b.Data)
+		item := slices.IndexFunc(body.Decisions, func(l protocol.Link) bool { return l.Equals(c) })
+		if item < 0 {
 			return PutResult{}, fmt.Errorf("store: block %d (%s) is not a decision of receipt %s", i, c, r.CID())
 		}
-		att.blocks[i] = b.Data
-		if c := b.Consent; !seen[c.KeyString()] {
+		if b.Request == nil {
+			return PutResult{}, fmt.Errorf("store: block %d (%s) without its request", i, c)
+		}
+		att.blocks[i] = attachedBlock{data: b.Data, item: item, req: b.Request}
+		if c := b.Request.Consent.Cid; !seen[c.KeyString()] {
 			seen[c.KeyString()] = true
 			att.backlinks = append(att.backlinks, c)
 		}
@@ -586,8 +599,13 @@ func setRecord(txn *badger.Txn, r *protocol.Record, seq uint64, hashes []tlog.Ha
 	if att != nil {
 		backlinks = att.backlinks
 		for _, b := range att.blocks {
-			if err := txn.Set(blockKey(protocol.RecordCID(b)), blockValue(b)); err != nil {
+			if err := txn.Set(blockKey(protocol.RecordCID(b.data)), blockValue(b.data)); err != nil {
 				return err
+			}
+			for _, k := range decisionKeys(seq, b.item, b.req) {
+				if err := txn.Set(k, nil); err != nil {
+					return err
+				}
 			}
 		}
 	}

@@ -226,7 +226,7 @@ func bareVerifyHandler(w *TransferWorld, m *Member, blocks int) (*httptest.Serve
 		var stored []store.Block
 		if blocks > 0 {
 			k := int(i-1) % blocks
-			link, stored = links[k], []store.Block{{Data: encoded[k], Consent: req.Consent.Cid}}
+			link, stored = links[k], []store.Block{{Data: encoded[k], Request: &req}}
 		}
 		rec, err := protocol.SignOwned(key, time.Now().UnixMilli(), protocol.NewReceipt([]cid.Cid{link}, protocol.Checkpoint{Size: int64(tree.Size), Root: tree.Root[:]}))
 		if err == nil {

@@ -96,7 +96,7 @@ func TestFetchAndAudience(t *testing.T) {
 		t.Fatal(err)
 	}
 	receipt := nodetest.Sign(t, nodeKey, protocol.NewReceipt([]cid.Cid{blockID}, protocol.Checkpoint{Root: make([]byte, 32)}))
-	if _, err := serverView.Store().PutReceipt(ctx, receipt, []store.Block{{Data: enc, Consent: acc.CID()}}); err != nil {
+	if _, err := serverView.Store().PutReceipt(ctx, receipt, []store.Block{{Data: enc, Request: &blk.Request}}); err != nil {
 		t.Fatal(err)
 	}
 	ingested := len(in.got)

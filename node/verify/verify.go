@@ -185,7 +185,7 @@ func (s *Service) VerifyBatch(ctx context.Context, reqs []protocol.TransferReque
 	work := func() {
 		for i := int(next.Add(1) - 1); i < len(reqs); i = int(next.Add(1) - 1) {
 			out[i], blocks[i].Data, links[i], errs[i] = s.decide(&reqs[i], i)
-			blocks[i].Consent = reqs[i].Consent.Cid
+			blocks[i].Request = &reqs[i]
 		}
 	}
 	var wg sync.WaitGroup
