@@ -3,6 +3,7 @@ package node_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -128,8 +129,10 @@ func TestCallersSeeWhatTheyMay(t *testing.T) {
 	listed := map[string]map[string]bool{}
 	incidentsListed := map[string]map[string]bool{}
 	streamed := map[string]map[string]bool{}
+	registered := map[string]map[string]bool{}
 	for _, name := range callerNames {
 		incidentsListed[name], streamed[name] = aw.clients[name].incidentIDs(), aw.clients[name].streamedNotices()
+		registered[name] = aw.clients[name].registered("")
 		listed[name] = map[string]bool{}
 		for _, kind := range []protocol.Kind{protocol.KindAccreditation, protocol.KindConsent, protocol.KindIncident, protocol.KindReceipt} {
 			cids, _ := aw.clients[name].listAll("kind="+string(kind), 3)
@@ -151,6 +154,7 @@ func TestCallersSeeWhatTheyMay(t *testing.T) {
 			}
 			if rec.Kind() == protocol.KindReceipt {
 				paths["bundle"] = cl.get("/v1/receipts/"+c+"/bundle", "").status == http.StatusOK
+				paths["register"] = registered[name][c+"#0"]
 			}
 			if rec.Kind() == protocol.KindIncident {
 				paths["incident get"] = cl.get("/v1/incidents/"+c, "").status == http.StatusOK
@@ -330,6 +334,36 @@ func TestBundleWithholds(t *testing.T) {
 	}
 }
 
+// registered lists the decisions of the register the client's caller may
+// see (GET /v1/receipts?query, every page), as "receipt#item"; a caller
+// without a token gets 401 and nothing.
+func (c *apiClient) registered(query string) map[string]bool {
+	c.t.Helper()
+	out := map[string]bool{}
+	after := ""
+	for range 100 {
+		resp := c.get("/v1/receipts?limit=2"+query+after, "")
+		if c.token == "" {
+			wantAPIError(c.t, resp, http.StatusUnauthorized, api.CodeUnauthorized)
+			return out
+		}
+		if resp.status != http.StatusOK {
+			c.t.Fatalf("GET /v1/receipts: %d %s", resp.status, resp.body)
+		}
+		var page api.ReceiptPage
+		decodeJSON(c.t, resp.body, &page)
+		for _, e := range page.Receipts {
+			out[fmt.Sprintf("%s#%d", e.Receipt, e.Item)] = true
+		}
+		if page.Next == "" {
+			return out
+		}
+		after = "&after=" + page.Next
+	}
+	c.t.Fatal("the register's pages do not end")
+	return nil
+}
+
 // incidentIDs lists every incident the client's caller may see (their
 // first notices' CIDs), following next.
 func (c *apiClient) incidentIDs() map[string]bool {
@@ -394,6 +428,58 @@ func (c *apiClient) streamedNotices() map[string]bool {
 	}
 	c.t.Fatalf("the incident stream ended before a keepalive: %v", sc.Err())
 	return nil
+}
+
+// TestRegisterAPI: GET /v1/receipts lists the node's decisions with their
+// receipt, issuer, request and verdict, filtered by consent, parties and
+// jurisdictions; bad filters are refused.
+func TestRegisterAPI(t *testing.T) {
+	aw := newAccessWorld(t)
+	ctx := testCtx(t, 20*time.Second)
+	// A second decision: the same transfer for marketing, denied.
+	req := aw.w.Request
+	req.Purpose = "marketing"
+	denied, err := aw.m.Services().Verify.Verify(ctx, req)
+	if err != nil || denied.Decision.Allowed() {
+		t.Fatalf("verify: %v %+v", err, denied)
+	}
+	op := aw.clients["operator"]
+	first, second := aw.receipt.CID().String()+"#0", denied.Receipt.CID().String()+"#0"
+	platform, recipient := aw.w.Platform.ID.String(), aw.w.Recipient.ID.String()
+	for query, want := range map[string][]string{
+		"": {first, second},
+		"&consent=" + aw.w.Consent.CID().String(): {first, second},
+		"&sender=" + platform + "&to=BR":          {first, second},
+		"&recipient=" + recipient + "&from=DE":    {first, second},
+		"&from=BR":                                nil,
+		"&recipient=" + platform:                  nil,
+		"&consent=" + aw.receipt.CID().String():   nil,
+	} {
+		got := op.registered(query)
+		if len(got) != len(want) {
+			t.Errorf("?%s: %v, want %v", query, got, want)
+		}
+		for _, w := range want {
+			if !got[w] {
+				t.Errorf("?%s: %s missing from %v", query, w, got)
+			}
+		}
+	}
+	var page api.ReceiptPage
+	decodeJSON(t, op.get("/v1/receipts?limit=1", "").body, &page)
+	if len(page.Receipts) != 1 || page.Next == "" {
+		t.Fatalf("a page of one: %+v", page)
+	}
+	e := page.Receipts[0]
+	var r struct{ Sender, Purpose string }
+	if err := json.Unmarshal(e.Request, &r); err != nil || e.Issuer != aw.m.ID().String() || e.Verdict != protocol.VerdictAllow ||
+		e.IssuedAt != aw.receipt.IssuedAt() || r.Sender != platform || r.Purpose != "research" {
+		t.Errorf("the first entry: %+v (request %s)", e, e.Request)
+	}
+	for query, code := range map[string]string{"?consent=bafy-not": string(protocol.CodeBadCID), "?to=de": api.CodeBadRequest,
+		"?sender=nope": api.CodeBadRequest, "?limit=0": api.CodeBadRequest, "?nope=1": api.CodeBadRequest} {
+		wantAPIError(t, op.get("/v1/receipts"+query, ""), http.StatusBadRequest, code)
+	}
 }
 
 func must[T any](v T, err error) T {

@@ -37,6 +37,7 @@ type Reader interface {
 	Seq(c cid.Cid) (uint64, error)
 	Len() uint64
 	InclusionProof(seq, size uint64) (tlog.RecordProof, error)
+	Decisions(q store.DecisionQuery) ([]store.DecisionEntry, uint64, error)
 	ConsistencyProof(from, to uint64) (tlog.TreeProof, error)
 }
 
@@ -236,6 +237,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/log/proof", a.allow(anyone, a.handleInclusionProof))
 	mux.HandleFunc("GET /v1/log/consistency", a.allow(anyone, a.handleConsistencyProof))
 	mux.HandleFunc("GET /v1/receipts/{cid}/bundle", a.allow(anyone, a.handleReceiptBundle))
+	mux.HandleFunc("GET /v1/receipts", a.allow(granted, a.handleListReceipts))
 	mux.HandleFunc("GET /v1/incidents", a.allow(anyone, a.handleListIncidents))
 	mux.HandleFunc("GET /v1/incidents/stream", a.allow(anyone, a.handleIncidentStream))
 	mux.HandleFunc("GET /v1/incidents/{cid}", a.allow(anyone, a.handleGetIncident))

@@ -128,12 +128,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // cidParam parses a CID given in a path or a query parameter named cid:
 // only the canonical text form of a record ID (bad_cid otherwise).
-func cidParam(s string) (cid.Cid, error) {
+func cidParam(s string) (cid.Cid, error) { return cidField("cid", s) }
+
+// cidField parses a CID given as the parameter named field.
+func cidField(field, s string) (cid.Cid, error) {
 	c, err := protocol.ParseCID(s)
 	var pe *protocol.Error
 	if errors.As(err, &pe) {
 		e := *pe
-		e.Field = "cid"
+		e.Field = field
 		return cid.Undef, &e
 	}
 	return c, err

@@ -1,0 +1,137 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/store"
+)
+
+// ReceiptEntry is one decision of the register (GET /v1/receipts):
+// decision Item of Receipt, issued by Issuer at IssuedAt (Unix ms, as the
+// receipt holds it), on Request, with its Verdict.
+type ReceiptEntry struct {
+	Receipt  string          `json:"receipt"`
+	Item     int             `json:"item"`
+	Issuer   string          `json:"issuer"`
+	IssuedAt int64           `json:"issued_at"`
+	Request  json.RawMessage `json:"request"`
+	Verdict  string          `json:"verdict"`
+}
+
+// ReceiptPage is the answer of GET /v1/receipts.
+type ReceiptPage struct {
+	Receipts []ReceiptEntry `json:"receipts"`
+	Next     string         `json:"next"`
+}
+
+// handleListReceipts serves GET /v1/receipts: the decisions of the
+// receipts this node holds (issued or received) that match the filters
+// and that the caller may read (protocol.MayReadDecision), in acceptance
+// order; a page is filled with what the caller may read, reading at most
+// maxListScans pages of the register.
+func (a *API) handleListReceipts(w http.ResponseWriter, r *http.Request) {
+	q, err := parseReceiptQuery(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	want := q.Limit
+	if want == 0 {
+		want = store.DefaultListLimit
+	}
+	page := ReceiptPage{Receipts: make([]ReceiptEntry, 0, want)}
+	caller := callerOf(r)
+	var next uint64
+	for scans := 0; scans < maxListScans; scans++ {
+		q.Limit = want - len(page.Receipts)
+		var entries []store.DecisionEntry
+		if entries, next, err = a.cfg.Store.Decisions(q); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		for _, e := range entries {
+			rec, err := a.cfg.Store.Get(e.Receipt)
+			if err != nil {
+				a.writeError(w, r, err)
+				return
+			}
+			body, _ := rec.Receipt()
+			blk, err := a.cfg.Blocks.DecisionBlock(body.Decisions[e.Item].Cid)
+			if err != nil {
+				a.writeError(w, r, err)
+				return
+			}
+			if !protocol.MayReadDecision(caller, blk) {
+				continue
+			}
+			req, err := blk.Request.JSON()
+			if err != nil {
+				a.writeError(w, r, err)
+				return
+			}
+			page.Receipts = append(page.Receipts, ReceiptEntry{Receipt: e.Receipt.String(), Item: e.Item, Issuer: rec.Issuer().String(),
+				IssuedAt: rec.IssuedAt(), Request: req, Verdict: blk.Verdict})
+		}
+		if next == 0 || len(page.Receipts) == want {
+			break
+		}
+		q.After = next
+	}
+	if next != 0 {
+		page.Next = strconv.FormatUint(next, 10)
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func parseReceiptQuery(r *http.Request) (store.DecisionQuery, error) {
+	var q store.DecisionQuery
+	v := r.URL.Query()
+	for key, vals := range v {
+		switch key {
+		case "consent", "from", "to", "sender", "recipient", "after", "limit":
+		default:
+			return q, badRequest("unknown query parameter %q", key)
+		}
+		if len(vals) > 1 {
+			return q, badRequest("%s: given %d times", key, len(vals))
+		}
+	}
+	if s := v.Get("consent"); s != "" {
+		c, err := cidField("consent", s)
+		if err != nil {
+			return q, err
+		}
+		q.Consent = c
+	}
+	for _, f := range []struct {
+		key string
+		to  *string
+	}{{"from", &q.From}, {"to", &q.To}} {
+		if s := v.Get(f.key); s != "" {
+			if !protocol.ValidJurisdiction(s) {
+				return q, badRequest("%s: %q is not an upper-case alpha-2 code", f.key, s)
+			}
+			*f.to = s
+		}
+	}
+	for _, f := range []struct {
+		key string
+		to  *string
+	}{{"sender", &q.Sender}, {"recipient", &q.Recipient}} {
+		if s := v.Get(f.key); s != "" {
+			id, err := peer.Decode(s)
+			if err != nil {
+				return q, badRequest("%s: not a peer ID: %v", f.key, err)
+			}
+			*f.to = id.String()
+		}
+	}
+	var err error
+	q.After, q.Limit, err = pageParams(v)
+	return q, err
+}
