@@ -50,6 +50,23 @@ func AudienceOf(r *Record) Audience {
 	return Audience{Members: true}
 }
 
+// ReceiptAudience is the audience of a receipt whose decision blocks are
+// blocks (those of them one holds): the nodes of each decision's from and
+// to jurisdictions, to which it is delivered, and any member node that
+// asks for it by CID (DESIGN.md §6).
+func ReceiptAudience(blocks []*DecisionBlock) Audience {
+	var js []string
+	for _, b := range blocks {
+		js = append(js, b.Request.From, b.Request.To)
+	}
+	slices.Sort(js)
+	return Audience{Jurisdictions: slices.Compact(js), OnRequest: true}
+}
+
+// Concerns reports whether jurisdiction j is the decision's origin or
+// destination: whether j's nodes keep it (ReceiptAudience).
+func (b *DecisionBlock) Concerns(j string) bool { return b.Request.From == j || b.Request.To == j }
+
 // redAudience is the jurisdictions of a TLP:RED notice's audience: its
 // own (the issuer's) and its recipients', as a sorted set.
 func redAudience(b *Incident) []string {
@@ -61,7 +78,7 @@ func redAudience(b *Incident) []string {
 // Delivered reports whether the record is pushed to the nodes of its
 // audience by direct delivery (/entente/deliver/1.0.0): what only the
 // nodes of some jurisdictions may receive.
-func (a Audience) Delivered() bool { return !a.Members && !a.OnRequest && len(a.Jurisdictions) > 0 }
+func (a Audience) Delivered() bool { return !a.Members && len(a.Jurisdictions) > 0 }
 
 // Gossiped reports whether the record travels on the gossip topic: only
 // what every member may receive does.

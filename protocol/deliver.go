@@ -26,9 +26,14 @@ const DeliverAckDomain = "entente/deliver-ack/v1"
 
 // Sizes of the delivery messages.
 const (
-	// DeliverMaxRequest bounds a delivery request: one frame holding a
-	// record.
-	DeliverMaxRequest = MaxVarintLen + MaxRecordSize
+	// DeliverMaxBlocks bounds the decision blocks one delivery request
+	// carries, in bytes (a batch of 1 000 typical decisions, ~2.5 KB each,
+	// fits); a receipt whose blocks for one jurisdiction are over it is
+	// not delivered (the sender logs it, and members fetch it by CID).
+	DeliverMaxBlocks = 3 << 20
+	// DeliverMaxRequest bounds a delivery request: a frame holding a
+	// record, then frames of decision blocks.
+	DeliverMaxRequest = MaxVarintLen + MaxRecordSize + DeliverMaxBlocks + MaxDecisions*MaxVarintLen
 	// DeliverAnswerSize is the size of an acknowledgement on the wire:
 	// status, code length, code, time, signature.
 	DeliverAnswerSize = 1 + 1 + 2 + 8 + ed25519.SignatureSize
@@ -41,7 +46,7 @@ const (
 
 // Errors of delivery.
 var (
-	ErrDeliverRequest = errors.New("deliver: request is not one frame holding a record")
+	ErrDeliverRequest = errors.New("deliver: request is not a frame holding a record, then frames of decision blocks")
 	ErrDeliverAnswer  = errors.New("deliver: answer is neither an acknowledgement (status 0) nor a refusal (status 1)")
 	// ErrDeliverAck is wrapped by the error of an acknowledgement whose
 	// signature does not verify against the node that should have made
@@ -113,25 +118,46 @@ func (a DeliveryAck) Verify(node peer.ID) error {
 	return nil
 }
 
-// EncodeDeliverRequest is the delivery request for a record: one frame
-// holding its bytes.
-func EncodeDeliverRequest(record []byte) ([]byte, error) {
+// EncodeDeliverRequest is the delivery request for a record: a frame
+// holding its bytes, then, for a receipt, a frame for each decision block
+// the receiver is to keep with it (at most MaxDecisions, each at most
+// MaxDecisionBlock bytes, DeliverMaxBlocks in all).
+func EncodeDeliverRequest(record []byte, blocks ...[]byte) ([]byte, error) {
 	if len(record) == 0 || len(record) > MaxRecordSize {
 		return nil, fmt.Errorf("%w: a record of %d bytes", ErrDeliverRequest, len(record))
 	}
-	return AppendFrame(nil, record), nil
+	if len(blocks) > MaxDecisions {
+		return nil, fmt.Errorf("%w: %d decision blocks", ErrDeliverRequest, len(blocks))
+	}
+	b, total := AppendFrame(nil, record), 0
+	for _, blk := range blocks {
+		if total += len(blk); len(blk) == 0 || len(blk) > MaxDecisionBlock || total > DeliverMaxBlocks {
+			return nil, fmt.Errorf("%w: decision blocks of %d bytes", ErrDeliverRequest, total)
+		}
+		b = AppendFrame(b, blk)
+	}
+	return b, nil
 }
 
-// DecodeDeliverRequest parses a delivery request: one frame of 1 to
-// MaxRecordSize bytes and nothing after it. It returns the frame's bytes,
-// which the receiver decodes as a record (Decode) itself.
-func DecodeDeliverRequest(b []byte) ([]byte, error) {
+// DecodeDeliverRequest parses a delivery request: a frame of 1 to
+// MaxRecordSize bytes, then up to MaxDecisions frames of 1 to
+// MaxDecisionBlock bytes (DeliverMaxBlocks in all), and nothing after
+// them. It returns the frames' bytes; the receiver decodes the record
+// (Decode) and the blocks (DecodeDecisionBlock) itself.
+func DecodeDeliverRequest(b []byte) (record []byte, blocks [][]byte, err error) {
 	c := &byteCursor{b: b}
-	rec, err := ReadFrame(c, MaxRecordSize)
-	if err != nil || !c.done() {
-		return nil, ErrDeliverRequest
+	if record, err = ReadFrame(c, MaxRecordSize); err != nil {
+		return nil, nil, ErrDeliverRequest
 	}
-	return rec, nil
+	total := 0
+	for !c.done() {
+		blk, err := ReadFrame(c, MaxDecisionBlock)
+		if total += len(blk); err != nil || len(blk) == 0 || len(blocks) == MaxDecisions || total > DeliverMaxBlocks {
+			return nil, nil, ErrDeliverRequest
+		}
+		blocks = append(blocks, blk)
+	}
+	return record, blocks, nil
 }
 
 // EncodeDeliverAnswer is the answer to a delivery request: the

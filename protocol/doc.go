@@ -437,10 +437,17 @@
 //
 // /entente/deliver/1.0.0 — direct delivery (DESIGN.md §6) of a record
 // only the nodes of some jurisdictions may receive (a TLP:RED notice: the
-// nodes of its jurisdiction and of its recipients; Audience.Delivered).
-// The sender writes one frame holding the record (at most MaxRecordSize
-// bytes) and closes its side. The receiver checks that it may receive the
-// record (MayReceive, for itself), stores it durably, and answers either
+// nodes of its jurisdiction and of its recipients; Audience.Delivered), or
+// that they keep (a receipt).
+// A receipt is delivered to the nodes of its decisions' from and to
+// jurisdictions (ReceiptAudience), each with the decision blocks that
+// concern its jurisdiction. The sender writes one frame holding the record
+// (at most MaxRecordSize bytes), then, for a receipt, one frame per
+// decision block (at most MaxDecisions frames of at most MaxDecisionBlock
+// bytes, DeliverMaxBlocks in all), and closes its side. The receiver checks
+// that it may receive the record (MayReceive, for itself; for a receipt,
+// that every block is one of its decisions and concerns the receiver's
+// jurisdiction), stores it and its blocks durably, and answers either
 // the single byte 0x01 (refused: not for it, or not accepted; the sender
 // tries again later) or the 76 bytes of an acknowledgement, then closes:
 //

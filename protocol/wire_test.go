@@ -128,6 +128,11 @@ func wireVectors(t testing.TB) []wireVector {
 	if err != nil {
 		t.Fatal(err)
 	}
+	receipt := recs[len(recs)-1].rec
+	deliverReceipt, err := EncodeDeliverRequest(receipt.Bytes(), decision)
+	if err != nil || receipt.Kind() != KindReceipt {
+		t.Fatalf("the golden receipt's delivery: %v (%s)", err, receipt.Kind())
+	}
 	ackInput, ack := exampleDeliveryAck(t)
 	ackAnswer, err := EncodeDeliverAnswer(&ack)
 	if err != nil {
@@ -154,6 +159,7 @@ func wireVectors(t testing.TB) []wireVector {
 		{Name: "cosign-request", Description: "a cosign request returning the cosigned example checkpoint", Hex: hex.EncodeToString(cosign)},
 		{Name: "cosign-answer-kept", Description: "the log kept the cosignature", Hex: hex.EncodeToString([]byte{byte(CosignKept)})},
 		{Name: "deliver-request", Description: "a delivery request pushing the golden incident", Hex: hex.EncodeToString(deliverReq)},
+		{Name: "deliver-request-receipt", Description: "a delivery request pushing the golden receipt with a decision block (the golden decision), as a receipt's push carries the blocks of the receiver's jurisdiction", Hex: hex.EncodeToString(deliverReceipt)},
 		{Name: "deliver-ack-input", Description: "what the golden DE node (seed 0x03) signs to acknowledge the golden incident for DE at 1700000000000", Hex: hex.EncodeToString(ackInput)},
 		{Name: "deliver-answer-ack", Description: "the answer carrying that acknowledgement", Hex: hex.EncodeToString(ackAnswer)},
 		{Name: "deliver-answer-refused", Description: "the answer of a node that refuses the record", Hex: hex.EncodeToString(refused)},
@@ -208,7 +214,7 @@ var wireDecoders = map[string]func([]byte) error{
 	"cosign-answer":     func(b []byte) error { _, err := DecodeCosignAnswer(b); return err },
 	"checkpoint-text":   func(b []byte) error { _, err := ParseCheckpoint(string(b)); return err },
 	"decision-block":    func(b []byte) error { _, err := DecodeDecisionBlock(b); return err },
-	"deliver-request":   func(b []byte) error { _, err := DecodeDeliverRequest(b); return err },
+	"deliver-request":   func(b []byte) error { _, _, err := DecodeDeliverRequest(b); return err },
 	"deliver-answer": func(b []byte) error {
 		ack, err := DecodeDeliverAnswer(RecordCID([]byte("r")), b)
 		if err == nil && ack == nil {
@@ -252,7 +258,7 @@ func wireInvalids(t testing.TB) []wireInvalid {
 	}
 	return []wireInvalid{
 		{"deliver-request-empty", "deliver-request", "a frame of length 0", "00"},
-		{"deliver-request-trailing", "deliver-request", "a byte after the frame", "0161" + "00"},
+		{"deliver-request-trailing", "deliver-request", "a byte after the frame: a frame of length 0, which no decision block is", "0161" + "00"},
 		{"deliver-request-non-minimal", "deliver-request", "the length 1 written in two bytes", "810061"},
 		{"deliver-request-cut-short", "deliver-request", "fewer bytes than the length says", "0361"},
 		{"deliver-request-too-large", "deliver-request", "a length over MaxRecordSize", "8180040000"},
@@ -398,7 +404,7 @@ func TestWireVectorsDecode(t *testing.T) {
 		t.Errorf("cosign-answer-kept: %v %v", a, err)
 	}
 	incident := recs[4].rec
-	if rec, err := DecodeDeliverRequest(bin("deliver-request")); err != nil || !bytes.Equal(rec, incident.Bytes()) {
+	if rec, blocks, err := DecodeDeliverRequest(bin("deliver-request")); err != nil || !bytes.Equal(rec, incident.Bytes()) || len(blocks) != 0 {
 		t.Errorf("deliver-request: %v", err)
 	}
 	ack, err := DecodeDeliverAnswer(incident.CID(), bin("deliver-answer-ack"))
@@ -575,15 +581,15 @@ func FuzzDecodeDecisionBlock(f *testing.F) {
 
 // FuzzDeliverRequest: a request that decodes re-encodes to the same bytes.
 func FuzzDeliverRequest(f *testing.F) {
-	for _, b := range wireSeeds(f, "deliver-request", "deliver-request") {
+	for _, b := range wireSeeds(f, "deliver-request", "deliver-request", "deliver-request-receipt") {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		rec, err := DecodeDeliverRequest(b)
+		rec, blocks, err := DecodeDeliverRequest(b)
 		if err != nil {
 			return
 		}
-		again, err := EncodeDeliverRequest(rec)
+		again, err := EncodeDeliverRequest(rec, blocks...)
 		if err != nil || !bytes.Equal(again, b) {
 			t.Fatalf("request %x decodes and re-encodes as %x (%v)", b, again, err)
 		}

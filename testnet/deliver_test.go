@@ -12,6 +12,7 @@ import (
 	"github.com/entente-net/entente/node"
 	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/store"
 )
 
 // TestDeliverRedWhileRecipientDown: in a DE–FR–BR federation whose FR
@@ -174,4 +175,52 @@ func metric(t *testing.T, m *Member, name string, labels map[string]string) floa
 		}
 	}
 	return sum
+}
+
+// TestDeliverReceipts: a receipt signed by the DE node for a DE → BR
+// transfer is delivered to the BR node with its decision block, and
+// registered there; the FR node, which the decision does not concern,
+// never gets it; the DE node's delivery state says BR has it.
+func TestDeliverReceipts(t *testing.T) {
+	net, err := Start(Options{Dir: t.TempDir(), API: true, DeliverBackoff: node.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := net.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewTransferWorld(ctx, net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	de, fr, br := net.NodeOf("DE"), net.NodeOf("FR"), net.NodeOf("BR")
+	v, err := de.Services().Verify.Verify(ctx, w.Request)
+	if err != nil || !v.Decision.Allowed() {
+		t.Fatalf("verify: %v %+v", err, v)
+	}
+	receipt := v.Receipt.CID()
+	if err := net.WaitDelivered(ctx, de, receipt, "BR"); err != nil {
+		t.Fatal(err)
+	}
+	if st := de.Deliveries(receipt); len(st) != 1 {
+		t.Errorf("the DE node delivers the receipt to %v; want BR only (DE is its own)", st)
+	}
+	body, _ := v.Receipt.Receipt()
+	if b, err := br.Store().GetBlock(body.Decisions[0].Cid); err != nil || protocol.RecordCID(b) != body.Decisions[0].Cid {
+		t.Errorf("the BR node's copy of the decision block: %v", err)
+	}
+	entries, _, err := br.Store().Decisions(store.DecisionQuery{Consent: w.Consent.CID()})
+	if err != nil || len(entries) != 1 || !entries[0].Receipt.Equals(receipt) {
+		t.Errorf("the BR node's register: %+v, %v", entries, err)
+	}
+	if ok, _ := fr.Store().Has(receipt); ok {
+		t.Error("the FR node holds a receipt of a DE → BR transfer")
+	}
+	// The BR node does not deliver it on: the node that signed it does.
+	if st := br.Deliveries(receipt); len(st) != 0 {
+		t.Errorf("the BR node delivers the receipt too: %v", st)
+	}
 }

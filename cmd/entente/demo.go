@@ -23,6 +23,7 @@ import (
 	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/store"
 	"github.com/entente-net/entente/testnet"
 )
 
@@ -351,7 +352,8 @@ func (d *demo) askTransfers(wctx context.Context) error {
 
 // resell follows the data from tier to tier: each resale names the
 // decision through which its seller received the data, and stays within
-// it; the node of the resale fetches the lineage it lacks from members.
+// it; the node of the resale holds the parent by delivery (or fetches the
+// lineage it lacks from members).
 func (d *demo) resell(wctx context.Context) error {
 	rio, sudeste, mercado := d.parties["riovision"], d.parties["sudeste"], d.parties["mercado"]
 	br := d.net.NodeOf("BR")
@@ -360,19 +362,18 @@ func (d *demo) resell(wctx context.Context) error {
 		Consent: protocol.LinkTo(d.amended.CID()), From: "BR", To: "BR", Sender: rio.ID.String(), Recipient: sudeste.ID.String(),
 		Purpose: "research", Categories: []string{"face"}, Tier: 2, RetentionDays: 45, Parent: &d.tier1,
 	}
-	held, err := br.Store().Has(d.tier1.Receipt.Cid)
-	if err != nil {
+	// The tier-1 decision concerns BR: the DE node delivers its receipt
+	// and block to the BR node, which registers it.
+	if err := d.net.WaitDelivered(wctx, d.net.NodeOf("DE"), d.tier1.Receipt.Cid, "BR"); err != nil {
 		return err
 	}
+	d.say("    the DE node delivered its receipt of the tier-1 decision %s to the BR node, which the transfer concerns (BR signed the acknowledgement)", short(d.tier1.Receipt.String()))
 	v2, err := d.verify(wctx, "Rio Vision → Sudeste Dados (BR), research, tier 2, 45 days, parent: the tier-1 decision", tier2, "BR")
 	if err != nil {
 		return err
 	}
 	if !v2.Decision.Allowed() {
 		return fmt.Errorf("demo: the tier-2 resale is denied")
-	}
-	if now, err := br.Store().Has(d.tier1.Receipt.Cid); err == nil && now && !held {
-		d.say("      the BR node fetched the parent decision (receipt %s and its block) from the DE node", short(d.tier1.Receipt.String()))
 	}
 	d.tier2 = protocol.DecisionRef{Receipt: protocol.LinkTo(v2.Receipt.CID()), Item: int64(v2.Item)}
 	d.audited.m, d.audited.receipt, d.audited.item = br, v2.Receipt.CID(), v2.Item
@@ -554,7 +555,11 @@ func (d *demo) summary() {
 		}
 		d.say("    %s node %s: %s", m.Jurisdiction(), short(m.ID().String()), strings.Join(parts, ", "))
 		if n := counts[protocol.KindReceipt]; n > 0 {
-			d.say("      and %d receipts it signed, in its own log", n)
+			mine, _, err := m.Store().List(store.Query{Kind: protocol.KindReceipt, Issuer: m.ID(), Limit: store.MaxListLimit})
+			if err != nil {
+				continue
+			}
+			d.say("      and %d %s in its log: %d it signed, %d delivered to it or fetched (decisions that concern %s, and parents)", n, plural(int(n), "receipt", "receipts"), len(mine), int(n)-len(mine), m.Jurisdiction())
 		}
 	}
 }

@@ -105,7 +105,7 @@ func TestDemo(t *testing.T) {
 		// the resale chain: tier 2 allowed over the fetched tier-1 decision,
 		// tier 3 denied on its lineage, and the bundle's ancestor
 		"Rio Vision → Sudeste Dados (BR), research, tier 2, 45 days, parent: the tier-1 decision\n      ALLOW",
-		"the BR node fetched the parent decision",
+		"delivered its receipt of the tier-1 decision",
 		"[missing_parent]", "failed lineage.parent        [purpose]", "failed lineage.parent        [parent_denied]",
 		"lineage.ancestor", "the lineage holds at depth 1", "ALLOW recomputed",
 		"the resale falls with the consent\n      DENY"} {

@@ -82,6 +82,9 @@ type Store interface {
 	PutOutbox(e store.OutboxEntry) error
 	DeleteOutbox(c cid.Cid, p peer.ID) error
 	ListOutbox() ([]store.OutboxEntry, error)
+	// GetBlock and PutBlocks read and keep receipts' decision blocks.
+	GetBlock(c cid.Cid) ([]byte, error)
+	PutBlocks(ctx context.Context, receipt cid.Cid, blocks [][]byte) error
 }
 
 // Ingester stores a pushed record (the ingest pipeline).
@@ -248,41 +251,86 @@ func (s *Service) Close() {
 // if its audience is delivered to; they are durable when it returns.
 // Ingest calls it for every new record (Config.OnAccept).
 func (s *Service) Accepted(r *protocol.Record) {
-	if !protocol.AudienceOf(r).Delivered() {
+	if r.Kind() == protocol.KindReceipt && r.Issuer() != s.self {
+		return // a receipt is delivered by the node that signed it
+	}
+	aud, err := s.audience(r)
+	if err != nil {
+		s.log.Error("direct delivery: reading a receipt's decisions failed", "cid", r.CID().String(), "err", err)
 		return
 	}
-	if err := s.enqueue(r); err != nil {
+	if !aud.Delivered() {
+		return
+	}
+	if err := s.enqueue(r, aud); err != nil {
 		s.log.Error("direct delivery: keeping the outbox entries failed", "cid", r.CID().String(), "err", err)
 	}
 }
 
 // catchUp enqueues every held record delivered to its audience (TLP:RED
-// incidents): enqueue adds only the entries missing.
+// incidents, and the receipts this node signed): enqueue adds only the
+// entries missing.
 func (s *Service) catchUp() error {
-	q := store.Query{Kind: protocol.KindIncident, Limit: store.MaxListLimit}
-	for {
-		entries, next, err := s.cfg.Store.List(q)
-		if err != nil {
-			return err
+	for _, q := range []store.Query{{Kind: protocol.KindIncident}, {Kind: protocol.KindReceipt, Issuer: s.self}} {
+		q.Limit = store.MaxListLimit
+		for {
+			entries, next, err := s.cfg.Store.List(q)
+			if err != nil {
+				return err
+			}
+			for _, e := range entries {
+				s.Accepted(e.Record)
+			}
+			if next == 0 {
+				break
+			}
+			q.After = next
 		}
-		for _, e := range entries {
-			s.Accepted(e.Record)
-		}
-		if next == 0 {
-			return nil
-		}
-		q.After = next
 	}
+	return nil
 }
 
-// enqueue puts an entry for every target node of r that has none yet,
-// durably, and wakes their workers.
-func (s *Service) enqueue(r *protocol.Record) error {
+// audience is r's audience (protocol.AudienceOf); a receipt's is that of
+// the decision blocks held (protocol.ReceiptAudience).
+func (s *Service) audience(r *protocol.Record) (protocol.Audience, error) {
+	if r.Kind() != protocol.KindReceipt {
+		return protocol.AudienceOf(r), nil
+	}
+	blocks, _, err := s.blocksOf(r)
+	return protocol.ReceiptAudience(blocks), err
+}
+
+// blocksOf reads the decision blocks of receipt r that the store holds,
+// decoded and as bytes.
+func (s *Service) blocksOf(r *protocol.Record) ([]*protocol.DecisionBlock, [][]byte, error) {
+	body, _ := r.Receipt()
+	var blocks []*protocol.DecisionBlock
+	var raw [][]byte
+	for _, l := range body.Decisions {
+		b, err := s.cfg.Store.GetBlock(l.Cid)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		blk, err := protocol.DecodeDecisionBlock(b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("decision block %s: %w", l, err)
+		}
+		blocks, raw = append(blocks, blk), append(raw, b)
+	}
+	return blocks, raw, nil
+}
+
+// enqueue puts an entry for every target node of r, whose audience is
+// aud, that has none yet, durably, and wakes their workers.
+func (s *Service) enqueue(r *protocol.Record, aud protocol.Audience) error {
 	s.enqueues.Lock()
 	defer s.enqueues.Unlock()
 	now := s.cfg.Now().UnixMilli()
 	var errs []error
-	for _, j := range protocol.AudienceOf(r).Jurisdictions {
+	for _, j := range aud.Jurisdictions {
 		for _, ai := range s.cfg.Directory.NodesOf(j) {
 			if ai.ID == s.self || s.has(r.CID(), ai.ID) {
 				continue
@@ -503,14 +551,27 @@ func (s *Service) exchange(ctx context.Context, e store.OutboxEntry) (*protocol.
 	if err != nil {
 		return nil, "failed", fmt.Errorf("deliver: reading the record: %w", err)
 	}
+	var blocks [][]byte
 	ok, err := protocol.MayReceive(s.cfg.Trust, r, e.Peer, s.cfg.Now().UnixMilli())
+	if r.Kind() == protocol.KindReceipt {
+		// A receipt goes to the nodes of its decisions' jurisdictions,
+		// each with the blocks that concern its own.
+		_, ok, err = protocol.HasRole(s.cfg.Trust, e.Peer, e.Jurisdiction, protocol.RoleNode, s.cfg.Now().UnixMilli())
+		decoded, raw, berr := s.blocksOf(r)
+		for i, blk := range decoded {
+			if blk.Concerns(e.Jurisdiction) {
+				blocks = append(blocks, raw[i])
+			}
+		}
+		err, ok = errors.Join(err, berr), ok && len(blocks) > 0
+	}
 	switch {
 	case err != nil:
 		return nil, "failed", fmt.Errorf("deliver: %w", err)
 	case !ok:
 		return nil, "withheld", errNotFor
 	}
-	req, err := protocol.EncodeDeliverRequest(r.Bytes())
+	req, err := protocol.EncodeDeliverRequest(r.Bytes(), blocks...)
 	if err != nil {
 		return nil, "failed", err
 	}
@@ -545,7 +606,11 @@ func (s *Service) checkAck(r *protocol.Record, p peer.ID, ack *protocol.Delivery
 	if err := ack.Verify(p); err != nil {
 		return err
 	}
-	if !slices.Contains(protocol.AudienceOf(r).Jurisdictions, ack.Jurisdiction) {
+	aud, err := s.audience(r)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(aud.Jurisdictions, ack.Jurisdiction) {
 		return errAckScope
 	}
 	_, ok, err := protocol.HasRole(s.cfg.Trust, p, ack.Jurisdiction, protocol.RoleNode, s.cfg.Now().UnixMilli())

@@ -152,7 +152,7 @@ func TestDeliverForgedAckRefused(t *testing.T) {
 			s.Reset()
 			return
 		}
-		raw, err := protocol.DecodeDeliverRequest(msg)
+		raw, _, err := protocol.DecodeDeliverRequest(msg)
 		if err != nil {
 			s.Reset()
 			return

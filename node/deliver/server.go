@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/libp2p/go-libp2p/core/network"
 
@@ -45,7 +46,7 @@ func (s *Service) serve(st network.Stream) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("deliver: reading the request: %w", err)
 	}
-	raw, err := protocol.DecodeDeliverRequest(msg)
+	raw, blocks, err := protocol.DecodeDeliverRequest(msg)
 	if err != nil {
 		return "", err
 	}
@@ -55,7 +56,7 @@ func (s *Service) serve(st network.Stream) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(s.g.Context(), s.cfg.Timeout)
 	defer cancel()
-	ack, err := s.accept(ctx, r)
+	ack, err := s.accept(ctx, r, blocks)
 	if err != nil {
 		s.log.Debug("deliver: refusing a pushed record", "peer", service.ShortID(remote), "cid", r.CID().String(), "err", err)
 	}
@@ -72,10 +73,17 @@ func (s *Service) serve(st network.Stream) (string, error) {
 	return "acked", nil
 }
 
-// accept ingests r if this node may receive it, and returns its
-// acknowledgement once r is durable; nil and the reason otherwise.
-func (s *Service) accept(ctx context.Context, r *protocol.Record) (*protocol.DeliveryAck, error) {
+// accept ingests r (with blocks, the decision blocks of a receipt) if
+// this node may receive it, and returns its acknowledgement once r is
+// durable; nil and the reason otherwise.
+func (s *Service) accept(ctx context.Context, r *protocol.Record, blocks [][]byte) (*protocol.DeliveryAck, error) {
 	now := s.cfg.Now()
+	if r.Kind() == protocol.KindReceipt {
+		return s.acceptReceipt(ctx, r, blocks)
+	}
+	if len(blocks) > 0 {
+		return nil, errors.New("deliver: decision blocks with a record that is no receipt")
+	}
 	if !protocol.AudienceOf(r).Delivered() {
 		return nil, errors.New("deliver: the record is not delivered directly (it travels by gossip)")
 	}
@@ -89,6 +97,41 @@ func (s *Service) accept(ctx context.Context, r *protocol.Record) (*protocol.Del
 	if _, err := s.cfg.Ingest.Ingest(ctx, r, service.SourceDeliver); err != nil {
 		return nil, err
 	}
+	return s.ack(r)
+}
+
+// acceptReceipt keeps another node's receipt r and those of its decision
+// blocks that concern this node's jurisdiction (each must), then
+// acknowledges it.
+func (s *Service) acceptReceipt(ctx context.Context, r *protocol.Record, blocks [][]byte) (*protocol.DeliveryAck, error) {
+	if len(blocks) == 0 {
+		return nil, errors.New("deliver: a receipt without the decision blocks for this jurisdiction")
+	}
+	body, _ := r.Receipt()
+	for i, b := range blocks {
+		c := protocol.RecordCID(b)
+		if !slices.ContainsFunc(body.Decisions, func(l protocol.Link) bool { return l.Equals(c) }) {
+			return nil, fmt.Errorf("deliver: block %d is no decision of the receipt", i)
+		}
+		blk, err := protocol.DecodeDecisionBlock(b)
+		if err != nil {
+			return nil, fmt.Errorf("deliver: block %d: %w", i, err)
+		}
+		if !blk.Concerns(s.cfg.Jurisdiction) {
+			return nil, fmt.Errorf("deliver: decision %s is from %s to %s, not this node's jurisdiction %s", c, blk.Request.From, blk.Request.To, s.cfg.Jurisdiction)
+		}
+	}
+	if _, err := s.cfg.Ingest.Ingest(ctx, r, service.SourceDeliver); err != nil {
+		return nil, err
+	}
+	if err := s.cfg.Store.PutBlocks(ctx, r.CID(), blocks); err != nil {
+		return nil, err
+	}
+	return s.ack(r)
+}
+
+// ack is this node's acknowledgement of r, which it holds durably.
+func (s *Service) ack(r *protocol.Record) (*protocol.DeliveryAck, error) {
 	ack, err := protocol.SignDeliveryAck(s.cfg.Key, r.CID(), s.cfg.Jurisdiction, s.cfg.Now().UnixMilli())
 	if err != nil {
 		return nil, err
