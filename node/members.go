@@ -37,7 +37,20 @@ type members struct {
 
 	mu    sync.Mutex
 	addrs map[peer.ID][]ma.Multiaddr // from node accreditations
+	// nodes caches NodesOf per jurisdiction, for nodesTTL (a node
+	// accreditation lapses with time) or until an accreditation or a
+	// revocation arrives (under mu).
+	nodes map[string]cachedNodes
 }
+
+// cachedNodes is a jurisdiction's nodes as NodesOf found them at a time.
+type cachedNodes struct {
+	at    time.Time
+	nodes []peer.AddrInfo
+}
+
+// nodesTTL bounds how stale NodesOf's answer may be.
+const nodesTTL = 5 * time.Second
 
 func newMembers(self peer.ID, fed *config.Federation, v *trust.View, now service.Clock, log *slog.Logger) (*members, error) {
 	m := &members{self: self, fed: fed, trust: v, now: now, log: log, g: service.NewGroup(), addrs: map[peer.ID][]ma.Multiaddr{}}
@@ -65,10 +78,19 @@ func (m *members) isMember(id peer.ID) bool { return m.trust.IsMember(id, m.now(
 func (m *members) accepted(r *protocol.Record) {
 	switch b := r.Body().(type) {
 	case *protocol.Revocation:
+		m.forgetNodes()
 		m.dropRevoked(b.Target.Cid)
 	case *protocol.Accreditation:
+		m.forgetNodes()
 		m.note(r)
 	}
+}
+
+// forgetNodes empties NodesOf's cache.
+func (m *members) forgetNodes() {
+	m.mu.Lock()
+	clear(m.nodes)
+	m.mu.Unlock()
 }
 
 // note remembers the addresses a node accreditation publishes. Whether the
@@ -145,8 +167,29 @@ func (m *members) list() []peer.AddrInfo {
 // NodesOf lists the nodes of jurisdiction j now, this one included: its
 // founding nodes (with the federation file's addresses) and the holders
 // of live node accreditations of j (with the addresses they publish).
-// Direct delivery's directory.
+// Direct delivery's directory, asked for every receipt: the answer is
+// kept for up to nodesTTL, or until an accreditation or a revocation
+// arrives.
 func (m *members) NodesOf(j string) []peer.AddrInfo {
+	now := m.now()
+	m.mu.Lock()
+	c, ok := m.nodes[j]
+	m.mu.Unlock()
+	if ok && now.Sub(c.at) < nodesTTL && !now.Before(c.at) {
+		return slices.Clone(c.nodes)
+	}
+	nodes := m.nodesOf(j)
+	m.mu.Lock()
+	if m.nodes == nil {
+		m.nodes = map[string]cachedNodes{}
+	}
+	m.nodes[j] = cachedNodes{at: now, nodes: nodes}
+	m.mu.Unlock()
+	return slices.Clone(nodes)
+}
+
+// nodesOf is NodesOf, found afresh.
+func (m *members) nodesOf(j string) []peer.AddrInfo {
 	byID := map[peer.ID][]ma.Multiaddr{}
 	founding := m.fed.FoundingNodes()
 	for id, fj := range founding {

@@ -87,6 +87,14 @@ type Store interface {
 	PutBlocks(ctx context.Context, receipt cid.Cid, blocks [][]byte) error
 }
 
+// Trust is what delivery reads of the federation's records: who may
+// receive what, and receipts' decision blocks, decoded (the trust view,
+// which caches them).
+type Trust interface {
+	protocol.TrustView
+	DecisionBlock(c cid.Cid) (*protocol.DecisionBlock, error)
+}
+
 // Ingester stores a pushed record (the ingest pipeline).
 type Ingester interface {
 	Ingest(ctx context.Context, r *protocol.Record, src service.Source) (service.Accepted, error)
@@ -104,7 +112,7 @@ type Directory interface {
 type Config struct {
 	Host      host.Host          // required
 	Store     Store              // required
-	Trust     protocol.TrustView // required: who may receive what
+	Trust     Trust              // required: who may receive what
 	Ingest    Ingester           // required
 	Directory Directory          // required
 	// IsMember says whether a peer may push records to this node.
@@ -296,31 +304,34 @@ func (s *Service) audience(r *protocol.Record) (protocol.Audience, error) {
 	if r.Kind() != protocol.KindReceipt {
 		return protocol.AudienceOf(r), nil
 	}
-	blocks, _, err := s.blocksOf(r)
+	blocks, _, err := s.blocksOf(r, false)
 	return protocol.ReceiptAudience(blocks), err
 }
 
 // blocksOf reads the decision blocks of receipt r that the store holds,
-// decoded and as bytes.
-func (s *Service) blocksOf(r *protocol.Record) ([]*protocol.DecisionBlock, [][]byte, error) {
+// decoded (through the trust view's cache), and with raw their bytes too.
+func (s *Service) blocksOf(r *protocol.Record, raw bool) ([]*protocol.DecisionBlock, [][]byte, error) {
 	body, _ := r.Receipt()
 	var blocks []*protocol.DecisionBlock
-	var raw [][]byte
+	var bytes [][]byte
 	for _, l := range body.Decisions {
-		b, err := s.cfg.Store.GetBlock(l.Cid)
-		if errors.Is(err, store.ErrNotFound) {
+		blk, err := s.cfg.Trust.DecisionBlock(l.Cid)
+		if errors.Is(err, protocol.ErrNotHeld) {
 			continue
 		}
 		if err != nil {
-			return nil, nil, err
-		}
-		blk, err := protocol.DecodeDecisionBlock(b)
-		if err != nil {
 			return nil, nil, fmt.Errorf("decision block %s: %w", l, err)
 		}
-		blocks, raw = append(blocks, blk), append(raw, b)
+		blocks = append(blocks, blk)
+		if raw {
+			b, err := s.cfg.Store.GetBlock(l.Cid)
+			if err != nil {
+				return nil, nil, err
+			}
+			bytes = append(bytes, b)
+		}
 	}
-	return blocks, raw, nil
+	return blocks, bytes, nil
 }
 
 // enqueue puts an entry for every target node of r, whose audience is
@@ -557,7 +568,7 @@ func (s *Service) exchange(ctx context.Context, e store.OutboxEntry) (*protocol.
 		// A receipt goes to the nodes of its decisions' jurisdictions,
 		// each with the blocks that concern its own.
 		_, ok, err = protocol.HasRole(s.cfg.Trust, e.Peer, e.Jurisdiction, protocol.RoleNode, s.cfg.Now().UnixMilli())
-		decoded, raw, berr := s.blocksOf(r)
+		decoded, raw, berr := s.blocksOf(r, true)
 		for i, blk := range decoded {
 			if blk.Concerns(e.Jurisdiction) {
 				blocks = append(blocks, raw[i])

@@ -105,13 +105,20 @@ func (v *View) DecisionBlock(c cid.Cid) (*protocol.DecisionBlock, error) {
 	if blk, err = protocol.DecodeDecisionBlock(b); err != nil {
 		return nil, err
 	}
+	v.KeepBlock(c, blk)
+	return blk, nil
+}
+
+// KeepBlock puts a decision block the store now holds under c, decoded,
+// in the cache (the verify service, which has just made it); blk must not
+// be modified after.
+func (v *View) KeepBlock(c cid.Cid, blk *protocol.DecisionBlock) {
 	v.blocksMu.Lock()
 	if len(v.blocks) >= maxBlocks {
 		clear(v.blocks)
 	}
 	v.blocks[c] = blk
 	v.blocksMu.Unlock()
-	return blk, nil
 }
 
 // IsMember reports whether id may connect (DESIGN.md §3): a founding node

@@ -213,6 +213,12 @@ func (s *Service) VerifyBatch(ctx context.Context, reqs []protocol.TransferReque
 	if err != nil {
 		return nil, fmt.Errorf("sign receipt: %w", err)
 	}
+	// The decoded blocks go into the trust view's cache before the
+	// receipt is accepted: what reads them next (delivery, the register,
+	// a resale's lineage) finds them there.
+	for i, v := range out {
+		s.cfg.Trust.KeepBlock(links[i], v.Block)
+	}
 	if err := s.cfg.Receipts.StoreOwn(ctx, rec, blocks); err != nil {
 		return nil, fmt.Errorf("store receipts: %w", err)
 	}
