@@ -110,11 +110,11 @@ type Directory interface {
 // Config configures the delivery service. A zero field means the
 // documented default.
 type Config struct {
-	Host      host.Host          // required
-	Store     Store              // required
-	Trust     Trust              // required: who may receive what
-	Ingest    Ingester           // required
-	Directory Directory          // required
+	Host      host.Host // required
+	Store     Store     // required
+	Trust     Trust     // required: who may receive what
+	Ingest    Ingester  // required
+	Directory Directory // required
 	// IsMember says whether a peer may push records to this node.
 	IsMember func(peer.ID) bool // required
 	// Key is the node's key, which signs acknowledgements. Required.
