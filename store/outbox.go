@@ -81,6 +81,53 @@ func (s *Store) PutOutbox(e OutboxEntry) error {
 	return s.writeOutbox(outboxKey(e.Record, e.Peer), val)
 }
 
+// PutOutboxes keeps es, as PutOutbox does each, in one synced
+// transaction: durable together when it returns.
+func (s *Store) PutOutboxes(es []OutboxEntry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	keys, vals := make([][]byte, len(es)), make([][]byte, len(es))
+	for i, e := range es {
+		if err := e.check(); err != nil {
+			return err
+		}
+		val, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("store: outbox: %w", err)
+		}
+		if len(val) > maxOutboxValue {
+			return fmt.Errorf("store: outbox value of %d bytes (at most %d)", len(val), maxOutboxValue)
+		}
+		keys[i], vals[i] = outboxKey(e.Record, e.Peer), val
+	}
+	outboxMu.Lock()
+	defer outboxMu.Unlock()
+	var version uint64
+	for _, k := range keys {
+		v, err := s.latestVersion(k)
+		if err != nil {
+			return fmt.Errorf("store: outbox: %w", err)
+		}
+		version = max(version, v)
+	}
+	txn := s.db.NewTransactionAt(version, true)
+	defer txn.Discard()
+	for i, k := range keys {
+		if err := txn.Set(k, vals[i]); err != nil {
+			return fmt.Errorf("store: outbox: %w", err)
+		}
+	}
+	if err := txn.CommitAt(version+1, nil); err != nil {
+		return fmt.Errorf("store: outbox: %w", err)
+	}
+	return nil
+}
+
 // DeleteOutbox removes the entry of record c and peer p, if any, and
 // returns once the removal is durable.
 func (s *Store) DeleteOutbox(c cid.Cid, p peer.ID) error {

@@ -88,3 +88,39 @@ func testPeer(t *testing.T) peer.ID {
 	}
 	return id
 }
+
+// TestPutOutboxes: entries put together are durable together, over a
+// deletion of one of them before, and refused together when one is bad.
+func TestPutOutboxes(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := protocol.RecordCID([]byte("a")), protocol.RecordCID([]byte("b"))
+	p1, p2 := testPeer(t), testPeer(t)
+	if err := s.PutOutbox(OutboxEntry{Record: a, Peer: p1, Jurisdiction: "FR", Added: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteOutbox(a, p1); err != nil {
+		t.Fatal(err)
+	}
+	es := []OutboxEntry{{Record: a, Peer: p1, Jurisdiction: "FR", Added: 2}, {Record: a, Peer: p2, Jurisdiction: "BR", Added: 2}, {Record: b, Peer: p1, Jurisdiction: "FR", Added: 2}}
+	if err := s.PutOutboxes(es); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutOutboxes([]OutboxEntry{{Record: b, Peer: p2, Jurisdiction: "BR"}, {Record: b}}); err == nil {
+		t.Error("a batch with an entry without a peer was kept")
+	}
+	s = reopen(t, s, dir)
+	defer s.Close()
+	got, err := s.ListOutbox()
+	if err != nil || len(got) != 3 {
+		t.Fatalf("after a reopen: %d entries, %v; want the 3 put together", len(got), err)
+	}
+	for _, e := range got {
+		if e.Added != 2 {
+			t.Errorf("entry %+v: not the one put together", e)
+		}
+	}
+}

@@ -80,6 +80,7 @@ type Store interface {
 	Get(c cid.Cid) (*protocol.Record, error)
 	List(q store.Query) ([]store.Entry, uint64, error)
 	PutOutbox(e store.OutboxEntry) error
+	PutOutboxes(es []store.OutboxEntry) error
 	DeleteOutbox(c cid.Cid, p peer.ID) error
 	ListOutbox() ([]store.OutboxEntry, error)
 	// GetBlock and PutBlocks read and keep receipts' decision blocks.
@@ -157,6 +158,9 @@ type Service struct {
 	g        *service.Group
 	notifee  *network.NotifyBundle
 	enqueues sync.Mutex // serialises the making of entries
+	// receipts are the node's new receipts whose entries are yet to be
+	// made (receiptLoop): off the verify path, many to one write.
+	receipts chan *protocol.Record
 
 	mu      sync.Mutex
 	closed  bool
@@ -200,7 +204,7 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{
 		cfg: cfg, log: cfg.Logger, self: self, g: service.NewGroup(),
 		entries: map[cid.Cid]map[peer.ID]store.OutboxEntry{},
-		workers: map[peer.ID]chan struct{}{},
+		workers: map[peer.ID]chan struct{}{}, receipts: make(chan *protocol.Record, 1024),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "entente_deliver_attempts_total",
 			Help: "Pushes of records to nodes by direct delivery, by result (acked; refused by the node; failed: no answer; bad_ack: an acknowledgement that does not verify or is out of scope; withheld: the node may not receive the record now).",
@@ -236,6 +240,7 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	s.mu.Unlock()
+	s.g.Go(s.receiptLoop)
 	if err := s.catchUp(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("deliver: reading the held incidents: %w", err)
@@ -259,8 +264,19 @@ func (s *Service) Close() {
 // if its audience is delivered to; they are durable when it returns.
 // Ingest calls it for every new record (Config.OnAccept).
 func (s *Service) Accepted(r *protocol.Record) {
-	if r.Kind() == protocol.KindReceipt && r.Issuer() != s.self {
-		return // a receipt is delivered by the node that signed it
+	if r.Kind() == protocol.KindReceipt {
+		if r.Issuer() != s.self {
+			return // a receipt is delivered by the node that signed it
+		}
+		// Its entries are made by receiptLoop, many in one write: a
+		// receipt answers a verify, which should not wait for a write of
+		// its own (a crash before the entries are made is caught up at
+		// the next start).
+		select {
+		case s.receipts <- r:
+		case <-s.g.Context().Done():
+		}
+		return
 	}
 	aud, err := s.audience(r)
 	if err != nil {
@@ -339,26 +355,75 @@ func (s *Service) blocksOf(r *protocol.Record, raw bool) ([]*protocol.DecisionBl
 func (s *Service) enqueue(r *protocol.Record, aud protocol.Audience) error {
 	s.enqueues.Lock()
 	defer s.enqueues.Unlock()
+	return s.admit(s.entriesFor(r, aud))
+}
+
+// entriesFor are the entries r, whose audience is aud, lacks (under
+// enqueues).
+func (s *Service) entriesFor(r *protocol.Record, aud protocol.Audience) []store.OutboxEntry {
 	now := s.cfg.Now().UnixMilli()
-	var errs []error
+	var es []store.OutboxEntry
 	for _, j := range aud.Jurisdictions {
 		for _, ai := range s.cfg.Directory.NodesOf(j) {
-			if ai.ID == s.self || s.has(r.CID(), ai.ID) {
-				continue
+			if ai.ID != s.self && !s.has(r.CID(), ai.ID) {
+				es = append(es, store.OutboxEntry{Record: r.CID(), Peer: ai.ID, Jurisdiction: j, Added: now})
 			}
-			e := store.OutboxEntry{Record: r.CID(), Peer: ai.ID, Jurisdiction: j, Added: now}
-			if err := s.cfg.Store.PutOutbox(e); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			s.mu.Lock()
-			s.keep(e)
-			s.startWorkerLocked(ai.ID)
-			s.mu.Unlock()
-			s.wake(ai.ID)
 		}
 	}
-	return errors.Join(errs...)
+	return es
+}
+
+// admit keeps es durably, in one write, then in memory, and wakes their
+// workers (under enqueues).
+func (s *Service) admit(es []store.OutboxEntry) error {
+	if err := s.cfg.Store.PutOutboxes(es); err != nil {
+		return err
+	}
+	for _, e := range es {
+		s.mu.Lock()
+		s.keep(e)
+		s.startWorkerLocked(e.Peer)
+		s.mu.Unlock()
+		s.wake(e.Peer)
+	}
+	return nil
+}
+
+// receiptLoop makes the entries of the node's new receipts, those waiting
+// together in one write.
+func (s *Service) receiptLoop(ctx context.Context) {
+	for {
+		var batch []*protocol.Record
+		select {
+		case r := <-s.receipts:
+			batch = append(batch, r)
+		case <-ctx.Done():
+			return
+		}
+	drain:
+		for len(batch) < cap(s.receipts) {
+			select {
+			case r := <-s.receipts:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.enqueues.Lock()
+		var es []store.OutboxEntry
+		for _, r := range batch {
+			aud, err := s.audience(r)
+			if err != nil {
+				s.log.Error("direct delivery: reading a receipt's decisions failed", "cid", r.CID().String(), "err", err)
+				continue
+			}
+			es = append(es, s.entriesFor(r, aud)...)
+		}
+		if err := s.admit(es); err != nil {
+			s.log.Error("direct delivery: keeping the outbox entries of receipts failed; the next start makes them", "receipts", len(batch), "err", err)
+		}
+		s.enqueues.Unlock()
+	}
 }
 
 func (s *Service) has(c cid.Cid, p peer.ID) bool {
