@@ -482,6 +482,64 @@ func TestRegisterAPI(t *testing.T) {
 	}
 }
 
+// TestLineageAPI: GET /v1/consents/{cid}/lineage shows a three-tier
+// resale as a tree, tier by tier; a platform sees only the decisions it
+// is party to; what is no consent is not found.
+func TestLineageAPI(t *testing.T) {
+	aw := newAccessWorld(t)
+	ctx := testCtx(t, 20*time.Second)
+	tier3, err := aw.w.Resale(ctx, aw.m, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := aw.m.Services().Verify.Verify(ctx, tier3); err != nil || !v.Decision.Allowed() {
+		t.Fatalf("tier 3: %v %+v", err, v)
+	}
+	path := "/v1/consents/" + aw.w.Consent.CID().String() + "/lineage"
+	var l api.Lineage
+	resp := aw.clients["operator"].get(path, "")
+	decodeJSON(t, resp.body, &l)
+	// The world's own tier-1 decision (newAccessWorld) and the resale's
+	// chain: two roots, one of them three deep.
+	depth := func(n *api.LineageNode) int {
+		d := 0
+		for ; n != nil; d++ {
+			if len(n.Children) == 0 {
+				return d + 1
+			}
+			if len(n.Children) != 1 {
+				t.Fatalf("decision %s#%d has %d children", n.Receipt, n.Item, len(n.Children))
+			}
+			n = n.Children[0]
+		}
+		return d
+	}
+	if resp.status != http.StatusOK || l.Consent != aw.w.Consent.CID().String() || len(l.Roots) != 2 || depth(l.Roots[1]) != 3 {
+		t.Fatalf("the operator's lineage: %d %s", resp.status, resp.body)
+	}
+	chain := l.Roots[1]
+	for tier, n := 1, chain; n != nil; tier++ {
+		if n.Tier != int64(tier) || n.Verdict != protocol.VerdictAllow || n.At == "" {
+			t.Errorf("tier %d: %+v", tier, n)
+		}
+		if len(n.Children) == 0 {
+			break
+		}
+		if n.Children[0].Sender != n.Recipient {
+			t.Errorf("tier %d's recipient %s is not tier %d's sender %s", tier, n.Recipient, tier+1, n.Children[0].Sender)
+		}
+		n = n.Children[0]
+	}
+	// The platform sent the tier-1 decisions only.
+	var mine api.Lineage
+	decodeJSON(t, aw.clients["platform"].get(path, "").body, &mine)
+	if len(mine.Roots) != 2 || len(mine.Roots[0].Children)+len(mine.Roots[1].Children) != 0 {
+		t.Errorf("the platform's lineage: %+v", mine.Roots)
+	}
+	wantAPIError(t, aw.clients["public"].get(path, ""), http.StatusUnauthorized, api.CodeUnauthorized)
+	wantAPIError(t, aw.clients["operator"].get("/v1/consents/"+aw.receipt.CID().String()+"/lineage", ""), http.StatusNotFound, api.CodeNotFound)
+}
+
 func must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)

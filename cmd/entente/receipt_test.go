@@ -237,3 +237,34 @@ func TestReceiptCheckWithheld(t *testing.T) {
 		t.Errorf("receipt check:\n%s\n%s", r.stdout, r.stderr)
 	}
 }
+
+// TestLineageCommand: entente lineage prints a three-tier resale as a
+// tree, tier under tier.
+func TestLineageCommand(t *testing.T) {
+	closeDefaultIdle(t)
+	w := newTransferWorld(t)
+	ctx := t.Context()
+	de := w.Net.NodeOf("DE")
+	tier3, err := w.Resale(ctx, de, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := de.Services().Verify.Verify(ctx, tier3); err != nil || !v.Decision.Allowed() {
+		t.Fatalf("tier 3: %v %+v", err, v)
+	}
+	c := newCLI(t)
+	c.env["ENTENTE_API_TOKEN"] = de.Token
+	out := c.ok("lineage", w.Consent.CID().String(), "--api", de.APIAddr())
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 || lines[0] != "consent "+w.Consent.CID().String() {
+		t.Fatalf("lineage printed:\n%s", out)
+	}
+	for i, want := range []string{"└─ tier 1  ALLOW  DE → BR", "   └─ tier 2  ALLOW  BR → BR", "      └─ tier 3  ALLOW  BR → BR"} {
+		if !strings.HasPrefix(lines[i+1], want) {
+			t.Errorf("line %d is %q, want it to start %q", i+2, lines[i+1], want)
+		}
+	}
+	wantError(t, c.fails(2, "lineage", tier3.Consent.String()+"x", "--api", de.APIAddr()), true, "not a record's CID")
+	wantError(t, c.fails(2, "lineage", "--api", de.APIAddr()), true, "consent")
+	wantError(t, c.fails(1, "lineage", tier3.Parent.Receipt.String(), "--api", de.APIAddr()), false, "404 not_found")
+}

@@ -238,6 +238,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/log/consistency", a.allow(anyone, a.handleConsistencyProof))
 	mux.HandleFunc("GET /v1/receipts/{cid}/bundle", a.allow(anyone, a.handleReceiptBundle))
 	mux.HandleFunc("GET /v1/receipts", a.allow(granted, a.handleListReceipts))
+	mux.HandleFunc("GET /v1/consents/{cid}/lineage", a.allow(granted, a.handleLineage))
 	mux.HandleFunc("GET /v1/incidents", a.allow(anyone, a.handleListIncidents))
 	mux.HandleFunc("GET /v1/incidents/stream", a.allow(anyone, a.handleIncidentStream))
 	mux.HandleFunc("GET /v1/incidents/{cid}", a.allow(anyone, a.handleGetIncident))
