@@ -7,8 +7,8 @@ import (
 )
 
 // Who receives what (DESIGN.md §6). This is the one rule: gossip, sync,
-// fetch, the store's sync set and (with the access work) the API ask it,
-// and nothing else decides.
+// fetch, delivery and the store's sync set ask it, and nothing else
+// decides (API callers: callers.go).
 //
 //	record                                   audience            how
 //	accreditation, ruleset, consent,         every member node   gossip; sync and fetch
@@ -18,8 +18,12 @@ import (
 //	                                         jurisdiction (the
 //	                                         notice's) and of
 //	                                         its recipients
-//	receipt, and its decision blocks         any member node     fetch by CID
-//	                                         that asks
+//	receipt, and its decision blocks         the nodes of its    direct delivery, each
+//	                                         decisions' from     with the blocks of its
+//	                                         and to (Receipt-    jurisdiction; fetch
+//	                                         Audience); any      by CID
+//	                                         member node that
+//	                                         asks
 //
 // (Direct delivery of receipts, and sync between the nodes of an
 // audience, come with DESIGN.md revision 2.)
