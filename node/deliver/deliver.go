@@ -207,7 +207,7 @@ func New(cfg Config) (*Service, error) {
 		workers: map[peer.ID]chan struct{}{}, receipts: make(chan *protocol.Record, 1024),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "entente_deliver_attempts_total",
-			Help: "Pushes of records to nodes by direct delivery, by result (acked; refused by the node; failed: no answer; bad_ack: an acknowledgement that does not verify or is out of scope; withheld: the node may not receive the record now).",
+			Help: "Pushes of records to nodes by direct delivery, by result (acked; refused by the node; failed: no answer; bad_ack: an acknowledgement that does not verify or is out of scope; withheld: the node may not receive the record now; too_large: a receipt whose blocks for the node are over what one push carries).",
 		}, []string{"result"}),
 		served: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "entente_deliver_served_total",
@@ -649,7 +649,11 @@ func (s *Service) exchange(ctx context.Context, e store.OutboxEntry) (*protocol.
 	}
 	req, err := protocol.EncodeDeliverRequest(r.Bytes(), blocks...)
 	if err != nil {
-		return nil, "failed", err
+		// A receipt whose blocks for this jurisdiction are over what one
+		// push carries: trying again would not help. Its nodes can fetch
+		// it by CID.
+		s.log.Error("direct delivery: a receipt too large to push; its decisions' nodes must fetch it", "cid", r.CID().String(), "jurisdiction", e.Jurisdiction, "err", err)
+		return nil, "too_large", errNotFor
 	}
 	if s.cfg.Host.Network().Connectedness(e.Peer) != network.Connected {
 		for _, ai := range s.cfg.Directory.NodesOf(e.Jurisdiction) {
