@@ -70,13 +70,7 @@ func (a *API) handleLineage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, e := range entries {
-			rc, err := a.cfg.Store.Get(e.Receipt)
-			if err != nil {
-				a.writeError(w, r, err)
-				return
-			}
-			body, _ := rc.Receipt()
-			blk, err := a.cfg.Blocks.DecisionBlock(body.Decisions[e.Item].Cid)
+			_, blk, err := a.decisionOf(e)
 			if err != nil {
 				a.writeError(w, r, err)
 				return

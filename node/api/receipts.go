@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -55,13 +56,7 @@ func (a *API) handleListReceipts(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, e := range entries {
-			rec, err := a.cfg.Store.Get(e.Receipt)
-			if err != nil {
-				a.writeError(w, r, err)
-				return
-			}
-			body, _ := rec.Receipt()
-			blk, err := a.cfg.Blocks.DecisionBlock(body.Decisions[e.Item].Cid)
+			rec, blk, err := a.decisionOf(e)
 			if err != nil {
 				a.writeError(w, r, err)
 				return
@@ -86,6 +81,20 @@ func (a *API) handleListReceipts(w http.ResponseWriter, r *http.Request) {
 		page.Next = strconv.FormatUint(next, 10)
 	}
 	writeJSON(w, http.StatusOK, page)
+}
+
+// decisionOf reads a register entry's receipt and decision block.
+func (a *API) decisionOf(e store.DecisionEntry) (*protocol.Record, *protocol.DecisionBlock, error) {
+	rec, err := a.cfg.Store.Get(e.Receipt)
+	if err != nil {
+		return nil, nil, err
+	}
+	body, ok := rec.Receipt()
+	if !ok || e.Item >= len(body.Decisions) {
+		return nil, nil, fmt.Errorf("api: the register names decision %d of %s, which is no receipt's", e.Item, e.Receipt)
+	}
+	blk, err := a.cfg.Blocks.DecisionBlock(body.Decisions[e.Item].Cid)
+	return rec, blk, err
 }
 
 func parseReceiptQuery(r *http.Request) (store.DecisionQuery, error) {
