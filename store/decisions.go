@@ -106,14 +106,9 @@ func (s *Store) Decisions(q DecisionQuery) (entries []DecisionEntry, next uint64
 		return nil, 0, err
 	}
 	defer s.leave()
-	limit := q.Limit
-	switch {
-	case limit < 0:
-		return nil, 0, fmt.Errorf("%w: negative limit %d", ErrInvalidQuery, limit)
-	case limit == 0:
-		limit = DefaultListLimit
-	case limit > MaxListLimit:
-		limit = MaxListLimit
+	limit, err := pageLimit(q.Limit)
+	if err != nil {
+		return nil, 0, err
 	}
 	var fields []decisionField
 	if q.Consent.Defined() {

@@ -31,6 +31,18 @@ type Query struct {
 	Limit int
 }
 
+// pageLimit is a page's size for a query's Limit (0: DefaultListLimit,
+// at most MaxListLimit).
+func pageLimit(limit int) (int, error) {
+	switch {
+	case limit < 0:
+		return 0, fmt.Errorf("%w: negative limit %d", ErrInvalidQuery, limit)
+	case limit == 0:
+		return DefaultListLimit, nil
+	}
+	return min(limit, MaxListLimit), nil
+}
+
 // Entry is a listed record with its acceptance seq.
 type Entry struct {
 	Seq    uint64
@@ -51,14 +63,9 @@ func (s *Store) List(q Query) (entries []Entry, next uint64, err error) {
 		return nil, 0, err
 	}
 	defer s.leave()
-	limit := q.Limit
-	switch {
-	case limit < 0:
-		return nil, 0, fmt.Errorf("%w: negative limit %d", ErrInvalidQuery, limit)
-	case limit == 0:
-		limit = DefaultListLimit
-	case limit > MaxListLimit:
-		limit = MaxListLimit
+	limit, err := pageLimit(q.Limit)
+	if err != nil {
+		return nil, 0, err
 	}
 	var prefixes [][]byte
 	if q.Kind != "" {
