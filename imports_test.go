@@ -149,6 +149,7 @@ var nodeRooms = map[string][]string{
 	"node/api":        {"node/service", "node/trust"},
 	"node/access":     {"node/service", "node/trust"},
 	"node/deliver":    {"node/service", "node/trust"},
+	"node/notices":    {"node/service", "node/trust"},
 }
 
 // TestNodeRooms fails if a node service imports another service (or the

@@ -15,6 +15,7 @@ import (
 	"github.com/entente-net/entente/node/gossip"
 	"github.com/entente-net/entente/node/incidents"
 	"github.com/entente-net/entente/node/ingest"
+	"github.com/entente-net/entente/node/notices"
 	"github.com/entente-net/entente/node/reconcile"
 	"github.com/entente-net/entente/node/trust"
 	"github.com/entente-net/entente/node/verify"
@@ -70,10 +71,11 @@ func composeCore(n *Node) error {
 		return fmt.Errorf("node: reading the sync set: %w", err)
 	}
 	n.index = index
+	n.svc.Notices = notices.New(notices.Config{Store: st, Blocks: n.trust, Jurisdiction: cfg.Jurisdiction, Now: cfg.Now, Logger: component(n, "notices")})
 	if n.svc.Ingest, err = ingest.New(ingest.Config{
 		Store: st, Trust: n.trust, Outbox: n.outbox, Now: cfg.Now, Logger: component(n, "ingest"),
 		Registerer: n.reg, MaxPending: cfg.MaxPendingIngest,
-		OnAccept: []func(*protocol.Record){index.Add, n.members.accepted, n.deliverAccepted},
+		OnAccept: []func(*protocol.Record){index.Add, n.members.accepted, n.deliverAccepted, n.svc.Notices.Accepted},
 	}); err != nil {
 		return err
 	}
@@ -180,7 +182,7 @@ func composeAPI(n *Node) error {
 			ReadHeaderTimeout: cfg.HTTPTimeouts.ReadHeader, ReadTimeout: cfg.HTTPTimeouts.Read,
 			WriteTimeout: cfg.HTTPTimeouts.Write, IdleTimeout: cfg.HTTPTimeouts.Idle,
 		},
-		Incidents: inc, Accepted: n.svc.Ingest.Accepted,
+		Incidents: inc, Accepted: n.svc.Ingest.Accepted, Notices: n.svc.Notices,
 		Streams: api.Streams{Keepalive: cfg.StreamKeepalive},
 	})
 	if err != nil {

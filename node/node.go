@@ -22,6 +22,7 @@ import (
 	"github.com/entente-net/entente/node/fetch"
 	"github.com/entente-net/entente/node/gossip"
 	"github.com/entente-net/entente/node/ingest"
+	"github.com/entente-net/entente/node/notices"
 	"github.com/entente-net/entente/node/reconcile"
 	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/node/trust"
@@ -68,6 +69,8 @@ type Services struct {
 	Deliver     *deliver.Service
 	// Access names the API's callers; nil without an API.
 	Access *access.Service
+	// Notices tells platforms of revoked and superseded consents.
+	Notices *notices.Service
 }
 
 // New starts a node: opens the store, builds its services over it, starts

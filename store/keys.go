@@ -23,6 +23,8 @@ const (
 	prefixBacklink     byte = 'l' // l | n | target | kind code | seq | cid -> empty
 	prefixMeta         byte = 'm' // m                            -> meta value
 	prefixBlock        byte = 'b' // b | cid                      -> block value (blockValue)
+	// prefixNotice ('v') and prefixNotified ('V') are notices to platforms
+	// and when they first reached one (notices.go).
 	// prefixDecision ('e', decisions.go: e | field | n | value | seq |
 	// item -> empty) is the register of decisions, written with them.
 	// prefixCheckpoint ('c', checkpoint.go), prefixWitness ('w',

@@ -38,6 +38,9 @@ type Reader interface {
 	Len() uint64
 	InclusionProof(seq, size uint64) (tlog.RecordProof, error)
 	Decisions(q store.DecisionQuery) ([]store.DecisionEntry, uint64, error)
+	Notices(recipient string, after uint64, limit int) ([]store.Notice, error)
+	MarkNotified(refs []store.DecisionRef, at int64) error
+	NotifiedAt(receipt cid.Cid, item int) (int64, bool, error)
 	ConsistencyProof(from, to uint64) (tlog.TreeProof, error)
 }
 
@@ -90,6 +93,9 @@ type Config struct {
 	// record (the ingest pipeline's broadcast), which wakes the event
 	// streams (optional: without it they look at each keepalive).
 	Accepted func() <-chan struct{}
+	// Notices wakes /v1/notices/stream when a notice is kept (optional:
+	// without it that stream looks at each keepalive).
+	Notices interface{ Wait() <-chan struct{} }
 	// Streams bound the event streams; zero fields take the defaults.
 	Streams Streams
 }
@@ -239,6 +245,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/receipts/{cid}/bundle", a.allow(anyone, a.handleReceiptBundle))
 	mux.HandleFunc("GET /v1/receipts", a.allow(granted, a.handleListReceipts))
 	mux.HandleFunc("GET /v1/consents/{cid}/lineage", a.allow(granted, a.handleLineage))
+	mux.HandleFunc("GET /v1/notices/stream", a.allow(verifiers, a.handleNoticeStream))
 	mux.HandleFunc("GET /v1/incidents", a.allow(anyone, a.handleListIncidents))
 	mux.HandleFunc("GET /v1/incidents/stream", a.allow(anyone, a.handleIncidentStream))
 	mux.HandleFunc("GET /v1/incidents/{cid}", a.allow(anyone, a.handleGetIncident))

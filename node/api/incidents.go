@@ -212,27 +212,8 @@ func (a *API) handleIncidentStream(w http.ResponseWriter, r *http.Request) {
 	stop := context.AfterFunc(a.stopping, cancel)
 	defer stop()
 
-	rc := http.NewResponseController(w)
-	// The server's timeouts bound ordinary requests; a stream lasts, and
-	// each write sets its own deadline (send).
-	_ = rc.SetReadDeadline(time.Time{})
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	// send writes b and flushes it, within the write timeout.
-	send := func(b []byte) error {
-		if err := rc.SetWriteDeadline(time.Now().Add(a.cfg.Streams.WriteTimeout)); err != nil {
-			return err
-		}
-		if _, err := w.Write(b); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
-	if err := send([]byte(": incidents after " + strconv.FormatUint(after, 10) + "\n\n")); err != nil {
+	send, ok := a.openStream(w, "incidents after "+strconv.FormatUint(after, 10))
+	if !ok {
 		return
 	}
 	keepalive := time.NewTicker(a.cfg.Streams.Keepalive)

@@ -12,16 +12,19 @@ import (
 // /v1/consents/{cid}/lineage): decision Item of Receipt, and the decisions
 // that name it as their parent.
 type LineageNode struct {
-	Receipt   string         `json:"receipt"`
-	Item      int            `json:"item"`
-	Tier      int64          `json:"tier"`
-	Verdict   string         `json:"verdict"`
-	From      string         `json:"from"`
-	To        string         `json:"to"`
-	Sender    string         `json:"sender"`
-	Recipient string         `json:"recipient"`
-	At        string         `json:"at"` // the decision time, RFC 3339
-	Children  []*LineageNode `json:"children,omitempty"`
+	Receipt   string `json:"receipt"`
+	Item      int    `json:"item"`
+	Tier      int64  `json:"tier"`
+	Verdict   string `json:"verdict"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Sender    string `json:"sender"`
+	Recipient string `json:"recipient"`
+	At        string `json:"at"` // the decision time, RFC 3339
+	// NotifiedAt is when the recipient was first told, on its notices
+	// stream, that the consent was revoked or superseded (RFC 3339).
+	NotifiedAt string         `json:"notified_at,omitempty"`
+	Children   []*LineageNode `json:"children,omitempty"`
 }
 
 // Lineage is the answer of GET /v1/consents/{cid}/lineage: the decisions
@@ -82,6 +85,9 @@ func (a *API) handleLineage(w http.ResponseWriter, r *http.Request) {
 			k := key{e.Receipt.String(), int64(e.Item)}
 			nodes[k] = &LineageNode{Receipt: k.receipt, Item: e.Item, Tier: req.Tier, Verdict: blk.Verdict, From: req.From, To: req.To,
 				Sender: req.Sender, Recipient: req.Recipient, At: time.UnixMilli(req.At).UTC().Format(time.RFC3339Nano)}
+			if at, ok, err := a.cfg.Store.NotifiedAt(e.Receipt, e.Item); err == nil && ok {
+				nodes[k].NotifiedAt = time.UnixMilli(at).UTC().Format(time.RFC3339Nano)
+			}
 			order = append(order, k)
 			if p := req.Parent; p != nil {
 				parents[k] = &key{p.Receipt.String(), p.Item}
