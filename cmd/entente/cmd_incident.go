@@ -449,7 +449,7 @@ func runIncidentFollow(env *cliEnv, args []string) error {
 	ctx, stop := signalContext(env.ctx)
 	defer stop()
 	f := &follower{cl: cl, path: "/v1/incidents/stream?" + filters.query().Encode(), last: *lastID}
-	f.emit = func(id, data string) error { return printEvent(env.stdout, id, data, *asJSON) }
+	f.emit = func(id, _, data string) error { return printEvent(env.stdout, id, data, *asJSON) }
 	backoff := followMinBackoff
 	for {
 		got, err := f.stream(ctx)
@@ -473,13 +473,13 @@ func runIncidentFollow(env *cliEnv, args []string) error {
 	}
 }
 
-// follower reads one incident stream across reconnections, handing each
-// event to emit.
+// follower reads one event stream (incidents, notices) across
+// reconnections, handing each event to emit.
 type follower struct {
 	cl   *apiClient
 	path string
 	last string // the ID of the last event emitted
-	emit func(id, data string) error
+	emit func(id, event, data string) error
 	// opened, if set, is called once the stream has been answered.
 	opened func()
 }
@@ -522,8 +522,8 @@ func (f *follower) stream(ctx context.Context) (got bool, err error) {
 		line := sc.Text()
 		switch {
 		case line == "":
-			if event == "incident" && data != "" {
-				if err := f.emit(id, data); err != nil {
+			if event != "" && data != "" {
+				if err := f.emit(id, event, data); err != nil {
 					return got, err
 				}
 				got = true

@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/entente-net/entente/config"
+	"github.com/entente-net/entente/node/api"
 	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/store"
@@ -403,13 +404,20 @@ func (d *demo) resell(wctx context.Context) error {
 // withdrawConsent revokes the consent and asks the allowed transfer again.
 func (d *demo) withdrawConsent(wctx context.Context) error {
 	net, nord, c2, allowed := d.net, d.parties["nordlicht"], d.amended, d.allowed
-	d.title("The person withdraws consent; the revocation reaches every jurisdiction")
+	d.title("The person withdraws consent; the revocation reaches every jurisdiction, and the platforms that received the data are told")
 	rev, err := testnet.Sign(nord.Key, &protocol.Revocation{Target: protocol.LinkTo(c2.CID()), Reason: "withdrawn by the person in the app", EffectiveAt: time.Now().UnixMilli()})
 	if err != nil {
 		return err
 	}
 	if err := d.spread(wctx, rev, net.NodeOf("DE"), "Nordlicht revokes consent "+short(c2.CID().String()), false); err != nil {
 		return err
+	}
+	// The BR node tells the BR platforms that received data under the
+	// consent, each on its notices stream.
+	for _, p := range []string{"riovision", "sudeste"} {
+		if err := d.noticeOf(wctx, p); err != nil {
+			return err
+		}
 	}
 
 	if _, err := d.verify(wctx, "Nordlicht → Rio Vision again, after the withdrawal", allowed, "DE", "BR"); err != nil {
@@ -463,6 +471,43 @@ func (d *demo) fileRedNotice(wctx context.Context) error {
 	return nil
 }
 
+// noticeOf grants platform p a token on the BR node, reads the first
+// event of its notices stream and narrates it.
+func (d *demo) noticeOf(ctx context.Context, p string) error {
+	br, party := d.net.NodeOf("BR"), d.parties[p]
+	tok, err := br.Grant(ctx, p, protocol.RoleController, party.ID)
+	if err != nil {
+		return err
+	}
+	got := make(chan string, 1)
+	f := &follower{cl: &apiClient{base: "http://" + br.APIAddr(), token: tok}, path: "/v1/notices/stream"}
+	f.emit = func(id, event, data string) error {
+		var n api.NoticeEvent
+		if err := json.Unmarshal([]byte(data), &n); err != nil {
+			return err
+		}
+		var ds []string
+		for _, ref := range n.Decisions {
+			ds = append(ds, fmt.Sprintf("%s#%d", short(ref.Receipt), ref.Item))
+		}
+		got <- fmt.Sprintf("event %s: %s, decisions %s", id, event, strings.Join(ds, ", "))
+		return errStopFollowing
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go f.stream(sctx)
+	select {
+	case line := <-got:
+		d.say("      ⇢ %s's notices stream on the BR node, %s: erase what it received under them", party.Name, line)
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("no notice reached %s: %w", party.Name, ctx.Err())
+	}
+}
+
+// errStopFollowing ends a follower's stream from its emit.
+var errStopFollowing = errors.New("stop following")
+
 // resolveBreach has the FR regulator resolve the breach, which the DE
 // desk's stream shows.
 func (d *demo) resolveBreach(wctx context.Context) error {
@@ -497,7 +542,7 @@ func (d *demo) followIncidents(ctx context.Context) error {
 	d.say("    the DE node's operator grants the DE desk a token of its own (entente access grant); the desk follows the DE node's incident stream with it")
 	d.events = make(chan streamEvent, 64)
 	f := &follower{cl: &apiClient{base: "http://" + de.APIAddr(), token: tok}, path: "/v1/incidents/stream"}
-	f.emit = func(id, data string) error {
+	f.emit = func(id, _, data string) error {
 		var e service.Incident
 		if err := json.Unmarshal([]byte(data), &e); err != nil {
 			return err

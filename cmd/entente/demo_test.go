@@ -43,6 +43,11 @@ func TestDemo(t *testing.T) {
 		": FR-2026-0043 open, high, TLP:RED, 1 notice\n",
 		": FR-2026-0042 resolved, high, TLP:AMBER, 3 notices\n",
 		"with its own token: 404 not_found",
+		// the cascade: each BR platform that received data under the
+		// consent gets a notice on its stream
+		"⇢ Rio Vision Ltda.'s notices stream on the BR node, event ",
+		"⇢ Sudeste Dados S.A.'s notices stream on the BR node, event ",
+		": consent-revoked, decisions ",
 		// refusals, each with its code
 		"refused: unauthorized_issuer",
 		"refused: bad_signature",
