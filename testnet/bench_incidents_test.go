@@ -26,20 +26,33 @@ type sseWatch struct {
 }
 
 func watchIncidents(ctx context.Context, tb testing.TB, m *Member, hc *http.Client) *sseWatch {
+	return watchStream(ctx, tb, m, "/v1/incidents/stream", m.Token, func(data []byte) string {
+		var e struct{ Notices []string }
+		if json.Unmarshal(data, &e) != nil || len(e.Notices) == 0 {
+			return ""
+		}
+		return e.Notices[len(e.Notices)-1]
+	}, hc)
+}
+
+// watchStream follows the event stream at path of m with token, and
+// records when each event's key (key of its data; "" to skip) is first
+// seen.
+func watchStream(ctx context.Context, tb testing.TB, m *Member, path, token string, key func([]byte) string, hc *http.Client) *sseWatch {
 	tb.Helper()
 	w := &sseWatch{seen: map[string]time.Time{}}
 	w.cond = sync.NewCond(&w.mu)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.APIAddr()+"/v1/incidents/stream", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.APIAddr()+path, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+m.Token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := hc.Do(req)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		tb.Fatalf("incident stream of node %d: %s", m.Index, resp.Status)
+		tb.Fatalf("%s of node %d: %s", path, m.Index, resp.Status)
 	}
 	go func() {
 		defer resp.Body.Close()
@@ -50,14 +63,14 @@ func watchIncidents(ctx context.Context, tb testing.TB, m *Member, hc *http.Clie
 			if !ok {
 				continue
 			}
-			var e struct{ Notices []string }
-			if json.Unmarshal([]byte(data), &e) != nil || len(e.Notices) == 0 {
+			k := key([]byte(data))
+			if k == "" {
 				continue
 			}
 			at := time.Now()
 			w.mu.Lock()
-			if _, dup := w.seen[e.Notices[len(e.Notices)-1]]; !dup {
-				w.seen[e.Notices[len(e.Notices)-1]] = at
+			if _, dup := w.seen[k]; !dup {
+				w.seen[k] = at
 			}
 			w.cond.Broadcast()
 			w.mu.Unlock()
