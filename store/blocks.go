@@ -147,11 +147,9 @@ func (s *Store) PutBlocks(ctx context.Context, r cid.Cid, blocks [][]byte) error
 			return fmt.Errorf("store: put blocks: %w", err)
 		}
 		// In the register too, under the receipt's seq.
-		for _, k := range decisionKeys(seq, items[i], &decoded[i].Request) {
-			if err := txn.Set(k, nil); err != nil {
-				txn.Discard()
-				return fmt.Errorf("store: put blocks: %w", err)
-			}
+		if err := setDecision(txn, seq, items[i], protocol.RecordCID(b), &decoded[i].Request); err != nil {
+			txn.Discard()
+			return fmt.Errorf("store: put blocks: %w", err)
 		}
 		// A nil callback makes CommitAt wait for the (synced) write.
 		if err := txn.CommitAt(1, nil); err != nil {

@@ -2,9 +2,10 @@ package store
 
 import (
 	"context"
-	"github.com/ipfs/go-cid"
 	"sort"
 	"testing"
+
+	"github.com/ipfs/go-cid"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 

@@ -15,7 +15,7 @@ import (
 // by the fields a regulator or a platform looks for, in acceptance order
 // of its receipt, then its index in the receipt:
 //
-//	e | field | n | value | seq | item (2 bytes)   -> empty
+//	e | field | n | value | seq | item (2 bytes)   -> the decision block's CID
 //
 // field is one of the decision fields below; decisionAll (no value) lists
 // every decision. A receipt's own blocks are indexed with it, in its
@@ -46,14 +46,17 @@ func decisionKey(pfx []byte, seq uint64, item int) []byte {
 	return binary.BigEndian.AppendUint16(b, uint16(item))
 }
 
-// decisionKeys are the register's keys of decision item of the receipt
-// at seq, whose request is req.
-func decisionKeys(seq uint64, item int, req *protocol.TransferRequest) [][]byte {
-	keys := make([][]byte, 0, 6)
+// setDecision writes the register's keys of decision item of the receipt
+// at seq, whose block is blk and request req, each valued with the
+// block's CID (so that a walk of the register reads the blocks without
+// their receipts).
+func setDecision(txn *badger.Txn, seq uint64, item int, blk cid.Cid, req *protocol.TransferRequest) error {
 	for _, f := range decisionFields(req) {
-		keys = append(keys, decisionKey(decisionPrefix(f.field, f.value), seq, item))
+		if err := txn.Set(decisionKey(decisionPrefix(f.field, f.value), seq, item), blk.Bytes()); err != nil {
+			return err
+		}
 	}
-	return keys
+	return nil
 }
 
 type decisionField struct {
@@ -86,11 +89,12 @@ type DecisionQuery struct {
 }
 
 // DecisionEntry is a decision of the register: its receipt, its index in
-// the receipt, and the receipt's seq.
+// the receipt, the receipt's seq, and the decision block's CID.
 type DecisionEntry struct {
 	Receipt cid.Cid
 	Item    int
 	Seq     uint64
+	Block   cid.Cid
 }
 
 // decisionCursor packs a decision's place in the register into a cursor.
@@ -138,6 +142,14 @@ func (s *Store) Decisions(q DecisionQuery) (entries []DecisionEntry, next uint64
 				return fmt.Errorf("store: a register key of %d bytes after its prefix", len(rest))
 			}
 			seq, item := binary.BigEndian.Uint64(rest), int(binary.BigEndian.Uint16(rest[seqLen:]))
+			var blk cid.Cid
+			if err := it.Item().Value(func(v []byte) error {
+				var err error
+				blk, err = cid.Cast(v)
+				return err
+			}); err != nil {
+				return fmt.Errorf("store: register: seq %d item %d: %w", seq, item, err)
+			}
 			for _, f := range fields[1:] {
 				if _, err := txn.Get(decisionKey(decisionPrefix(f.field, f.value), seq, item)); err == badger.ErrKeyNotFound {
 					continue keys
@@ -161,7 +173,7 @@ func (s *Store) Decisions(q DecisionQuery) (entries []DecisionEntry, next uint64
 			}); err != nil {
 				return err
 			}
-			entries = append(entries, DecisionEntry{Receipt: c, Item: item, Seq: seq})
+			entries = append(entries, DecisionEntry{Receipt: c, Item: item, Seq: seq, Block: blk})
 		}
 		return nil
 	})

@@ -97,6 +97,21 @@ func TestRegister(t *testing.T) {
 			}
 		}
 	}
+	// Each entry names its decision's block.
+	entries, _, err := s.Decisions(DecisionQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		r, err := s.Get(e.Receipt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := r.Receipt()
+		if !body.Decisions[e.Item].Equals(e.Block) {
+			t.Errorf("%s#%d names block %s, not %s", e.Receipt, e.Item, e.Block, body.Decisions[e.Item])
+		}
+	}
 	// The third receipt's block, fetched: it joins the register.
 	if err := s.PutBlocks(ctx, r3.CID(), blockData(b3)); err != nil {
 		t.Fatal(err)

@@ -2,13 +2,14 @@ package store
 
 import (
 	"context"
-	"github.com/entente-net/entente/protocol"
 	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/entente-net/entente/protocol"
 )
 
 // putAll puts recs from 64 goroutines and returns the time it took.

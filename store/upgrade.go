@@ -102,10 +102,8 @@ func (s *Store) indexDecisions() error {
 					}); err != nil {
 						return fmt.Errorf("receipt %s, decision %d: %w", e.Record.CID(), item, err)
 					}
-					for _, k := range decisionKeys(e.Seq, item, &blk.Request) {
-						if err := txn.Set(k, nil); err != nil {
-							return err
-						}
+					if err := setDecision(txn, e.Seq, item, l.Cid, &blk.Request); err != nil {
+						return err
 					}
 				}
 			}

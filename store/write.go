@@ -599,13 +599,12 @@ func setRecord(txn *badger.Txn, r *protocol.Record, seq uint64, hashes []tlog.Ha
 	if att != nil {
 		backlinks = att.backlinks
 		for _, b := range att.blocks {
-			if err := txn.Set(blockKey(protocol.RecordCID(b.data)), blockValue(b.data)); err != nil {
+			c := protocol.RecordCID(b.data)
+			if err := txn.Set(blockKey(c), blockValue(b.data)); err != nil {
 				return err
 			}
-			for _, k := range decisionKeys(seq, b.item, b.req) {
-				if err := txn.Set(k, nil); err != nil {
-					return err
-				}
+			if err := setDecision(txn, seq, b.item, c, b.req); err != nil {
+				return err
 			}
 		}
 	}

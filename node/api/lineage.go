@@ -73,7 +73,7 @@ func (a *API) handleLineage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, e := range entries {
-			_, blk, err := a.decisionOf(e)
+			blk, err := a.cfg.Blocks.DecisionBlock(e.Block)
 			if err != nil {
 				a.writeError(w, r, err)
 				return

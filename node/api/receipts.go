@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 
@@ -89,11 +88,7 @@ func (a *API) decisionOf(e store.DecisionEntry) (*protocol.Record, *protocol.Dec
 	if err != nil {
 		return nil, nil, err
 	}
-	body, ok := rec.Receipt()
-	if !ok || e.Item >= len(body.Decisions) {
-		return nil, nil, fmt.Errorf("api: the register names decision %d of %s, which is no receipt's", e.Item, e.Receipt)
-	}
-	blk, err := a.cfg.Blocks.DecisionBlock(body.Decisions[e.Item].Cid)
+	blk, err := a.cfg.Blocks.DecisionBlock(e.Block)
 	return rec, blk, err
 }
 

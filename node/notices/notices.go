@@ -104,12 +104,7 @@ func (s *Service) notify(by *protocol.Record, consent cid.Cid, event string) err
 			return err
 		}
 		for _, e := range entries {
-			rec, err := s.cfg.Store.Get(e.Receipt)
-			if err != nil {
-				return err
-			}
-			body, _ := rec.Receipt()
-			blk, err := s.cfg.Blocks.DecisionBlock(body.Decisions[e.Item].Cid)
+			blk, err := s.cfg.Blocks.DecisionBlock(e.Block)
 			if err != nil {
 				return err
 			}
