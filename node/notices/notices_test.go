@@ -65,7 +65,7 @@ func TestNotices(t *testing.T) {
 	}
 	svc := New(Config{Store: st, Blocks: storeBlocks{st}, Jurisdiction: "BR"})
 	woken := svc.Wait()
-	svc.Accepted(consent) // no supersedes: nothing
+	svc.Accepted(consent)                                                                                         // no supersedes: nothing
 	svc.Accepted(sign(&protocol.Revocation{Target: protocol.LinkTo(receipt.CID()), Reason: "x", EffectiveAt: 1})) // not a consent
 	amended := *func() *protocol.Consent { c, _ := consent.Consent(); return c }()
 	amended.Supersedes, amended.RetentionDays = protocol.LinkPtr(consent.CID()), 20
