@@ -194,6 +194,7 @@ func (d *demo) accredit(wctx context.Context) error {
 		{"riovision", "BR", "Rio Vision Ltda.", []protocol.Role{protocol.RoleController}},
 		{"sudeste", "BR", "Sudeste Dados S.A.", []protocol.Role{protocol.RoleController}},
 		{"mercado", "BR", "Mercado Visão Ltda.", []protocol.Role{protocol.RoleController}},
+		{"atelier", "FR", "Atelier Visages SAS", []protocol.Role{protocol.RoleController}},
 		{"fr-regulator", "FR", "FR incident desk", []protocol.Role{protocol.RoleRegulator}},
 		{"de-regulator", "DE", "DE data-protection desk", []protocol.Role{protocol.RoleRegulator}},
 	} {
@@ -381,6 +382,22 @@ func (d *demo) resell(wctx context.Context) error {
 
 	tier3 := tier2
 	tier3.Sender, tier3.Recipient, tier3.Tier, tier3.RetentionDays, tier3.Parent = sudeste.ID.String(), mercado.ID.String(), 3, 30, &d.tier2
+	// The third jurisdiction: Sudeste resells to Atelier Visages (FR); the
+	// BR node delivers its receipt to the FR node, which the decision
+	// concerns.
+	toFR := tier3
+	toFR.To, toFR.Recipient = "FR", d.parties["atelier"].ID.String()
+	v3, err := d.verify(wctx, "Sudeste Dados → Atelier Visages (FR), research, tier 3, 30 days, parent: the tier-2 decision", toFR, "BR")
+	if err != nil {
+		return err
+	}
+	if !v3.Decision.Allowed() {
+		return fmt.Errorf("demo: the tier-3 resale to FR is denied")
+	}
+	if err := d.net.WaitDelivered(wctx, br, v3.Receipt.CID(), "FR"); err != nil {
+		return err
+	}
+	d.say("    the BR node delivered that receipt to the FR node: the data has crossed three jurisdictions, each step tied to the one before")
 	wider := tier3
 	wider.Purpose = "security" // the consent allows it, the parent decision did not
 	if _, err := d.verify(wctx, "Sudeste Dados → Mercado Visão (BR), tier 3, for security research: wider than its parent's purpose", wider, "BR"); err != nil {
@@ -414,8 +431,8 @@ func (d *demo) withdrawConsent(wctx context.Context) error {
 	}
 	// The BR node tells the BR platforms that received data under the
 	// consent, each on its notices stream.
-	for _, p := range []string{"riovision", "sudeste"} {
-		if err := d.noticeOf(wctx, p); err != nil {
+	for _, p := range []struct{ party, j string }{{"riovision", "BR"}, {"sudeste", "BR"}, {"atelier", "FR"}} {
+		if err := d.noticeOf(wctx, p.party, p.j); err != nil {
 			return err
 		}
 	}
@@ -471,10 +488,10 @@ func (d *demo) fileRedNotice(wctx context.Context) error {
 	return nil
 }
 
-// noticeOf grants platform p a token on the BR node, reads the first
-// event of its notices stream and narrates it.
-func (d *demo) noticeOf(ctx context.Context, p string) error {
-	br, party := d.net.NodeOf("BR"), d.parties[p]
+// noticeOf grants platform p a token on the node of jurisdiction j,
+// reads the first event of its notices stream and narrates it.
+func (d *demo) noticeOf(ctx context.Context, p, j string) error {
+	br, party := d.net.NodeOf(j), d.parties[p]
 	tok, err := br.Grant(ctx, p, protocol.RoleController, party.ID)
 	if err != nil {
 		return err
@@ -498,7 +515,7 @@ func (d *demo) noticeOf(ctx context.Context, p string) error {
 	go f.stream(sctx)
 	select {
 	case line := <-got:
-		d.say("      ⇢ %s's notices stream on the BR node, %s: erase what it received under them", party.Name, line)
+		d.say("      ⇢ %s's notices stream on the %s node, %s: erase what it received under them", party.Name, j, line)
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("no notice reached %s: %w", party.Name, ctx.Err())
@@ -840,7 +857,7 @@ func demoRulesets() []*protocol.Ruleset {
 			Import: protocol.ImportRules{Origins: []string{"*"}, Rules: base(2, 365, protocol.SeverityHigh, "marketing")}},
 		{Jurisdiction: "FR", Version: 1, EffectiveFrom: now,
 			Export: protocol.ExportRules{Destinations: []string{"DE"}, Rules: base(1, 180, protocol.SeverityMedium, "marketing", "profiling")},
-			Import: protocol.ImportRules{Origins: []string{"BR", "DE"}, Rules: base(2, 180, protocol.SeverityMedium)}},
+			Import: protocol.ImportRules{Origins: []string{"BR", "DE"}, Rules: base(3, 180, protocol.SeverityMedium)}},
 		{Jurisdiction: "BR", Version: 1, EffectiveFrom: now,
 			Export: protocol.ExportRules{Destinations: []string{"*"}, Rules: base(3, 730, protocol.SeverityCritical)},
 			Import: protocol.ImportRules{Origins: []string{"*"}, Rules: base(3, 730, protocol.SeverityCritical)}},

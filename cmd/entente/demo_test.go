@@ -47,6 +47,9 @@ func TestDemo(t *testing.T) {
 		// consent gets a notice on its stream
 		"⇢ Rio Vision Ltda.'s notices stream on the BR node, event ",
 		"⇢ Sudeste Dados S.A.'s notices stream on the BR node, event ",
+		"⇢ Atelier Visages SAS's notices stream on the FR node, event ",
+		"Sudeste Dados → Atelier Visages (FR), research, tier 3, 30 days, parent: the tier-2 decision\n      ALLOW",
+		"the data has crossed three jurisdictions",
 		": consent-revoked, decisions ",
 		// refusals, each with its code
 		"refused: unauthorized_issuer",
@@ -65,8 +68,8 @@ func TestDemo(t *testing.T) {
 	// Every spread record is narrated with the time each node held it.
 	held := regexp.MustCompile(`submitted to the (DE|FR|BR) node; held by (.*)\n`)
 	spreads := held.FindAllStringSubmatch(out, -1)
-	if len(spreads) != 16 { // 7 accreditations, 3 rule sets, 2 consents, 3 incident notices, 1 revocation
-		t.Errorf("%d records narrated as spread, want 16", len(spreads))
+	if len(spreads) != 17 { // 8 accreditations, 3 rule sets, 2 consents, 3 incident notices, 1 revocation
+		t.Errorf("%d records narrated as spread, want 17", len(spreads))
 	}
 	arrival := regexp.MustCompile(`^[0-9.]+(µs|ms)$`)
 	for _, m := range spreads {
@@ -91,9 +94,9 @@ func TestDemo(t *testing.T) {
 	// The final counts: every node holds the same records but BR, which
 	// does not have the TLP:RED notice.
 	for j, want := range map[string]string{
-		"DE": "7 accreditation, 3 ruleset, 2 consent, 1 revocation, 4 incident",
-		"FR": "7 accreditation, 3 ruleset, 2 consent, 1 revocation, 4 incident",
-		"BR": "7 accreditation, 3 ruleset, 2 consent, 1 revocation, 3 incident",
+		"DE": "8 accreditation, 3 ruleset, 2 consent, 1 revocation, 4 incident",
+		"FR": "8 accreditation, 3 ruleset, 2 consent, 1 revocation, 4 incident",
+		"BR": "8 accreditation, 3 ruleset, 2 consent, 1 revocation, 3 incident",
 	} {
 		if !regexp.MustCompile(`\n    ` + j + ` node \S+: ` + want + `\n`).MatchString(out) {
 			t.Errorf("the demo's final count for %s is not %q", j, want)
