@@ -12,21 +12,23 @@ import (
 	"github.com/entente-net/entente/protocol"
 )
 
-// BenchmarkRevocationNotice: on a DE–FR–BR testnet, a DE platform's
-// consent is transferred to a BR platform (decided on the DE node,
-// delivered to the BR node); its revocation, submitted on the DE node, is
-// timed until the BR platform's notices stream carries the notice, next
-// to the revocation's gossip spread (every node holds it) in the same
-// run. Target: notice/spread <= 2 at p50 and p99. Each round uses a
-// consent of its own.
-func BenchmarkRevocationNotice(b *testing.B) {
+// noticeBench is a DE–FR–BR testnet with the API and the transfer world,
+// for the revocation benchmarks; each round revokes a consent of its own.
+type noticeBench struct {
+	ctx           context.Context
+	net           *Net
+	w             *TransferWorld
+	spread, taken []time.Duration // per round: the revocation's spread, and its notice's
+}
+
+func newNoticeBench(b *testing.B) *noticeBench {
 	net, err := Start(Options{Dir: b.TempDir(), API: true})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer net.Close()
+	b.Cleanup(func() { net.Close() })
 	ctx, cancel := context.WithTimeout(b.Context(), 10*time.Minute)
-	defer cancel()
+	b.Cleanup(cancel)
 	if err := net.WaitConnected(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -34,66 +36,73 @@ func BenchmarkRevocationNotice(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	de, br := net.NodeOf("DE"), net.NodeOf("BR")
-	token, err := br.Grant(ctx, "recipient", protocol.RoleController, w.Recipient.ID)
+	return &noticeBench{ctx: ctx, net: net, w: w}
+}
+
+// consent has the world's platform give a new consent to destinations,
+// and waits until every node holds it.
+func (nb *noticeBench) consent(b *testing.B, destinations ...string) *protocol.Record {
+	subject := make([]byte, 32)
+	rand.Read(subject)
+	c, err := Sign(nb.w.Platform.Key, &protocol.Consent{Subject: subject, Jurisdiction: "DE", Categories: []string{"face"}, Purposes: []string{"research"},
+		MaxTier: 3, Destinations: destinations, RetentionDays: 90, ExpiresAt: time.Now().AddDate(1, 0, 0).UnixMilli(), Method: "opt-in"})
+	if err == nil {
+		err = nb.net.Submit(nb.ctx, nb.net.NodeOf("DE"), c)
+	}
+	if err == nil {
+		err = nb.net.WaitAll(nb.ctx, c.CID())
+	}
 	if err != nil {
 		b.Fatal(err)
 	}
-	notices := watchNotices(ctx, b, br, token)
-	var spread, notice []time.Duration
-	b.ResetTimer()
-	for range b.N {
-		b.StopTimer()
-		subject := make([]byte, 32)
-		rand.Read(subject)
-		c, err := Sign(w.Platform.Key, &protocol.Consent{Subject: subject, Jurisdiction: "DE", Categories: []string{"face"}, Purposes: []string{"research"},
-			MaxTier: 3, Destinations: []string{"BR"}, RetentionDays: 90, ExpiresAt: time.Now().AddDate(1, 0, 0).UnixMilli(), Method: "opt-in"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := net.Submit(ctx, de, c); err != nil {
-			b.Fatal(err)
-		}
-		if err := net.WaitAll(ctx, c.CID()); err != nil {
-			b.Fatal(err)
-		}
-		req := w.Request
-		req.Consent = protocol.LinkTo(c.CID())
-		v, err := de.Services().Verify.Verify(ctx, req)
-		if err != nil || !v.Decision.Allowed() {
-			b.Fatalf("verify: %v %+v", err, v)
-		}
-		if err := net.WaitDelivered(ctx, de, v.Receipt.CID(), "BR"); err != nil {
-			b.Fatal(err)
-		}
-		rev, err := Sign(w.Platform.Key, &protocol.Revocation{Target: protocol.LinkTo(c.CID()), Reason: "withdrawn", EffectiveAt: time.Now().UnixMilli()})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		t0 := time.Now()
-		if err := net.Submit(ctx, de, rev); err != nil {
-			b.Fatal(err)
-		}
-		if err := net.WaitAll(ctx, rev.CID()); err != nil {
-			b.Fatal(err)
-		}
-		spread = append(spread, time.Since(t0))
-		at, err := notices.wait(c.CID().String())
-		if err != nil {
-			b.Fatal(err)
-		}
-		notice = append(notice, at.Sub(t0))
-	}
-	b.StopTimer()
-	reportNotice(b, notice, spread)
+	return c
 }
 
-// reportNotice reports the notices' and the spreads' p50 and p99, and
-// their ratios.
-func reportNotice(b *testing.B, notice, spread []time.Duration) {
-	p50, p99 := percentiles(notice)
-	s50, s99 := percentiles(spread)
+// verify has m decide req, which must be allowed; with to ("" for none),
+// it waits until m has delivered the receipt to that jurisdiction's nodes.
+func (nb *noticeBench) verify(b *testing.B, m *Member, req protocol.TransferRequest, to string) *service.Verdict {
+	v, err := m.Services().Verify.Verify(nb.ctx, req)
+	if err != nil || !v.Decision.Allowed() {
+		b.Fatalf("tier %d on the %s node: %v %+v", req.Tier, m.Jurisdiction(), err, v)
+	}
+	if to != "" {
+		if err := nb.net.WaitDelivered(nb.ctx, m, v.Receipt.CID(), to); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return v
+}
+
+// revoke times the revocation of c, submitted on the DE node (the
+// collector's), until every node holds it and until notices shows its
+// notice.
+func (nb *noticeBench) revoke(b *testing.B, c *protocol.Record, notices *sseWatch) {
+	rev, err := Sign(nb.w.Platform.Key, &protocol.Revocation{Target: protocol.LinkTo(c.CID()), Reason: "withdrawn", EffectiveAt: time.Now().UnixMilli()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.StartTimer()
+	t0 := time.Now()
+	if err := nb.net.Submit(nb.ctx, nb.net.NodeOf("DE"), rev); err != nil {
+		b.Fatal(err)
+	}
+	if err := nb.net.WaitAll(nb.ctx, rev.CID()); err != nil {
+		b.Fatal(err)
+	}
+	nb.spread = append(nb.spread, time.Since(t0))
+	at, err := notices.wait(c.CID().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	nb.taken = append(nb.taken, at.Sub(t0))
+	b.StopTimer()
+}
+
+// report reports the notices' and the spreads' p50 and p99, and their
+// ratios.
+func (nb *noticeBench) report(b *testing.B) {
+	p50, p99 := percentiles(nb.taken)
+	s50, s99 := percentiles(nb.spread)
 	b.ReportMetric(float64(p50.Microseconds()), "notice-p50-µs")
 	b.ReportMetric(float64(p99.Microseconds()), "notice-p99-µs")
 	b.ReportMetric(float64(s50.Microseconds()), "spread-p50-µs")
@@ -103,17 +112,31 @@ func reportNotice(b *testing.B, notice, spread []time.Duration) {
 	b.ReportMetric(0, "ns/op")
 }
 
-// watchNotices follows m's notices stream with token and records when
-// the notice of each consent first arrives (sseWatch, keyed by consent).
-func watchNotices(ctx context.Context, tb testing.TB, m *Member, token string) *sseWatch {
-	tb.Helper()
-	return watchStream(ctx, tb, m, "/v1/notices/stream", token, func(data []byte) string {
-		var n struct{ Consent string }
-		if json.Unmarshal(data, &n) != nil {
-			return ""
-		}
-		return n.Consent
-	}, &http.Client{})
+// BenchmarkRevocationNotice: on a DE–FR–BR testnet, a DE platform's
+// consent is transferred to a BR platform (decided on the DE node,
+// delivered to the BR node); its revocation, submitted on the DE node, is
+// timed until the BR platform's notices stream carries the notice, next
+// to the revocation's gossip spread (every node holds it) in the same
+// run. Target: notice/spread <= 2 at p50 and p99. Each round uses a
+// consent of its own.
+func BenchmarkRevocationNotice(b *testing.B) {
+	nb := newNoticeBench(b)
+	br := nb.net.NodeOf("BR")
+	token, err := br.Grant(nb.ctx, "recipient", protocol.RoleController, nb.w.Recipient.ID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	notices := watchNotices(nb.ctx, b, br, token)
+	b.ResetTimer()
+	b.StopTimer()
+	for range b.N {
+		c := nb.consent(b, "BR")
+		req := nb.w.Request
+		req.Consent = protocol.LinkTo(c.CID())
+		nb.verify(b, nb.net.NodeOf("DE"), req, "BR")
+		nb.revoke(b, c, notices)
+	}
+	nb.report(b)
 }
 
 // BenchmarkRevocationNoticeTier3: the case — a DE consent
@@ -124,20 +147,8 @@ func watchNotices(ctx context.Context, tb testing.TB, m *Member, token string) *
 // the revocation's gossip spread in the same run. Target: notice/spread
 // <= 2 at p50 and p99.
 func BenchmarkRevocationNoticeTier3(b *testing.B) {
-	net, err := Start(Options{Dir: b.TempDir(), API: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer net.Close()
-	ctx, cancel := context.WithTimeout(b.Context(), 10*time.Minute)
-	defer cancel()
-	if err := net.WaitConnected(ctx); err != nil {
-		b.Fatal(err)
-	}
-	w, err := NewTransferWorld(ctx, net)
-	if err != nil {
-		b.Fatal(err)
-	}
+	nb := newNoticeBench(b)
+	net, ctx := nb.net, nb.ctx
 	de, br, fr := net.NodeOf("DE"), net.NodeOf("BR"), net.NodeOf("FR")
 	rules := protocol.Rules{MaxTier: 3, MaxRetentionDays: 365, BlockOnIncident: protocol.SeverityHigh}
 	frRules, err := Sign(net.Authorities["FR"], &protocol.Ruleset{Jurisdiction: "FR", Version: 1, EffectiveFrom: time.Now().Add(-time.Hour).UnixMilli(),
@@ -160,67 +171,36 @@ func BenchmarkRevocationNoticeTier3(b *testing.B) {
 		b.Fatal(err)
 	}
 	notices := watchNotices(ctx, b, fr, token)
-	verify := func(m *Member, req protocol.TransferRequest) *service.Verdict {
-		v, err := m.Services().Verify.Verify(ctx, req)
-		if err != nil || !v.Decision.Allowed() {
-			b.Fatalf("tier %d on the %s node: %v %+v", req.Tier, m.Jurisdiction(), err, v)
-		}
-		return v
-	}
-	var spread, notice []time.Duration
 	b.ResetTimer()
+	b.StopTimer()
 	for range b.N {
-		b.StopTimer()
-		subject := make([]byte, 32)
-		rand.Read(subject)
-		c, err := Sign(w.Platform.Key, &protocol.Consent{Subject: subject, Jurisdiction: "DE", Categories: []string{"face"}, Purposes: []string{"research"},
-			MaxTier: 3, Destinations: []string{"BR", "FR"}, RetentionDays: 90, ExpiresAt: time.Now().AddDate(1, 0, 0).UnixMilli(), Method: "opt-in"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := net.Submit(ctx, de, c); err != nil {
-			b.Fatal(err)
-		}
-		if err := net.WaitAll(ctx, c.CID()); err != nil {
-			b.Fatal(err)
-		}
-		req := w.Request
+		c := nb.consent(b, "BR", "FR")
+		req := nb.w.Request
 		req.Consent = protocol.LinkTo(c.CID())
-		v1 := verify(de, req)
-		if err := net.WaitDelivered(ctx, de, v1.Receipt.CID(), "BR"); err != nil {
-			b.Fatal(err)
-		}
-		tier2, err := w.NextTier(ctx, req, v1)
+		v1 := nb.verify(b, de, req, "BR")
+		tier2, err := nb.w.NextTier(ctx, req, v1)
 		if err != nil {
 			b.Fatal(err)
 		}
-		v2 := verify(br, tier2)
+		v2 := nb.verify(b, br, tier2, "") // BR → BR: nothing to deliver
 		tier3 := tier2
 		tier3.Sender, tier3.Recipient, tier3.To, tier3.Tier, tier3.RetentionDays = tier2.Recipient, buyer.ID.String(), "FR", 3, tier2.RetentionDays-1
 		tier3.Parent = &protocol.DecisionRef{Receipt: protocol.LinkTo(v2.Receipt.CID()), Item: int64(v2.Item)}
-		v3 := verify(br, tier3)
-		if err := net.WaitDelivered(ctx, br, v3.Receipt.CID(), "FR"); err != nil {
-			b.Fatal(err)
-		}
-		rev, err := Sign(w.Platform.Key, &protocol.Revocation{Target: protocol.LinkTo(c.CID()), Reason: "withdrawn", EffectiveAt: time.Now().UnixMilli()})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		t0 := time.Now()
-		if err := net.Submit(ctx, de, rev); err != nil {
-			b.Fatal(err)
-		}
-		if err := net.WaitAll(ctx, rev.CID()); err != nil {
-			b.Fatal(err)
-		}
-		spread = append(spread, time.Since(t0))
-		at, err := notices.wait(c.CID().String())
-		if err != nil {
-			b.Fatal(err)
-		}
-		notice = append(notice, at.Sub(t0))
+		nb.verify(b, br, tier3, "FR")
+		nb.revoke(b, c, notices)
 	}
-	b.StopTimer()
-	reportNotice(b, notice, spread)
+	nb.report(b)
+}
+
+// watchNotices follows m's notices stream with token and records when
+// the notice of each consent first arrives (sseWatch, keyed by consent).
+func watchNotices(ctx context.Context, tb testing.TB, m *Member, token string) *sseWatch {
+	tb.Helper()
+	return watchStream(ctx, tb, m, "/v1/notices/stream", token, func(data []byte) string {
+		var n struct{ Consent string }
+		if json.Unmarshal(data, &n) != nil {
+			return ""
+		}
+		return n.Consent
+	}, &http.Client{})
 }
