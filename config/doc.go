@@ -53,8 +53,12 @@
 //	data = "data"
 //	listen = ["/ip4/0.0.0.0/tcp/4101", "/ip4/0.0.0.0/udp/4101/quic-v1"]
 //	announce = []               # advertised instead of listen, if set
-//	api = "127.0.0.1:8101"      # host:port; loopback unless you mean it
 //	trust = []                  # jurisdictions recognised; empty: all
+//
+//	[api]
+//	listen = "127.0.0.1:8101"   # host:port; loopback unless you mean it
+//	hosts = []                  # names clients use in Host, besides localhost and the address; "*": any
+//	cors_origins = []           # web origins whose pages may call the API; "*": any
 //
 //	[gossip]
 //	sync_interval = "30s"       # reconcile records with each peer
@@ -76,11 +80,19 @@
 //	http_read_header_timeout = "5s"
 //	http_read_timeout = "30s"
 //	http_write_timeout = "60s"
-//	http_idle_timeout = "120s"
+//	http_idle_timeout = "30s"
+//	max_connections = 4096      # open HTTP connections in all
+//	max_connections_per_client = 256  # from one client address (an IPv6 /64)
+//	rate = 1000.0               # requests/s of one caller with a token; the operator is not limited
+//	burst = 2000                # requests a caller may make at once above its rate
+//	public_rate = 50.0          # requests/s of one client address without a token
 //
 // Defaults is the one place these defaults are written: init writes them
 // into the file, and a node built without a file (node.Config's zero
 // fields, testnet, the demo) takes the same.
+//
+// Files of earlier versions set the API's address as api = "host:port";
+// they still load, as [api] listen.
 //
 // Durations are Go duration strings. The record size limit, 64 KiB, belongs
 // to the protocol and is not a setting. If trust is set it must include the

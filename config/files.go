@@ -99,3 +99,26 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// ErrWritable is the error of a config or federation file that any user
+// may write: either decides whom the node trusts. (A file its group may
+// write is accepted: with a group of one user, the default of many
+// systems, that is its owner.)
+var ErrWritable = errors.New("writable by others")
+
+// checkNotWritable refuses a file others may write (never on Windows,
+// whose modes do not say).
+func checkNotWritable(what, path string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil // reading it reports this
+	}
+	if perm := fi.Mode().Perm(); perm&0o002 != 0 {
+		return fmt.Errorf("%s %s: mode %04o: %w; whoever may write it decides whom the node trusts (run chmod o-w %s)",
+			what, path, perm, ErrWritable, path)
+	}
+	return nil
+}

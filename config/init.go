@@ -43,6 +43,9 @@ func Init(opts InitOptions) (peer.ID, error) {
 	if err != nil {
 		return "", fmt.Errorf("federation: %w", err)
 	}
+	if err := (LoadOptions{}).check("federation file", fedPath); err != nil {
+		return "", err
+	}
 	fed, err := LoadFederation(fedPath)
 	if err != nil {
 		return "", err
@@ -57,7 +60,7 @@ func Init(opts InitOptions) (peer.ID, error) {
 		Federation:   fedPath,
 		Jurisdiction: opts.Jurisdiction,
 		Listen:       slices.Clone(opts.Listen),
-		API:          opts.API,
+		API:          API{Listen: opts.API},
 	}
 	n.ApplyDefaults()
 	if err := n.Validate(); err != nil {

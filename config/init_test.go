@@ -51,7 +51,7 @@ func TestInit(t *testing.T) {
 	if n.Federation != filepath.Join(dir, "federation.toml") {
 		t.Errorf("federation = %q, want the absolute path", n.Federation)
 	}
-	if n.Jurisdiction != "DE" || n.API != "127.0.0.1:0" || !slices.Equal(n.Listen, []string{"/ip4/127.0.0.1/tcp/0"}) {
+	if n.Jurisdiction != "DE" || n.API.Listen != "127.0.0.1:0" || !slices.Equal(n.Listen, []string{"/ip4/127.0.0.1/tcp/0"}) {
 		t.Errorf("config = %+v", n)
 	}
 	sk, err := n.LoadKey()
@@ -90,7 +90,7 @@ func TestInitDefaultsAndKeyFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.API != DefaultAPI || !slices.Equal(n.Listen, []string{DefaultListenTCP, DefaultListenQUIC}) {
+	if n.API.Listen != DefaultAPI || !slices.Equal(n.Listen, []string{DefaultListenTCP, DefaultListenQUIC}) {
 		t.Errorf("defaults not written: api %q listen %v", n.API, n.Listen)
 	}
 	if copied, err := n.LoadKey(); err != nil || !copied.Equals(sk) {
@@ -160,7 +160,7 @@ func TestInitInvalid(t *testing.T) {
 		{"invalid federation", InitOptions{Federation: badFed, Jurisdiction: "DE"}, badFed + ": name: "},
 		{"jurisdiction not in federation", InitOptions{Federation: fed, Jurisdiction: "US"}, `jurisdiction: "US" is not in federation "eu-latam-pilot" (it has DE, FR, BR)`},
 		{"bad listen", InitOptions{Federation: fed, Jurisdiction: "DE", Listen: []string{"0.0.0.0:4101"}}, "listen[0]: "},
-		{"bad api", InitOptions{Federation: fed, Jurisdiction: "DE", API: "8101"}, "api: "},
+		{"bad api", InitOptions{Federation: fed, Jurisdiction: "DE", API: "8101"}, "api.listen: "},
 		{"open key", InitOptions{Federation: fed, Jurisdiction: "DE", KeyFile: openKey}, "chmod 600"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -66,6 +66,8 @@ type Node struct {
 	// Home is the node's home directory. It is not in the file: Load sets
 	// it to the (absolute) directory the file was read from.
 	Home string `toml:"-"`
+	// opts are how it was loaded (LoadWith).
+	opts LoadOptions
 
 	Federation   string `toml:"federation" comment:"federation file; a relative path is relative to this directory"`
 	Jurisdiction string `toml:"jurisdiction" comment:"this node's jurisdiction, a code of the federation file"`
@@ -77,9 +79,8 @@ type Node struct {
 	// Announce, when set, replaces the addresses the node advertises to
 	// peers (for a node behind NAT or a load balancer).
 	Announce []string `toml:"announce,omitempty" comment:"addresses advertised to peers instead of the listen addresses"`
-	// API is the HTTP API's host:port. Loopback by default; POST endpoints
-	// need the bearer token wherever it listens.
-	API string `toml:"api" comment:"HTTP API address (host:port)"`
+	// API is the HTTP API: where it listens and whom it answers.
+	API API `toml:"api" comment:"the HTTP API (DESIGN.md §8)"`
 	// Trust restricts the jurisdictions this node recognises; empty means
 	// all of the federation file. If set, it must include Jurisdiction.
 	Trust []string `toml:"trust" comment:"jurisdictions recognised; empty means all"`
@@ -87,6 +88,28 @@ type Node struct {
 	Gossip Gossip `toml:"gossip" comment:"exchange with peers; durations are Go duration strings"`
 	Log    Log    `toml:"log" comment:"the node's own logging"`
 	Limits Limits `toml:"limits" comment:"HTTP API and ingest limits (the 64 KiB record limit is the protocol's)"`
+}
+
+// API is the [api] table. Files of earlier versions held only the
+// address, as api = "host:port"; they still load (UnmarshalText).
+type API struct {
+	// Listen is the API's host:port. Loopback by default; every route
+	// but the public ones needs a token wherever it listens.
+	Listen string `toml:"listen" comment:"host:port the API listens on; loopback unless you mean it"`
+	// Hosts are the names, besides localhost and the address a request
+	// arrived at, that the API answers to in a request's Host header;
+	// others get 421 (DNS rebinding). "*" answers every name (behind a
+	// proxy that checks them).
+	Hosts []string `toml:"hosts" comment:"DNS names clients use to reach the API (Host header); \"*\" for any"`
+	// CORSOrigins are the web origins (scheme://host[:port]) whose pages
+	// may call the API from a browser; "*" for any. Empty: none.
+	CORSOrigins []string `toml:"cors_origins" comment:"web origins allowed to call the API from a browser (CORS)"`
+}
+
+// UnmarshalText reads the api = "host:port" of earlier versions.
+func (a *API) UnmarshalText(b []byte) error {
+	*a = API{Listen: string(b)}
+	return nil
 }
 
 // Gossip tunes how the node keeps in step with its peers.
@@ -145,8 +168,24 @@ type Limits struct {
 	// Default 60s.
 	HTTPWriteTimeout Duration `toml:"http_write_timeout" comment:"time allowed to write a response (event streams excepted)"`
 	// HTTPIdleTimeout bounds a keep-alive connection's wait for its next
-	// request. Default 120s.
+	// request. Default 30s.
 	HTTPIdleTimeout Duration `toml:"http_idle_timeout" comment:"time a keep-alive connection may wait for its next request"`
+	// MaxConnections caps the API's open connections; past it a new one
+	// is closed at once. Default 4096.
+	MaxConnections int `toml:"max_connections" comment:"open HTTP connections, in all"`
+	// MaxConnectionsPerClient caps the open connections of one client
+	// address (event streams hold one each). Default 256.
+	MaxConnectionsPerClient int `toml:"max_connections_per_client" comment:"open HTTP connections from one client address"`
+	// Rate is each caller's sustained request rate, per second: a token's
+	// caller, or for the public a client address; past it 429
+	// rate_limited. The operator is not limited. Default 1000.
+	Rate float64 `toml:"rate" comment:"requests per second of one caller (token, or address without one); operator unlimited"`
+	// Burst is how many requests a caller may make at once above Rate.
+	// Default 2000.
+	Burst int `toml:"burst" comment:"requests a caller may make at once above its rate"`
+	// PublicRate is the rate of one client address without a token, per
+	// second. Default 50.
+	PublicRate float64 `toml:"public_rate" comment:"requests per second of one client address without a token"`
 }
 
 // Defaults returns a Node holding the default of every field that has one.
@@ -157,7 +196,7 @@ func Defaults() Node {
 		APIToken: DefaultTokenFile,
 		Data:     DefaultDataDir,
 		Listen:   []string{DefaultListenTCP, DefaultListenQUIC},
-		API:      DefaultAPI,
+		API:      API{Listen: DefaultAPI, Hosts: []string{}, CORSOrigins: []string{}},
 		Trust:    []string{},
 		Gossip: Gossip{
 			SyncInterval:       Duration{30 * time.Second},
@@ -167,16 +206,21 @@ func Defaults() Node {
 		},
 		Log: Log{Level: LogInfo, Format: LogText},
 		Limits: Limits{
-			MaxBodyBytes:          1 << 20,
-			MaxBatch:              maxDecisions,
-			MaxConcurrentRequests: 256,
-			MaxStreams:            2048,
-			MaxPendingIngest:      4096,
-			MaxRecordAge:          Duration{10 * time.Minute},
-			HTTPReadHeaderTimeout: Duration{5 * time.Second},
-			HTTPReadTimeout:       Duration{30 * time.Second},
-			HTTPWriteTimeout:      Duration{60 * time.Second},
-			HTTPIdleTimeout:       Duration{120 * time.Second},
+			MaxBodyBytes:            1 << 20,
+			MaxBatch:                maxDecisions,
+			MaxConcurrentRequests:   256,
+			MaxStreams:              2048,
+			MaxPendingIngest:        4096,
+			MaxRecordAge:            Duration{10 * time.Minute},
+			HTTPReadHeaderTimeout:   Duration{5 * time.Second},
+			HTTPReadTimeout:         Duration{30 * time.Second},
+			HTTPWriteTimeout:        Duration{60 * time.Second},
+			HTTPIdleTimeout:         Duration{30 * time.Second},
+			MaxConnections:          4096,
+			MaxConnectionsPerClient: 256,
+			Rate:                    1000,
+			Burst:                   2000,
+			PublicRate:              50,
 		},
 	}
 }
@@ -190,7 +234,13 @@ func (n *Node) ApplyDefaults() {
 	if len(n.Listen) == 0 {
 		n.Listen = d.Listen
 	}
-	setString(&n.API, d.API)
+	setString(&n.API.Listen, d.API.Listen)
+	if n.API.Hosts == nil {
+		n.API.Hosts = d.API.Hosts
+	}
+	if n.API.CORSOrigins == nil {
+		n.API.CORSOrigins = d.API.CORSOrigins
+	}
 	if n.Trust == nil {
 		n.Trust = d.Trust
 	}
@@ -210,6 +260,11 @@ func (n *Node) ApplyDefaults() {
 	setZero(&n.Limits.HTTPReadTimeout, d.Limits.HTTPReadTimeout)
 	setZero(&n.Limits.HTTPWriteTimeout, d.Limits.HTTPWriteTimeout)
 	setZero(&n.Limits.HTTPIdleTimeout, d.Limits.HTTPIdleTimeout)
+	setZero(&n.Limits.MaxConnections, d.Limits.MaxConnections)
+	setZero(&n.Limits.MaxConnectionsPerClient, d.Limits.MaxConnectionsPerClient)
+	setZero(&n.Limits.Rate, d.Limits.Rate)
+	setZero(&n.Limits.Burst, d.Limits.Burst)
+	setZero(&n.Limits.PublicRate, d.Limits.PublicRate)
 }
 
 func setString(p *string, def string) {
@@ -225,10 +280,22 @@ func setZero[T comparable](p *T, def T) {
 	}
 }
 
+// LoadOptions relax what Load refuses.
+type LoadOptions struct {
+	// AllowWritable accepts a config or federation file that others may
+	// write, calling Warn (when set) instead of refusing it.
+	AllowWritable bool
+	Warn          func(err error)
+}
+
 // Load reads home/config.toml, applies defaults and validates it. Unknown
-// keys are errors. Errors start with the file's path and name the field. The
-// returned Node's Home is home made absolute.
-func Load(home string) (*Node, error) {
+// keys are errors, and so is a file others may write (ErrWritable; Node.LoadFederation refuses such a federation file too).
+// Errors start with the file's path and name the field. The returned
+// Node's Home is home made absolute.
+func Load(home string) (*Node, error) { return LoadWith(home, LoadOptions{}) }
+
+// LoadWith is Load with options.
+func LoadWith(home string, opts LoadOptions) (*Node, error) {
 	if home == "" {
 		return nil, errors.New("no home directory given")
 	}
@@ -237,6 +304,9 @@ func Load(home string) (*Node, error) {
 		return nil, fmt.Errorf("home directory: %w", err)
 	}
 	path := filepath.Join(abs, ConfigFile)
+	if err := opts.check("node config", path); err != nil {
+		return nil, err
+	}
 	data, err := readCapped(path, maxConfigFileBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("no node config at %s (run entente init): %w", path, err)
@@ -249,7 +319,20 @@ func Load(home string) (*Node, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	n.Home = abs
+	n.opts = opts
 	return n, nil
+}
+
+// check applies checkNotWritable as the options say.
+func (o LoadOptions) check(what, path string) error {
+	err := checkNotWritable(what, path)
+	if err != nil && o.AllowWritable {
+		if o.Warn != nil {
+			o.Warn(err)
+		}
+		return nil
+	}
+	return err
 }
 
 // ParseNode decodes a node config strictly, applies defaults and validates
@@ -300,8 +383,18 @@ func (n *Node) Validate() error {
 	if err := validateListenAddrs("announce", n.Announce); err != nil {
 		return err
 	}
-	if err := validateHostPort(n.API); err != nil {
-		return &FieldError{Field: "api", Err: err}
+	if err := validateHostPort(n.API.Listen); err != nil {
+		return &FieldError{Field: "api.listen", Err: err}
+	}
+	for i, h := range n.API.Hosts {
+		if err := validateHostName(h); err != nil {
+			return fieldErr(fmt.Sprintf("api.hosts[%d]", i), "%q: %v", h, err)
+		}
+	}
+	for i, o := range n.API.CORSOrigins {
+		if err := validateOrigin(o); err != nil {
+			return fieldErr(fmt.Sprintf("api.cors_origins[%d]", i), "%q: %v", o, err)
+		}
 	}
 	for i, code := range n.Trust {
 		field := fmt.Sprintf("trust[%d]", i)
@@ -344,6 +437,28 @@ func (n *Node) Validate() error {
 	}
 	if n.Limits.MaxPendingIngest <= 0 {
 		return fieldErr("limits.max_pending_ingest", "%d: must be positive", n.Limits.MaxPendingIngest)
+	}
+	if n.Limits.MaxConnections <= 0 {
+		return fieldErr("limits.max_connections", "%d: must be positive", n.Limits.MaxConnections)
+	}
+	if n.Limits.MaxConnectionsPerClient <= 0 || n.Limits.MaxConnectionsPerClient > n.Limits.MaxConnections {
+		return fieldErr("limits.max_connections_per_client", "%d: must be 1 to limits.max_connections (%d)",
+			n.Limits.MaxConnectionsPerClient, n.Limits.MaxConnections)
+	}
+	if n.Limits.MaxStreams > n.Limits.MaxConnections {
+		return fieldErr("limits.max_streams", "%d: more than limits.max_connections (%d); each stream holds a connection",
+			n.Limits.MaxStreams, n.Limits.MaxConnections)
+	}
+	for _, f := range []struct {
+		field string
+		v     float64
+	}{{"limits.rate", n.Limits.Rate}, {"limits.public_rate", n.Limits.PublicRate}} {
+		if !(f.v > 0) {
+			return fieldErr(f.field, "%v: must be positive (requests per second)", f.v)
+		}
+	}
+	if n.Limits.Burst <= 0 {
+		return fieldErr("limits.burst", "%d: must be positive", n.Limits.Burst)
 	}
 	return nil
 }
@@ -433,6 +548,9 @@ func (n *Node) LoadToken() (string, error) { return LoadToken(n.APITokenPath()) 
 // function LoadFederation for the whole file.
 func (n *Node) LoadFederation() (*Federation, error) {
 	path := n.FederationPath()
+	if err := n.opts.check("federation file", path); err != nil {
+		return nil, err
+	}
 	f, err := LoadFederation(path)
 	if err != nil {
 		return nil, err
@@ -456,7 +574,7 @@ func (n *Node) AnnounceAddrs() ([]ma.Multiaddr, error) { return parseAddrs("anno
 
 // APILoopback reports whether the API listens on a loopback address only.
 func (n *Node) APILoopback() bool {
-	host, _, err := net.SplitHostPort(n.API)
+	host, _, err := net.SplitHostPort(n.API.Listen)
 	if err != nil {
 		return false
 	}
@@ -528,18 +646,61 @@ func validateHostPort(s string) error {
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", s, port)
 	}
-	if host == "" || net.ParseIP(host) != nil {
-		return nil
+	if host != "" && !validHost(host) {
+		return fmt.Errorf("%q: %q is neither an IP address nor a host name", s, host)
+	}
+	return nil
+}
+
+// validHost reports whether host is an IP address or a DNS host name.
+func validHost(host string) bool {
+	if net.ParseIP(host) != nil {
+		return true
+	}
+	if host == "" || len(host) > 253 {
+		return false
 	}
 	for _, label := range strings.Split(strings.TrimSuffix(host, "."), ".") {
 		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
-			return fmt.Errorf("%q: %q is neither an IP address nor a host name", s, host)
+			return false
 		}
 		for _, r := range label {
 			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
-				return fmt.Errorf("%q: %q is neither an IP address nor a host name", s, host)
+				return false
 			}
 		}
+	}
+	return true
+}
+
+// validateHostName checks an entry of api.hosts: a name or IP address
+// without a port, or "*".
+func validateHostName(h string) error {
+	if h == "*" || validHost(h) {
+		return nil
+	}
+	return errors.New(`want a host name or IP address without a port, or "*"`)
+}
+
+// validateOrigin checks an entry of api.cors_origins: a web origin as
+// browsers send it (scheme://host[:port], no path), or "*".
+func validateOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	scheme, rest, ok := strings.Cut(o, "://")
+	if !ok || (scheme != "http" && scheme != "https") {
+		return errors.New(`want http://host[:port] or https://host[:port], or "*"`)
+	}
+	host := rest
+	if h, port, err := net.SplitHostPort(rest); err == nil {
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+		}
+		host = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	}
+	if !validHost(host) {
+		return fmt.Errorf("%q is neither an IP address nor a host name (an origin has no path)", rest)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -31,7 +32,7 @@ func TestParseNodeDefaults(t *testing.T) {
 	if !slices.Equal(n.Listen, []string{"/ip4/0.0.0.0/tcp/4101", "/ip4/0.0.0.0/udp/4101/quic-v1"}) {
 		t.Errorf("default listen = %v", n.Listen)
 	}
-	if n.API != "127.0.0.1:8101" || !n.APILoopback() {
+	if n.API.Listen != "127.0.0.1:8101" || !n.APILoopback() {
 		t.Errorf("default api = %q, loopback %v", n.API, n.APILoopback())
 	}
 }
@@ -75,6 +76,56 @@ http_write_timeout = "2m"
 	}
 }
 
+// TestParseNodeAPITable: the [api] table, and the api = "host:port" of
+// earlier versions read as its listen.
+func TestParseNodeAPITable(t *testing.T) {
+	n, err := ParseNode([]byte(minimalNodeTOML + `
+[api]
+listen = "0.0.0.0:8101"
+hosts = ["node.example", "10.0.0.5"]
+cors_origins = ["https://dash.example", "http://localhost:3000"]
+
+[limits]
+rate = 20.5
+public_rate = 2.0
+max_connections = 64
+max_connections_per_client = 8
+max_streams = 32
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := API{Listen: "0.0.0.0:8101", Hosts: []string{"node.example", "10.0.0.5"}, CORSOrigins: []string{"https://dash.example", "http://localhost:3000"}}
+	if !reflect.DeepEqual(n.API, want) {
+		t.Errorf("api = %+v, want %+v", n.API, want)
+	}
+	if l := n.Limits; l.Rate != 20.5 || l.PublicRate != 2 || l.Burst != 2000 || l.MaxConnections != 64 || l.MaxConnectionsPerClient != 8 {
+		t.Errorf("limits = %+v", l)
+	}
+	old, err := ParseNode([]byte(minimalNodeTOML + `api = "127.0.0.1:9000"` + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.API.Listen != "127.0.0.1:9000" || old.API.Hosts == nil || len(old.API.Hosts) != 0 {
+		t.Errorf("old form: api = %+v", old.API)
+	}
+	// What init writes is the table, and reads back the same.
+	b, err := n.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "[api]") {
+		t.Errorf("marshalled config has no [api] table:\n%s", b)
+	}
+	back, err := ParseNode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back.API, n.API) || back.Limits != n.Limits {
+		t.Errorf("round trip: api %+v limits %+v", back.API, back.Limits)
+	}
+}
+
 func TestParseNodeInvalid(t *testing.T) {
 	tests := []struct {
 		name string
@@ -92,10 +143,20 @@ func TestParseNodeInvalid(t *testing.T) {
 		{"listen not a multiaddr", minimalNodeTOML + `listen = ["/ip4/0.0.0.0/tcp/1", "0.0.0.0:4101"]`, "listen[1]: not a multiaddr"},
 		{"listen with p2p", minimalNodeTOML + `listen = ["/ip4/0.0.0.0/tcp/1/p2p/12D3KooWJAm6ATRHdC8vSZtSvnf2hSYfaAQQQou1AmmLsnNRKqY8"]`, "listen[0]: "},
 		{"announce not a multiaddr", minimalNodeTOML + `announce = ["node.example:4101"]`, "announce[0]: not a multiaddr"},
-		{"api without port", minimalNodeTOML + `api = "127.0.0.1"`, "api: "},
-		{"api bad port", minimalNodeTOML + `api = "127.0.0.1:http"`, "api: "},
-		{"api port too large", minimalNodeTOML + `api = "127.0.0.1:70000"`, "api: "},
-		{"api bad host", minimalNodeTOML + `api = "local_host:8101"`, "api: "},
+		{"api without port", minimalNodeTOML + `api = "127.0.0.1"`, "api.listen: "},
+		{"api bad port", minimalNodeTOML + `api = "127.0.0.1:http"`, "api.listen: "},
+		{"api port too large", minimalNodeTOML + `api = "127.0.0.1:70000"`, "api.listen: "},
+		{"api bad host", minimalNodeTOML + `api = "local_host:8101"`, "api.listen: "},
+		{"api table bad listen", minimalNodeTOML + "[api]\nlisten = \"127.0.0.1\"\n", "api.listen: "},
+		{"api host with port", minimalNodeTOML + "[api]\nhosts = [\"node.example:8101\"]\n", "api.hosts[0]: \"node.example:8101\""},
+		{"api host not a name", minimalNodeTOML + "[api]\nhosts = [\"node.example\", \"ev il\"]\n", "api.hosts[1]: "},
+		{"cors origin with path", minimalNodeTOML + "[api]\ncors_origins = [\"https://dash.example/app\"]\n", "api.cors_origins[0]: "},
+		{"cors origin without scheme", minimalNodeTOML + "[api]\ncors_origins = [\"dash.example\"]\n", "api.cors_origins[0]: "},
+		{"api unknown key", minimalNodeTOML + "[api]\nport = 1\n", `unknown key "api.port"`},
+		{"per-client over total", minimalNodeTOML + "[limits]\nmax_connections = 10\nmax_connections_per_client = 11\nmax_streams = 5\n", "limits.max_connections_per_client: 11: must be 1 to limits.max_connections (10)"},
+		{"streams over connections", minimalNodeTOML + "[limits]\nmax_connections = 100\nmax_connections_per_client = 10\n", "limits.max_streams: 2048: more than limits.max_connections (100)"},
+		{"negative rate", minimalNodeTOML + "[limits]\nrate = -1.0\n", "limits.rate: -1: must be positive"},
+		{"negative burst", minimalNodeTOML + "[limits]\nburst = -3\n", "limits.burst: -3: must be positive"},
 		{"trust bad code", minimalNodeTOML + `trust = ["DE", "France"]`, "trust[1]: \"France\""},
 		{"trust duplicate", minimalNodeTOML + `trust = ["DE", "FR", "DE"]`, "trust[2]: DE is listed twice"},
 		{"trust without own jurisdiction", minimalNodeTOML + `trust = ["FR"]`, "trust: must include the node's own jurisdiction DE"},
@@ -214,7 +275,7 @@ func TestAPILoopback(t *testing.T) {
 		"10.0.0.5:8101":  false,
 		"node.example:1": false,
 	} {
-		n := Node{API: api}
+		n := Node{API: API{Listen: api}}
 		if got := n.APILoopback(); got != want {
 			t.Errorf("APILoopback(%q) = %v, want %v", api, got, want)
 		}
@@ -252,5 +313,56 @@ func TestNodeLoadFederation(t *testing.T) {
 	n.Jurisdiction = "US"
 	if _, err := n.LoadFederation(); err == nil || !strings.Contains(err.Error(), "jurisdiction: US is not in federation") {
 		t.Errorf("unknown own jurisdiction: error = %v", err)
+	}
+}
+
+// TestLoadRefusesFilesOthersMayWrite: a config or federation file that
+// any user may write is refused (ErrWritable), with the chmod to run;
+// LoadOptions.AllowWritable starts anyway and warns. A file its group may
+// write (umask 002) is accepted.
+func TestLoadRefusesFilesOthersMayWrite(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("file modes do not say who may write on Windows")
+	}
+	x := newIDs(t)
+	home := t.TempDir()
+	fed := filepath.Join(home, "federation.toml")
+	conf := filepath.Join(home, ConfigFile)
+	for path, data := range map[string]string{fed: x.expand(validFederationTOML), conf: "federation = \"federation.toml\"\njurisdiction = \"DE\"\n"} {
+		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := func(opts LoadOptions) error {
+		n, err := LoadWith(home, opts)
+		if err != nil {
+			return err
+		}
+		_, err = n.LoadFederation()
+		return err
+	}
+	if err := load(LoadOptions{}); err != nil {
+		t.Fatalf("0600 files: %v", err)
+	}
+	for _, path := range []string{conf, fed} {
+		for _, mode := range []os.FileMode{0o666, 0o646, 0o602} {
+			if err := os.Chmod(path, mode); err != nil {
+				t.Fatal(err)
+			}
+			err := load(LoadOptions{})
+			if !errors.Is(err, ErrWritable) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "chmod o-w") {
+				t.Errorf("%s mode %04o: error = %v, want ErrWritable naming the file and the chmod", filepath.Base(path), mode, err)
+			}
+			var warned []error
+			if err := load(LoadOptions{AllowWritable: true, Warn: func(err error) { warned = append(warned, err) }}); err != nil || len(warned) != 1 || !errors.Is(warned[0], ErrWritable) {
+				t.Errorf("%s mode %04o, allowed: error %v, warnings %v", filepath.Base(path), mode, err, warned)
+			}
+		}
+		if err := os.Chmod(path, 0o664); err != nil {
+			t.Fatal(err)
+		}
+		if err := load(LoadOptions{}); err != nil {
+			t.Errorf("%s group-writable 0664: %v", filepath.Base(path), err)
+		}
 	}
 }

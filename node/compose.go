@@ -184,6 +184,10 @@ func composeAPI(n *Node) error {
 		},
 		Incidents: inc, Accepted: n.svc.Ingest.Accepted, Notices: n.svc.Notices,
 		Streams: api.Streams{Keepalive: cfg.StreamKeepalive},
+		Guard: api.Guard{Hosts: cfg.APIHosts, CORSOrigins: cfg.APICORSOrigins,
+			MaxConnections: cfg.MaxConnections, MaxConnectionsPerClient: cfg.MaxConnectionsPerClient,
+			Rate: cfg.Rate, Burst: cfg.Burst, PublicRate: cfg.PublicRate},
+		Registerer: n.reg,
 	})
 	if err != nil {
 		return err

@@ -41,6 +41,10 @@ type Config struct {
 	InMemory bool
 	// APIAddr is the HTTP API's host:port; empty means no HTTP API.
 	APIAddr string
+	// APIHosts and APICORSOrigins are the names the API answers to
+	// besides localhost and its own address, and the web origins that may
+	// call it from a browser (config.API).
+	APIHosts, APICORSOrigins []string
 	// APIToken is the bearer token POST endpoints require. Required when
 	// APIAddr is set.
 	APIToken string
@@ -77,6 +81,16 @@ type Config struct {
 	MaxConcurrentRequests int
 	// MaxStreams bounds the API's open event streams. Default 2048.
 	MaxStreams int
+	// MaxConnections bounds the API's open connections, and
+	// MaxConnectionsPerClient those of one client address. Default 4096
+	// and 256.
+	MaxConnections, MaxConnectionsPerClient int
+	// Rate and Burst bound the requests of each API caller with a token,
+	// PublicRate those of each client address without one; the operator
+	// is not bounded. Default 1000/s, 2000 and 50/s.
+	Rate       float64
+	Burst      int
+	PublicRate float64
 	// MaxBatch bounds the requests of one verify-batch call. Default 1000.
 	MaxBatch int
 	// MaxBatchBytes bounds a verify-batch body. Default 1 MiB.
@@ -144,10 +158,14 @@ func (c *Config) validate() error {
 	}{
 		{"MaxPendingIngest", c.MaxPendingIngest}, {"MaxConcurrentRequests", c.MaxConcurrentRequests}, {"MaxStreams", c.MaxStreams},
 		{"MaxBatch", c.MaxBatch}, {"MaxBatchBytes", c.MaxBatchBytes},
+		{"MaxConnections", c.MaxConnections}, {"MaxConnectionsPerClient", c.MaxConnectionsPerClient}, {"Burst", c.Burst},
 	} {
 		if n.v < 0 {
 			return fmt.Errorf("node config: %s is negative (%d); zero means the default", n.name, n.v)
 		}
+	}
+	if c.Rate < 0 || c.PublicRate < 0 {
+		return fmt.Errorf("node config: Rate and PublicRate may not be negative (%v, %v); zero means the default", c.Rate, c.PublicRate)
 	}
 	if _, ok := c.Federation.Jurisdiction(c.Jurisdiction); !ok {
 		return fmt.Errorf("node config: Jurisdiction %q is not in federation %q", c.Jurisdiction, c.Federation.Name)
@@ -178,6 +196,15 @@ func (c *Config) setDefaults() {
 	setInt(&c.MaxBatch, d.Limits.MaxBatch)
 	setInt(&c.MaxBatchBytes, int(d.Limits.MaxBodyBytes))
 	setInt(&c.MaxPendingIngest, d.Limits.MaxPendingIngest)
+	setInt(&c.MaxConnections, d.Limits.MaxConnections)
+	setInt(&c.MaxConnectionsPerClient, d.Limits.MaxConnectionsPerClient)
+	setInt(&c.Burst, d.Limits.Burst)
+	if c.Rate == 0 {
+		c.Rate = d.Limits.Rate
+	}
+	if c.PublicRate == 0 {
+		c.PublicRate = d.Limits.PublicRate
+	}
 	setDuration(&c.MaxRecordAge, d.Limits.MaxRecordAge)
 	t := &c.HTTPTimeouts
 	setDuration(&t.ReadHeader, d.Limits.HTTPReadHeaderTimeout)
@@ -204,26 +231,33 @@ func setInt(p *int, def int) {
 // file, and nothing else, goes into the node.
 func FromFile(nc *config.Node, key crypto.PrivKey, fed *config.Federation, token string) Config {
 	return Config{
-		Key:                   key,
-		Federation:            fed,
-		Jurisdiction:          nc.Jurisdiction,
-		Trust:                 nc.Trust,
-		Listen:                nc.Listen,
-		Announce:              nc.Announce,
-		DataDir:               nc.DataDir(),
-		APIAddr:               nc.API,
-		APIToken:              token,
-		AccessFile:            nc.AccessPath(),
-		ReconnectInterval:     nc.Gossip.ReconnectInterval.Duration,
-		SyncInterval:          nc.Gossip.SyncInterval.Duration,
-		CheckpointInterval:    nc.Gossip.CheckpointInterval.Duration,
-		WitnessInterval:       nc.Gossip.WitnessInterval.Duration,
-		MaxPendingIngest:      nc.Limits.MaxPendingIngest,
-		MaxConcurrentRequests: nc.Limits.MaxConcurrentRequests,
-		MaxStreams:            nc.Limits.MaxStreams,
-		MaxBatch:              nc.Limits.MaxBatch,
-		MaxBatchBytes:         int(nc.Limits.MaxBodyBytes),
-		MaxRecordAge:          nc.Limits.MaxRecordAge.Duration,
+		Key:                     key,
+		Federation:              fed,
+		Jurisdiction:            nc.Jurisdiction,
+		Trust:                   nc.Trust,
+		Listen:                  nc.Listen,
+		Announce:                nc.Announce,
+		DataDir:                 nc.DataDir(),
+		APIAddr:                 nc.API.Listen,
+		APIHosts:                nc.API.Hosts,
+		APICORSOrigins:          nc.API.CORSOrigins,
+		MaxConnections:          nc.Limits.MaxConnections,
+		MaxConnectionsPerClient: nc.Limits.MaxConnectionsPerClient,
+		Rate:                    nc.Limits.Rate,
+		Burst:                   nc.Limits.Burst,
+		PublicRate:              nc.Limits.PublicRate,
+		APIToken:                token,
+		AccessFile:              nc.AccessPath(),
+		ReconnectInterval:       nc.Gossip.ReconnectInterval.Duration,
+		SyncInterval:            nc.Gossip.SyncInterval.Duration,
+		CheckpointInterval:      nc.Gossip.CheckpointInterval.Duration,
+		WitnessInterval:         nc.Gossip.WitnessInterval.Duration,
+		MaxPendingIngest:        nc.Limits.MaxPendingIngest,
+		MaxConcurrentRequests:   nc.Limits.MaxConcurrentRequests,
+		MaxStreams:              nc.Limits.MaxStreams,
+		MaxBatch:                nc.Limits.MaxBatch,
+		MaxBatchBytes:           int(nc.Limits.MaxBodyBytes),
+		MaxRecordAge:            nc.Limits.MaxRecordAge.Duration,
 		HTTPTimeouts: HTTPTimeouts{
 			ReadHeader: nc.Limits.HTTPReadHeaderTimeout.Duration,
 			Read:       nc.Limits.HTTPReadTimeout.Duration,

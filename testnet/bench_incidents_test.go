@@ -192,7 +192,7 @@ func BenchmarkIncidentStream(b *testing.B) {
 // process).
 func BenchmarkIncidentFanout(b *testing.B) {
 	const subscribers = 1000
-	net, err := Start(Options{Nodes: 1, API: true, InMemory: true})
+	net, err := Start(Options{Nodes: 1, API: true, InMemory: true, Node: Unbounded})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -161,7 +161,7 @@ func BenchmarkRevocationEffect(b *testing.B) {
 // sender checked) against the operator's, in turns. Target:
 // controller/operator >= 0.95.
 func BenchmarkCallerChecks(b *testing.B) {
-	w := newTransferWorld(b, Options{Nodes: 1, Jurisdictions: []string{"DE", "BR"}, API: true})
+	w := newTransferWorld(b, Options{Nodes: 1, Jurisdictions: []string{"DE", "BR"}, API: true, Node: Unbounded})
 	b.ResetTimer()
 	r, err := MeasureCallers(b.Context(), w, w.Net.Nodes[0], max(b.N, 2000), 32)
 	if err != nil {

@@ -110,7 +110,7 @@ func setUpHome(opts ProcessOptions, ps *Processes, i int, mp memberPlan) (*Proce
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, err
 	}
-	nc := &config.Node{Home: home, Federation: ps.FederationPath, Jurisdiction: mp.jurisdiction, Listen: mp.listen, API: "127.0.0.1:0"}
+	nc := &config.Node{Home: home, Federation: ps.FederationPath, Jurisdiction: mp.jurisdiction, Listen: mp.listen, API: config.API{Listen: "127.0.0.1:0"}}
 	nc.ApplyDefaults()
 	nc.Gossip.ReconnectInterval = config.Duration{Duration: opts.ReconnectInterval}
 	nc.Gossip.SyncInterval = config.Duration{Duration: opts.SyncInterval}

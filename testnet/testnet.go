@@ -69,6 +69,17 @@ type Options struct {
 	// StreamKeepalive is the time between keepalive comments on the API's
 	// event streams. Default: the API's (15s).
 	StreamKeepalive time.Duration
+	// Node, when set, adjusts each node's configuration before it starts
+	// (benchmarks lift the API's per-caller bounds with it).
+	Node func(i int, c *node.Config)
+}
+
+// Unbounded lifts the API's bounds on one client (connections from one
+// address, requests per second of one caller): for benchmarks that load
+// a node from one process.
+func Unbounded(_ int, c *node.Config) {
+	c.MaxConnections, c.MaxConnectionsPerClient = 1<<16, 1<<16
+	c.Rate, c.Burst, c.PublicRate = 1e9, 1<<30, 1e9
 }
 
 var defaultJurisdictions = []string{"DE", "FR", "BR"}
@@ -278,6 +289,9 @@ func (n *Net) startMember(i int, p memberPlan) (*Member, error) {
 	}
 	if n.opts.Logger != nil {
 		m.cfg.Logger = n.opts.Logger.With("member", i)
+	}
+	if n.opts.Node != nil {
+		n.opts.Node(i, &m.cfg)
 	}
 	m.AccessFile = m.cfg.AccessFile
 	var err error

@@ -211,8 +211,8 @@ func TestInit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the config init wrote does not load: %v", err)
 	}
-	if nc.Jurisdiction != "DE" || nc.API != "127.0.0.1:0" || !slices.Equal(nc.Listen, []string{"/ip4/127.0.0.1/tcp/0"}) {
-		t.Errorf("config: jurisdiction %q, api %q, listen %q", nc.Jurisdiction, nc.API, nc.Listen)
+	if nc.Jurisdiction != "DE" || nc.API.Listen != "127.0.0.1:0" || !slices.Equal(nc.Listen, []string{"/ip4/127.0.0.1/tcp/0"}) {
+		t.Errorf("config: jurisdiction %q, api %q, listen %q", nc.Jurisdiction, nc.API.Listen, nc.Listen)
 	}
 	if !filepath.IsAbs(nc.Federation) {
 		t.Errorf("config names the federation file by a relative path %q", nc.Federation)
@@ -256,8 +256,8 @@ func TestInitWithKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nc.API != config.DefaultAPI {
-		t.Errorf("api %q, want the default %q", nc.API, config.DefaultAPI)
+	if nc.API.Listen != config.DefaultAPI {
+		t.Errorf("api %q, want the default %q", nc.API.Listen, config.DefaultAPI)
 	}
 }
 
@@ -501,4 +501,17 @@ func TestRunRefusals(t *testing.T) {
 	if r.stdout != "" {
 		t.Errorf("a node that did not start printed %q", r.stdout)
 	}
+
+	// A federation file anyone may write is refused before anything
+	// starts, with the flag that overrides it in the hint.
+	if err := os.Chmod(fed, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, c.fails(1, "run", "--home", home), true, "writable by others", "chmod o-w "+fed, "--allow-writable-config")
+	// With the flag it warns and goes on (here to the taken port).
+	r = c.fails(1, "run", "--home", home, "--allow-writable-config")
+	if !strings.Contains(r.stderr, "--allow-writable-config") || !strings.Contains(r.stderr, "writable by others") {
+		t.Errorf("run --allow-writable-config did not warn:\n%s", r.stderr)
+	}
+	wantError(t, r, true, filepath.Join(home, config.ConfigFile))
 }

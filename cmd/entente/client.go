@@ -54,7 +54,7 @@ func (f *apiFlags) client(env *cliEnv, needToken bool) (*apiClient, error) {
 	case f.api != "":
 		c.base = f.api
 	case nc != nil:
-		c.base = nc.API
+		c.base = nc.API.Listen
 		// A running node writes the address it actually listens on (the
 		// configured one may have port 0).
 		if b, err := os.ReadFile(nc.Path(config.APIAddressFile)); err == nil && len(bytes.TrimSpace(b)) > 0 {

@@ -105,20 +105,20 @@ func runKeyNew(env *cliEnv, args []string) error {
 }
 
 // loadNodeConfig turns a home directory into a node.Config.
-func loadNodeConfig(env *cliEnv, home string) (node.Config, *config.Node, error) {
+func loadNodeConfig(env *cliEnv, home string, opts config.LoadOptions) (node.Config, *config.Node, error) {
 	if home == "" {
 		return node.Config{}, nil, usagef("--home is required (or set ENTENTE_HOME)")
 	}
-	nc, err := config.Load(home)
+	nc, err := config.LoadWith(home, opts)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return node.Config{}, nil, withHint(err, "set the home up first with 'entente init --home "+home+" --federation FILE --jurisdiction CODE'")
 		}
-		return node.Config{}, nil, err
+		return node.Config{}, nil, writableHint(err)
 	}
 	fed, err := nc.LoadFederation()
 	if err != nil {
-		return node.Config{}, nil, err
+		return node.Config{}, nil, writableHint(err)
 	}
 	key, err := nc.LoadKey()
 	if err != nil {
@@ -131,10 +131,19 @@ func loadNodeConfig(env *cliEnv, home string) (node.Config, *config.Node, error)
 	return node.FromFile(nc, key, fed, token), nc, nil
 }
 
+// writableHint adds to ErrWritable the flag that overrides it.
+func writableHint(err error) error {
+	if errors.Is(err, config.ErrWritable) {
+		return withHint(err, "fix the mode, or run with --allow-writable-config to start anyway (with a warning)")
+	}
+	return err
+}
+
 func runRun(env *cliEnv, args []string) error {
 	c := findCommand("run")
 	flags := newFlags(env, c)
 	home := flags.String("home", "", "the node's home directory (default $ENTENTE_HOME)")
+	allowWritable := flags.Bool("allow-writable-config", false, "run even if others may write config.toml or the federation file (warns at start)")
 	rest, err := parseFlags(flags, args)
 	if err != nil {
 		return err
@@ -142,13 +151,18 @@ func runRun(env *cliEnv, args []string) error {
 	if len(rest) > 0 {
 		return usagef("unexpected argument %q", rest[0])
 	}
-	cfg, nc, err := loadNodeConfig(env, env.homeDir(*home))
+	var writable []error
+	cfg, nc, err := loadNodeConfig(env, env.homeDir(*home), config.LoadOptions{AllowWritable: *allowWritable,
+		Warn: func(err error) { writable = append(writable, err) }})
 	if err != nil {
 		return err
 	}
 	cfg.Logger = newLogger(env.stderr, nc.Log)
+	for _, err := range writable {
+		cfg.Logger.Warn("running with a file others may change (--allow-writable-config)", "err", err)
+	}
 	if !nc.APILoopback() {
-		cfg.Logger.Warn("the HTTP API listens beyond loopback; GET endpoints are open to whoever can reach it", "api", nc.API)
+		cfg.Logger.Warn("the HTTP API listens beyond loopback; GET endpoints are open to whoever can reach it", "api", nc.API.Listen)
 	}
 	n, err := node.New(cfg)
 	switch {

@@ -201,8 +201,8 @@ func TestReadmeJoinFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nc.API != newAPI || nc.Jurisdiction != "DE" || nc.Federation != n.FederationPath {
-		t.Fatalf("config.toml: api %q, jurisdiction %q, federation %q", nc.API, nc.Jurisdiction, nc.Federation)
+	if nc.API.Listen != newAPI || nc.Jurisdiction != "DE" || nc.Federation != n.FederationPath {
+		t.Fatalf("config.toml: api %q, jurisdiction %q, federation %q", nc.API.Listen, nc.Jurisdiction, nc.Federation)
 	}
 	acc := readRecord(t, filepath.Join(work, "n4-accreditation.cbor"))
 	if a, _ := acc.Accreditation(); a == nil || a.Subject != id || !slices.Equal(a.Roles, []protocol.Role{protocol.RoleNode}) {

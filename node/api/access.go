@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -75,10 +76,12 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection (streams).
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// authenticate gives every request an ID and its caller, answering 401
-// for a token the node does not know (on every route, public ones too)
-// and 403 for a caller whose accreditation lapsed; and logs each request
-// with its caller's name and ID — never the token.
+// authenticate gives every request an ID and its caller, and guards the
+// API: 421 for a Host that is not one of its names, CORS headers for the
+// allowed origins (and their preflights answered), 401 for a token the
+// node does not know (on every route, public ones too), 403 for a caller
+// whose accreditation lapsed, 429 for a caller over its rate. It logs each
+// request with its caller's name and ID — never the token.
 func (a *API) authenticate(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var b [8]byte
@@ -87,14 +90,20 @@ func (a *API) authenticate(h http.Handler) http.Handler {
 		ctx := context.WithValue(r.Context(), requestIDKey, rid)
 		rec := &statusRecorder{ResponseWriter: w}
 		start := time.Now()
-		id, err := a.identify(r)
+		id, err := a.admit(rec, r.WithContext(ctx))
 		if err == nil {
 			ctx = context.WithValue(ctx, identityKey, id)
 		}
 		r = r.WithContext(ctx)
-		if err != nil {
+		switch {
+		case err == errAnswered:
+		case err != nil:
 			a.writeError(rec, r, err)
-		} else {
+		default:
+			if wait := a.limit(r, start); wait > 0 {
+				a.writeError(rec, r, rateLimited(wait))
+				break
+			}
 			h.ServeHTTP(rec, r)
 		}
 		name := id.Name
@@ -104,6 +113,41 @@ func (a *API) authenticate(h http.Handler) http.Handler {
 		a.log.Info("api request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
 			"caller", name, "request_id", rid, "duration", time.Since(start).Round(time.Microsecond))
 	})
+}
+
+// errAnswered: admit answered the request itself (a CORS preflight).
+var errAnswered = errors.New("answered")
+
+// admit checks r's Host and origin, and names its caller.
+func (a *API) admit(w http.ResponseWriter, r *http.Request) (service.Identity, error) {
+	if !a.hosts.allows(r) {
+		return service.Identity{}, &APIError{Status: http.StatusMisdirectedRequest, Code: CodeMisdirected,
+			Message: fmt.Sprintf("Host %q is not a name of this node (add it to api.hosts)", r.Host)}
+	}
+	if answered, err := a.cors.apply(w, r); err != nil {
+		return service.Identity{}, err
+	} else if answered {
+		return service.Identity{}, errAnswered
+	}
+	return a.identify(r)
+}
+
+// limit counts r against its caller's rate: the wait before the caller
+// may make it, 0 when it may go ahead.
+func (a *API) limit(r *http.Request, now time.Time) time.Duration {
+	key, public := rateKey(r)
+	if key == "" {
+		return 0
+	}
+	wait := a.rates.wait(key, public, now)
+	if wait > 0 {
+		kind := "token"
+		if public {
+			kind = "public"
+		}
+		a.metrics.limited.WithLabelValues(kind).Inc()
+	}
+	return wait
 }
 
 // identify resolves r's bearer token.

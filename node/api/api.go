@@ -98,6 +98,10 @@ type Config struct {
 	Notices interface{ Wait() <-chan struct{} }
 	// Streams bound the event streams; zero fields take the defaults.
 	Streams Streams
+	// Guard bounds who reaches the API and how often.
+	Guard Guard
+	// Registerer takes the API's metrics (optional).
+	Registerer prometheus.Registerer
 }
 
 // Streams bound the Server-Sent Events streams.
@@ -131,17 +135,26 @@ type Limits struct {
 	MaxBatchBytes int
 	// The server's timeouts.
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// MaxPageBytes bounds a list page's bytes (past it the page ends with
+	// its next); zero means DefaultMaxPageBytes.
+	MaxPageBytes int
 }
+
+// DefaultMaxPageBytes is the default bound of a list page's bytes.
+const DefaultMaxPageBytes = 1 << 20
 
 // API is the HTTP API. Make one with New; Serve it on a listener and
 // Shutdown.
 type API struct {
-	cfg    Config
-	log    *slog.Logger
-	srv    *http.Server
-	g      *service.Group
-	ln     net.Listener
-	served chan struct{}
+	cfg     Config
+	log     *slog.Logger
+	srv     *http.Server
+	g       *service.Group
+	ln      *capListener
+	hosts   hostGuard
+	cors    corsGuard
+	rates   *rateGuard
+	metrics guardMetrics
 	// stopping ends when the API shuts down; event streams end with it.
 	stopping context.Context
 	stop     context.CancelFunc
@@ -161,6 +174,9 @@ func New(cfg Config) (*API, error) {
 	if cfg.Streams.Keepalive < 0 || cfg.Streams.WriteTimeout < 0 {
 		return nil, fmt.Errorf("api: stream limits may not be negative: %+v", cfg.Streams)
 	}
+	if cfg.Limits.MaxPageBytes <= 0 {
+		cfg.Limits.MaxPageBytes = DefaultMaxPageBytes
+	}
 	if cfg.Streams.Keepalive == 0 {
 		cfg.Streams.Keepalive = DefaultStreamKeepalive
 	}
@@ -168,7 +184,21 @@ func New(cfg Config) (*API, error) {
 		cfg.Streams.WriteTimeout = DefaultStreamWriteTimeout
 	}
 	service.Defaults(nil, &cfg.Logger)
-	a := &API{cfg: cfg, log: cfg.Logger, g: service.NewGroup()}
+	g := cfg.Guard
+	if g.MaxConnections < 0 || g.MaxConnectionsPerClient < 0 || g.Rate < 0 || g.Burst < 0 || g.PublicRate < 0 {
+		return nil, fmt.Errorf("api: guard bounds may not be negative: %+v", g)
+	}
+	a := &API{cfg: cfg, log: cfg.Logger, g: service.NewGroup(),
+		hosts: newHostGuard(g.Hosts), cors: newCORSGuard(g.CORSOrigins), rates: newRateGuard(g)}
+	a.metrics = newGuardMetrics(func() float64 {
+		if a.ln == nil {
+			return 0
+		}
+		return float64(a.ln.Open())
+	})
+	if cfg.Registerer != nil {
+		a.metrics.register(cfg.Registerer)
+	}
 	a.stopping, a.stop = context.WithCancel(context.Background())
 	a.srv = &http.Server{
 		Handler:           a.Handler(),
@@ -183,15 +213,18 @@ func New(cfg Config) (*API, error) {
 }
 
 // Listen listens on addr (host:port) and serves the API there until
-// Shutdown.
+// Shutdown, within the guard's connection bounds.
 func (a *API) Listen(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("api listen %s: %w", addr, err)
 	}
-	a.ln = ln
+	a.ln = newCapListener(ln, a.cfg.Guard.MaxConnections, a.cfg.Guard.MaxConnectionsPerClient, func(bound string) {
+		a.metrics.refusedConns.WithLabelValues(bound).Inc()
+		a.log.Debug("api connection refused", "bound", bound)
+	})
 	a.g.Go(func(context.Context) {
-		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("api server stopped", "err", err)
 		}
 	})

@@ -280,7 +280,7 @@ func TestIncidentStreamDisconnectsSlowConsumer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "GET /v1/incidents/stream?last_event_id=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", token)
+	fmt.Fprintf(conn, "GET /v1/incidents/stream?last_event_id=0 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n", token)
 	// Read nothing until the server has given up on this consumer.
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(logs.String(), "too slow") {

@@ -30,6 +30,8 @@ const (
 	CodeNotFound     = "not_found"
 	CodeBadRequest   = "bad_request"
 	CodeInternal     = "internal"
+	CodeRateLimited  = "rate_limited"
+	CodeMisdirected  = "misdirected_request"
 )
 
 // APIError is an error answer: {"error": Code, "message": Message}.
@@ -37,6 +39,8 @@ type APIError struct {
 	Status  int    `json:"-"`
 	Code    string `json:"error"`
 	Message string `json:"message"`
+	// RetryAfter, when positive, is the Retry-After header's seconds.
+	RetryAfter int `json:"-"`
 }
 
 func (e *APIError) Error() string { return e.Code + ": " + e.Message }
@@ -108,7 +112,10 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		a.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestID(r), "err", err)
 		ae = internal(r)
 	}
-	if ae.Status == http.StatusServiceUnavailable {
+	switch {
+	case ae.RetryAfter > 0:
+		w.Header().Set("Retry-After", strconv.Itoa(ae.RetryAfter))
+	case ae.Status == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 	}
 	if ae.Status == http.StatusUnauthorized {

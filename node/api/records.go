@@ -123,11 +123,16 @@ type ListPage struct {
 	Next    string       `json:"next"`
 }
 
-// maxListScans bounds the store pages one list request reads to fill a
-// page with what its caller may see: past it, the page is answered
-// shorter (even empty) with its next, so that a caller who may see little
-// of a large store costs a bounded read per request.
+// maxListScans bounds the records one list request reads, as a multiple
+// of its limit, to fill a page with what its caller may see: past it, the
+// page is answered shorter (even empty) with its next, so that a caller
+// who may see little of a large store costs a bounded read per request.
 const maxListScans = 8
+
+// A list page is bounded by bytes (Limits.MaxPageBytes) as well as by
+// count, and written as it is read, listChunk records at a time: a slow
+// reader holds one chunk in memory, not a page.
+const listChunk = 32
 
 func (a *API) handleListRecords(w http.ResponseWriter, r *http.Request) {
 	q, err := parseListQuery(r)
@@ -139,36 +144,108 @@ func (a *API) handleListRecords(w http.ResponseWriter, r *http.Request) {
 	if want == 0 {
 		want = store.DefaultListLimit
 	}
-	page := ListPage{Records: make([]RecordView, 0, want)}
+	page := newPageWriter(w, "records", a.cfg.Limits.MaxPageBytes)
 	var next uint64
-	for scans := 0; scans < maxListScans; scans++ {
-		q.Limit = want - len(page.Records)
-		var entries []store.Entry
-		entries, next, err = a.cfg.Store.List(q)
+	for written, scanned := 0, 0; ; {
+		q.Limit = min(listChunk, want-written)
+		entries, more, err := a.cfg.Store.List(q)
 		if err != nil {
-			a.writeError(w, r, err)
+			page.fail(a, r, err)
 			return
 		}
-		for _, e := range entries {
-			if !a.mayRead(r, e.Record) {
-				continue
+		for i, e := range entries {
+			scanned++
+			if a.mayRead(r, e.Record) {
+				v, err := recordView(e.Record)
+				if err != nil {
+					page.fail(a, r, err)
+					return
+				}
+				page.add(v)
+				written++
 			}
-			v, err := recordView(e.Record)
-			if err != nil {
-				a.writeError(w, r, err)
-				return
+			if i < len(entries)-1 && page.full() {
+				more = e.Seq
+				break
 			}
-			page.Records = append(page.Records, v)
 		}
-		if next == 0 || len(page.Records) == want {
+		next = more
+		if more == 0 || written == want || page.full() || scanned >= maxListScans*want {
 			break
 		}
-		q.After = next
+		q.After = more
 	}
+	page.end(next)
+}
+
+// pageWriter writes a list page {"<field>": [...], "next": "..."} as its
+// entries come.
+type pageWriter struct {
+	w        http.ResponseWriter
+	enc      *json.Encoder
+	field    string
+	n        int
+	written  int
+	maxBytes int
+}
+
+func newPageWriter(w http.ResponseWriter, field string, maxBytes int) *pageWriter {
+	p := &pageWriter{w: w, field: field, maxBytes: maxBytes}
+	p.enc = json.NewEncoder(countWriter{p})
+	p.enc.SetEscapeHTML(false)
+	return p
+}
+
+type countWriter struct{ p *pageWriter }
+
+func (c countWriter) Write(b []byte) (int, error) {
+	n, err := c.p.w.Write(b)
+	c.p.written += n
+	return n, err
+}
+
+func (p *pageWriter) start() {
+	if p.written == 0 {
+		p.w.Header().Set("Content-Type", MediaJSON)
+		p.w.Header().Set("X-Content-Type-Options", "nosniff")
+		p.w.WriteHeader(http.StatusOK)
+		fmt.Fprintf(countWriter{p}, `{%q:[`, p.field)
+	}
+}
+
+// add writes one entry.
+func (p *pageWriter) add(v any) {
+	p.start()
+	if p.n > 0 {
+		countWriter{p}.Write([]byte{','})
+	}
+	p.enc.Encode(v)
+	p.n++
+}
+
+// full reports whether the page has reached its byte bound.
+func (p *pageWriter) full() bool { return p.written >= p.maxBytes }
+
+// end closes the page with its next (0: the last page).
+func (p *pageWriter) end(next uint64) {
+	p.start()
+	s := ""
 	if next != 0 {
-		page.Next = strconv.FormatUint(next, 10)
+		s = strconv.FormatUint(next, 10)
 	}
-	writeJSON(w, http.StatusOK, page)
+	fmt.Fprintf(countWriter{p}, "],\"next\":%q}\n", s)
+}
+
+// fail answers err if nothing is written yet, and otherwise cuts the
+// connection, so that the client sees a broken page rather than a short
+// one.
+func (p *pageWriter) fail(a *API, r *http.Request, err error) {
+	if p.written == 0 {
+		a.writeError(p.w, r, err)
+		return
+	}
+	a.log.Error("api list failed mid-page", "path", r.URL.Path, "request_id", requestID(r), "err", err)
+	panic(http.ErrAbortHandler)
 }
 
 func parseListQuery(r *http.Request) (store.Query, error) {
