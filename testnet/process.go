@@ -169,6 +169,16 @@ func (p *Process) Start(ctx context.Context) error {
 	})
 }
 
+// PID is the running process's ID, 0 when it is not running.
+func (p *Process) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Stop ends the process with SIGTERM, as an operator would, and waits for
 // it; Kill ends it with SIGKILL, as a crash would.
 func (p *Process) Stop() error { return p.signal(syscall.SIGTERM) }
