@@ -27,27 +27,10 @@ import (
 // test.
 func startAttacked(t *testing.T) *Processes {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the binary and starts a process")
-	}
 	if runtime.GOOS != "linux" {
 		t.Skip("reads /proc and dials from 127.0.0.x")
 	}
-	bin := buildEntente(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var logs processLog
-	ps, err := StartProcesses(ctx, ProcessOptions{Binary: bin, Output: &logs, Options: Options{Name: "attacked", Jurisdictions: []string{"DE"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ps.Close()
-		if t.Failed() {
-			t.Logf("process output (tail):\n%s", tail(logs.String(), 4000))
-		}
-	})
-	return ps
+	return startProcesses(t, Options{Name: "attacked", Jurisdictions: []string{"DE"}})
 }
 
 func tail(s string, n int) string { return s[max(0, len(s)-n):] }
