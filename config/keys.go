@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -54,12 +55,22 @@ func LoadKey(path string) (crypto.PrivKey, error) {
 	if err != nil {
 		return nil, err
 	}
+	sk, err := ParseKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	return sk, nil
+}
+
+// ParseKey decodes a key file's bytes: libp2p's MarshalPrivateKey of an
+// Ed25519 key.
+func ParseKey(data []byte) (crypto.PrivKey, error) {
 	sk, err := crypto.UnmarshalPrivateKey(data)
 	if err != nil {
-		return nil, fmt.Errorf("key file %s: not a libp2p private key: %w", path, err)
+		return nil, fmt.Errorf("not a libp2p private key: %w", err)
 	}
 	if sk.Type() != crypto.Ed25519 {
-		return nil, fmt.Errorf("key file %s: %s key, want Ed25519", path, sk.Type())
+		return nil, fmt.Errorf("%s key, want Ed25519", sk.Type())
 	}
 	return sk, nil
 }
@@ -94,12 +105,23 @@ func LoadToken(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	token, err := ParseToken(data)
+	if err != nil {
+		return "", fmt.Errorf("token file %s: %w", path, err)
+	}
+	return token, nil
+}
+
+// ParseToken decodes a token file's bytes: one token, surrounding white
+// space ignored, at least 16 characters, none of them white space or
+// control characters.
+func ParseToken(data []byte) (string, error) {
 	token := strings.TrimSpace(string(data))
 	if len(token) < minTokenLen {
-		return "", fmt.Errorf("token file %s: token shorter than %d characters", path, minTokenLen)
+		return "", fmt.Errorf("token shorter than %d characters", minTokenLen)
 	}
 	if strings.ContainsFunc(token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return "", fmt.Errorf("token file %s: token holds white space or control characters", path)
+		return "", errors.New("token holds white space or control characters")
 	}
 	return token, nil
 }

@@ -105,35 +105,16 @@ func (a *API) handleVerifyBatch(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	var in struct {
-		Requests []json.RawMessage `json:"requests"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil || dec.More() {
-		a.writeError(w, r, badRequest("body: want {\"requests\": [transfer requests]}"))
+	reqs, err := parseBatch(body, a.cfg.Limits.MaxBatch)
+	if err != nil {
+		a.writeError(w, r, err)
 		return
 	}
-	if len(in.Requests) == 0 {
-		a.writeError(w, r, badRequest("requests: empty"))
-		return
-	}
-	if len(in.Requests) > a.cfg.Limits.MaxBatch {
-		a.writeError(w, r, &protocol.Error{Code: protocol.CodeTooLarge, Field: "requests", Msg: fmt.Sprintf("%d requests; at most %d in one batch", len(in.Requests), a.cfg.Limits.MaxBatch)})
-		return
-	}
-	reqs := make([]protocol.TransferRequest, len(in.Requests))
-	for i, raw := range in.Requests {
-		req, err := protocol.ParseTransferRequestJSON(raw)
-		if err != nil {
-			a.writeError(w, r, requestError(err, fmt.Sprintf("requests[%d]", i)))
-			return
-		}
-		if err := mayVerify(r, req, fmt.Sprintf("requests[%d].", i)); err != nil {
+	for i := range reqs {
+		if err := mayVerify(r, &reqs[i], fmt.Sprintf("requests[%d].", i)); err != nil {
 			a.writeError(w, r, err)
 			return
 		}
-		reqs[i] = *req
 	}
 	vs, err := a.cfg.Verifier.VerifyBatch(r.Context(), reqs)
 	if err != nil {
@@ -146,6 +127,34 @@ func (a *API) handleVerifyBatch(w http.ResponseWriter, r *http.Request) {
 		out.Results[i] = ResultView{Item: v.Item, Verdict: v.Decision.Verdict, Checks: checkViews(v.Decision.Checks)}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// parseBatch parses a verify-batch body, {"requests": [...]}, of at most
+// max requests.
+func parseBatch(body []byte, max int) ([]protocol.TransferRequest, error) {
+	var in struct {
+		Requests []json.RawMessage `json:"requests"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil || dec.More() {
+		return nil, badRequest("body: want {\"requests\": [transfer requests]}")
+	}
+	if len(in.Requests) == 0 {
+		return nil, badRequest("requests: empty")
+	}
+	if len(in.Requests) > max {
+		return nil, &protocol.Error{Code: protocol.CodeTooLarge, Field: "requests", Msg: fmt.Sprintf("%d requests; at most %d in one batch", len(in.Requests), max)}
+	}
+	reqs := make([]protocol.TransferRequest, len(in.Requests))
+	for i, raw := range in.Requests {
+		req, err := protocol.ParseTransferRequestJSON(raw)
+		if err != nil {
+			return nil, requestError(err, fmt.Sprintf("requests[%d]", i))
+		}
+		reqs[i] = *req
+	}
+	return reqs, nil
 }
 
 // mayVerify refuses a request whose sender is not its caller (unless the
