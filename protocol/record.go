@@ -352,7 +352,7 @@ func CheckFresh(r *Record, now time.Time, maxAge time.Duration) error {
 	}
 	if oldest := now.Add(-maxAge).UnixMilli(); r.issuedAt < oldest {
 		age := time.Duration(now.UnixMilli()-r.issuedAt) * time.Millisecond
-		return errf(CodeClockSkew, "issued_at", "issued %s ago; a new record may be at most %s old (an operator may import an older one)",
+		return errf(CodeClockSkew, "issued_at", "issued %s ago; a new record may be at most %s old, and only an operator may import an older one",
 			age, maxAge)
 	}
 	return nil
