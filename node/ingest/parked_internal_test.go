@@ -1,8 +1,11 @@
 package ingest
 
 import (
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/entente-net/entente/node/internal/nodetest"
 	"github.com/entente-net/entente/protocol"
@@ -49,5 +52,41 @@ func TestParkReleasesWhatArrivedMeanwhile(t *testing.T) {
 	}
 	if n := p.count(now.Add(parkedTTL)); n != 0 {
 		t.Errorf("%d parked a TTL later, want 0", n)
+	}
+}
+
+// TestParkingBounds: at most maxParkedPerPeer records from one peer and
+// maxParked in all; what does not fit is refused and counted.
+func TestParkingBounds(t *testing.T) {
+	p := newParking()
+	now := time.Now()
+	key, id := nodetest.Key(t)
+	wait := waitKey{issuer: id}
+	n := 0
+	add := func(from string) (bool, string) {
+		n++
+		r, err := protocol.Sign(key, now.UnixMilli()+int64(n), &protocol.Revocation{Target: protocol.LinkTo(protocol.RecordCID([]byte{byte(n), byte(n >> 8)})), Reason: "x", EffectiveAt: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.add(r, peer.ID(from), wait, p.seen(), now)
+	}
+	for i := 0; i < maxParkedPerPeer; i++ {
+		if ok, why := add("greedy"); !ok {
+			t.Fatalf("record %d of one peer refused: %s", i, why)
+		}
+	}
+	if ok, why := add("greedy"); ok || why != "peer_full" {
+		t.Fatalf("one peer's record past its share: %v %q, want refused as peer_full", ok, why)
+	}
+	for peerN := 0; p.count(now) < maxParked; peerN++ {
+		for i := 0; i < maxParkedPerPeer && p.count(now) < maxParked; i++ {
+			if ok, why := add(fmt.Sprint("peer ", peerN)); !ok {
+				t.Fatalf("refused at %d parked: %s", p.count(now), why)
+			}
+		}
+	}
+	if ok, why := add("newcomer"); ok || why != "full" {
+		t.Fatalf("a record past the total: %v %q, want refused as full", ok, why)
 	}
 }
