@@ -73,7 +73,7 @@ func composeCore(n *Node) error {
 	n.index = index
 	n.svc.Notices = notices.New(notices.Config{Store: st, Blocks: n.trust, Jurisdiction: cfg.Jurisdiction, Now: cfg.Now, Logger: component(n, "notices")})
 	if n.svc.Ingest, err = ingest.New(ingest.Config{
-		Store: st, Trust: n.trust, Outbox: n.outbox, Now: cfg.Now, Logger: component(n, "ingest"),
+		Store: st, Trust: n.trust, Outbox: n.outbox, Now: cfg.Now, MaxRecordAge: cfg.MaxRecordAge, Logger: component(n, "ingest"),
 		Registerer: n.reg, MaxPending: cfg.MaxPendingIngest,
 		OnAccept: []func(*protocol.Record){index.Add, n.members.accepted, n.deliverAccepted, n.svc.Notices.Accepted},
 	}); err != nil {

@@ -96,7 +96,8 @@ type Config struct {
 	// MaxBatchBytes bounds a verify-batch body. Default 1 MiB.
 	MaxBatchBytes int
 	// MaxRecordAge is how old a decision time may be for the node to sign
-	// the verdict; older ones are answered unsigned. Default 10m.
+	// the verdict (older ones are answered unsigned), and how old a record
+	// new from a client or gossip may be (DESIGN.md §4). Default 10m.
 	MaxRecordAge time.Duration
 	// HTTPTimeouts of the API server; zero fields take defaults.
 	HTTPTimeouts HTTPTimeouts

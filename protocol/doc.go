@@ -252,8 +252,27 @@
 // a record of the wrong kind or of another incident, consent or
 // jurisdiction is invalid_body.
 //
+// # Freshness
+//
 // CheckClock refuses, with clock_skew, a record whose issued_at is more
-// than five minutes (MaxClockSkew) after the receiver's clock.
+// than five minutes (MaxClockSkew) after the receiver's clock; a node
+// applies it to every record, whatever its path.
+//
+// CheckFresh refuses, with clock_skew, a record that is not fresh: one
+// whose issued_at lies outside [now - max_age, now + MaxClockSkew], where
+// now is the receiver's clock and max_age its limits.max_record_age (10
+// minutes by default). A node judges it once, when a record first reaches
+// it from a client or from gossip, and never again (a record it parks
+// while it waits for its issuer's accreditation is not judged again when
+// retried). Records that reach a node by sync, by fetch or by direct
+// delivery are exempt (they were judged where they entered), and so are
+// those its operator imports. So a key cannot create records dated before
+// its revocation and have the federation accept them, except through an
+// operator's import, and the importing node's log shows which node logged
+// such a record first. For example, at now = 1764000000000 with max_age
+// 10 minutes, issued_at 1763999400000 (exactly 10 minutes old) and
+// 1764000300000 (exactly 5 minutes ahead) are fresh; 1763999399999 and
+// 1764000300001 are clock_skew.
 //
 // # Transfer decision
 //
@@ -372,7 +391,9 @@
 //	bad_signature        the signature does not verify against the issuer's key
 //	unauthorized_issuer  the issuer may not issue this record (see Authorisation)
 //	unknown_reference    a link authorisation needs is not held
-//	clock_skew           issued_at more than five minutes ahead
+//	clock_skew           issued_at more than five minutes ahead (CheckClock), or,
+//	                     for a record new from a client or gossip, older than
+//	                     max_age (CheckFresh)
 //
 // Tags 2 and 3 (bignums) are malformed wherever they appear, as is a tag 0
 // or 1 around content RFC 8949 does not allow for it.

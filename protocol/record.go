@@ -340,6 +340,24 @@ func CheckClock(r *Record, now time.Time) error {
 	return nil
 }
 
+// CheckFresh refuses, with clock_skew, a record that does not enter the
+// federation fresh at now: issued_at must lie in [now - maxAge, now +
+// MaxClockSkew], both ends included (the upper bound is CheckClock's).
+// A node applies it once, when a record first reaches it from a client or
+// from gossip; records it syncs, fetches, is delivered or imports are
+// exempt (package doc, "Freshness").
+func CheckFresh(r *Record, now time.Time, maxAge time.Duration) error {
+	if err := CheckClock(r, now); err != nil {
+		return err
+	}
+	if oldest := now.Add(-maxAge).UnixMilli(); r.issuedAt < oldest {
+		age := time.Duration(now.UnixMilli()-r.issuedAt) * time.Millisecond
+		return errf(CodeClockSkew, "issued_at", "issued %s ago; a new record may be at most %s old, and only an operator may import an older one",
+			age, maxAge)
+	}
+	return nil
+}
+
 // Typed accessors: each returns the body and true when the record is of
 // that kind.
 

@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -570,5 +571,41 @@ func TestCheckClock(t *testing.T) {
 			}
 			checkErr(t, "CheckClock", err, tc.code, "issued_at")
 		})
+	}
+}
+
+// TestCheckFresh holds CheckFresh to the window of the package doc's
+// example: [now - max_age, now + 5 minutes], both ends included.
+func TestCheckFresh(t *testing.T) {
+	now := time.UnixMilli(1764000000000)
+	const maxAge = 10 * time.Minute
+	for _, tc := range []struct {
+		issuedAt int64
+		code     Code
+	}{
+		{1764000000000, ""},                       // now
+		{1763999400000, ""},                       // exactly max_age old
+		{1764000300000, ""},                       // exactly 5 minutes ahead
+		{1763999399999, CodeClockSkew},            // 1 ms too old
+		{1764000300001, CodeClockSkew},            // 1 ms too far ahead
+		{1764000000000 - 30*60000, CodeClockSkew}, // the case: 30 minutes old
+		{0, CodeClockSkew},
+	} {
+		r := consentBy(t, ctrlDE, tc.issuedAt, nil)
+		err := CheckFresh(r, now, maxAge)
+		if tc.code == "" {
+			if err != nil {
+				t.Errorf("issued_at %d: %v", tc.issuedAt, err)
+			}
+			continue
+		}
+		checkErr(t, "CheckFresh", err, tc.code, "issued_at")
+	}
+	old := consentBy(t, ctrlDE, 1764000000000-30*60000, nil)
+	msg := CheckFresh(old, now, maxAge).Error()
+	for _, want := range []string{"30m0s ago", "10m0s", "import"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message %q does not say %q", msg, want)
+		}
 	}
 }

@@ -223,6 +223,19 @@ func TestRecordSubmitShowStatus(t *testing.T) {
 		}
 	}
 	wantError(t, c.fails(1, "status"), true, "no node to talk to")
+
+	// A record issued 30 minutes ago is refused as stale; the operator
+	// imports it.
+	oldFile := filepath.Join(dir, "old.cbor")
+	oldCID := firstLine(c.ok("record", "sign", "--kind", "accreditation", "--key", filepath.Join(dir, "new-node.key"),
+		"--body", filepath.Join(dir, "new-node.toml"), "--out", oldFile, "--issued-at", time.Now().Add(-30*time.Minute).UTC().Format(time.RFC3339)))
+	r = c.fails(1, "record", "submit", oldFile, "--api", api, "--token-file", tokenFile)
+	if !strings.Contains(r.stdout, oldFile+": refused: clock_skew") {
+		t.Errorf("a stale record: stdout %q", r.stdout)
+	}
+	if out := c.ok("record", "submit", "--import", oldFile, "--api", api, "--token-file", tokenFile); firstLine(out) != oldFile+": accepted "+oldCID {
+		t.Errorf("import printed %q", out)
+	}
 }
 
 func mustCID(t *testing.T, s string) cid.Cid {

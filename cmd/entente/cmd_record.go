@@ -29,10 +29,13 @@ func init() {
 		run:   runRecordSign,
 	})
 	register(&command{
-		name:    "record submit",
-		summary: "submit signed records (DAG-CBOR files) to a node",
-		usage:   "record submit FILE... [--api HOST:PORT] [--home DIR] [--token-file FILE]",
-		run:     runRecordSubmit,
+		name: "record submit",
+		summary: "submit signed records (DAG-CBOR files) to a node\n\n" +
+			"A record must be fresh: issued at most limits.max_record_age (10m) ago and at most\n" +
+			"5 minutes ahead. With --import, the operator's token imports older records (a\n" +
+			"migration): they are stored and served by sync, but not gossiped.",
+		usage: "record submit FILE... [--import] [--api HOST:PORT] [--home DIR] [--token-file FILE]",
+		run:   runRecordSubmit,
 	})
 	register(&command{
 		name:    "record show",
@@ -167,12 +170,17 @@ func runRecordSubmit(env *cliEnv, args []string) error {
 	flags := newFlags(env, c)
 	var af apiFlags
 	af.register(flags)
+	imp := flags.Bool("import", false, "import: the operator's submission of records of any age, not gossiped")
 	files, err := parseFlags(flags, args)
 	if err != nil {
 		return err
 	}
 	if len(files) == 0 {
 		return usagef("name at least one record file")
+	}
+	path := "/v1/records"
+	if *imp {
+		path += "?import=true"
 	}
 	cl, err := af.client(env, true)
 	if err != nil {
@@ -184,7 +192,7 @@ func runRecordSubmit(env *cliEnv, args []string) error {
 		if err != nil {
 			return err
 		}
-		resp, data, err := cl.do(http.MethodPost, "/v1/records", api.MediaDagCBOR, "application/json", b)
+		resp, data, err := cl.do(http.MethodPost, path, api.MediaDagCBOR, "application/json", b)
 		var ae *apiError
 		if errors.As(err, &ae) {
 			fmt.Fprintf(env.stdout, "%s: refused: %s: %s\n", f, ae.Code, ae.Message)

@@ -803,6 +803,12 @@ func (d *demo) refusals(ctx context.Context, platform crypto.PrivKey, consent *p
 	if err != nil {
 		return err
 	}
+	// Back-dated: a key can make a record look issued before it was
+	// revoked; a node takes a new record only when fresh.
+	past, err := protocol.Sign(platform, time.Now().Add(-30*time.Minute).UnixMilli(), consent)
+	if err != nil {
+		return err
+	}
 	de := d.net.NodeOf("DE")
 	for _, c := range []struct {
 		what string
@@ -811,6 +817,7 @@ func (d *demo) refusals(ctx context.Context, platform crypto.PrivKey, consent *p
 		{"a consent signed by a key no authority accredited", forged.Bytes()},
 		{"a consent altered after signing (one byte)", raw},
 		{"a consent dated an hour in the future", future.Bytes()},
+		{"a consent dated 30 minutes ago", past.Bytes()},
 		{"three bytes that are not a record", []byte{0xa1, 0x61, 0x76}},
 	} {
 		_, err := de.Services().Ingest.Submit(ctx, c.raw)

@@ -28,6 +28,9 @@ import (
 // Records takes records from clients (the ingest pipeline).
 type Records interface {
 	Submit(ctx context.Context, raw []byte) (service.Accepted, error)
+	// Import is Submit for the operator's import: exempt from freshness,
+	// never gossiped.
+	Import(ctx context.Context, raw []byte) (service.Accepted, error)
 }
 
 // Reader reads what the node holds and its log (*store.Store).

@@ -37,6 +37,9 @@ type records struct{ err error }
 func (r records) Submit(context.Context, []byte) (service.Accepted, error) {
 	return service.Accepted{}, r.err
 }
+func (r records) Import(context.Context, []byte) (service.Accepted, error) {
+	return service.Accepted{}, r.err
+}
 
 type verifier struct{ err error }
 

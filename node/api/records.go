@@ -36,6 +36,15 @@ func (a *API) handlePostRecord(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, &protocol.Error{Code: protocol.CodeMalformed, Msg: "Content-Type must be " + MediaDagCBOR})
 		return
 	}
+	imp, err := importParam(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if imp && !callerOf(r).Operator {
+		a.writeError(w, r, forbidden("only the operator may import records"))
+		return
+	}
 	body, err := readBody(r, protocol.MaxRecordSize)
 	if err != nil {
 		a.writeError(w, r, err)
@@ -54,7 +63,11 @@ func (a *API) handlePostRecord(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	acc, err := a.cfg.Records.Submit(r.Context(), body)
+	submit := a.cfg.Records.Submit
+	if imp {
+		submit = a.cfg.Records.Import
+	}
+	acc, err := submit(r.Context(), body)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -64,6 +77,30 @@ func (a *API) handlePostRecord(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusCreated
 	}
 	writeJSON(w, status, map[string]string{"cid": acc.CID.String()})
+}
+
+// importParam reads POST /v1/records' one query parameter, import: true
+// for the operator's import of a record that need not be fresh (DESIGN.md
+// §4), false (or absent) for a submission.
+func importParam(r *http.Request) (bool, error) {
+	v := r.URL.Query()
+	for key := range v {
+		if key != "import" {
+			return false, badRequest("unknown query parameter %q", key)
+		}
+	}
+	switch vs := v["import"]; {
+	case len(vs) == 0:
+		return false, nil
+	case len(vs) > 1:
+		return false, badRequest("import: given %d times", len(vs))
+	case vs[0] == "true":
+		return true, nil
+	case vs[0] == "false":
+		return false, nil
+	default:
+		return false, badRequest("import: want true or false, not %q", vs[0])
+	}
 }
 
 // RecordView is a record as the API shows it: its CID and DAG-JSON view.

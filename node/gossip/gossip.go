@@ -7,7 +7,10 @@
 // incident, a receipt); Ignore for what an honest node could forward but
 // this node cannot accept now — a record it already holds, one whose
 // issuer it cannot yet authorise because it lacks an accreditation or a
-// referenced record (ingest parks it), one from a clock that runs ahead;
+// referenced record (ingest parks it, counted against the peer that sent
+// it), one that is not fresh (clock_skew: issued more than
+// limits.max_record_age ago or more than five minutes ahead, which ingest
+// judges for every record new from gossip);
 // Accept only once the record is durably stored, so a node forwards only
 // what it keeps. Messages carry no pubsub signature (StrictNoSign): the
 // record's own signature authenticates it, and the message ID is its CID.
@@ -34,7 +37,9 @@ import (
 
 // Ingester is what gossip hands records to (the ingest pipeline).
 type Ingester interface {
-	IngestOrPark(ctx context.Context, r *protocol.Record, src service.Source) (service.Accepted, bool, error)
+	// IngestOrParkFrom ingests r, sent by peer from, parking it when it
+	// waits for what authorises it.
+	IngestOrParkFrom(ctx context.Context, r *protocol.Record, src service.Source, from peer.ID) (service.Accepted, bool, error)
 	Refused(src service.Source, code string)
 }
 
@@ -174,7 +179,7 @@ func (s *Service) validate(ctx context.Context, from peer.ID, m *pubsub.Message)
 		s.messages.WithLabelValues("local").Inc()
 		return pubsub.ValidationAccept
 	}
-	res, reason := s.judge(ctx, m.GetData())
+	res, reason := s.judge(ctx, from, m.GetData())
 	s.messages.WithLabelValues(reason).Inc()
 	if res != pubsub.ValidationAccept && s.log.Enabled(ctx, slog.LevelDebug) {
 		s.log.Debug("gossip message not accepted", "from", from.String(), "result", reason)
@@ -182,7 +187,7 @@ func (s *Service) validate(ctx context.Context, from peer.ID, m *pubsub.Message)
 	return res
 }
 
-func (s *Service) judge(ctx context.Context, data []byte) (pubsub.ValidationResult, string) {
+func (s *Service) judge(ctx context.Context, from peer.ID, data []byte) (pubsub.ValidationResult, string) {
 	r, err := protocol.Decode(data)
 	if err != nil {
 		s.cfg.Ingest.Refused(service.SourceGossip, string(protocol.CodeOf(err)))
@@ -194,7 +199,7 @@ func (s *Service) judge(ctx context.Context, data []byte) (pubsub.ValidationResu
 		s.cfg.Ingest.Refused(service.SourceGossip, "not_gossiped")
 		return pubsub.ValidationReject, "not_gossiped"
 	}
-	acc, _, err := s.cfg.Ingest.IngestOrPark(ctx, r, service.SourceGossip)
+	acc, _, err := s.cfg.Ingest.IngestOrParkFrom(ctx, r, service.SourceGossip, from)
 	switch code := protocol.CodeOf(err); {
 	case err == nil && acc.New:
 		return pubsub.ValidationAccept, "accepted"
@@ -205,7 +210,8 @@ func (s *Service) judge(ctx context.Context, data []byte) (pubsub.ValidationResu
 	case code != "":
 		// unauthorized_issuer, unknown_reference: this node may lack what
 		// the sender holds (ingest parked the record); clock_skew: the
-		// clocks disagree. The sender did no wrong.
+		// record is stale or the clocks disagree, and the sender may have
+		// judged it fresh a moment ago. The sender did no wrong.
 		return pubsub.ValidationIgnore, string(code)
 	case errors.Is(err, service.ErrClosed) || ctx.Err() != nil:
 		return pubsub.ValidationIgnore, "closing"

@@ -26,11 +26,13 @@ type ingester struct {
 	err     error
 	got     map[string]bool
 	refused []string
+	from    peer.ID // the peer of the last record
 }
 
-func (i *ingester) IngestOrPark(_ context.Context, r *protocol.Record, _ service.Source) (service.Accepted, bool, error) {
+func (i *ingester) IngestOrParkFrom(_ context.Context, r *protocol.Record, _ service.Source, from peer.ID) (service.Accepted, bool, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
+	i.from = from
 	if i.err != nil {
 		return service.Accepted{}, false, i.err
 	}
@@ -96,6 +98,7 @@ func TestJudge(t *testing.T) {
 		Status: protocol.StatusOpen, TLP: protocol.TLPRed, Affected: []string{}, Categories: []string{"breach"},
 		DetectedAt: time.Now().UnixMilli(), Summary: "s", Recipients: []string{"DE"}})
 	ctx := context.Background()
+	_, sender := nodetest.Key(t)
 	for _, tc := range []struct {
 		name   string
 		data   []byte
@@ -109,14 +112,18 @@ func TestJudge(t *testing.T) {
 		{"red", red.Bytes(), nil, pubsub.ValidationReject, "not_gossiped"},
 		{"bad signature", acc.Bytes(), &protocol.Error{Code: protocol.CodeBadSignature}, pubsub.ValidationReject, "bad_signature"},
 		{"waits for its issuer", acc.Bytes(), &protocol.Error{Code: protocol.CodeUnauthorizedIssuer}, pubsub.ValidationIgnore, "unauthorized_issuer"},
-		{"clock ahead", acc.Bytes(), &protocol.Error{Code: protocol.CodeClockSkew}, pubsub.ValidationIgnore, "clock_skew"},
+		{"stale or ahead", acc.Bytes(), &protocol.Error{Code: protocol.CodeClockSkew}, pubsub.ValidationIgnore, "clock_skew"},
 		{"closing", acc.Bytes(), service.ErrClosed, pubsub.ValidationIgnore, "closing"},
 		{"store failed", acc.Bytes(), errors.New("disk"), pubsub.ValidationIgnore, "error"},
 	} {
 		in.err = tc.err
-		res, reason := s.judge(ctx, tc.data)
+		in.from = ""
+		res, reason := s.judge(ctx, sender, tc.data)
 		if res != tc.result || reason != tc.reason {
 			t.Errorf("%s: %v %s, want %v %s", tc.name, res, reason, tc.result, tc.reason)
+		}
+		if reachesIngest := tc.reason != "malformed" && tc.reason != "not_gossiped"; reachesIngest && in.from != sender {
+			t.Errorf("%s: ingest was told the record came from %q, want the sending peer %s (parking counts against it)", tc.name, in.from, sender)
 		}
 	}
 	if len(in.refused) != 2 {

@@ -1,18 +1,22 @@
 // Package ingest is the one road into a node's store: a record from any
 // source (the HTTP API, gossip, fetch, sync, the node itself) is accepted
 // by the same steps, cheapest first: size; canonical decoding and schema
-// (protocol.Decode); clock skew; already held (then it is a duplicate and
-// nothing changes); signature; authorisation against what the node holds
+// (protocol.Decode); clock skew (protocol.CheckClock); already held (then
+// it is a duplicate and nothing changes); freshness, for a record new
+// from a client or gossip (protocol.CheckFresh, see mustBeFresh);
+// signature; authorisation against what the node holds
 // (protocol.Authorize, fetching a missing reference once for records from
 // the API and gossip); durable store (the store's put returns after
 // fsync); then the subscribers of new records. Records from the node's own
 // clients that every member may receive are marked for the outbox, which
-// gossips them once their commit is durable.
+// gossips them once their commit is durable; the operator's imports are
+// not (Import).
 //
 // Gossip and sync can deliver a record before what authorises it (a
 // consent before its issuer's accreditation). Such a record is parked
-// (IngestOrPark) and tried again each time a new record is accepted, for
-// up to ten minutes.
+// (IngestOrPark) under what it waits for, and tried again when that
+// arrives, for up to ten minutes from when it was first parked
+// (parked.go).
 package ingest
 
 import (
@@ -25,8 +29,10 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/protocol/signature"
@@ -65,7 +71,10 @@ type Config struct {
 	Fetcher Fetcher
 	Outbox  Outbox        // nil gossips nothing
 	Now     service.Clock // default time.Now
-	Logger  *slog.Logger  // default discards
+	// MaxRecordAge is how old a record new from a client or gossip may be
+	// (protocol.CheckFresh). Default limits.max_record_age (10m).
+	MaxRecordAge time.Duration
+	Logger       *slog.Logger // default discards
 	// Registerer receives the metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// MaxPending bounds records being ingested at once from the API;
@@ -113,6 +122,12 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.MaxPending == 0 {
 		cfg.MaxPending = 4096
 	}
+	if cfg.MaxRecordAge == 0 {
+		cfg.MaxRecordAge = config.Defaults().Limits.MaxRecordAge.Duration
+	}
+	if cfg.MaxRecordAge < 0 {
+		return nil, fmt.Errorf("ingest: MaxRecordAge is negative (%s); zero means the default", cfg.MaxRecordAge)
+	}
 	p := &Pipeline{
 		cfg:       cfg,
 		log:       cfg.Logger,
@@ -126,7 +141,11 @@ func New(cfg Config) (*Pipeline, error) {
 		notify:    newNotifier(),
 		metrics:   newMetrics(),
 	}
-	if err := service.Register(cfg.Registerer, "ingest", p.metrics.ingest, p.metrics.seconds); err != nil {
+	parked := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "entente_ingest_parked",
+		Help: "Records parked now, waiting for what authorises them.",
+	}, func() float64 { return float64(p.parked.count(p.cfg.Now())) })
+	if err := service.Register(cfg.Registerer, "ingest", p.metrics.ingest, p.metrics.seconds, parked, p.parked.events); err != nil {
 		return nil, err
 	}
 	p.g.Go(p.retryParked)
@@ -142,24 +161,41 @@ func (p *Pipeline) SetFetcher(f Fetcher) { p.fetcher = f }
 func (p *Pipeline) Close() { p.g.Close() }
 
 // Submit ingests one encoded record from a client (the HTTP API, the CLI,
-// a test): it is checked, stored durably and, when new and for every
-// member, gossiped once durable. Refusals are *protocol.Error;
+// a test): it is checked, fresh included, stored durably and, when new and
+// for every member, gossiped once durable. Refusals are *protocol.Error;
 // service.ErrPushback when the node is saturated.
 func (p *Pipeline) Submit(ctx context.Context, raw []byte) (service.Accepted, error) {
+	return p.submit(ctx, raw, service.SourceAPI)
+}
+
+// Import is Submit for the operator's import (POST
+// /v1/records?import=true; migrations, tests): the record need not be
+// fresh, and it is stored and logged but never gossiped (sync serves it).
+// Who may import is the caller's business.
+func (p *Pipeline) Import(ctx context.Context, raw []byte) (service.Accepted, error) {
+	acc, err := p.submit(ctx, raw, service.SourceImport)
+	if err == nil && acc.New {
+		p.log.Info("record imported", "cid", acc.CID.String(), "kind", string(acc.Record.Kind()),
+			"issuer", acc.Record.Issuer().String(), "issued_at", acc.Record.IssuedAt(), "seq", acc.Seq)
+	}
+	return acc, err
+}
+
+func (p *Pipeline) submit(ctx context.Context, raw []byte, src service.Source) (service.Accepted, error) {
 	select {
 	case p.pending <- struct{}{}:
 		defer func() { <-p.pending }()
 	default:
-		p.metrics.ingest.WithLabelValues(string(service.SourceAPI), "overloaded").Inc()
+		p.metrics.ingest.WithLabelValues(string(src), "overloaded").Inc()
 		return service.Accepted{}, service.ErrPushback
 	}
 	start := time.Now()
 	r, err := protocol.Decode(raw)
 	if err != nil {
-		p.count(service.SourceAPI, start, service.Accepted{}, err)
+		p.count(src, start, service.Accepted{}, err)
 		return service.Accepted{}, err
 	}
-	return p.Ingest(ctx, r, service.SourceAPI)
+	return p.Ingest(ctx, r, src)
 }
 
 // SubmitRecord is Submit for a record already in hand.
@@ -175,12 +211,18 @@ func (p *Pipeline) Ingest(ctx context.Context, r *protocol.Record, src service.S
 	if p.g.Closed() {
 		return service.Accepted{}, service.ErrClosed
 	}
-	if err := protocol.CheckClock(r, p.cfg.Now()); err != nil {
+	now := p.cfg.Now()
+	if err := protocol.CheckClock(r, now); err != nil {
 		return service.Accepted{}, err
 	}
 	seq, absent, err := p.cfg.Store.Lookup(r.CID())
 	if err == nil {
 		return service.Accepted{CID: r.CID(), Seq: seq, Record: r}, nil
+	}
+	if mustBeFresh(src) {
+		if err := protocol.CheckFresh(r, now, p.cfg.MaxRecordAge); err != nil {
+			return service.Accepted{}, err
+		}
 	}
 	if err := p.verify(ctx, r); err != nil {
 		return service.Accepted{}, err
@@ -188,6 +230,9 @@ func (p *Pipeline) Ingest(ctx context.Context, r *protocol.Record, src service.S
 	if err := p.authorize(ctx, r, src); err != nil {
 		return service.Accepted{}, err
 	}
+	// The node's clients' records and its own go out on gossip; others
+	// came from peers (who gossip them themselves, or serve them by sync)
+	// or are the operator's imports, which are not gossiped.
 	gossip := p.cfg.Outbox != nil && (src == service.SourceAPI || src == service.SourceLocal) && protocol.AudienceOf(r).Gossiped()
 	if gossip {
 		p.cfg.Outbox.Expect(r)
@@ -205,22 +250,39 @@ func (p *Pipeline) Ingest(ctx context.Context, r *protocol.Record, src service.S
 	return service.Accepted{CID: r.CID(), Seq: res.Seq, New: res.New, Record: r}, nil
 }
 
-// IngestOrPark is Ingest for a record that may arrive before what
-// authorises it (gossip, sync): one refused as unauthorized_issuer or
-// unknown_reference is parked and tried again as new records arrive. It
-// reports whether it parked the record.
+// mustBeFresh reports whether a record new from src must be fresh
+// (DESIGN.md §4): one from a client or from gossip enters the federation
+// here. Records from sync and fetch, direct delivery and the operator's
+// import are exempt, and so is a parked record, judged when it first
+// arrived; the node's own records are made now.
+func mustBeFresh(src service.Source) bool {
+	return src == service.SourceAPI || src == service.SourceGossip
+}
+
+// IngestOrPark is IngestOrParkFrom for records from no one peer in
+// particular (sync), which share one peer's bound of parking.
 func (p *Pipeline) IngestOrPark(ctx context.Context, r *protocol.Record, src service.Source) (service.Accepted, bool, error) {
+	return p.IngestOrParkFrom(ctx, r, src, "")
+}
+
+// IngestOrParkFrom is Ingest for a record that may arrive before what
+// authorises it (gossip, sync), sent by peer from: one refused as
+// unauthorized_issuer or unknown_reference is parked and tried again when
+// what it waits for arrives (parked.go). It reports whether it parked the
+// record; a record is not parked when parking, or from's share of it, is
+// full.
+func (p *Pipeline) IngestOrParkFrom(ctx context.Context, r *protocol.Record, src service.Source, from peer.ID) (service.Accepted, bool, error) {
+	seen := p.parked.seen()
 	acc, err := p.Ingest(ctx, r, src)
-	if !waitsForDependency(err) {
+	key, ok := waitsFor(r, err)
+	if !ok {
 		return acc, false, err
 	}
-	if !p.parked.park(r, p.cfg.Now()) {
-		p.log.Warn("parking is full; dropping a record that waits for its dependencies", "cid", r.CID().String())
+	parked, why := p.parked.add(r, from, key, seen, p.cfg.Now())
+	if !parked && p.log.Enabled(ctx, slog.LevelDebug) {
+		p.log.Debug("record not parked", "cid", r.CID().String(), "from", from.String(), "reason", why)
 	}
-	// What it waits for may have been accepted while this was being
-	// judged: retry once now (a retry that fails does not wake again).
-	p.parked.due()
-	return acc, true, err
+	return acc, parked, err
 }
 
 // StoreOwn stores a receipt this node just signed, with its decision
@@ -281,9 +343,7 @@ func (p *Pipeline) accepted(r *protocol.Record, src service.Source) {
 		fn(r)
 	}
 	p.notify.fire()
-	if p.parked.len() > 0 {
-		p.parked.due()
-	}
+	p.parked.arrived(r, p.cfg.Now())
 }
 
 // verify checks r's signature, on all cores but one at a time (one on a
@@ -336,50 +396,6 @@ func (p *Pipeline) authorize(ctx context.Context, r *protocol.Record, src servic
 		return err
 	}
 	return protocol.Authorize(r, p.cfg.Trust)
-}
-
-// waitsForDependency reports whether err refuses a record for something
-// this node may not hold yet.
-func waitsForDependency(err error) bool {
-	code := protocol.CodeOf(err)
-	return code == protocol.CodeUnauthorizedIssuer || code == protocol.CodeUnknownReference
-}
-
-func (p *Pipeline) count(src service.Source, start time.Time, acc service.Accepted, err error) {
-	result := "accepted"
-	switch {
-	case err != nil:
-		result = string(protocol.CodeOf(err))
-		if result == "" {
-			result = "error"
-		}
-	case !acc.New:
-		result = "duplicate"
-	}
-	p.metrics.ingest.WithLabelValues(string(src), result).Inc()
-	if err == nil && acc.New {
-		p.metrics.seconds.Observe(time.Since(start).Seconds())
-	}
-}
-
-// metrics are the pipeline's Prometheus metrics.
-type metrics struct {
-	ingest  *prometheus.CounterVec
-	seconds prometheus.Histogram
-}
-
-func newMetrics() metrics {
-	return metrics{
-		ingest: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "entente_ingest_total",
-			Help: "Records offered to the node, by source and result (accepted, duplicate, or the refusal code).",
-		}, []string{"source", "result"}),
-		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "entente_ingest_seconds",
-			Help:    "Time to check and durably store a new record.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
-		}),
-	}
 }
 
 // notifier is a broadcast: wait returns a channel closed at the next fire.

@@ -63,27 +63,72 @@ type world struct {
 	store    *store.Store
 	p        *ingest.Pipeline
 	out      *outbox
+	reg      *prometheus.Registry
 	accepted []cid.Cid
 	mu       sync.Mutex
 }
 
-func newWorld(t *testing.T) *world {
-	w := &world{fed: nodetest.NewFed(t, "ingest-test"), out: &outbox{}}
+func newWorld(t *testing.T) *world { return newWorldWith(t, nil) }
+
+// newWorldWith is newWorld with the pipeline's config changed by edit
+// (its clock, say) before it is made.
+func newWorldWith(t *testing.T, edit func(*ingest.Config)) *world {
+	w := &world{fed: nodetest.NewFed(t, "ingest-test"), out: &outbox{}, reg: prometheus.NewRegistry()}
 	v := w.fed.View(t)
 	w.store = v.Store()
-	var err error
-	w.p, err = ingest.New(ingest.Config{Store: w.store, Trust: v, Outbox: w.out, Registerer: prometheus.NewRegistry(),
+	cfg := ingest.Config{Store: w.store, Trust: v, Outbox: w.out, Registerer: w.reg,
 		OnAccept: []func(*protocol.Record){func(r *protocol.Record) {
 			w.mu.Lock()
 			w.accepted = append(w.accepted, r.CID())
 			w.mu.Unlock()
-		}}})
-	if err != nil {
+		}}}
+	if edit != nil {
+		edit(&cfg)
+	}
+	var err error
+	if w.p, err = ingest.New(cfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.p.Close)
 	return w
 }
+
+// metric is the value of the counter or gauge name summed over the series
+// whose labels include labels; 0 when there is none.
+func (w *world) metric(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := w.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue series
+				}
+			}
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
+}
+
+// reingests is how many times parked records were ingested again.
+func (w *world) reingests(t *testing.T) float64 {
+	return w.metric(t, "entente_ingest_total", map[string]string{"source": string(service.SourceParked)})
+}
+
+func (w *world) parkedNow(t *testing.T) float64 { return w.metric(t, "entente_ingest_parked", nil) }
 
 func TestSubmitThenDuplicate(t *testing.T) {
 	w := newWorld(t)

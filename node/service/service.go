@@ -84,6 +84,9 @@ const (
 	SourceFetch  Source = "fetch"  // asked of a peer (fetch, sync)
 	// SourceDeliver: pushed by a peer by direct delivery (TLP:RED).
 	SourceDeliver Source = "deliver"
+	// SourceImport: the operator's import (POST /v1/records?import=true),
+	// exempt from freshness and never gossiped (DESIGN.md §4).
+	SourceImport Source = "import"
 )
 
 // Accepted is the outcome of a successful ingest.
