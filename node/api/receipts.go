@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -32,54 +31,28 @@ type ReceiptPage struct {
 // handleListReceipts serves GET /v1/receipts: the decisions of the
 // receipts this node holds (issued or received) that match the filters
 // and that the caller may read (protocol.MayReadDecision), in acceptance
-// order; a page is filled with what the caller may read, reading at most
-// maxListScans pages of the register.
+// order, a page as writePage bounds it.
 func (a *API) handleListReceipts(w http.ResponseWriter, r *http.Request) {
 	q, err := parseReceiptQuery(r)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	want := q.Limit
-	if want == 0 {
-		want = store.DefaultListLimit
-	}
-	page := ReceiptPage{Receipts: make([]ReceiptEntry, 0, want)}
 	caller := callerOf(r)
-	var next uint64
-	for scans := 0; scans < maxListScans; scans++ {
-		q.Limit = want - len(page.Receipts)
-		var entries []store.DecisionEntry
-		if entries, next, err = a.cfg.Store.Decisions(q); err != nil {
-			a.writeError(w, r, err)
-			return
-		}
-		for _, e := range entries {
+	read := func(after uint64, limit int) ([]store.DecisionEntry, uint64, error) {
+		q.After, q.Limit = after, limit
+		return a.cfg.Store.Decisions(q)
+	}
+	writePage(a, w, r, "receipts", q.After, q.Limit, read, store.DecisionCursor,
+		func(e store.DecisionEntry) (any, bool, error) {
 			rec, blk, err := a.decisionOf(e)
-			if err != nil {
-				a.writeError(w, r, err)
-				return
-			}
-			if !protocol.MayReadDecision(caller, blk) {
-				continue
+			if err != nil || !protocol.MayReadDecision(caller, blk) {
+				return nil, false, err
 			}
 			req, err := blk.Request.JSON()
-			if err != nil {
-				a.writeError(w, r, err)
-				return
-			}
-			page.Receipts = append(page.Receipts, ReceiptEntry{Receipt: e.Receipt.String(), Item: e.Item, Issuer: rec.Issuer().String(),
-				IssuedAt: rec.IssuedAt(), Request: req, Verdict: blk.Verdict})
-		}
-		if next == 0 || len(page.Receipts) == want {
-			break
-		}
-		q.After = next
-	}
-	if next != 0 {
-		page.Next = strconv.FormatUint(next, 10)
-	}
-	writeJSON(w, http.StatusOK, page)
+			return ReceiptEntry{Receipt: e.Receipt.String(), Item: e.Item, Issuer: rec.Issuer().String(),
+				IssuedAt: rec.IssuedAt(), Request: req, Verdict: blk.Verdict}, true, err
+		})
 }
 
 // decisionOf reads a register entry's receipt and decision block.

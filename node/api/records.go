@@ -177,42 +177,62 @@ func (a *API) handleListRecords(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	want := q.Limit
-	if want == 0 {
-		want = store.DefaultListLimit
+	read := func(after uint64, limit int) ([]store.Entry, uint64, error) {
+		q.After, q.Limit = after, limit
+		return a.cfg.Store.List(q)
 	}
-	page := newPageWriter(w, "records", a.cfg.Limits.MaxPageBytes)
-	var next uint64
+	writePage(a, w, r, "records", q.After, q.Limit, read, func(e store.Entry) uint64 { return e.Seq },
+		func(e store.Entry) (any, bool, error) {
+			if !a.mayRead(r, e.Record) {
+				return nil, false, nil
+			}
+			v, err := recordView(e.Record)
+			return v, true, err
+		})
+}
+
+// writePage answers a list request, a page {"<field>": [...], "next":
+// "..."} of up to limit entries (0: store.DefaultListLimit) after the
+// cursor after, written as they are read: read gives the store's next
+// entries and the cursor after them (0 at the end), cursor an entry's
+// own, and view what the caller sees of an entry (false: nothing). The
+// page ends at limit entries, at Limits.MaxPageBytes, or after
+// maxListScans × limit entries read, with the cursor of the last entry
+// read.
+func writePage[E any](a *API, w http.ResponseWriter, r *http.Request, field string, after uint64, limit int,
+	read func(after uint64, limit int) ([]E, uint64, error), cursor func(E) uint64, view func(E) (any, bool, error)) {
+	if limit == 0 {
+		limit = store.DefaultListLimit
+	}
+	page := newPageWriter(w, field, a.cfg.Limits.MaxPageBytes)
 	for written, scanned := 0, 0; ; {
-		q.Limit = min(listChunk, want-written)
-		entries, more, err := a.cfg.Store.List(q)
+		entries, more, err := read(after, min(listChunk, limit-written))
 		if err != nil {
 			page.fail(a, r, err)
 			return
 		}
 		for i, e := range entries {
 			scanned++
-			if a.mayRead(r, e.Record) {
-				v, err := recordView(e.Record)
-				if err != nil {
-					page.fail(a, r, err)
-					return
-				}
+			v, ok, err := view(e)
+			if err != nil {
+				page.fail(a, r, err)
+				return
+			}
+			if ok {
 				page.add(v)
 				written++
 			}
 			if i < len(entries)-1 && page.full() {
-				more = e.Seq
+				more = cursor(e)
 				break
 			}
 		}
-		next = more
-		if more == 0 || written == want || page.full() || scanned >= maxListScans*want {
+		after = more
+		if more == 0 || written == limit || page.full() || scanned >= maxListScans*limit {
 			break
 		}
-		q.After = more
 	}
-	page.end(next)
+	page.end(after)
 }
 
 // pageWriter writes a list page {"<field>": [...], "next": "..."} as its
