@@ -94,6 +94,10 @@ type Config struct {
 	// StreamKeepalive is the time between keepalive comments on the API's
 	// event streams; zero means the API's default (api.DefaultStreamKeepalive).
 	StreamKeepalive time.Duration
+	// Connections bound the node's libp2p connections (limits.go); zero
+	// fields take the defaults. New refuses limits too low for the
+	// federation's member nodes.
+	Connections ConnLimits
 }
 
 // Backoff is an exponential backoff: from Min, doubling up to Max.
@@ -149,6 +153,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("node config: %s is negative (%d); zero means the default", n.name, n.v)
 		}
 	}
+	if c.Connections.Max < 0 || c.Connections.Low < 0 || c.Connections.High < 0 {
+		return fmt.Errorf("node config: Connections has a negative limit (%+v); zero means the default", c.Connections)
+	}
 	if _, ok := c.Federation.Jurisdiction(c.Jurisdiction); !ok {
 		return fmt.Errorf("node config: Jurisdiction %q is not in federation %q", c.Jurisdiction, c.Federation.Name)
 	}
@@ -179,6 +186,7 @@ func (c *Config) setDefaults() {
 	setInt(&c.MaxBatchBytes, int(d.Limits.MaxBodyBytes))
 	setInt(&c.MaxPendingIngest, d.Limits.MaxPendingIngest)
 	setDuration(&c.MaxRecordAge, d.Limits.MaxRecordAge)
+	c.Connections.setDefaults()
 	t := &c.HTTPTimeouts
 	setDuration(&t.ReadHeader, d.Limits.HTTPReadHeaderTimeout)
 	setDuration(&t.Read, d.Limits.HTTPReadTimeout)

@@ -169,6 +169,7 @@ type Service struct {
 	pending  prometheus.GaugeFunc
 	attempts *prometheus.CounterVec
 	served   *prometheus.CounterVec
+	limit    *service.PeerLimiter // each peer's pushes (servePeerLimit)
 }
 
 // New starts the service: it serves pushes, reloads the outbox and
@@ -210,7 +211,7 @@ func New(cfg Config) (*Service, error) {
 		}, []string{"result"}),
 		served: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "entente_deliver_served_total",
-			Help: "Pushes from peers, by answer (acked, refused, reset).",
+			Help: "Pushes from peers, by answer (acked, refused, reset, throttled).",
 		}, []string{"result"}),
 	}
 	s.pending = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -219,6 +220,9 @@ func New(cfg Config) (*Service, error) {
 	}, func() float64 { return float64(s.countPending()) })
 	if err := service.Register(cfg.Registerer, "deliver", s.pending, s.attempts, s.served); err != nil {
 		return nil, err
+	}
+	if s.limit, err = service.NewPeerLimiter(protocol.DeliverProtocolID, servePeerLimit, cfg.Registerer); err != nil {
+		return nil, fmt.Errorf("deliver: %w", err)
 	}
 	list, err := cfg.Store.ListOutbox()
 	if err != nil {

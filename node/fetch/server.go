@@ -17,6 +17,14 @@ import (
 // handleFetch serves one fetch stream: Close when every answer is
 // written, Reset on any error.
 func (f *Service) handle(s network.Stream) {
+	release, err := f.limit.Admit(f.g.Context(), s.Conn().RemotePeer())
+	if err != nil {
+		f.served.WithLabelValues("throttled").Inc()
+		s.Reset()
+		f.log.Debug("fetch stream refused", "peer", s.Conn().RemotePeer().String(), "err", err)
+		return
+	}
+	defer release()
 	// Counted before the peer can see the outcome, so that whoever has
 	// seen it finds it counted.
 	if err := f.serve(s); err != nil {

@@ -16,6 +16,13 @@ import (
 // handleCheckpoint answers a checkpoint request with the latest
 // checkpoint and a consistency proof from the asked size.
 func (w *Service) handleCheckpoint(s network.Stream) {
+	release, err := w.checkpointLimit.Admit(w.g.Context(), s.Conn().RemotePeer())
+	if err != nil {
+		s.Reset()
+		w.log.Debug("checkpoint request refused", "peer", service.ShortID(s.Conn().RemotePeer()), "err", err)
+		return
+	}
+	defer release()
 	if err := w.answerCheckpoint(s); err != nil {
 		s.Reset()
 		w.log.Debug("checkpoint request refused", "peer", service.ShortID(s.Conn().RemotePeer()), "err", err)
@@ -90,6 +97,13 @@ func (w *Service) SendCosignature(ctx context.Context, p peer.ID, msg []byte) er
 // the federation is verified and kept (checkpoint.AddCosignature).
 func (w *Service) handleCosign(s network.Stream) {
 	from := s.Conn().RemotePeer()
+	release, err := w.cosignLimit.Admit(w.g.Context(), from)
+	if err != nil {
+		s.Reset()
+		w.log.Debug("cosign request refused", "peer", service.ShortID(from), "err", err)
+		return
+	}
+	defer release()
 	ans, err := w.cosign(s, from)
 	if err == nil {
 		if _, err = s.Write([]byte{byte(ans)}); err == nil {
