@@ -55,7 +55,7 @@
 // Pubsub never graylists a direct peer (the founding nodes are direct
 // peers, so that every record goes on before the mesh forms): the
 // validator does it for them, from a copy of the scores taken every
-// second, dropping their messages unread (result "graylisted"). Flood
+// quarter second, dropping their messages unread (result "graylisted"). Flood
 // publishing is on: a node sends its own records to every member on the
 // topic whose score is above the publish threshold.
 package gossip
@@ -217,8 +217,8 @@ func (s *Service) Close() {
 // Peers lists the peers known to be on the federation's topic.
 func (s *Service) Peers() []peer.ID { return s.topic.ListPeers() }
 
-// Score is p's gossip score as of the last inspection (at most a second
-// old), and whether pubsub scores p at all.
+// Score is p's gossip score as of the last inspection (at most a quarter
+// second old), and whether pubsub scores p at all.
 func (s *Service) Score(p peer.ID) (float64, bool) { return s.scores.score(p) }
 
 // Graylisted reports whether p's score is below the graylist threshold:

@@ -37,7 +37,7 @@ const (
 
 	// inspectEvery is how often the scores are copied for the validator
 	// (graylisted) and the metrics.
-	inspectEvery = time.Second
+	inspectEvery = 250 * time.Millisecond
 	// appScoreTTL is how long a peer's application-specific score is
 	// cached: pubsub asks for it at every RPC, and membership of an
 	// accredited node is a store read.
