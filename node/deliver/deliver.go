@@ -38,7 +38,10 @@
 //
 // # Receiver
 //
-// A push is served only to a member. The receiver decodes the record,
+// A push is served only to a member, at most 8 at once and 1 000 a
+// second from one peer (servePeerLimit; a push over the rate waits up to
+// 2 s, then is reset and counted in entente_p2p_streams_throttled_total;
+// the sender retries). The receiver decodes the record,
 // checks that it may receive it itself (protocol.MayReceive) and ingests
 // it (service.SourceDeliver: exempt from freshness, as sync is); once the
 // record is durable it answers with its acknowledgement, signed by its

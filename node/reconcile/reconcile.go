@@ -12,6 +12,14 @@
 // The service starts a session with a peer when it connects and with
 // every connected peer each Interval, one session per peer at a time and
 // at most four at once.
+//
+// Serving is bounded per peer (syncPeerLimit, syncAllPeerLimit): a peer
+// gets at most two sessions at once and two a second, and at most one
+// sync-all at a time, three in a row and then one every ten seconds;
+// past that its stream is reset and counted
+// (entente_p2p_streams_throttled_total). A sync-all costs the server its
+// whole set, so that limit is what bounds a member that asks for it over
+// and over (testnet's TestSyncAllStormIsBounded).
 package reconcile
 
 import (

@@ -6,7 +6,9 @@
 // peer in the store. It then returns the cosigned note to the peer
 // (protocol.CosignProtocolID), which adds the cosignature to its latest
 // checkpoint's note if it is of that checkpoint. It serves both protocols
-// for its own log. The bytes are protocol's ("Wire protocols").
+// for its own log, each at most two streams at once and one a second
+// from one peer (witnessPeerLimit). The bytes are protocol's ("Wire
+// protocols").
 //
 // Equivocation: a checkpoint of a peer with the size of the last verified
 // one and another root, or a newer one whose consistency proof from the
