@@ -1,6 +1,7 @@
 package testnet
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -58,17 +59,15 @@ func newRogue(t *testing.T, net *Net, key crypto.PrivKey) *rogue {
 	return &rogue{h: h, topic: topic}
 }
 
-// flood publishes undecodable messages, each different, as fast as
-// gossipsub takes them, until ctx ends; it returns how many it sent.
-func (r *rogue) flood(ctx context.Context) chan int {
+// flood publishes the messages next makes, as fast as gossipsub takes
+// them, until ctx ends; it returns how many it sent.
+func (r *rogue) flood(ctx context.Context, next func(i int) []byte) chan int {
 	sent := make(chan int, 1)
 	go func() {
 		n := 0
 		defer func() { sent <- n }()
 		for ctx.Err() == nil {
-			junk := make([]byte, 64)
-			rand.Read(junk)
-			if err := r.topic.Publish(ctx, junk); err != nil {
+			if err := r.topic.Publish(ctx, next(n)); err != nil {
 				return
 			}
 			n++
@@ -77,9 +76,35 @@ func (r *rogue) flood(ctx context.Context) chan int {
 	return sent
 }
 
+// junk is an undecodable message, a different one each time.
+func junk(int) []byte {
+	b := make([]byte, 64)
+	rand.Read(b)
+	return b
+}
+
+// badSignatures makes records of recs with one bit of their signature
+// flipped (still canonical, no longer signed by their issuer): a
+// different one for each i up to 512 times len(recs).
+func badSignatures(t *testing.T, recs []*protocol.Record) func(i int) []byte {
+	return func(i int) []byte {
+		b := bytes.Clone(recs[i%len(recs)].Bytes())
+		// "sig" as a text string, then a 64-byte byte string header.
+		at := bytes.Index(b, []byte("\x63sig\x58\x40"))
+		if at < 0 {
+			t.Error("no sig field in a record's bytes")
+			return b
+		}
+		bit := (i / len(recs)) % 512
+		b[at+6+bit/8] ^= 1 << (bit % 8)
+		return b
+	}
+}
+
 // TestGossipFloodIsGraylisted: two members flood the records topic with
-// undecodable messages — a founding node (a direct peer of the others)
-// and a node accredited later — while the honest nodes go on. Within 10
+// invalid messages — a founding node (a direct peer of the others) with
+// undecodable ones, a node accredited later with records whose signatures
+// do not verify — while the honest nodes go on. Within 10
 // seconds every honest node has both below the graylist threshold, drops
 // the founding node's messages unread, and an honest record still
 // reaches every honest node while the flood goes on.
@@ -135,9 +160,9 @@ func TestGossipFloodIsGraylisted(t *testing.T) {
 	defer stopFlood()
 	start := time.Now()
 	var sent []chan int
-	for _, r := range rogues {
-		sent = append(sent, r.flood(floodCtx))
-	}
+	// The founding rogue sends junk, the accredited one records whose
+	// signatures do not verify.
+	sent = append(sent, rogues[0].flood(floodCtx, junk), rogues[1].flood(floodCtx, badSignatures(t, accreditations(t, net, "FR", 200))))
 	within, wctx := 10*time.Second, ctx
 	wctx, wcancel := context.WithTimeout(wctx, within)
 	defer wcancel()
@@ -189,9 +214,14 @@ func TestGossipFloodIsGraylisted(t *testing.T) {
 		total += <-c
 	}
 	for _, m := range honest {
-		read := metric(t, m, "entente_gossip_messages_total", map[string]string{"result": "malformed"})
+		malformed := metric(t, m, "entente_gossip_messages_total", map[string]string{"result": "malformed"})
+		badSig := metric(t, m, "entente_gossip_messages_total", map[string]string{"result": string(protocol.CodeBadSignature)})
+		read := malformed + badSig
 		dropped := metric(t, m, "entente_gossip_messages_total", map[string]string{"result": "graylisted"})
-		t.Logf("node %d: of %d junk messages sent, %.0f read and rejected, %.0f dropped unread by the validator (the rest by pubsub)", m.Index, total, read, dropped)
+		t.Logf("node %d: of %d invalid messages sent, %.0f read and rejected (%.0f undecodable, %.0f bad signatures), %.0f dropped unread by the validator (the rest by pubsub)", m.Index, total, read, malformed, badSig, dropped)
+		if malformed == 0 || badSig == 0 {
+			t.Errorf("node %d rejected %.0f undecodable messages and %.0f bad signatures; the rogues sent both", m.Index, malformed, badSig)
+		}
 		// What was read is what queued for validation before the score
 		// caught up: a small part of the flood.
 		if read*4 > float64(total) {
