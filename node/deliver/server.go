@@ -28,11 +28,9 @@ var servePeerLimit = service.PeerLimit{Concurrent: 8, Rate: 1000, Burst: 2000, M
 // handle serves one push: Close once the answer is written, Reset on any
 // error.
 func (s *Service) handle(st network.Stream) {
-	release, err := s.limit.Admit(s.g.Context(), st.Conn().RemotePeer())
-	if err != nil {
+	release, ok := s.limit.AdmitStream(s.g.Context(), st, s.log)
+	if !ok {
 		s.served.WithLabelValues("throttled").Inc()
-		st.Reset()
-		s.log.Debug("deliver stream refused", "peer", st.Conn().RemotePeer().String(), "err", err)
 		return
 	}
 	defer release()

@@ -17,11 +17,9 @@ import (
 // handleFetch serves one fetch stream: Close when every answer is
 // written, Reset on any error.
 func (f *Service) handle(s network.Stream) {
-	release, err := f.limit.Admit(f.g.Context(), s.Conn().RemotePeer())
-	if err != nil {
+	release, ok := f.limit.AdmitStream(f.g.Context(), s, f.log)
+	if !ok {
 		f.served.WithLabelValues("throttled").Inc()
-		s.Reset()
-		f.log.Debug("fetch stream refused", "peer", s.Conn().RemotePeer().String(), "err", err)
 		return
 	}
 	defer release()

@@ -16,10 +16,8 @@ import (
 
 // handleSync answers a peer's session: one frame back per frame in.
 func (s *Service) handleSync(st network.Stream) {
-	release, err := s.syncLimit.Admit(s.g.Context(), st.Conn().RemotePeer())
-	if err != nil {
-		st.Reset()
-		s.log.Debug("sync session refused", "peer", st.Conn().RemotePeer().String(), "err", err)
+	release, ok := s.syncLimit.AdmitStream(s.g.Context(), st, s.log)
+	if !ok {
 		return
 	}
 	defer release()
@@ -73,10 +71,8 @@ func (s *Service) serveSync(st network.Stream) error {
 // nothing, asks for the whole sync set. The answer is one frame per
 // record, in (issued_at, CID) order, then the end of the stream.
 func (s *Service) handleSyncAll(st network.Stream) {
-	release, err := s.allLimit.Admit(s.g.Context(), st.Conn().RemotePeer())
-	if err != nil {
-		st.Reset()
-		s.log.Debug("sync-all refused", "peer", st.Conn().RemotePeer().String(), "err", err)
+	release, ok := s.allLimit.AdmitStream(s.g.Context(), st, s.log)
+	if !ok {
 		return
 	}
 	defer release()

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	libp2pprotocol "github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/prometheus/client_golang/prometheus"
@@ -150,6 +152,19 @@ func (l *PeerLimiter) Admit(ctx context.Context, p peer.ID) (release func(), err
 		}
 	}
 	return release, nil
+}
+
+// AdmitStream is Admit for the peer at the other end of s, an incoming
+// stream: a stream over the limit is reset and logged at Debug, and
+// AdmitStream returns ok false.
+func (l *PeerLimiter) AdmitStream(ctx context.Context, s network.Stream, log *slog.Logger) (release func(), ok bool) {
+	release, err := l.Admit(ctx, s.Conn().RemotePeer())
+	if err != nil {
+		s.Reset()
+		log.Debug("stream refused", "protocol", l.proto, "peer", s.Conn().RemotePeer().String(), "err", err)
+		return nil, false
+	}
+	return release, true
 }
 
 func (l *PeerLimiter) refuse(reason string, err error) error {

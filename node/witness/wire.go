@@ -16,10 +16,8 @@ import (
 // handleCheckpoint answers a checkpoint request with the latest
 // checkpoint and a consistency proof from the asked size.
 func (w *Service) handleCheckpoint(s network.Stream) {
-	release, err := w.checkpointLimit.Admit(w.g.Context(), s.Conn().RemotePeer())
-	if err != nil {
-		s.Reset()
-		w.log.Debug("checkpoint request refused", "peer", service.ShortID(s.Conn().RemotePeer()), "err", err)
+	release, ok := w.checkpointLimit.AdmitStream(w.g.Context(), s, w.log)
+	if !ok {
 		return
 	}
 	defer release()
@@ -97,10 +95,8 @@ func (w *Service) SendCosignature(ctx context.Context, p peer.ID, msg []byte) er
 // the federation is verified and kept (checkpoint.AddCosignature).
 func (w *Service) handleCosign(s network.Stream) {
 	from := s.Conn().RemotePeer()
-	release, err := w.cosignLimit.Admit(w.g.Context(), from)
-	if err != nil {
-		s.Reset()
-		w.log.Debug("cosign request refused", "peer", service.ShortID(from), "err", err)
+	release, ok := w.cosignLimit.AdmitStream(w.g.Context(), s, w.log)
+	if !ok {
 		return
 	}
 	defer release()
