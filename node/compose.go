@@ -94,6 +94,9 @@ func composeCore(n *Node) error {
 // and the decisions, which fetch from them.
 func composeNetwork(n *Node) error {
 	cfg := &n.cfg
+	if err := checkConnLimits(cfg.Connections, n.members.others()); err != nil {
+		return err
+	}
 	gate := newGater(n.id, n.members.isMember, cfg.Gate, component(n, "gate"))
 	n.reg.MustRegister(gate.refused)
 	h, err := newHost(cfg, gate)
@@ -102,6 +105,7 @@ func composeNetwork(n *Node) error {
 	}
 	n.host, n.members.h = h, h
 	n.closers = append(n.closers, h.Close)
+	n.members.protectConnected()
 	closeWith(n, func() { n.members.close() }) // the dialling stops before the host closes
 	s := &n.svc
 	// Delivery first: from here on records may arrive, and a TLP:RED one

@@ -109,6 +109,10 @@ type Config struct {
 	// StreamKeepalive is the time between keepalive comments on the API's
 	// event streams; zero means the API's default (api.DefaultStreamKeepalive).
 	StreamKeepalive time.Duration
+	// Connections bound the node's libp2p connections (limits.go); zero
+	// fields take the defaults. New refuses limits too low for the
+	// federation's member nodes.
+	Connections ConnLimits
 }
 
 // Backoff is an exponential backoff: from Min, doubling up to Max.
@@ -168,6 +172,9 @@ func (c *Config) validate() error {
 	if c.Rate < 0 || c.PublicRate < 0 {
 		return fmt.Errorf("node config: Rate and PublicRate may not be negative (%v, %v); zero means the default", c.Rate, c.PublicRate)
 	}
+	if c.Connections.Max < 0 || c.Connections.Low < 0 || c.Connections.High < 0 {
+		return fmt.Errorf("node config: Connections has a negative limit (%+v); zero means the default", c.Connections)
+	}
 	if _, ok := c.Federation.Jurisdiction(c.Jurisdiction); !ok {
 		return fmt.Errorf("node config: Jurisdiction %q is not in federation %q", c.Jurisdiction, c.Federation.Name)
 	}
@@ -207,6 +214,7 @@ func (c *Config) setDefaults() {
 		c.PublicRate = d.Limits.PublicRate
 	}
 	setDuration(&c.MaxRecordAge, d.Limits.MaxRecordAge)
+	c.Connections.setDefaults()
 	t := &c.HTTPTimeouts
 	setDuration(&t.ReadHeader, d.Limits.HTTPReadHeaderTimeout)
 	setDuration(&t.Read, d.Limits.HTTPReadTimeout)

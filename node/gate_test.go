@@ -1,12 +1,18 @@
 package node_test
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 
+	"github.com/entente-net/entente/config"
+	"github.com/entente-net/entente/node"
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/testnet"
 )
@@ -118,4 +124,66 @@ func TestGateRefusesAuthorityKey(t *testing.T) {
 	for _, m := range tn.Nodes {
 		wantRefused(t, h, m)
 	}
+}
+
+// TestRefusedByPeerIsLogged: a node whose peer's gate does not admit it
+// (the peer lacks its accreditation) says so, "refused by peer", rather
+// than that it connected.
+func TestRefusedByPeerIsLogged(t *testing.T) {
+	_, authority := newKey(t)
+	refuserKey, refuserID := newKey(t)
+	fedOf := func(bootstrap string) *config.Federation {
+		return &config.Federation{Name: "gated", Jurisdictions: []config.Jurisdiction{{
+			Code: "DE", Name: "Germany", Authority: authority.String(), Bootstrap: []string{bootstrap}}}}
+	}
+	// The refuser knows only itself.
+	refuser, err := node.New(node.Config{Key: refuserKey, Federation: fedOf("/ip4/127.0.0.1/tcp/1/p2p/" + refuserID.String()),
+		Jurisdiction: "DE", InMemory: true, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, DisableSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer refuser.Close()
+	logs := &recordingHandler{}
+	key, _ := newKey(t)
+	dialer, err := node.New(node.Config{Key: key, Federation: fedOf(refuser.Addrs()[0].String()),
+		Jurisdiction: "DE", InMemory: true, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, DisableSync: true,
+		ReconnectInterval: 100 * time.Millisecond, Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dialer.Close()
+	eventually(t, 10*time.Second, `a log line "refused by peer"`, func() bool {
+		return logs.has(slog.LevelWarn, "refused by peer")
+	})
+	if logs.has(slog.LevelInfo, "connected to member") {
+		t.Error(`the dialer logged "connected to member" for a peer that refused it`)
+	}
+}
+
+// recordingHandler keeps the messages logged to it.
+type recordingHandler struct {
+	mu   sync.Mutex
+	msgs []slog.Record
+}
+
+func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	h.msgs = append(h.msgs, r)
+	h.mu.Unlock()
+	return nil
+}
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler      { return h }
+
+// has reports whether a message at level containing text was logged.
+func (h *recordingHandler) has(level slog.Level, text string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.msgs {
+		if r.Level == level && strings.Contains(r.Message, text) {
+			return true
+		}
+	}
+	return false
 }

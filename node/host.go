@@ -9,21 +9,34 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// newHost makes the libp2p host, with the membership gate, and listens.
-// A host that cannot listen is closed before newHost returns.
+// newHost makes the libp2p host, with the membership gate, the resource
+// manager and the connection manager (limits.go), and listens. A host
+// that cannot listen is closed before newHost returns.
 func newHost(cfg *Config, gate *gater) (host.Host, error) {
+	rm, err := newResourceManager(cfg.Connections)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := connmgr.NewConnManager(cfg.Connections.Low, cfg.Connections.High)
+	if err != nil {
+		rm.Close()
+		return nil, fmt.Errorf("node: connection manager: %w", err)
+	}
 	var tcpOpts []any
 	if cfg.DisableReuseport {
 		tcpOpts = append(tcpOpts, tcp.DisableReuseport())
 	}
 	listen, err := parseAddrs("listen", cfg.Listen)
 	if err != nil {
+		rm.Close()
+		cm.Close()
 		return nil, err
 	}
 	opts := []libp2p.Option{
@@ -35,17 +48,22 @@ func newHost(cfg *Config, gate *gater) (host.Host, error) {
 		libp2p.Transport(tcp.NewTCPTransport, tcpOpts...),
 		libp2p.Transport(libp2pquic.NewTransport),
 		libp2p.ConnectionGater(gate),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
 		libp2p.DisableRelay(),
 	}
 	if len(cfg.Announce) > 0 {
 		announce, err := parseAddrs("announce", cfg.Announce)
 		if err != nil {
+			rm.Close()
+			cm.Close()
 			return nil, err
 		}
 		opts = append(opts, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return announce }))
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
+		// libp2p.New closes what it was given when it fails.
 		return nil, fmt.Errorf("node: libp2p host: %w", err)
 	}
 	if len(listen) > 0 {

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/entente-net/entente/config"
@@ -41,6 +42,9 @@ type members struct {
 	// accreditation lapses with time) or until an accreditation or a
 	// revocation arrives (under mu).
 	nodes map[string]cachedNodes
+	// refusals are the members that refused this node since they last
+	// admitted it (logRefused).
+	refusals map[peer.ID]bool
 }
 
 // cachedNodes is a jurisdiction's nodes as NodesOf found them at a time.
@@ -136,6 +140,7 @@ func (m *members) dropRevoked(target cid.Cid) {
 		return
 	}
 	m.log.Info("closing connections to a peer whose node accreditation was revoked", "peer", id.String())
+	m.h.ConnManager().Unprotect(id, memberTag)
 	if err := m.h.Network().ClosePeer(id); err != nil {
 		m.log.Debug("close peer", "peer", id.String(), "err", err)
 	}
@@ -241,6 +246,35 @@ func (m *members) nodesOf(j string) []peer.AddrInfo {
 	return out
 }
 
+// others is how many member nodes the federation has now besides this
+// one: every recognised jurisdiction's founding and accredited nodes.
+func (m *members) others() int {
+	n := 0
+	for _, j := range m.fed.Codes() {
+		for _, ai := range m.nodesOf(j) {
+			if ai.ID != m.self {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// memberTag is the connection manager's protection of members'
+// connections.
+const memberTag = "entente-member"
+
+// protectConnected has the connection manager protect the connections of
+// every peer that connects, which the gate admitted as a member, from
+// now on; dropRevoked lifts it. Called once the host exists.
+func (m *members) protectConnected() {
+	m.h.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		if m.isMember(c.RemotePeer()) {
+			m.h.ConnManager().Protect(c.RemotePeer(), memberTag)
+		}
+	}})
+}
+
 // founding are the founding nodes of the recognised jurisdictions, but
 // this node: gossip's direct peers.
 func (m *members) founding() []peer.AddrInfo {
@@ -286,10 +320,53 @@ func (m *members) dialMissing(ctx context.Context) {
 				m.log.Debug("dial failed", "peer", ai.ID.String(), "err", err)
 				return
 			}
+			if m.refusedBy(ctx, ai.ID) {
+				m.logRefused(ai.ID)
+				return
+			}
+			m.mu.Lock()
+			delete(m.refusals, ai.ID)
+			m.mu.Unlock()
 			m.log.Info("connected to member", "peer", ai.ID.String())
 		}()
 	}
 	wg.Wait()
+}
+
+// refusedBy reports whether p dropped the connection just made to it:
+// what a peer whose gate refuses this node does. Its gate runs once the
+// security handshake is done, which is all Connect waits for; so wait
+// for identify, which needs the connection, and see whether it lasted.
+func (m *members) refusedBy(ctx context.Context, p peer.ID) bool {
+	if ids, ok := m.h.(interface{ IDService() identify.IDService }); ok {
+		for _, c := range m.h.Network().ConnsToPeer(p) {
+			select {
+			case <-ids.IDService().IdentifyWait(c):
+			case <-ctx.Done():
+			}
+		}
+	}
+	return m.h.Network().Connectedness(p) != network.Connected
+}
+
+// logRefused says that p refused this node: at Warn the first time since
+// p last admitted it (the operator has something to fix: most often p
+// does not hold this node's accreditation yet), at Debug at every later
+// dial.
+func (m *members) logRefused(p peer.ID) {
+	m.mu.Lock()
+	if m.refusals == nil {
+		m.refusals = map[peer.ID]bool{}
+	}
+	first := !m.refusals[p]
+	m.refusals[p] = true
+	m.mu.Unlock()
+	msg := "refused by peer: it closed the connection after the handshake; its gate does not admit this node (does it hold this node's accreditation?)"
+	if first {
+		m.log.Warn(msg, "peer", p.String())
+	} else {
+		m.log.Debug(msg, "peer", p.String())
+	}
 }
 
 // close stops dialling.

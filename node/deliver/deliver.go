@@ -38,7 +38,10 @@
 //
 // # Receiver
 //
-// A push is served only to a member. The receiver decodes the record,
+// A push is served only to a member, at most 8 at once and 1 000 a
+// second from one peer (servePeerLimit; a push over the rate waits up to
+// 2 s, then is reset and counted in entente_p2p_streams_throttled_total;
+// the sender retries). The receiver decodes the record,
 // checks that it may receive it itself (protocol.MayReceive) and ingests
 // it (service.SourceDeliver: exempt from freshness, as sync is); once the
 // record is durable it answers with its acknowledgement, signed by its
@@ -169,6 +172,7 @@ type Service struct {
 	pending  prometheus.GaugeFunc
 	attempts *prometheus.CounterVec
 	served   *prometheus.CounterVec
+	limit    *service.PeerLimiter // each peer's pushes (servePeerLimit)
 }
 
 // New starts the service: it serves pushes, reloads the outbox and
@@ -210,7 +214,7 @@ func New(cfg Config) (*Service, error) {
 		}, []string{"result"}),
 		served: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "entente_deliver_served_total",
-			Help: "Pushes from peers, by answer (acked, refused, reset).",
+			Help: "Pushes from peers, by answer (acked, refused, reset, throttled).",
 		}, []string{"result"}),
 	}
 	s.pending = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -219,6 +223,9 @@ func New(cfg Config) (*Service, error) {
 	}, func() float64 { return float64(s.countPending()) })
 	if err := service.Register(cfg.Registerer, "deliver", s.pending, s.attempts, s.served); err != nil {
 		return nil, err
+	}
+	if s.limit, err = service.NewPeerLimiter(protocol.DeliverProtocolID, servePeerLimit, cfg.Registerer); err != nil {
+		return nil, fmt.Errorf("deliver: %w", err)
 	}
 	list, err := cfg.Store.ListOutbox()
 	if err != nil {

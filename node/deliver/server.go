@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 
@@ -16,9 +17,23 @@ import (
 // decoded record.
 const serverMemory = 2 * protocol.DeliverMaxRequest
 
+// servePeerLimit bounds one peer's pushes. A sender pushes a target node
+// its pending records one stream after the other, each answered once the
+// record is durable here (a synced write: about a millisecond, so under
+// a thousand a second); a burst of receipts (a verify-batch of 1 000 is
+// one receipt, but single verifies make one each) is slowed by up to 2 s
+// a push, and the sender's backoff retries what is refused.
+var servePeerLimit = service.PeerLimit{Concurrent: 8, Rate: 1000, Burst: 2000, MaxWait: 2 * time.Second}
+
 // handle serves one push: Close once the answer is written, Reset on any
 // error.
 func (s *Service) handle(st network.Stream) {
+	release, ok := s.limit.AdmitStream(s.g.Context(), st, s.log)
+	if !ok {
+		s.served.WithLabelValues("throttled").Inc()
+		return
+	}
+	defer release()
 	result, err := s.serve(st)
 	if err != nil {
 		s.served.WithLabelValues("reset").Inc()

@@ -17,6 +17,12 @@ import (
 // handleFetch serves one fetch stream: Close when every answer is
 // written, Reset on any error.
 func (f *Service) handle(s network.Stream) {
+	release, ok := f.limit.AdmitStream(f.g.Context(), s, f.log)
+	if !ok {
+		f.served.WithLabelValues("throttled").Inc()
+		return
+	}
+	defer release()
 	// Counted before the peer can see the outcome, so that whoever has
 	// seen it finds it counted.
 	if err := f.serve(s); err != nil {

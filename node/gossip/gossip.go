@@ -17,6 +17,50 @@
 //
 // Records from the node's own clients go out through the Outbox, a
 // commit's worth at a time (outbox.go).
+//
+// # Peer scoring
+//
+// Gossipsub's peer score (score.go) is tuned for a federation of a few
+// tens of nodes, all members, admitted by key, each connected to every
+// other, where records are few, bursty and matter. Every peer on the
+// topic is a member (the gate and the peer filter see to it), so the
+// score is not there to choose among strangers; it is there to stop a
+// member — a compromised or broken node — that floods the topic with what
+// no honest node forwards.
+//
+//   - P4, invalid messages: weight -1 on the square of the peer's count
+//     of Rejected records (undecodable, bad signature, not gossiped),
+//     decaying to nothing over an hour. This is the defence.
+//   - P5, application-specific: +10 for a member (founding node or live
+//     node accreditation), -1000 for a peer that is no member any more
+//     (its accreditation revoked while it was connected): at once below
+//     every threshold. Weight 1; cached for a second, as pubsub asks at
+//     every RPC.
+//   - P7, behaviour: weight -1 on the square of broken IHAVE promises
+//     and early re-grafts beyond 6, decaying over ten minutes.
+//   - Off: P1 (time in mesh) and P2 (first deliveries), which reward
+//     traffic, and a member earns nothing by sending more records; P3 and
+//     P3b (mesh delivery deficits), which punish a quiet peer, and an
+//     honest node is quiet most of the time (sync repairs what gossip
+//     misses); P6 (IP colocation), since members are admitted by key and
+//     one operator may run several nodes behind one address.
+//
+// Thresholds: gossip -10, publish -50, graylist -80. A member starts at
+// +10, so 5 invalid records stop gossip (IHAVE/IWANT) with it, 8 stop
+// flood publishing to it, and 10 graylist it: its RPCs are dropped
+// unread. An honest node that once forwarded 3 (a version skew) stays at
+// +1. A graylisted peer comes back above -80 after about 40 s without
+// further offence (its count decays from 10 below 9.5), and its next
+// invalid record graylists it again: past the first ten, it gets about
+// one invalid record a minute processed. Scores survive a reconnection
+// for an hour.
+//
+// Pubsub never graylists a direct peer (the founding nodes are direct
+// peers, so that every record goes on before the mesh forms): the
+// validator does it for them, from a copy of the scores taken every
+// quarter second, dropping their messages unread (result "graylisted"). Flood
+// publishing is on: a node sends its own records to every member on the
+// topic whose score is above the publish threshold.
 package gossip
 
 import (
@@ -75,6 +119,7 @@ type Service struct {
 	unrelay  pubsub.RelayCancelFunc
 	psCancel context.CancelFunc
 	messages *prometheus.CounterVec
+	scores   *scores
 }
 
 // New joins the federation's topic and starts the outbox's publisher.
@@ -94,9 +139,19 @@ func New(cfg Config) (_ *Service, err error) {
 			s.Close()
 		}
 	}()
-	if err := service.Register(cfg.Registerer, "gossip", s.messages); err != nil {
+	s.scores = &scores{isMember: cfg.IsMember, app: map[peer.ID]appScore{}, onGraylist: func(p peer.ID, v float64) {
+		s.log.Warn("gossip: a peer is graylisted: its score fell below the graylist threshold (invalid records); its messages are dropped unread",
+			"peer", p.String(), "score", v, "threshold", graylistThreshold)
+	}}
+	graylisted := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "entente_gossip_graylisted_peers",
+		Help: "Peers whose gossip score is below the graylist threshold: their gossip is dropped unread.",
+	}, func() float64 { return float64(s.scores.graylisted()) })
+	if err := service.Register(cfg.Registerer, "gossip", s.messages, graylisted); err != nil {
 		return nil, err
 	}
+	name := protocol.RecordsTopic(cfg.Federation)
+	scoreParams, thresholds := scoreParams(name, s.scores.appScore)
 	params := pubsub.DefaultGossipSubParams()
 	// Dial direct peers at once: the library's 1s delay is a bare sleep in
 	// a goroutine that outlives Close.
@@ -124,12 +179,13 @@ func New(cfg Config) (_ *Service, err error) {
 		pubsub.WithPeerOutboundQueueSize(queueLen),
 		pubsub.WithValidateQueueSize(queueLen),
 		pubsub.WithPeerFilter(func(id peer.ID, _ string) bool { return cfg.IsMember(id) }),
+		pubsub.WithPeerScore(scoreParams, thresholds),
+		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(s.scores.inspect), inspectEvery),
 		pubsub.WithLogger(cfg.Logger.With("library", "go-libp2p-pubsub")),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("gossipsub: %w", err)
 	}
-	name := protocol.RecordsTopic(cfg.Federation)
 	if err := s.ps.RegisterTopicValidator(name, s.validate); err != nil {
 		return nil, fmt.Errorf("gossip validator: %w", err)
 	}
@@ -166,6 +222,17 @@ func (s *Service) Close() {
 // Peers lists the peers known to be on the federation's topic.
 func (s *Service) Peers() []peer.ID { return s.topic.ListPeers() }
 
+// Score is p's gossip score as of the last inspection (at most a quarter
+// second old), and whether pubsub scores p at all.
+func (s *Service) Score(p peer.ID) (float64, bool) { return s.scores.score(p) }
+
+// Graylisted reports whether p's score is below the graylist threshold:
+// its gossip is dropped unread.
+func (s *Service) Graylisted(p peer.ID) bool {
+	v, ok := s.scores.score(p)
+	return ok && v < graylistThreshold
+}
+
 // messageID is the record's CID: the same record gossiped twice is one
 // message, whoever forwards it.
 func messageID(m *pb.Message) string {
@@ -178,6 +245,12 @@ func (s *Service) validate(ctx context.Context, from peer.ID, m *pubsub.Message)
 		// Published by this node after its own ingest.
 		s.messages.WithLabelValues("local").Inc()
 		return pubsub.ValidationAccept
+	}
+	if s.Graylisted(from) {
+		// Pubsub drops a graylisted peer's messages itself, unless it is a
+		// direct peer (a founding node): dropped here, unread.
+		s.messages.WithLabelValues("graylisted").Inc()
+		return pubsub.ValidationIgnore
 	}
 	res, reason := s.judge(ctx, from, m.GetData())
 	s.messages.WithLabelValues(reason).Inc()

@@ -12,6 +12,14 @@
 // The service starts a session with a peer when it connects and with
 // every connected peer each Interval, one session per peer at a time and
 // at most four at once.
+//
+// Serving is bounded per peer (syncPeerLimit, syncAllPeerLimit): a peer
+// gets at most two sessions at once and two a second, and at most one
+// sync-all at a time, three in a row and then one every ten seconds;
+// past that its stream is reset and counted
+// (entente_p2p_streams_throttled_total). A sync-all costs the server its
+// whole set, so that limit is what bounds a member that asks for it over
+// and over (testnet's TestSyncAllStormIsBounded).
 package reconcile
 
 import (
@@ -34,9 +42,10 @@ import (
 	"github.com/entente-net/entente/store"
 )
 
-// Ingester ingests the records a session brings (the ingest pipeline).
+// Ingester ingests the records a session brings from peer from (the
+// ingest pipeline, which bounds what it parks per peer).
 type Ingester interface {
-	IngestOrPark(ctx context.Context, r *protocol.Record, src service.Source) (service.Accepted, bool, error)
+	IngestOrParkFrom(ctx context.Context, r *protocol.Record, src service.Source, from peer.ID) (service.Accepted, bool, error)
 }
 
 // Downloader asks one peer for records by CID (the fetch service).
@@ -75,6 +84,22 @@ const (
 	connectBacklog = 64
 )
 
+// Each peer's use of the two protocols this service serves. A node starts
+// at most one session with a peer at a time, at connection and then every
+// Interval (30s by default, 1s in the fastest test networks): a sync
+// session a second, sustained, leaves it room twice over. Sync-all is
+// what a node that holds nothing asks, once, and it makes the server send
+// its whole set (100 000 records: 34 MB, 6 s of its CPU to read and
+// write): one at a time per peer, three in a row, then one every ten
+// seconds; an empty node that asks again every Interval because its
+// peers hold nothing either is refused at no cost and asks again. Over
+// its limit a peer's stream is reset at once (no waiting: the next
+// Interval retries) and counted in entente_p2p_streams_throttled_total.
+var (
+	syncPeerLimit    = service.PeerLimit{Concurrent: 2, Rate: 2, Burst: 10}
+	syncAllPeerLimit = service.PeerLimit{Concurrent: 1, Rate: 0.1, Burst: 3}
+)
+
 // PeerStatus is the sync state with one peer, as status shows it.
 type PeerStatus struct {
 	PeerID     string `json:"peer_id"`
@@ -108,6 +133,10 @@ type Service struct {
 	wake     chan peer.ID
 	slots    chan struct{}
 	sessions prometheus.Counter
+	// sendingAll is the sync-all answers being sent now.
+	sendingAll prometheus.Gauge
+	syncLimit  *service.PeerLimiter // syncPeerLimit
+	allLimit   *service.PeerLimiter // syncAllPeerLimit
 
 	mu    sync.Mutex
 	peers map[peer.ID]*PeerStatus
@@ -133,8 +162,19 @@ func New(cfg Config) (*Service, error) {
 			Help: "Reconciliation sessions this node initiated.",
 		}),
 	}
-	if err := service.Register(cfg.Registerer, "reconcile", s.sessions); err != nil {
+	s.sendingAll = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "entente_sync_all_serving",
+		Help: "Sync-all answers (a node's whole sync set) this node is sending now.",
+	})
+	if err := service.Register(cfg.Registerer, "reconcile", s.sessions, s.sendingAll); err != nil {
 		return nil, err
+	}
+	var err error
+	if s.syncLimit, err = service.NewPeerLimiter(protocol.SyncProtocolID, syncPeerLimit, cfg.Registerer); err != nil {
+		return nil, fmt.Errorf("reconcile: %w", err)
+	}
+	if s.allLimit, err = service.NewPeerLimiter(protocol.SyncAllProtocolID, syncAllPeerLimit, cfg.Registerer); err != nil {
+		return nil, fmt.Errorf("reconcile: %w", err)
 	}
 	s.g.ServeStreams(cfg.Host, protocol.SyncProtocolID, s.handleSync)
 	s.g.ServeStreams(cfg.Host, protocol.SyncAllProtocolID, s.handleSyncAll)

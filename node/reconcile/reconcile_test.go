@@ -42,7 +42,7 @@ func newSide(t *testing.T, recs ...*protocol.Record) *side {
 	return s
 }
 
-func (s *side) IngestOrPark(ctx context.Context, r *protocol.Record, src service.Source) (service.Accepted, bool, error) {
+func (s *side) IngestOrParkFrom(ctx context.Context, r *protocol.Record, src service.Source, _ peer.ID) (service.Accepted, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	res, err := s.st.Put(ctx, r)

@@ -16,6 +16,11 @@ import (
 
 // handleSync answers a peer's session: one frame back per frame in.
 func (s *Service) handleSync(st network.Stream) {
+	release, ok := s.syncLimit.AdmitStream(s.g.Context(), st, s.log)
+	if !ok {
+		return
+	}
+	defer release()
 	if err := s.serveSync(st); err != nil {
 		st.Reset()
 		if !errors.Is(err, io.EOF) {
@@ -66,6 +71,13 @@ func (s *Service) serveSync(st network.Stream) error {
 // nothing, asks for the whole sync set. The answer is one frame per
 // record, in (issued_at, CID) order, then the end of the stream.
 func (s *Service) handleSyncAll(st network.Stream) {
+	release, ok := s.allLimit.AdmitStream(s.g.Context(), st, s.log)
+	if !ok {
+		return
+	}
+	defer release()
+	s.sendingAll.Inc()
+	defer s.sendingAll.Dec()
 	if err := s.sendAll(st); err != nil {
 		st.Reset()
 		s.log.Debug("sync-all refused", "peer", st.Conn().RemotePeer().String(), "err", err)

@@ -84,7 +84,7 @@ func (s *Service) reconcile(ctx context.Context, p peer.ID) (res Result, need []
 func (s *Service) fetchNeeded(ctx context.Context, p peer.ID, need []cid.Cid) (accepted, wire int, err error) {
 	recs := make(chan *protocol.Record, 4*fetchChunk)
 	ingested := make(chan int, 1)
-	go func() { ingested <- s.ingestAll(ctx, recs) }()
+	go func() { ingested <- s.ingestAll(ctx, p, recs) }()
 	done := 0
 	for start := 0; start < len(need) && err == nil; start += fetchChunk {
 		cids := need[start:min(start+fetchChunk, len(need))]
@@ -134,18 +134,18 @@ func (s *Service) syncAll(ctx context.Context, p peer.ID) (res Result, err error
 	if err := st.CloseWrite(); err != nil {
 		return res, err
 	}
-	res.Fetched, res.BytesIn, err = s.receiveAll(ctx, bufio.NewReader(st))
+	res.Fetched, res.BytesIn, err = s.receiveAll(ctx, p, bufio.NewReader(st))
 	res.Rounds, res.Need = 1, res.Fetched
 	return res, err
 }
 
 // receiveAll ingests every record the peer sends, until the end of the
 // stream.
-func (s *Service) receiveAll(ctx context.Context, br *bufio.Reader) (accepted, wire int, err error) {
+func (s *Service) receiveAll(ctx context.Context, p peer.ID, br *bufio.Reader) (accepted, wire int, err error) {
 	recs := make(chan *protocol.Record, 4*fetchChunk)
 	received := 0
 	done := make(chan int, 1)
-	go func() { done <- s.ingestAll(ctx, recs) }()
+	go func() { done <- s.ingestAll(ctx, p, recs) }()
 	for {
 		frame, ferr := protocol.ReadFrame(br, protocol.MaxRecordSize)
 		if errors.Is(ferr, io.EOF) {
@@ -180,8 +180,8 @@ func (s *Service) receiveAll(ctx context.Context, br *bufio.Reader) (accepted, w
 // ingestAll ingests records from recs, many at a time so that the store's
 // group commit batches (signature checks are bounded to the cores
 // anyway); records that wait for an accreditation or a reference that
-// comes later are parked. It returns how many were accepted.
-func (s *Service) ingestAll(ctx context.Context, recs <-chan *protocol.Record) int {
+// comes later are parked, as p's. It returns how many were accepted.
+func (s *Service) ingestAll(ctx context.Context, p peer.ID, recs <-chan *protocol.Record) int {
 	var ok atomic.Int64
 	var workers sync.WaitGroup
 	for w := 0; w < ingestWorkers; w++ {
@@ -189,7 +189,7 @@ func (s *Service) ingestAll(ctx context.Context, recs <-chan *protocol.Record) i
 		go func() {
 			defer workers.Done()
 			for r := range recs {
-				if _, _, err := s.cfg.Ingest.IngestOrPark(ctx, r, service.SourceFetch); err == nil {
+				if _, _, err := s.cfg.Ingest.IngestOrParkFrom(ctx, r, service.SourceFetch, p); err == nil {
 					ok.Add(1)
 				}
 			}

@@ -16,6 +16,11 @@ import (
 // handleCheckpoint answers a checkpoint request with the latest
 // checkpoint and a consistency proof from the asked size.
 func (w *Service) handleCheckpoint(s network.Stream) {
+	release, ok := w.checkpointLimit.AdmitStream(w.g.Context(), s, w.log)
+	if !ok {
+		return
+	}
+	defer release()
 	if err := w.answerCheckpoint(s); err != nil {
 		s.Reset()
 		w.log.Debug("checkpoint request refused", "peer", service.ShortID(s.Conn().RemotePeer()), "err", err)
@@ -90,6 +95,11 @@ func (w *Service) SendCosignature(ctx context.Context, p peer.ID, msg []byte) er
 // the federation is verified and kept (checkpoint.AddCosignature).
 func (w *Service) handleCosign(s network.Stream) {
 	from := s.Conn().RemotePeer()
+	release, ok := w.cosignLimit.AdmitStream(w.g.Context(), s, w.log)
+	if !ok {
+		return
+	}
+	defer release()
 	ans, err := w.cosign(s, from)
 	if err == nil {
 		if _, err = s.Write([]byte{byte(ans)}); err == nil {

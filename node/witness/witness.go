@@ -6,7 +6,9 @@
 // peer in the store. It then returns the cosigned note to the peer
 // (protocol.CosignProtocolID), which adds the cosignature to its latest
 // checkpoint's note if it is of that checkpoint. It serves both protocols
-// for its own log. The bytes are protocol's ("Wire protocols").
+// for its own log, each at most two streams at once and one a second
+// from one peer (witnessPeerLimit). The bytes are protocol's ("Wire
+// protocols").
 //
 // Equivocation: a checkpoint of a peer with the size of the last verified
 // one and another root, or a newer one whose consistency proof from the
@@ -77,6 +79,13 @@ const (
 	serviceName     = "entente.witness"
 )
 
+// witnessPeerLimit bounds one peer's checkpoint and cosign streams, each.
+// A peer witnesses this node once an Interval (10s by default): one
+// exchange of each a second leaves it room tenfold, and a burst of ten
+// covers a restart or a test that witnesses at once. A stream over the
+// rate waits up to 5s (the exchange's timeout is 15s), then is reset.
+var witnessPeerLimit = service.PeerLimit{Concurrent: 2, Rate: 1, Burst: 10, MaxWait: 5 * time.Second}
+
 // Kinds of equivocation, as Alert.Kind names them.
 const (
 	EquivocationSameSize     = "same-size"    // one size, two roots
@@ -114,6 +123,9 @@ type Service struct {
 	equivocs  prometheus.Counter
 	cosigned  prometheus.Counter
 	exchanges *prometheus.CounterVec
+	// checkpointLimit and cosignLimit bound each peer's streams
+	// (witnessPeerLimit).
+	checkpointLimit, cosignLimit *service.PeerLimiter
 
 	mu       sync.Mutex
 	peers    map[peer.ID]store.WitnessState
@@ -165,6 +177,13 @@ func New(cfg Config) (*Service, error) {
 	})
 	if err := service.Register(cfg.Registerer, "witness", w.equivocs, w.cosigned, w.exchanges, equivocations); err != nil {
 		return nil, err
+	}
+	var err error
+	if w.checkpointLimit, err = service.NewPeerLimiter(protocol.CheckpointProtocolID, witnessPeerLimit, cfg.Registerer); err != nil {
+		return nil, fmt.Errorf("witness: %w", err)
+	}
+	if w.cosignLimit, err = service.NewPeerLimiter(protocol.CosignProtocolID, witnessPeerLimit, cfg.Registerer); err != nil {
+		return nil, fmt.Errorf("witness: %w", err)
 	}
 	w.g.ServeStreams(cfg.Host, protocol.CheckpointProtocolID, w.handleCheckpoint)
 	w.g.ServeStreams(cfg.Host, protocol.CosignProtocolID, w.handleCosign)
