@@ -3,6 +3,7 @@ package testnet
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -88,9 +89,11 @@ func statusLatencies(t *testing.T, api, token string, n int) []time.Duration {
 
 func pct(d []time.Duration, p float64) time.Duration { return d[int(float64(len(d)-1)*p)] }
 
-// TestIdleConnectionFlood: one client opens 15 000 connections to the
-// API and holds them (the issue's 20 000 exceeded the node's file
-// descriptors; this test process has 20 000 in all, so it holds 15 000).
+var floodConns = flag.Int("flood", 4000, "connections TestIdleConnectionFlood opens from one client (15000 for the documented figure; it holds that many ephemeral ports, which other packages' tests running alongside need)")
+
+// TestIdleConnectionFlood: one client opens -flood connections (4 000 by
+// default, 15 000 for docs/security.md's figure: the issue's 20 000 is
+// this test process's whole file limit) to the API and holds them.
 // The node keeps at most limits.max_connections_per_client of them and
 // closes the rest as it accepts them, its open files stay bounded, and
 // another client is answered within 100 ms at p99 while the flood goes on
@@ -100,7 +103,7 @@ func TestIdleConnectionFlood(t *testing.T) {
 	api := node.APIAddr()
 	quiet := statusLatencies(t, api, node.Token, 200)
 
-	const flood = 15000
+	flood := *floodConns
 	var held []net.Conn
 	var dialErrs atomic.Int64
 	done := make(chan struct{})
@@ -125,11 +128,11 @@ func TestIdleConnectionFlood(t *testing.T) {
 	}()
 	after := statusLatencies(t, api, node.Token, 200)
 	_, files := procStatus(t, node.PID(), "VmRSS")
-	t.Logf("15 000 connections from one client (%d dialled, %d dial errors): node's open files %d; "+
+	t.Logf("%d connections from one client (%d dialled, %d dial errors): node's open files %d; "+
 		"honest GET /v1/status p50/p99: quiet %v/%v, during %v/%v, after %v/%v",
-		len(held), dialErrs.Load(), files, pct(quiet, .5), pct(quiet, .99), pct(during, .5), pct(during, .99), pct(after, .5), pct(after, .99))
+		flood, len(held), dialErrs.Load(), files, pct(quiet, .5), pct(quiet, .99), pct(during, .5), pct(during, .99), pct(after, .5), pct(after, .99))
 	if files > 1000 {
-		t.Errorf("the node holds %d open files with 15 000 connections from one client; want it bounded (256 per client)", files)
+		t.Errorf("the node holds %d open files with %d connections from one client; want it bounded (256 per client)", files, flood)
 	}
 	for name, l := range map[string][]time.Duration{"during": during, "after": after} {
 		if p99 := pct(l, .99); p99 > 100*time.Millisecond {
@@ -152,7 +155,7 @@ func TestIdleConnectionFlood(t *testing.T) {
 	resp.Body.Close()
 	open := metricValue(string(body), "entente_api_connections")
 	refused := metricValue(string(body), `entente_api_connections_refused_total{bound="per_client"}`)
-	if open > 300 || refused < 0.9*flood {
+	if open > 300 || refused < 0.9*float64(flood) {
 		t.Errorf("the node counts %v open connections and %v refused per client, want ≤ 300 and ≥ %d", open, refused, flood*9/10)
 	}
 }
