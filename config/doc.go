@@ -65,6 +65,9 @@
 //	checkpoint_interval = "10s" # sign a checkpoint of the log, when it grew
 //	witness_interval = "10s"    # check and cosign each peer's checkpoint
 //	reconnect_interval = "5s"   # dial members not connected
+//	max_peer_connections = 512  # libp2p connections in all; ≥ 2 × the other member nodes
+//	peer_connections_low = 160  # the connection manager trims non-members down to this
+//	peer_connections_high = 192 # ... when past this; ≥ the other member nodes
 //
 //	[log]
 //	level = "info"              # debug, info, warn, error

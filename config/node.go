@@ -126,6 +126,16 @@ type Gossip struct {
 	// ReconnectInterval is how often the node dials the members it is not
 	// connected to. Default 5s.
 	ReconnectInterval Duration `toml:"reconnect_interval" comment:"how often to dial members the node is not connected to"`
+	// MaxPeerConnections bounds the node's libp2p connections, inbound
+	// and outbound (the resource manager). Default 512; at least twice
+	// the federation's other member nodes.
+	MaxPeerConnections int `toml:"max_peer_connections" comment:"libp2p connections in all; at least twice the other member nodes"`
+	// PeerConnectionsLow and PeerConnectionsHigh are the connection
+	// manager's watermarks: past High it closes connections of
+	// non-members down to Low (members' are protected). Defaults 160 and
+	// 192; High at least the other member nodes.
+	PeerConnectionsLow  int `toml:"peer_connections_low" comment:"connection manager: trims non-members' connections down to this"`
+	PeerConnectionsHigh int `toml:"peer_connections_high" comment:"connection manager: trims past this; at least the other member nodes"`
 }
 
 // Log configures the node's own logging (slog).
@@ -199,10 +209,13 @@ func Defaults() Node {
 		API:      API{Listen: DefaultAPI, Hosts: []string{}, CORSOrigins: []string{}},
 		Trust:    []string{},
 		Gossip: Gossip{
-			SyncInterval:       Duration{30 * time.Second},
-			CheckpointInterval: Duration{10 * time.Second},
-			WitnessInterval:    Duration{10 * time.Second},
-			ReconnectInterval:  Duration{5 * time.Second},
+			SyncInterval:        Duration{30 * time.Second},
+			CheckpointInterval:  Duration{10 * time.Second},
+			WitnessInterval:     Duration{10 * time.Second},
+			ReconnectInterval:   Duration{5 * time.Second},
+			MaxPeerConnections:  512,
+			PeerConnectionsLow:  160,
+			PeerConnectionsHigh: 192,
 		},
 		Log: Log{Level: LogInfo, Format: LogText},
 		Limits: Limits{
@@ -248,6 +261,9 @@ func (n *Node) ApplyDefaults() {
 	setZero(&n.Gossip.CheckpointInterval, d.Gossip.CheckpointInterval)
 	setZero(&n.Gossip.WitnessInterval, d.Gossip.WitnessInterval)
 	setZero(&n.Gossip.ReconnectInterval, d.Gossip.ReconnectInterval)
+	setZero(&n.Gossip.MaxPeerConnections, d.Gossip.MaxPeerConnections)
+	setZero(&n.Gossip.PeerConnectionsLow, d.Gossip.PeerConnectionsLow)
+	setZero(&n.Gossip.PeerConnectionsHigh, d.Gossip.PeerConnectionsHigh)
 	setString(&n.Log.Level, d.Log.Level)
 	setString(&n.Log.Format, d.Log.Format)
 	setZero(&n.Limits.MaxBodyBytes, d.Limits.MaxBodyBytes)
@@ -437,6 +453,10 @@ func (n *Node) Validate() error {
 	}
 	if n.Limits.MaxPendingIngest <= 0 {
 		return fieldErr("limits.max_pending_ingest", "%d: must be positive", n.Limits.MaxPendingIngest)
+	}
+	if g := n.Gossip; g.PeerConnectionsLow <= 0 || g.PeerConnectionsLow > g.PeerConnectionsHigh || g.PeerConnectionsHigh > g.MaxPeerConnections {
+		return fieldErr("gossip.peer_connections_low", "%d, high %d, max_peer_connections %d: want 0 < low ≤ high ≤ max",
+			g.PeerConnectionsLow, g.PeerConnectionsHigh, g.MaxPeerConnections)
 	}
 	if n.Limits.MaxConnections <= 0 {
 		return fieldErr("limits.max_connections", "%d: must be positive", n.Limits.MaxConnections)

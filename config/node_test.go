@@ -156,6 +156,8 @@ func TestParseNodeInvalid(t *testing.T) {
 		{"per-client over total", minimalNodeTOML + "[limits]\nmax_connections = 10\nmax_connections_per_client = 11\nmax_streams = 5\n", "limits.max_connections_per_client: 11: must be 1 to limits.max_connections (10)"},
 		{"streams over connections", minimalNodeTOML + "[limits]\nmax_connections = 100\nmax_connections_per_client = 10\n", "limits.max_streams: 2048: more than limits.max_connections (100)"},
 		{"negative rate", minimalNodeTOML + "[limits]\nrate = -1.0\n", "limits.rate: -1: must be positive"},
+		{"peer watermarks crossed", minimalNodeTOML + "[gossip]\npeer_connections_low = 300\n", "gossip.peer_connections_low: 300, high 192"},
+		{"peer high over max", minimalNodeTOML + "[gossip]\nmax_peer_connections = 100\n", "want 0 < low ≤ high ≤ max"},
 		{"negative burst", minimalNodeTOML + "[limits]\nburst = -3\n", "limits.burst: -3: must be positive"},
 		{"trust bad code", minimalNodeTOML + `trust = ["DE", "France"]`, "trust[1]: \"France\""},
 		{"trust duplicate", minimalNodeTOML + `trust = ["DE", "FR", "DE"]`, "trust[2]: DE is listed twice"},

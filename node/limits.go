@@ -8,6 +8,7 @@ import (
 	libp2pprotocol "github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 
+	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/protocol"
 )
 
@@ -21,25 +22,20 @@ import (
 // members' connections.
 type ConnLimits struct {
 	// Max bounds the connections, inbound and outbound together (the
-	// resource manager's system limit). Default 512.
+	// resource manager's system limit). Default 512
+	// (gossip.max_peer_connections).
 	Max int
 	// Low and High are the connection manager's watermarks: past High
 	// connections it closes unprotected ones down to Low. Defaults 160
-	// and 192 (libp2p's).
+	// and 192, libp2p's (gossip.peer_connections_low and _high).
 	Low, High int
 }
 
-// Defaults of ConnLimits.
-const (
-	DefaultMaxConns  = 512
-	DefaultConnsLow  = 160
-	DefaultConnsHigh = 192
-)
-
 func (l *ConnLimits) setDefaults() {
-	setInt(&l.Max, DefaultMaxConns)
-	setInt(&l.Low, DefaultConnsLow)
-	setInt(&l.High, DefaultConnsHigh)
+	g := config.Defaults().Gossip
+	setInt(&l.Max, g.MaxPeerConnections)
+	setInt(&l.Low, g.PeerConnectionsLow)
+	setInt(&l.High, g.PeerConnectionsHigh)
 }
 
 // checkConnLimits refuses limits that conflict with each other or with a

@@ -29,7 +29,7 @@ type rogue struct {
 	topic *pubsub.Topic
 }
 
-func newRogue(t *testing.T, net *Net, key crypto.PrivKey) *rogue {
+func newRogue(t testing.TB, net *Net, key crypto.PrivKey) *rogue {
 	t.Helper()
 	h, err := libp2p.New(libp2p.Identity(key), libp2p.NoListenAddrs, libp2p.DisableRelay())
 	if err != nil {
@@ -86,7 +86,7 @@ func junk(int) []byte {
 // badSignatures makes records of recs with one bit of their signature
 // flipped (still canonical, no longer signed by their issuer): a
 // different one for each i up to 512 times len(recs).
-func badSignatures(t *testing.T, recs []*protocol.Record) func(i int) []byte {
+func badSignatures(t testing.TB, recs []*protocol.Record) func(i int) []byte {
 	return func(i int) []byte {
 		b := bytes.Clone(recs[i%len(recs)].Bytes())
 		// "sig" as a text string, then a 64-byte byte string header.
@@ -372,4 +372,69 @@ func TestSyncAllStormIsBounded(t *testing.T) {
 	if got := metric(t, server, "entente_p2p_streams_throttled_total", map[string]string{"protocol": protocol.SyncAllProtocolID}); got == 0 {
 		t.Error("the server counted no throttled sync-all stream")
 	}
+}
+
+// BenchmarkSpreadUnderFlood: the spread of honest records over five
+// nodes (submitted on one, until every honest node holds it), quiet and
+// then while an accredited member floods the topic with records whose
+// signatures do not verify, from the flood's first message on (before
+// and after it is graylisted). Target (issue 15): flood p99 ≤ 2× quiet
+// p99.
+func BenchmarkSpreadUnderFlood(b *testing.B) {
+	net, err := Start(Options{Nodes: 5})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer net.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := net.WaitConnected(ctx); err != nil {
+		b.Fatal(err)
+	}
+	k, err := config.GenerateKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	id, _ := peer.IDFromPrivateKey(k)
+	acc, err := net.Accredit(ctx, "DE", id, "rogue node", protocol.RoleNode)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := net.WaitAll(ctx, acc.CID()); err != nil {
+		b.Fatal(err)
+	}
+	r := newRogue(b, net, k)
+	n := max(b.N, 100)
+	recs := accreditations(b, net, "DE", 2*n)
+	origin := net.NodeOf("DE")
+	spread := func(recs []*protocol.Record) []time.Duration {
+		out := make([]time.Duration, 0, len(recs))
+		for _, rec := range recs {
+			start := time.Now()
+			if _, err := origin.Services().Ingest.SubmitRecord(ctx, rec); err != nil {
+				b.Fatal(err)
+			}
+			if err := net.WaitAll(ctx, rec.CID()); err != nil {
+				b.Fatal(err)
+			}
+			out = append(out, time.Since(start))
+		}
+		return out
+	}
+	b.ResetTimer()
+	quiet := spread(recs[:n])
+	floodCtx, stop := context.WithCancel(ctx)
+	sent := r.flood(floodCtx, badSignatures(b, accreditations(b, net, "FR", 200)))
+	flooded := spread(recs[n:])
+	stop()
+	b.StopTimer()
+	qp50, qp99 := percentiles(quiet)
+	fp50, fp99 := percentiles(flooded)
+	b.ReportMetric(float64(qp50.Microseconds()), "quiet-p50-µs")
+	b.ReportMetric(float64(qp99.Microseconds()), "quiet-p99-µs")
+	b.ReportMetric(float64(fp50.Microseconds()), "flood-p50-µs")
+	b.ReportMetric(float64(fp99.Microseconds()), "flood-p99-µs")
+	b.ReportMetric(fp99.Seconds()/qp99.Seconds(), "flood/quiet-p99")
+	b.ReportMetric(float64(<-sent), "invalid-sent")
+	b.ReportMetric(0, "ns/op")
 }
