@@ -173,7 +173,7 @@ func TestNewFailsCleanlyOnTakenListenAddress(t *testing.T) {
 // TestMetricsDocumented: every metric a node registers is in the metrics
 // table of docs/operating.md.
 func TestMetricsDocumented(t *testing.T) {
-	n, _ := newStandaloneNode(t, node.Config{})
+	n, _ := newStandaloneNode(t, node.Config{APIAddr: "127.0.0.1:0", APIToken: "metrics-test-token-0123456789"})
 	guide, err := os.ReadFile("../docs/operating.md")
 	if err != nil {
 		t.Fatal(err)
