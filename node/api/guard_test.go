@@ -181,29 +181,9 @@ func TestRateLimits(t *testing.T) {
 			t.Fatalf("operator request %d: %d %s", i, code, body)
 		}
 	}
-	if got := counterValue(t, reg, "entente_api_rate_limited_total", "token"); got != 1 {
+	if got := nodetest.Metric(t, reg, "entente_api_rate_limited_total", map[string]string{"caller": "token"}); got != 1 {
 		t.Errorf("rate_limited{caller=token} = %v, want 1", got)
 	}
-}
-
-// counterValue is the value of counter name whose label has value label.
-func counterValue(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		for _, m := range mf.Metric {
-			for _, lp := range m.Label {
-				if mf.GetName() == name && lp.GetValue() == label {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no %s{%s}", name, label)
-	return 0
 }
 
 // TestConnectionBounds: a client holding idle connections up to its
@@ -264,7 +244,7 @@ func TestConnectionBounds(t *testing.T) {
 			t.Fatalf("a freed place was not given back: %q, %v", line, err)
 		}
 	}
-	if got := counterValue(t, reg, "entente_api_connections_refused_total", "per_client"); got < 1 {
+	if got := nodetest.Metric(t, reg, "entente_api_connections_refused_total", map[string]string{"bound": "per_client"}); got < 1 {
 		t.Errorf("connections_refused{bound=per_client} = %v", got)
 	}
 }

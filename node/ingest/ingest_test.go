@@ -93,34 +93,10 @@ func newWorldWith(t *testing.T, edit func(*ingest.Config)) *world {
 	return w
 }
 
-// metric is the value of the counter or gauge name summed over the series
-// whose labels include labels; 0 when there is none.
+// metric is the value of the counter or gauge name of w's registry whose
+// labels include labels.
 func (w *world) metric(t *testing.T, name string, labels map[string]string) float64 {
-	t.Helper()
-	families, err := w.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			have := map[string]string{}
-			for _, l := range m.GetLabel() {
-				have[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue series
-				}
-			}
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return sum
+	return nodetest.Metric(t, w.reg, name, labels)
 }
 
 // reingests is how many times parked records were ingested again.

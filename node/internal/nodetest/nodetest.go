@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -155,4 +157,34 @@ func (f Fed) Ruleset(t testing.TB) *protocol.Record {
 	return Sign(t, f.Authority, &protocol.Ruleset{Jurisdiction: "DE", Version: 1, EffectiveFrom: time.Now().Add(-time.Hour).UnixMilli(),
 		Export: protocol.ExportRules{Destinations: []string{"*"}, Rules: rules},
 		Import: protocol.ImportRules{Origins: []string{"*"}, Rules: rules}})
+}
+
+// Metric is the value of the counter or gauge name of g whose labels
+// include labels, summed over matching series; 0 when there is none.
+func Metric(t testing.TB, g prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue series
+				}
+			}
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
 }
