@@ -38,6 +38,10 @@ type members struct {
 
 	mu    sync.Mutex
 	addrs map[peer.ID][]ma.Multiaddr // from node accreditations
+	// nodeKeys are the subjects of node accreditations, by jurisdiction,
+	// live or not: NodesOf looks at these alone, not at every
+	// accreditation of a jurisdiction (which may be millions).
+	nodeKeys map[string]map[peer.ID]bool
 	// nodes caches NodesOf per jurisdiction, for nodesTTL (a node
 	// accreditation lapses with time) or until an accreditation or a
 	// revocation arrives (under mu).
@@ -57,7 +61,8 @@ type cachedNodes struct {
 const nodesTTL = 5 * time.Second
 
 func newMembers(self peer.ID, fed *config.Federation, v *trust.View, now service.Clock, log *slog.Logger) (*members, error) {
-	m := &members{self: self, fed: fed, trust: v, now: now, log: log, g: service.NewGroup(), addrs: map[peer.ID][]ma.Multiaddr{}}
+	m := &members{self: self, fed: fed, trust: v, now: now, log: log, g: service.NewGroup(), addrs: map[peer.ID][]ma.Multiaddr{},
+		nodeKeys: map[string]map[peer.ID]bool{}}
 	q := store.Query{Kind: protocol.KindAccreditation, Limit: 1000}
 	for {
 		entries, next, err := v.Store().List(q)
@@ -85,8 +90,9 @@ func (m *members) accepted(r *protocol.Record) {
 		m.forgetNodes()
 		m.dropRevoked(b.Target.Cid)
 	case *protocol.Accreditation:
-		m.forgetNodes()
-		m.note(r)
+		if m.note(r) {
+			m.forgetNodes()
+		}
 	}
 }
 
@@ -97,16 +103,17 @@ func (m *members) forgetNodes() {
 	m.mu.Unlock()
 }
 
-// note remembers the addresses a node accreditation publishes. Whether the
-// key is still a member is decided when dialling.
-func (m *members) note(r *protocol.Record) {
+// note remembers the subject of a node accreditation and the addresses
+// it publishes, and reports whether r is one. Whether the key is still a
+// member is decided when dialling.
+func (m *members) note(r *protocol.Record) bool {
 	a, ok := r.Accreditation()
-	if !ok || len(a.Addrs) == 0 || !slices.Contains(a.Roles, protocol.RoleNode) {
-		return
+	if !ok || !slices.Contains(a.Roles, protocol.RoleNode) {
+		return false
 	}
 	id, err := peer.Decode(a.Subject)
 	if err != nil {
-		return
+		return false
 	}
 	var addrs []ma.Multiaddr
 	for _, s := range a.Addrs {
@@ -120,8 +127,15 @@ func (m *members) note(r *protocol.Record) {
 		addrs = append(addrs, a)
 	}
 	m.mu.Lock()
-	m.addrs[id] = addrs
-	m.mu.Unlock()
+	defer m.mu.Unlock()
+	if m.nodeKeys[a.Jurisdiction] == nil {
+		m.nodeKeys[a.Jurisdiction] = map[peer.ID]bool{}
+	}
+	m.nodeKeys[a.Jurisdiction][id] = true
+	if len(addrs) > 0 {
+		m.addrs[id] = addrs
+	}
+	return true
 }
 
 // dropRevoked closes connections to a peer whose node accreditation was
@@ -208,35 +222,21 @@ func (m *members) nodesOf(j string) []peer.AddrInfo {
 		}
 	}
 	at := m.now().UnixMilli()
-	q := store.Query{Kind: protocol.KindAccreditation, Jurisdiction: j, Limit: store.MaxListLimit}
-	for {
-		entries, next, err := m.trust.Store().List(q)
-		if err != nil {
-			m.log.Warn("listing node accreditations", "jurisdiction", j, "err", err)
-			break
+	m.mu.Lock()
+	keys := make([]peer.ID, 0, len(m.nodeKeys[j]))
+	for id := range m.nodeKeys[j] {
+		keys = append(keys, id)
+	}
+	m.mu.Unlock()
+	for _, id := range keys {
+		if _, seen := byID[id]; seen {
+			continue
 		}
-		for _, e := range entries {
-			a, ok := e.Record.Accreditation()
-			if !ok || !slices.Contains(a.Roles, protocol.RoleNode) {
-				continue
-			}
-			id, err := peer.Decode(a.Subject)
-			if err != nil {
-				continue
-			}
-			if _, seen := byID[id]; seen {
-				continue
-			}
-			if _, live, err := protocol.HasRole(m.trust, id, j, protocol.RoleNode, at); err == nil && live {
-				m.mu.Lock()
-				byID[id] = slices.Clone(m.addrs[id])
-				m.mu.Unlock()
-			}
+		if _, live, err := protocol.HasRole(m.trust, id, j, protocol.RoleNode, at); err == nil && live {
+			m.mu.Lock()
+			byID[id] = slices.Clone(m.addrs[id])
+			m.mu.Unlock()
 		}
-		if next == 0 {
-			break
-		}
-		q.After = next
 	}
 	out := make([]peer.AddrInfo, 0, len(byID))
 	for id, addrs := range byID {
