@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -126,9 +127,17 @@ func composeNetwork(n *Node) error {
 	s.Ingest.SetFetcher(s.Fetch)
 	if s.Gossip, err = gossip.New(gossip.Config{Host: h, Federation: cfg.Federation.Name, Ingest: s.Ingest,
 		Outbox: n.outbox, IsMember: n.members.isMember, DirectPeers: n.members.founding(),
+		OnGraylist: func(p peer.ID) {
+			// A member sending invalid records is cut off, and refused by
+			// the gate until its score recovers (it decays over an hour).
+			component(n, "gate").Warn("closing connections to a graylisted member", "peer", p.String())
+			h.Network().ClosePeer(p)
+		},
 		Logger: component(n, "gossip"), Registerer: n.reg}); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
+	graylisted := s.Gossip.Graylisted
+	gate.graylisted.Store(&graylisted)
 	closeWith(n, s.Gossip.Close)
 	if s.Sync, err = reconcile.New(reconcile.Config{Host: h, Store: n.store, Index: n.index, Ingest: s.Ingest,
 		Download: s.Fetch, Interval: cfg.SyncInterval, Disabled: cfg.DisableSync, Now: cfg.Now,

@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/control"
@@ -93,8 +94,11 @@ type gater struct {
 	self     peer.ID
 	isMember func(peer.ID) bool
 	extra    func(peer.ID) bool // Config.Gate; nil admits every member
-	refused  prometheus.Counter
-	log      *slog.Logger
+	// graylisted, once set, names the members whose gossip score fell
+	// below the graylist threshold: refused while they stay there.
+	graylisted atomic.Pointer[func(peer.ID) bool]
+	refused    prometheus.Counter
+	log        *slog.Logger
 }
 
 func newGater(self peer.ID, isMember, extra func(peer.ID) bool, log *slog.Logger) *gater {
@@ -114,8 +118,14 @@ func (g *gater) allowed(id peer.ID) bool {
 	if !ok {
 		g.refused.Inc()
 		g.log.Debug("refused a peer that is not a member", "peer", id.String())
+		return false
 	}
-	return ok
+	if gl := g.graylisted.Load(); gl != nil && (*gl)(id) {
+		g.refused.Inc()
+		g.log.Debug("refused a member whose gossip is graylisted (it sent invalid records)", "peer", id.String())
+		return false
+	}
+	return true
 }
 
 func (g *gater) InterceptPeerDial(p peer.ID) bool             { return g.allowed(p) }

@@ -98,8 +98,12 @@ type Config struct {
 	IsMember func(peer.ID) bool // required
 	// DirectPeers are always forwarded every record (the founding nodes).
 	DirectPeers []peer.AddrInfo
-	Logger      *slog.Logger          // default discards
-	Registerer  prometheus.Registerer // nil registers no metrics
+	// OnGraylist, when set, is called (from the service's goroutine) for
+	// each peer that falls below the graylist threshold: the node closes
+	// its connections and refuses it while it stays there.
+	OnGraylist func(peer.ID)
+	Logger     *slog.Logger          // default discards
+	Registerer prometheus.Registerer // nil registers no metrics
 }
 
 // queueLen is the depth of pubsub's queues, to each peer and before
@@ -142,6 +146,9 @@ func New(cfg Config) (_ *Service, err error) {
 	s.scores = &scores{isMember: cfg.IsMember, app: map[peer.ID]appScore{}, onGraylist: func(p peer.ID, v float64) {
 		s.log.Warn("gossip: a peer is graylisted: its score fell below the graylist threshold (invalid records); its messages are dropped unread",
 			"peer", p.String(), "score", v, "threshold", graylistThreshold)
+		if cfg.OnGraylist != nil {
+			cfg.OnGraylist(p)
+		}
 	}}
 	graylisted := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "entente_gossip_graylisted_peers",
