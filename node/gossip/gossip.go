@@ -61,6 +61,11 @@
 // quarter second, dropping their messages unread (result "graylisted"). Flood
 // publishing is on: a node sends its own records to every member on the
 // topic whose score is above the publish threshold.
+//
+// A peer that falls below the graylist threshold is reported to the node
+// (Config.OnGraylist), which closes its connections, and its gate refuses
+// the peer while Graylisted says so: a flooder then costs the node no
+// more than its attempts to reconnect.
 package gossip
 
 import (
