@@ -46,6 +46,8 @@ func BenchmarkGrowth(b *testing.B) {
 				b.Fatal(err)
 			}
 			filled += len(recs)
+			fmt.Fprintf(os.Stderr, "growth: %d records, last 10^5 at %.0f/s (÷ bare ed25519 %.2f), RSS %d MiB\n",
+				filled, last.IngestRate(), last.IngestRate()/last.StdVerifyRate(), selfRSS(b)>>20)
 		}
 		v, err := MeasureVerify(ctx, w, m, 4000, 32, 64)
 		if err != nil {
@@ -61,6 +63,9 @@ func BenchmarkGrowth(b *testing.B) {
 		b.ReportMetric(float64(v.Verify.Percentile(99).Microseconds()), "verify-p99-µs-"+tag)
 		b.ReportMetric(float64(rss>>20), "rss-MiB-"+tag)
 		b.ReportMetric(float64(disk)/float64(filled), "disk-B/record-"+tag)
+		fmt.Fprintf(os.Stderr, "growth: %d records: ingest %.0f/s (÷ bare ed25519 %.2f, cores busy %.2f); verify p50 %v p99 %v; RSS %d MiB, heap %d MiB; disk %d MiB (%.0f B/record)\n",
+			filled, last.IngestRate(), last.IngestRate()/last.StdVerifyRate(), last.CoresBusy(),
+			v.Verify.Percentile(50), v.Verify.Percentile(99), rss>>20, ms.HeapInuse>>20, disk>>20, float64(disk)/float64(filled))
 		b.Logf("%d records: ingest %.0f/s (÷ bare ed25519 %.2f, cores busy %.2f); verify p50 %v p99 %v; RSS %d MiB, heap %d MiB; disk %d MiB (%.0f B/record)",
 			filled, last.IngestRate(), last.IngestRate()/last.StdVerifyRate(), last.CoresBusy(),
 			v.Verify.Percentile(50), v.Verify.Percentile(99), rss>>20, ms.HeapInuse>>20, disk>>20, float64(disk)/float64(filled))
