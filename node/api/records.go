@@ -248,16 +248,15 @@ type pageWriter struct {
 
 func newPageWriter(w http.ResponseWriter, field string, maxBytes int) *pageWriter {
 	p := &pageWriter{w: w, field: field, maxBytes: maxBytes}
-	p.enc = json.NewEncoder(countWriter{p})
+	p.enc = json.NewEncoder(p)
 	p.enc.SetEscapeHTML(false)
 	return p
 }
 
-type countWriter struct{ p *pageWriter }
-
-func (c countWriter) Write(b []byte) (int, error) {
-	n, err := c.p.w.Write(b)
-	c.p.written += n
+// Write writes b to the answer, counting its bytes.
+func (p *pageWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.written += n
 	return n, err
 }
 
@@ -266,7 +265,7 @@ func (p *pageWriter) start() {
 		p.w.Header().Set("Content-Type", MediaJSON)
 		p.w.Header().Set("X-Content-Type-Options", "nosniff")
 		p.w.WriteHeader(http.StatusOK)
-		fmt.Fprintf(countWriter{p}, `{%q:[`, p.field)
+		fmt.Fprintf(p, `{%q:[`, p.field)
 	}
 }
 
@@ -274,7 +273,7 @@ func (p *pageWriter) start() {
 func (p *pageWriter) add(v any) {
 	p.start()
 	if p.n > 0 {
-		countWriter{p}.Write([]byte{','})
+		p.Write([]byte{','})
 	}
 	p.enc.Encode(v)
 	p.n++
@@ -290,7 +289,7 @@ func (p *pageWriter) end(next uint64) {
 	if next != 0 {
 		s = strconv.FormatUint(next, 10)
 	}
-	fmt.Fprintf(countWriter{p}, "],\"next\":%q}\n", s)
+	fmt.Fprintf(p, "],\"next\":%q}\n", s)
 }
 
 // fail answers err if nothing is written yet, and otherwise cuts the
