@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 
 	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/protocol"
@@ -29,6 +31,7 @@ type rogue struct {
 	h       host.Host
 	topic   *pubsub.Topic
 	members []peer.AddrInfo // the honest nodes it connected to
+	redials atomic.Int64    // dials made while cut off by every node
 }
 
 func newRogue(t testing.TB, net *Net, key crypto.PrivKey) *rogue {
@@ -77,14 +80,22 @@ func (r *rogue) flood(ctx context.Context, next func(i int) []byte) chan int {
 		for ctx.Err() == nil {
 			if len(r.h.Network().Peers()) == 0 {
 				for _, ai := range r.members {
+					// A real dial each time, not the swarm's backoff.
+					if sw, ok := r.h.Network().(*swarm.Swarm); ok {
+						sw.Backoff().Clear(ai.ID)
+					}
 					r.h.Connect(ctx, ai)
+					r.redials.Add(1)
 				}
 				continue
 			}
+			to := len(r.topic.ListPeers())
 			if err := r.topic.Publish(ctx, next(n)); err != nil {
 				return
 			}
-			n++
+			if to > 0 { // not counted: published to no one
+				n++
+			}
 		}
 	}()
 	return sent
@@ -240,24 +251,48 @@ func TestGossipFloodIsGraylisted(t *testing.T) {
 		t.Fatalf("an honest record during the flood: %v", err)
 	}
 	spread := time.Since(spreadStart)
+	// From here on nothing more of the flood is read: the rogues keep
+	// dialling, and every node keeps them out.
+	read := func(m *Member) float64 {
+		return metric(t, m, "entente_gossip_messages_total", map[string]string{"result": "malformed"}) +
+			metric(t, m, "entente_gossip_messages_total", map[string]string{"result": string(protocol.CodeBadSignature)})
+	}
+	readBefore := make([]float64, len(honest))
+	for i, m := range honest {
+		readBefore[i] = read(m)
+	}
+	const redials = 20
+	var dialled []int64
+	for _, r := range rogues {
+		dialled = append(dialled, r.redials.Load())
+	}
+	if err := waitFor(wctx, "the rogues dialling every node again", nil, func() bool {
+		for i, r := range rogues {
+			if r.redials.Load() < dialled[i]+redials*int64(len(honest)) {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
 	stopFlood()
 	total := 0
 	for _, c := range sent {
 		total += <-c
 	}
-	for _, m := range honest {
+	for i, m := range honest {
 		malformed := metric(t, m, "entente_gossip_messages_total", map[string]string{"result": "malformed"})
 		badSig := metric(t, m, "entente_gossip_messages_total", map[string]string{"result": string(protocol.CodeBadSignature)})
-		read := malformed + badSig
 		dropped := metric(t, m, "entente_gossip_messages_total", map[string]string{"result": "graylisted"})
-		t.Logf("node %d: of %d invalid messages sent, %.0f read and rejected (%.0f undecodable, %.0f bad signatures), %.0f dropped unread by the validator (the rest by pubsub)", m.Index, total, read, malformed, badSig, dropped)
+		t.Logf("node %d: of %d invalid messages sent, %.0f read and rejected (%.0f undecodable, %.0f bad signatures), %.0f dropped unread by the validator (the rest by pubsub)", m.Index, total, malformed+badSig, malformed, badSig, dropped)
 		if malformed == 0 || badSig == 0 {
 			t.Errorf("node %d rejected %.0f undecodable messages and %.0f bad signatures; the rogues sent both", m.Index, malformed, badSig)
 		}
 		// What was read is what queued for validation before the score
-		// caught up: a small part of the flood.
-		if read*4 > float64(total) {
-			t.Errorf("node %d read %.0f of %d junk messages: graylisting did not stop most of the flood", m.Index, read, total)
+		// caught up; once the rogues are cut off, nothing more.
+		if after := read(m) - readBefore[i]; after > 0 {
+			t.Errorf("node %d read %.0f junk messages while the rogues, graylisted, dialled it %d times each", m.Index, after, redials)
 		}
 	}
 	t.Logf("both rogues graylisted on every honest node %s after the flood began; an honest record then reached every honest node in %s", graylisted.Round(time.Millisecond), spread.Round(time.Millisecond))
