@@ -1,11 +1,16 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"maps"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/entente-net/entente/protocol"
 )
 
 // downgrade rewrites the store in dir, closed, as format 1 wrote it, from
@@ -73,10 +78,85 @@ func downgrade(t *testing.T, dir string, from uint64) {
 	}
 }
 
+// upgradeWant is what an upgrade must leave as it found it: the log's
+// tree head, its leaves (binary CIDs) in seq order, and the counts per kind.
+type upgradeWant struct {
+	tree   Tree
+	leaves [][]byte
+	counts map[protocol.Kind]int64
+}
+
+// wantOf reads what s holds, before a downgrade.
+func wantOf(t *testing.T, s *Store) upgradeWant {
+	t.Helper()
+	tree, err := s.TreeHead()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return upgradeWant{tree: tree, leaves: leavesInSeqOrder(t, s), counts: s.Counts()}
+}
+
+// checkUpgraded checks that s, which Open has just upgraded, holds what
+// want describes, in the current format: the same tree head, the same
+// records in the same order with the same counts, inclusion proofs that
+// verify, no format-1 key, the meta at formatVersion; and that putting
+// next (a record s does not hold) grows the log as the reference does.
+func checkUpgraded(t *testing.T, label string, s *Store, want upgradeWant, next *protocol.Record) {
+	t.Helper()
+	n := want.tree.Size
+	if got, err := s.TreeHead(); err != nil || got != want.tree {
+		t.Fatalf("%s: tree head %d %x, %v; want %d %x", label, got.Size, got.Root, err, n, want.tree.Root)
+	}
+	if s.Len() != n || !maps.Equal(s.Counts(), want.counts) {
+		t.Fatalf("%s: %d records, counts %v; want %d, %v", label, s.Len(), s.Counts(), n, want.counts)
+	}
+	leaves := leavesInSeqOrder(t, s)
+	if uint64(len(leaves)) != n || len(want.leaves) != len(leaves) {
+		t.Fatalf("%s: %d records listed, %d before; want %d", label, len(leaves), len(want.leaves), n)
+	}
+	for i := range leaves {
+		if !bytes.Equal(leaves[i], want.leaves[i]) {
+			t.Fatalf("%s: seq %d is %x, was %x", label, i+1, leaves[i], want.leaves[i])
+		}
+	}
+	for seq := uint64(1); seq <= n; seq += 97 {
+		p, err := s.InclusionProof(seq, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.CheckRecord(p, int64(n), want.tree.Root, int64(seq-1), tlog.RecordHash(leaves[seq-1])); err != nil {
+			t.Fatalf("%s: inclusion of seq %d: %v", label, seq, err)
+		}
+	}
+	// No format-1 key is left, and the meta says the current format.
+	err := s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixHashV1}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			t.Errorf("%s: format-1 key %x left", label, it.Item().Key())
+			break
+		}
+		m, err := readMeta(txn)
+		if err == nil && m.version != formatVersion {
+			t.Errorf("%s: meta version %d, want %d", label, m.version, formatVersion)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(context.Background(), next); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.TreeHead(); err != nil || got.Size != n+1 || got.Root != referenceRoot(t, append(leaves, next.CID().Bytes())) {
+		t.Fatalf("%s: the upgraded log does not grow as the reference: %v", label, err)
+	}
+}
+
 // TestUpgradeFromFormat1 opens stores in format 1, whole and half
-// upgraded, and checks that Open rewrites them in format 2 with nothing
-// lost: the same records, the same log, proofs that check, and a log that
-// grows on as the reference does.
+// upgraded, and checks that Open rewrites them in the current format with
+// nothing lost (checkUpgraded): the same records, the same log, proofs
+// that check, and a log that grows on as the reference does.
 func TestUpgradeFromFormat1(t *testing.T) {
 	t.Parallel()
 	const n = 2*upgradeBatch + 300 // three upgrade transactions
@@ -90,10 +170,7 @@ func TestUpgradeFromFormat1(t *testing.T) {
 		if _, err := s.PutMany(context.Background(), recs[:n]); err != nil {
 			t.Fatal(err)
 		}
-		want, err := s.TreeHead()
-		if err != nil {
-			t.Fatal(err)
-		}
+		want := wantOf(t, s)
 		s.Close()
 		downgrade(t, dir, from)
 
@@ -101,45 +178,7 @@ func TestUpgradeFromFormat1(t *testing.T) {
 		if err != nil {
 			t.Fatalf("from %d: Open: %v", from, err)
 		}
-		if got, err := s.TreeHead(); err != nil || got != want {
-			t.Fatalf("from %d: tree head %d %x, %v; want %d %x", from, got.Size, got.Root, err, want.Size, want.Root)
-		}
-		if s.Len() != n || s.Counts()[recs[0].Kind()] != n {
-			t.Fatalf("from %d: %d records, counts %v", from, s.Len(), s.Counts())
-		}
-		leaves := leavesInSeqOrder(t, s)
-		for seq := uint64(1); seq <= n; seq += 97 {
-			p, err := s.InclusionProof(seq, n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := tlog.CheckRecord(p, n, want.Root, int64(seq-1), tlog.RecordHash(leaves[seq-1])); err != nil {
-				t.Fatalf("from %d: inclusion of seq %d: %v", from, seq, err)
-			}
-		}
-		if _, err := s.Put(context.Background(), recs[n]); err != nil {
-			t.Fatal(err)
-		}
-		if got, err := s.TreeHead(); err != nil || got.Root != referenceRoot(t, append(leaves, recs[n].CID().Bytes())) {
-			t.Fatalf("from %d: the upgraded log does not grow as the reference: %v", from, err)
-		}
-		// No format-1 key is left, and the meta says format 2.
-		err = s.view(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixHashV1}})
-			defer it.Close()
-			for it.Rewind(); it.Valid(); it.Next() {
-				t.Errorf("from %d: format-1 key %x left", from, it.Item().Key())
-				break
-			}
-			m, err := readMeta(txn)
-			if err == nil && m.version != formatVersion {
-				t.Errorf("from %d: meta version %d", from, m.version)
-			}
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		checkUpgraded(t, fmt.Sprintf("from %d", from), s, want, recs[n])
 		s.Close()
 	}
 }
