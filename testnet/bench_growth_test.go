@@ -8,13 +8,19 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-var growthTo = flag.Int("growth", 100_000, "BenchmarkGrowth fills one node up to this many records, reporting at 10^5 and each power of ten after it")
+var (
+	growthTo    = flag.Int("growth", 100_000, "BenchmarkGrowth fills one node up to this many records, reporting at 10^5 and each power of ten after it")
+	growthHeap  = flag.String("growth-heap", "", "BenchmarkGrowth writes a heap profile at each power of ten to this path with the count appended (PATH.1e6)")
+	growthTrace = flag.String("growth-trace", "", "BenchmarkGrowth writes an execution trace of the ingest of the 10^5 records before -growth to this file")
+)
 
 // growthChunk is how many records are signed and then ingested at a time:
 // records must be fresh when they arrive (DESIGN.md §4), so they are
@@ -22,32 +28,58 @@ var growthTo = flag.Int("growth", 100_000, "BenchmarkGrowth fills one node up to
 const growthChunk = 100_000
 
 // BenchmarkGrowth fills one node (a data directory on disk) with
-// accreditations, and at 10^5 records and each power of ten after it up
-// to -growth reports: ingest rate over the last 10^5 records and its ratio
-// to bare crypto/ed25519 verification in the same rounds, verify p50/p99
-// at 32 clients, the process's resident memory and Go heap, and the bytes
-// of the data directory. Run it once with -growth 10000000 (about half an
-// hour on 2 cores); docs/performance.md has the figures.
+// accreditations from 128 x GOMAXPROCS submitters (as gossip validation
+// runs), and beside it a store.Baseline with the same records; at 10^5
+// records and each power of ten after it up to -growth it reports: ingest
+// rate over the second half of the decade and its ratios to the two
+// limits measured in the same rounds (bare crypto/ed25519 verification,
+// bare synced Badger writes), verify p50/p99 at 32 clients, the process's
+// resident memory (the baseline's Badger included) and Go heap, and the
+// bytes of the node's data directory. Run it once with -growth 10000000
+// (about 40 minutes on 2 cores); docs/performance.md has the figures.
 func BenchmarkGrowth(b *testing.B) {
 	w := newTransferWorld(b, Options{Nodes: 1, Jurisdictions: []string{"DE", "BR"}, API: true, Node: Unbounded})
 	m := w.Net.Nodes[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
 	defer cancel()
+	bare := openBaseline(b)
 	b.ResetTimer()
 	filled := 0
 	for milestone := 100_000; milestone <= max(*growthTo, 100_000); milestone *= 10 {
-		var last IngestReading
+		// The milestone's figures are those of the decade's second half
+		// (at 10^5, of the one chunk): single chunks swing by half with
+		// Badger's compactions.
+		var half IngestReading
 		for filled < milestone {
 			recs, err := w.Net.SignAccreditations("DE", min(growthChunk, milestone-filled))
 			if err != nil {
 				b.Fatal(err)
 			}
-			if last, err = MeasureIngest(ctx, m, recs, 64); err != nil {
+			var tf *os.File
+			if *growthTrace != "" && filled+len(recs) == *growthTo {
+				if tf, err = os.Create(*growthTrace); err == nil {
+					err = trace.Start(tf)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			r, err := MeasureIngest(ctx, m, recs, 128*runtime.GOMAXPROCS(0), bare)
+			if err != nil {
 				b.Fatal(err)
 			}
+			if filled >= milestone/2 || milestone == growthChunk {
+				half = half.Add(r)
+			}
+			if tf != nil {
+				trace.Stop()
+				if err := tf.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
 			filled += len(recs)
-			fmt.Fprintf(os.Stderr, "growth: %d records, last 10^5 at %.0f/s (÷ bare ed25519 %.2f), RSS %d MiB\n",
-				filled, last.IngestRate(), last.IngestRate()/last.StdVerifyRate(), selfRSS(b)>>20)
+			fmt.Fprintf(os.Stderr, "growth: %d records, last 10^5 at %.0f/s (÷ bare ed25519 %.2f, ÷ bare disk %.2f), RSS %d MiB\n",
+				filled, r.IngestRate(), r.IngestRate()/r.StdVerifyRate(), r.IngestRate()/r.DiskRate(), selfRSS(b)>>20)
 		}
 		v, err := MeasureVerify(ctx, w, m, 4000, 32, 64)
 		if err != nil {
@@ -55,20 +87,25 @@ func BenchmarkGrowth(b *testing.B) {
 		}
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
+		tag := fmt.Sprintf("1e%d", len(strconv.Itoa(milestone))-1)
+		if *growthHeap != "" {
+			writeHeapProfile(b, *growthHeap+"."+tag)
+		}
 		disk := dirBytes(b, m.DataDir)
 		rss := selfRSS(b)
-		tag := fmt.Sprintf("1e%d", len(strconv.Itoa(milestone))-1)
-		b.ReportMetric(last.IngestRate(), "ingest-rec/s-"+tag)
-		b.ReportMetric(last.IngestRate()/last.StdVerifyRate(), "ingest/verify-"+tag)
+		b.ReportMetric(half.IngestRate(), "ingest-rec/s-"+tag)
+		b.ReportMetric(half.IngestRate()/half.StdVerifyRate(), "ingest/verify-"+tag)
+		b.ReportMetric(half.IngestRate()/half.DiskRate(), "ingest/disk-"+tag)
+		b.ReportMetric(half.OverLimit(), "ingest/limit-"+tag)
 		b.ReportMetric(float64(v.Verify.Percentile(99).Microseconds()), "verify-p99-µs-"+tag)
 		b.ReportMetric(float64(rss>>20), "rss-MiB-"+tag)
 		b.ReportMetric(float64(disk)/float64(filled), "disk-B/record-"+tag)
-		fmt.Fprintf(os.Stderr, "growth: %d records: ingest %.0f/s (÷ bare ed25519 %.2f, cores busy %.2f); verify p50 %v p99 %v; RSS %d MiB, heap %d MiB; disk %d MiB (%.0f B/record)\n",
-			filled, last.IngestRate(), last.IngestRate()/last.StdVerifyRate(), last.CoresBusy(),
+		_, limit := half.Limit()
+		line := fmt.Sprintf("%d records: ingest %.0f/s (÷ bare ed25519 %.2f, ÷ bare disk %.2f, the limit: %s; cores busy %.2f); verify p50 %v p99 %v; RSS %d MiB, heap %d MiB; disk %d MiB (%.0f B/record)",
+			filled, half.IngestRate(), half.IngestRate()/half.StdVerifyRate(), half.IngestRate()/half.DiskRate(), limit, half.CoresBusy(),
 			v.Verify.Percentile(50), v.Verify.Percentile(99), rss>>20, ms.HeapInuse>>20, disk>>20, float64(disk)/float64(filled))
-		b.Logf("%d records: ingest %.0f/s (÷ bare ed25519 %.2f, cores busy %.2f); verify p50 %v p99 %v; RSS %d MiB, heap %d MiB; disk %d MiB (%.0f B/record)",
-			filled, last.IngestRate(), last.IngestRate()/last.StdVerifyRate(), last.CoresBusy(),
-			v.Verify.Percentile(50), v.Verify.Percentile(99), rss>>20, ms.HeapInuse>>20, disk>>20, float64(disk)/float64(filled))
+		fmt.Fprintln(os.Stderr, "growth: "+line)
+		b.Log(line)
 	}
 	b.ReportMetric(0, "ns/op")
 }
@@ -106,4 +143,20 @@ func selfRSS(tb testing.TB) int64 {
 		}
 	}
 	return 0
+}
+
+// writeHeapProfile writes the heap's live objects, after a collection, to
+// path.
+func writeHeapProfile(tb testing.TB, path string) {
+	runtime.GC()
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
 }

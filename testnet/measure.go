@@ -16,6 +16,7 @@ import (
 	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/protocol/signature"
+	"github.com/entente-net/entente/store"
 )
 
 // SignAccreditations signs n controller accreditations of fresh keys by
@@ -62,8 +63,9 @@ func (n *Net) SignAccreditations(j string, count int) ([]*protocol.Record, error
 }
 
 // IngestReading is what MeasureIngest found: the time the records took
-// to ingest, and the time bare signature checks took on the same cores,
-// interleaved with them.
+// to ingest, and, interleaved with it, the times of the machine's two
+// limits (DESIGN.md §10): bare signature checks on the same cores, and
+// bare synced Badger writes of the same records.
 type IngestReading struct {
 	Records    int
 	IngestTime time.Duration
@@ -75,6 +77,21 @@ type IngestReading struct {
 	// same.
 	StdVerifyTime  time.Duration
 	KeysVerifyTime time.Duration
+	// DiskTime is the time a store.Baseline took to write the same
+	// records (zero when none was given).
+	DiskTime time.Duration
+}
+
+// Add is the reading of r's rounds and o's together.
+func (r IngestReading) Add(o IngestReading) IngestReading {
+	r.Records += o.Records
+	r.IngestTime += o.IngestTime
+	r.IngestCPU += o.IngestCPU
+	r.Verifications += o.Verifications
+	r.StdVerifyTime += o.StdVerifyTime
+	r.KeysVerifyTime += o.KeysVerifyTime
+	r.DiskTime += o.DiskTime
+	return r
 }
 
 // IngestRate is records ingested per second.
@@ -90,20 +107,45 @@ func (r IngestReading) KeysVerifyRate() float64 {
 	return float64(r.Verifications) / r.KeysVerifyTime.Seconds()
 }
 
+// DiskRate is bare synced Badger writes of the records per second (0 when
+// not measured).
+func (r IngestReading) DiskRate() float64 {
+	if r.DiskTime == 0 {
+		return 0
+	}
+	return float64(r.Records) / r.DiskTime.Seconds()
+}
+
+// Limit is the lower of the machine's two limits, in records per second,
+// and its name: "cpu" (bare verification) or "disk" (bare writes).
+func (r IngestReading) Limit() (float64, string) {
+	if d := r.DiskRate(); d > 0 && d < r.StdVerifyRate() {
+		return d, "disk"
+	}
+	return r.StdVerifyRate(), "cpu"
+}
+
+// OverLimit is ingest ÷ the lower limit.
+func (r IngestReading) OverLimit() float64 {
+	l, _ := r.Limit()
+	return r.IngestRate() / l
+}
+
 // CoresBusy is the CPU the process used while ingesting, in cores.
 func (r IngestReading) CoresBusy() float64 { return r.IngestCPU.Seconds() / r.IngestTime.Seconds() }
 
 // ingestRounds is how many slices MeasureIngest cuts the records into.
 // A shared machine's speed drifts by tens of percent over seconds; with
-// ingest and baseline taking turns every few hundred milliseconds, both
+// ingest and baselines taking turns every few hundred milliseconds, all
 // see the same machine.
 const ingestRounds = 10
 
 // MeasureIngest submits recs to m from submitters concurrent callers, in
 // rounds, and after each round times bare Ed25519 verification of a
-// record-sized message on every core: the baseline of ingest. Every
-// record must be new to m.
-func MeasureIngest(ctx context.Context, m *Member, recs []*protocol.Record, submitters int) (IngestReading, error) {
+// record-sized message on every core and, with disk, bare synced writes
+// of the round's records: the baselines of ingest. Every record must be
+// new to m and to disk.
+func MeasureIngest(ctx context.Context, m *Member, recs []*protocol.Record, submitters int, disk *store.Baseline) (IngestReading, error) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return IngestReading{}, err
@@ -129,6 +171,13 @@ func MeasureIngest(ctx context.Context, m *Member, recs []*protocol.Record, subm
 		r.StdVerifyTime += onEveryCore(verifications, func() bool { return ed25519.Verify(pub, msg, sig) })
 		r.KeysVerifyTime += onEveryCore(verifications, func() bool { return keys.Verify(pub, msg, sig) })
 		r.Verifications += verifications
+		if disk != nil {
+			t0 := time.Now()
+			if err := disk.Write(ctx, chunk); err != nil {
+				return r, err
+			}
+			r.DiskTime += time.Since(t0)
+		}
 	}
 	return r, nil
 }

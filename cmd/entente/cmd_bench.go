@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"time"
 
+	"github.com/entente-net/entente/store"
 	"github.com/entente-net/entente/testnet"
 )
 
@@ -59,16 +61,25 @@ func runBench(env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "ingesting from 256 concurrent callers, in rounds with bare Ed25519 verification between them...\n")
-	r, err := testnet.MeasureIngest(env.ctx, net.Nodes[0], recs, 256)
+	disk, err := store.OpenBaseline(filepath.Join(dir, "baseline"))
 	if err != nil {
 		return err
 	}
+	defer disk.Close()
+	fmt.Fprintf(w, "ingesting from 256 concurrent callers, in rounds with bare Ed25519 verification and bare synced Badger writes between them...\n")
+	r, err := testnet.MeasureIngest(env.ctx, net.Nodes[0], recs, 256, disk)
+	if err != nil {
+		return err
+	}
+	limit, name := r.Limit()
 	fmt.Fprintf(w, "ingest                  %8.0f records/s (%d records in %s, durable, indexed, logged)\n", r.IngestRate(), r.Records, r.IngestTime.Round(time.Millisecond))
 	fmt.Fprintf(w, "bare verify             %8.0f crypto/ed25519 verifications/s on %d cores\n", r.StdVerifyRate(), runtime.GOMAXPROCS(0))
 	fmt.Fprintf(w, "ingest / verify         %8.2f\n", r.IngestRate()/r.StdVerifyRate())
 	fmt.Fprintf(w, "node verifier           %8.0f verifications/s of a key seen before (same verdicts, precomputed tables)\n", r.KeysVerifyRate())
 	fmt.Fprintf(w, "ingest / node verifier  %8.2f\n", r.IngestRate()/r.KeysVerifyRate())
+	fmt.Fprintf(w, "bare disk               %8.0f records/s (the same records' bytes and keys, synced Badger commits)\n", r.DiskRate())
+	fmt.Fprintf(w, "ingest / disk           %8.2f\n", r.IngestRate()/r.DiskRate())
+	fmt.Fprintf(w, "ingest / limit          %8.2f (the limit: %s, %.0f records/s; CPU busy %.2f of %d cores)\n", r.OverLimit(), name, limit, r.CoresBusy(), runtime.GOMAXPROCS(0))
 	if *verifies == 0 {
 		return nil
 	}
