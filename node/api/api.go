@@ -291,6 +291,7 @@ func (a *API) router() *router {
 	rt.handle("GET /v1/incidents", anyone, a.handleListIncidents)
 	rt.handle("GET /v1/incidents/stream", anyone, a.handleIncidentStream)
 	rt.handle("GET /v1/incidents/{cid}", anyone, a.handleGetIncident)
+	rt.handle("GET /v1/openapi.json", anyone, a.handleOpenAPI)
 	rt.handle("GET /healthz", anyone, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
