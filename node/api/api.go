@@ -266,35 +266,39 @@ func slogErrorLog(l *slog.Logger) *log.Logger {
 
 // Handler is the node's HTTP API (DESIGN.md §8).
 func (a *API) Handler() http.Handler {
-	mux := http.NewServeMux()
-	// Who may call each route (DESIGN.md §8); reads are filtered to what
-	// the caller may see inside the handlers.
-	mux.HandleFunc("GET /v1/status", a.allow(anyone, a.handleStatus))
-	mux.HandleFunc("POST /v1/records", a.allow(writers, a.handlePostRecord))
-	mux.HandleFunc("GET /v1/records/{cid}", a.allow(anyone, a.handleGetRecord))
-	mux.HandleFunc("GET /v1/records", a.allow(anyone, a.handleListRecords))
-	mux.HandleFunc("POST /v1/transfers/verify", a.allow(verifiers, a.handleVerify))
-	mux.HandleFunc("POST /v1/transfers/verify-batch", a.allow(verifiers, a.handleVerifyBatch))
-	mux.HandleFunc("GET /v1/log/checkpoint", a.allow(anyone, a.handleCheckpoint))
-	mux.HandleFunc("GET /v1/log/proof", a.allow(anyone, a.handleInclusionProof))
-	mux.HandleFunc("GET /v1/log/consistency", a.allow(anyone, a.handleConsistencyProof))
-	mux.HandleFunc("GET /v1/receipts/{cid}/bundle", a.allow(anyone, a.handleReceiptBundle))
-	mux.HandleFunc("GET /v1/receipts", a.allow(granted, a.handleListReceipts))
-	mux.HandleFunc("GET /v1/consents/{cid}/lineage", a.allow(granted, a.handleLineage))
-	mux.HandleFunc("GET /v1/notices/stream", a.allow(verifiers, a.handleNoticeStream))
-	mux.HandleFunc("GET /v1/incidents", a.allow(anyone, a.handleListIncidents))
-	mux.HandleFunc("GET /v1/incidents/stream", a.allow(anyone, a.handleIncidentStream))
-	mux.HandleFunc("GET /v1/incidents/{cid}", a.allow(anyone, a.handleGetIncident))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	return a.authenticate(a.recoverer(a.limitConcurrency(a.router())))
+}
+
+// router registers the API's routes and who may call each (DESIGN.md
+// §8); reads are filtered to what the caller may see inside the
+// handlers. Every route goes through rt.handle, which records it: the
+// OpenAPI description (openapi.json) must describe each one.
+func (a *API) router() *router {
+	rt := newRouter(a)
+	rt.handle("GET /v1/status", anyone, a.handleStatus)
+	rt.handle("POST /v1/records", writers, a.handlePostRecord)
+	rt.handle("GET /v1/records/{cid}", anyone, a.handleGetRecord)
+	rt.handle("GET /v1/records", anyone, a.handleListRecords)
+	rt.handle("POST /v1/transfers/verify", verifiers, a.handleVerify)
+	rt.handle("POST /v1/transfers/verify-batch", verifiers, a.handleVerifyBatch)
+	rt.handle("GET /v1/log/checkpoint", anyone, a.handleCheckpoint)
+	rt.handle("GET /v1/log/proof", anyone, a.handleInclusionProof)
+	rt.handle("GET /v1/log/consistency", anyone, a.handleConsistencyProof)
+	rt.handle("GET /v1/receipts/{cid}/bundle", anyone, a.handleReceiptBundle)
+	rt.handle("GET /v1/receipts", granted, a.handleListReceipts)
+	rt.handle("GET /v1/consents/{cid}/lineage", granted, a.handleLineage)
+	rt.handle("GET /v1/notices/stream", verifiers, a.handleNoticeStream)
+	rt.handle("GET /v1/incidents", anyone, a.handleListIncidents)
+	rt.handle("GET /v1/incidents/stream", anyone, a.handleIncidentStream)
+	rt.handle("GET /v1/incidents/{cid}", anyone, a.handleGetIncident)
+	rt.handle("GET /v1/openapi.json", anyone, a.handleOpenAPI)
+	rt.handle("GET /healthz", anyone, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", a.handleReady)
+	rt.handle("GET /readyz", anyone, a.handleReady)
 	metrics := promhttp.HandlerFor(a.cfg.Metrics, promhttp.HandlerOpts{})
-	mux.HandleFunc("GET /metrics", a.allow(operators, metrics.ServeHTTP))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		a.writeError(w, r, &APIError{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
-	})
-	return a.authenticate(a.recoverer(a.limitConcurrency(mux)))
+	rt.handle("GET /metrics", operators, metrics.ServeHTTP)
+	return rt
 }
 
 // limitConcurrency answers 503 overloaded when MaxConcurrentRequests are

@@ -84,7 +84,7 @@ func server(t *testing.T, err error) *httptest.Server {
 	t.Helper()
 	a, e := api.New(api.Config{
 		Access: access{}, Blocks: blocks{}, Records: records{err}, Store: nodetest.Store(t), Verifier: verifier{err}, Checkpoints: checkpoints{err},
-		Status: func(bool) any { return map[string]string{"ok": "yes"} }, Ready: func() (bool, string) { return true, "" },
+		Status: nodeStatus, Ready: func() (bool, string) { return true, "" },
 		Peers: func() int { return 0 }, Metrics: prometheus.NewRegistry(),
 		Limits: api.Limits{MaxConcurrentRequests: 4, MaxStreams: 4, MaxBatch: 2, MaxBatchBytes: 1 << 16,
 			ReadHeaderTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, IdleTimeout: time.Second},
@@ -92,8 +92,9 @@ func server(t *testing.T, err error) *httptest.Server {
 	if e != nil {
 		t.Fatal(e)
 	}
-	s := httptest.NewServer(a.Handler())
-	t.Cleanup(s.Close)
+	// Services that fail with err fail so on every route, whatever status
+	// err maps to: the answers are checked as errors of their status.
+	s, _ := serve(t, a, err != nil)
 	return s
 }
 
@@ -210,7 +211,7 @@ func TestRequestLog(t *testing.T) {
 	var logs syncBuffer
 	a, err := api.New(api.Config{
 		Access: access{}, Blocks: blocks{}, Records: records{errors.New("disk on fire")}, Store: nodetest.Store(t), Verifier: verifier{}, Checkpoints: checkpoints{},
-		Status: func(bool) any { return map[string]string{"ok": "yes"} }, Ready: func() (bool, string) { return true, "" },
+		Status: nodeStatus, Ready: func() (bool, string) { return true, "" },
 		Peers: func() int { return 0 }, Metrics: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		Limits: api.Limits{MaxConcurrentRequests: 4, MaxStreams: 4, MaxBatch: 2, MaxBatchBytes: 1 << 16,
 			ReadHeaderTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, IdleTimeout: time.Second},
@@ -218,8 +219,7 @@ func TestRequestLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := httptest.NewServer(a.Handler())
-	defer s.Close()
+	s, _ := serve(t, a, false)
 	do(t, s, "GET", "/v1/status", "", "", nil)
 	resp, ae := do(t, s, "POST", "/v1/records", token, api.MediaDagCBOR, []byte{0xa0})
 	if resp.StatusCode != 500 {
@@ -267,7 +267,7 @@ func TestIncidentStreamDisconnectsSlowConsumer(t *testing.T) {
 	var logs syncBuffer
 	a, err := api.New(api.Config{
 		Access: access{}, Blocks: blocks{}, Records: records{}, Store: nodetest.Store(t), Verifier: verifier{}, Checkpoints: checkpoints{},
-		Status: func(bool) any { return nil }, Ready: func() (bool, string) { return true, "" },
+		Status: nodeStatus, Ready: func() (bool, string) { return true, "" },
 		Peers: func() int { return 0 }, Metrics: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Limits: api.Limits{MaxConcurrentRequests: 4, MaxStreams: 4, MaxBatch: 2, MaxBatchBytes: 1 << 16,
 			ReadHeaderTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, IdleTimeout: time.Second},

@@ -32,6 +32,8 @@ const (
 	CodeInternal     = "internal"
 	CodeRateLimited  = "rate_limited"
 	CodeMisdirected  = "misdirected_request"
+	// CodeMethodNotAllowed: the path has routes, for other methods.
+	CodeMethodNotAllowed = "method_not_allowed"
 )
 
 // APIError is an error answer: {"error": Code, "message": Message}.

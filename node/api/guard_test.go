@@ -41,7 +41,7 @@ func guardedServer(t *testing.T, g api.Guard) (base string, reg *prometheus.Regi
 	reg = prometheus.NewRegistry()
 	a, err := api.New(api.Config{
 		Access: guarded{}, Blocks: blocks{}, Records: records{}, Store: nodetest.Store(t), Verifier: verifier{}, Checkpoints: checkpoints{},
-		Status: func(bool) any { return map[string]string{"ok": "yes"} }, Ready: func() (bool, string) { return true, "" },
+		Status: nodeStatus, Ready: func() (bool, string) { return true, "" },
 		Peers: func() int { return 0 }, Metrics: reg, Registerer: reg, Guard: g,
 		Limits: api.Limits{MaxConcurrentRequests: 64, MaxStreams: 4, MaxBatch: 2, MaxBatchBytes: 1 << 16,
 			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second},
@@ -56,7 +56,8 @@ func guardedServer(t *testing.T, g api.Guard) (base string, reg *prometheus.Regi
 	return "http://" + a.Addr(), reg
 }
 
-// get makes one request with a fresh connection, Host and headers as given.
+// get makes one request with a fresh connection, Host and headers as
+// given; its answer must match the API's description.
 func get(t *testing.T, method, url, host string, header map[string]string) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, nil)
@@ -69,7 +70,7 @@ func get(t *testing.T, method, url, host string, header map[string]string) (*htt
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	hc := &http.Client{Transport: checked(t, &http.Transport{DisableKeepAlives: true}, false)}
 	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -288,7 +289,7 @@ func TestListPagesBoundedInBytes(t *testing.T) {
 	const maxBytes = 16 << 10
 	a, err := api.New(api.Config{
 		Access: guarded{}, Blocks: blocks{}, Records: records{}, Store: st, Verifier: verifier{}, Checkpoints: checkpoints{},
-		Status: func(bool) any { return nil }, Ready: func() (bool, string) { return true, "" },
+		Status: nodeStatus, Ready: func() (bool, string) { return true, "" },
 		Peers: func() int { return 0 }, Metrics: prometheus.NewRegistry(),
 		Limits: api.Limits{MaxConcurrentRequests: 4, MaxStreams: 4, MaxBatch: 2, MaxBatchBytes: 1 << 16, MaxPageBytes: maxBytes,
 			ReadHeaderTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, IdleTimeout: time.Second},

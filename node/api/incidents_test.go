@@ -31,7 +31,7 @@ func TestIncidentStreamOutlivesServerTimeouts(t *testing.T) {
 	const timeout = 150 * time.Millisecond
 	a, err := api.New(api.Config{
 		Access: access{}, Blocks: blocks{}, Records: records{}, Store: nodetest.Store(t), Verifier: verifier{}, Checkpoints: checkpoints{},
-		Status: func(bool) any { return nil }, Ready: func() (bool, string) { return true, "" },
+		Status: nodeStatus, Ready: func() (bool, string) { return true, "" },
 		Peers: func() int { return 0 }, Metrics: prometheus.NewRegistry(),
 		Limits: api.Limits{MaxConcurrentRequests: 4, MaxStreams: 4, MaxBatch: 2, MaxBatchBytes: 1 << 16,
 			ReadHeaderTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout, IdleTimeout: timeout},
