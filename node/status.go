@@ -52,7 +52,8 @@ func (n *Node) Status(public bool) Status {
 		PeerID:       n.id.String(),
 		Jurisdiction: n.cfg.Jurisdiction,
 		Federation:   n.cfg.Federation.Name,
-		Peers:        []PeerStatus{}, // a list in JSON even when empty, never null
+		Addrs:        []string{}, // lists in JSON even when empty, never null
+		Peers:        []PeerStatus{},
 		Records:      map[string]int64{},
 		Log:          LogStatus{Size: n.store.Len(), CheckpointSize: n.svc.Checkpoints.LatestSize()},
 		Sync:         n.svc.Sync.Status(),
@@ -60,6 +61,9 @@ func (n *Node) Status(public bool) Status {
 		Alerts:       n.svc.Witness.Alerts(),
 		UptimeMs:     n.cfg.Now().Sub(n.started).Milliseconds(),
 	}
+	st.Sync = nonNil(st.Sync)
+	st.Witnessed = nonNil(st.Witnessed)
+	st.Alerts = nonNil(st.Alerts)
 	if th, err := n.store.TreeHead(); err == nil {
 		st.Log.Size = th.Size
 		if th.Size > 0 {
@@ -93,4 +97,12 @@ func (n *Node) Status(public bool) Status {
 	}
 	sort.Slice(st.Peers, func(i, j int) bool { return st.Peers[i].PeerID < st.Peers[j].PeerID })
 	return st
+}
+
+// nonNil is s, or an empty slice for nil: a list in JSON, never null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }

@@ -34,6 +34,8 @@ const (
 	CodeMisdirected  = "misdirected_request"
 	// CodeMethodNotAllowed: the path has routes, for other methods.
 	CodeMethodNotAllowed = "method_not_allowed"
+	// CodeUnsupportedMediaType: a body of the wrong Content-Type.
+	CodeUnsupportedMediaType = "unsupported_media_type"
 )
 
 // APIError is an error answer: {"error": Code, "message": Message}.

@@ -190,9 +190,9 @@ func TestOpenAPICodes(t *testing.T) {
 		t.Errorf("ErrorCode enum %v, want DESIGN.md §8's %v", codes, want)
 	}
 	byStatus := map[int]string{400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
-		413: "TooLarge", 421: "Misdirected", 422: "Unprocessable", 429: "RateLimited", 500: "Internal", 503: "Overloaded"}
+		413: "TooLarge", 415: "UnsupportedMediaType", 421: "Misdirected", 422: "Unprocessable", 429: "RateLimited", 500: "Internal", 503: "Overloaded"}
 	answers := map[string]int{CodeUnauthorized: 401, CodeForbidden: 403, CodeOverloaded: 503, CodeNotFound: 404, CodeBadRequest: 400,
-		CodeInternal: 500, CodeRateLimited: 429, CodeMisdirected: 421, CodeMethodNotAllowed: 405}
+		CodeInternal: 500, CodeRateLimited: 429, CodeMisdirected: 421, CodeMethodNotAllowed: 405, CodeUnsupportedMediaType: 415}
 	for code, status := range recordStatus {
 		answers[string(code)] = status
 	}

@@ -378,7 +378,7 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 		{method: "POST", path: "/v1/records", token: "controller", header: cbor, body: string(fresh.Bytes()), status: 200},
 		{method: "POST", path: "/v1/records?import=true", token: "operator", header: cbor, body: string(other.Bytes()), status: 201},
 		{method: "POST", path: "/v1/records?import=maybe", token: "operator", header: cbor, body: string(other.Bytes()), status: 400},
-		{method: "POST", path: "/v1/records", token: "controller", header: jsonBody, body: string(fresh.Bytes()), status: 400},
+		{method: "POST", path: "/v1/records", token: "controller", header: jsonBody, body: string(fresh.Bytes()), status: 415},
 		{method: "POST", path: "/v1/records", token: "controller", header: cbor, body: "\xa1", status: 400},
 		{method: "POST", path: "/v1/records", token: "controller", header: cbor, body: string(other.Bytes()), status: 403},
 		{method: "POST", path: "/v1/records?import=true", token: "controller", header: cbor, body: string(fresh.Bytes()), status: 403},

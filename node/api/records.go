@@ -33,7 +33,7 @@ func readBody(r *http.Request, limit int) ([]byte, error) {
 
 func (a *API) handlePostRecord(w http.ResponseWriter, r *http.Request) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != MediaDagCBOR {
-		a.writeError(w, r, &protocol.Error{Code: protocol.CodeMalformed, Msg: "Content-Type must be " + MediaDagCBOR})
+		a.writeError(w, r, &APIError{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMediaType, Message: "Content-Type must be " + MediaDagCBOR})
 		return
 	}
 	imp, err := importParam(r)
