@@ -282,6 +282,10 @@ func TestDashboardInBrowser(t *testing.T) {
 		b.t = t
 		testEventStreamClient(t, b, token)
 	})
+	t.Run("lineage of a resale", func(t *testing.T) {
+		b.t = t
+		testResaleLineage(ctx, t, b, w, de)
+	})
 	b.t = t
 	b.clean("the end")
 }
@@ -513,4 +517,26 @@ func testEventStreamClient(t *testing.T, b *browser, token string) {
 		t.Errorf("the event-stream client:\n got %s\nwant %s", got, want)
 	}
 	b.clean("the event-stream client")
+}
+
+// testResaleLineage: a resale decided under a tier-1 decision shows under
+// it in the consent's lineage, to the operator (the platform's token sees
+// only the decisions it is a party to).
+func testResaleLineage(ctx context.Context, t *testing.T, b *browser, w *testnet.TransferWorld, de *testnet.Member) {
+	tier2, err := w.Resale(ctx, de, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := de.Services().Verify.Verify(ctx, tier2)
+	if err != nil || v.Receipt == nil {
+		t.Fatalf("the tier-2 decision: %v", err)
+	}
+	parent, child := tier2.Parent.Receipt.String(), v.Receipt.CID().String()
+	b.do("signing out", 5*time.Second, chromedp.Click(chromedp.ID("sign-out")), chromedp.WaitVisible(chromedp.ID("token-input")))
+	b.signIn(de.Token)
+	b.do("the lineage of the resale", 10*time.Second,
+		chromedp.Evaluate[chromedp.Void](`location.hash = '#/receipts/lineage/`+w.Consent.CID().String()+`'`),
+		chromedp.WaitVisible(chromedp.CSS(`li.decision[data-receipt=`+css(parent)+`] > ul > li.decision[data-receipt=`+css(child)+`]`)))
+	b.shot("lineage-resale")
+	b.clean("the lineage of a resale")
 }

@@ -57,7 +57,7 @@ function render(st, ready) {
   const addTo = (j, entry) => { j = j || '(not accredited)'; if (!byJ.has(j)) byJ.set(j, []); byJ.get(j).push(entry); };
   addTo(st.jurisdiction, {id: st.peer_id, self: true});
   for (const p of st.peers) addTo(p.jurisdiction, {id: p.peer_id, founding: p.founding});
-  out.append(section('Jurisdictions', table(['Jurisdiction', 'Nodes connected (this one included)', 'Founding'],
+  out.append(section('Jurisdictions', table(['Jurisdiction', 'Nodes (this one and its connected peers)', 'Founding nodes among the peers'],
     [...byJ.entries()].sort().map(([j, nodes]) => h('tr', {'data-jurisdiction': j},
       h('td', null, h('strong', null, j)),
       h('td', null, nodes.map(n => h('div', null, peer(n.id), n.self ? ' ' : null, n.self ? badge('this node') : null))),
@@ -95,7 +95,7 @@ function render(st, ready) {
 
   const kinds = Object.keys(st.records).sort();
   out.append(section('Records held', kinds.length
-    ? table(['Kind', 'Count'], kinds.map(k => [h('a', {href: '#/records?kind=' + encodeURIComponent(k)}, k), String(st.records[k])]), {id: 'record-counts'})
+    ? table(['Kind', 'Count'], kinds.map(k => [h('a', {href: '#/records?kind=' + encodeURIComponent(k)}, k), String(st.records[k])]), {id: 'record-counts', class: 'narrow'})
     : h('p', {class: 'muted'}, 'None that this caller may count.')));
   return out;
 }

@@ -130,35 +130,50 @@ async function recordView(root, c, signal) {
 
 // jsonTree renders a DAG-JSON value: a link {"/": cid} as a link to that
 // record (a receipt's decisions link to decision blocks, which are not
-// records: shown, not linked), bytes {"/": {"bytes": b64}} as bytes.
+// records: shown, not linked), bytes {"/": {"bytes": b64}} as bytes, a
+// peer ID as a link to its records; a time (Unix ms) noted with its date.
 export function jsonTree(v, ctx, key) {
-  if (v === null) return h('span', {class: 'j-null'}, 'null');
+  if (v === null || typeof v !== 'object') return scalar(v);
   if (Array.isArray(v)) {
-    if (v.length === 0) return h('span', {class: 'j-punct'}, '[]');
-    return h('span', null, h('span', {class: 'j-punct'}, '['),
-      h('ul', {class: 'j-list'}, v.map(x => h('li', null, jsonTree(x, ctx, key)))), h('span', {class: 'j-punct'}, ']'));
-  }
-  if (typeof v === 'object') {
-    const keys = Object.keys(v);
-    if (keys.length === 1 && keys[0] === '/') {
-      const l = v['/'];
-      if (typeof l === 'string' && cidPattern.test(l)) {
-        if (ctx === 'receipt' && key === 'decisions') return h('span', {class: 'j-link mono', title: 'a decision block (in the receipt\'s bundle)'}, '🔗 ' + l);
-        return h('span', {class: 'j-link'}, '🔗 ', cidLink(l, l));
-      }
-      if (l && typeof l === 'object' && typeof l.bytes === 'string') {
-        return h('span', {class: 'j-bytes mono', title: 'bytes, base64'}, `bytes(${Math.floor(l.bytes.length * 3 / 4)}) ${l.bytes}`);
-      }
+    if (v.every(x => x === null || typeof x !== 'object')) { // short lists on one line
+      return h('span', null, punct('['), v.map((x, i) => [i ? punct(', ') : null, scalar(x)]), punct(']'));
     }
-    if (keys.length === 0) return h('span', {class: 'j-punct'}, '{}');
-    return h('span', null, h('span', {class: 'j-punct'}, '{'),
-      h('ul', {class: 'j-obj'}, keys.map(k => h('li', null, h('span', {class: 'j-key'}, JSON.stringify(k)), h('span', {class: 'j-punct'}, ': '),
-        jsonTree(v[k], ctx, k)))), h('span', {class: 'j-punct'}, '}'));
+    return h('span', null, punct('['),
+      h('ul', null, v.map((x, i) => h('li', null, jsonTree(x, ctx, key), i < v.length - 1 ? punct(',') : null))), punct(']'));
   }
+  const keys = Object.keys(v);
+  if (keys.length === 1 && keys[0] === '/') {
+    const l = v['/'];
+    if (typeof l === 'string' && cidPattern.test(l)) {
+      if (ctx === 'receipt' && key === 'decisions') return h('span', {class: 'j-link mono', title: 'a decision block (in the receipt\'s bundle)'}, '{"/": "' + l + '"}');
+      return h('span', {class: 'j-link'}, punct('{"/": '), cidLink(l, l), punct('}'));
+    }
+    if (l && typeof l === 'object' && typeof l.bytes === 'string') {
+      return h('span', {class: 'j-bytes', title: 'bytes, base64'}, `{"/": {"bytes": "${l.bytes}"}}`);
+    }
+  }
+  if (keys.length === 0) return punct('{}');
+  return h('span', null, punct('{'),
+    h('ul', null, keys.map((k, i) => h('li', null, h('span', {class: 'j-key'}, JSON.stringify(k)), punct(': '),
+      jsonTree(v[k], ctx, k), i < keys.length - 1 ? punct(',') : null, note(v[k], k)))), punct('}'));
+}
+
+// note is a comment after a member: a time's date, the length of bytes.
+function note(v, key) {
+  if (typeof v === 'number' && /(_at|_from|_until)$/.test(key) && v > 1e11) return h('span', {class: 'j-note'}, ' // ' + ms(v));
+  const l = v && v['/'];
+  if (l && typeof l === 'object' && typeof l.bytes === 'string') return h('span', {class: 'j-note'}, ` // ${Math.floor(l.bytes.length * 3 / 4)} bytes`);
+  return null;
+}
+
+function punct(s) {
+  return h('span', {class: 'j-punct'}, s);
+}
+
+function scalar(v) {
+  if (v === null) return h('span', {class: 'j-null'}, 'null');
   if (typeof v === 'string') {
-    if (peerPattern.test(v)) {
-      return h('a', {class: 'j-str', href: hashWith('/records', {issuer: v}), title: 'records issued by this peer'}, JSON.stringify(v));
-    }
+    if (peerPattern.test(v)) return h('a', {class: 'j-str', href: hashWith('/records', {issuer: v}), title: 'records issued by this peer'}, JSON.stringify(v));
     return h('span', {class: 'j-str'}, JSON.stringify(v));
   }
   return h('span', {class: 'j-num'}, String(v));
