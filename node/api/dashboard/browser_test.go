@@ -253,6 +253,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if got := b.text("the 401 box", ".error-box"); !strings.Contains(got, "unauthorized") {
 		t.Errorf("the receipts view without a token shows %q, want the unauthorized code", got)
 	}
+	b.shot("receipts-public")
 
 	// A token the node does not know: 401 everywhere, and a prompt.
 	b.signIn("ent1_not-a-token-of-this-node")
@@ -285,6 +286,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	t.Run("lineage of a resale", func(t *testing.T) {
 		b.t = t
 		testResaleLineage(ctx, t, b, w, de)
+	})
+	t.Run("delivery of a TLP:RED notice", func(t *testing.T) {
+		b.t = t
+		testDelivery(ctx, t, b, de, regulator)
 	})
 	b.t = t
 	b.clean("the end")
@@ -539,4 +544,21 @@ func testResaleLineage(ctx context.Context, t *testing.T, b *browser, w *testnet
 		chromedp.WaitVisible(chromedp.CSS(`li.decision[data-receipt=`+css(parent)+`] > ul > li.decision[data-receipt=`+css(child)+`]`)))
 	b.shot("lineage-resale")
 	b.clean("the lineage of a resale")
+}
+
+// testDelivery: the operator sees a TLP:RED notice for BR appear, and its
+// direct delivery to BR go from pending to delivered, without a reload.
+func testDelivery(ctx context.Context, t *testing.T, b *browser, de *testnet.Member, regulator *testnet.Party) {
+	b.view("incidents", `#stream-state[data-state="open"]`)
+	red, err := testnet.Sign(regulator.Key, &protocol.Incident{Ref: "DE-DASH-RED", Jurisdiction: "DE", Severity: protocol.SeverityHigh,
+		Status: protocol.StatusOpen, TLP: protocol.TLPRed, Affected: []string{}, Categories: []string{"breach"},
+		DetectedAt: time.Now().UnixMilli(), Summary: "for BR's eyes only", Recipients: []string{"BR"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	post(ctx, t, de, red)
+	b.do("the delivery to BR", 20*time.Second, chromedp.WaitVisible(chromedp.CSS(
+		`tr.incident[data-id=`+css(red.CID().String())+`] table.delivery tr[data-to="BR"][data-state="delivered"]`)))
+	b.shot("incidents-red")
+	b.clean("the delivery of a TLP:RED notice")
 }

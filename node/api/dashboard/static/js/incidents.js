@@ -33,38 +33,77 @@ export default async function incidents(root, _parts, signal) {
   const streamError = h('div');
   const tbody = h('tbody', {id: 'incident-rows'});
   const empty = h('p', {class: 'muted', id: 'no-incidents'}, 'No incident visible to this caller yet. New ones appear here as the node accepts them.');
-  const more = h('button', {type: 'button', id: 'incidents-more', hidden: true}, 'Older incidents…');
+  const capped = h('p', {class: 'muted', hidden: true}, `Showing the first ${maxShown} incidents the node accepted, and new ones: narrow the list with the filters.`);
   const listError = h('div');
   root.append(
     h('div', {class: 'view-head'}, h('h1', null, 'Incidents'), live),
-    form, streamError, listError,
+    form, streamError, listError, capped,
     h('table', {id: 'incidents'}, h('thead', null, h('tr', null,
       ['Severity', 'Status', 'TLP', 'Jurisdiction', 'Ref', 'Summary', 'Detected', 'Notices', 'Delivery'].map(x => h('th', null, x)))), tbody),
-    empty, more);
+    empty);
 
   const entries = new Map(); // id → {entry, row}
-  // show puts an entry on screen, replacing an older state of it (an
-  // event's entry is the incident as of its notice; the list's, as of now:
-  // the one with more notices is the later).
+  // show puts an entry on screen, the newest first (the last accepted at
+  // the top), replacing an older state of it in place: an event's entry is
+  // the incident as of its notice, the list's as of now, and the one with
+  // more notices is the later.
   function show(entry, fresh) {
     const had = entries.get(entry.id);
     if (had && had.entry.notices.length > entry.notices.length) return;
     const row = incidentRow(entry, fresh);
     if (had) had.row.replaceWith(row);
-    else if (fresh) tbody.prepend(row);
-    else tbody.append(row);
+    else tbody.prepend(row);
     entries.set(entry.id, {entry, row});
     empty.hidden = true;
+    if (pending(entry)) watchDeliveries();
+  }
+
+  // A TLP:RED notice's delivery changes without a new notice, so without
+  // an event: while one shown is pending, the list is read again now and
+  // then.
+  let deliveryTimer = 0;
+  signal.addEventListener('abort', () => clearTimeout(deliveryTimer));
+  function watchDeliveries() {
+    if (deliveryTimer) return;
+    deliveryTimer = setTimeout(async () => {
+      await loadList();
+      deliveryTimer = 0;
+      if ([...entries.values()].some(x => pending(x.entry))) watchDeliveries();
+    }, deliveryRefresh);
+  }
+
+  // loadList reads the list (in acceptance order, a page at a time) up to
+  // maxShown entries.
+  let loaded = false;
+  async function loadList() {
+    let after = '', n = 0;
+    try {
+      do {
+        const p = new URLSearchParams(query);
+        p.set('limit', '100');
+        if (after) p.set('after', after);
+        const page = await call('/v1/incidents?' + p, {signal});
+        page.incidents.forEach(e => show(e, false));
+        n += page.incidents.length;
+        after = page.next;
+      } while (after && n < maxShown);
+      capped.hidden = !after;
+      listError.replaceChildren();
+      loaded = true;
+    } catch (e) {
+      if (!isAbort(e)) listError.replaceChildren(errorBox(e, 'GET /v1/incidents'));
+    }
   }
 
   // The stream first (it starts "now"), then the list: nothing accepted in
-  // between is missed.
-  let opened;
-  const isOpen = new Promise(resolve => { opened = resolve; });
+  // between is missed. A stream that reopens without an event to resume
+  // after starts "now" again: the list, read again, covers the gap.
+  let settled;
+  const first = new Promise(resolve => { settled = resolve; });
   follow('/v1/incidents/stream' + (query.toString() ? '?' + query : ''), {
     signal,
     onEvent(ev) {
-      if (ev.type === 'reset') { tbody.replaceChildren(); entries.clear(); loadPage(''); return; }
+      if (ev.type === 'reset') { loadList(); return; }
       if (ev.type !== 'incident') return;
       try { show(JSON.parse(ev.data), true); } catch (e) { console.error('incident event', ev.id, e); }
       live.dataset.lastEvent = ev.id;
@@ -74,27 +113,23 @@ export default async function incidents(root, _parts, signal) {
       live.className = 'badge ' + ({open: 'ok', retrying: 'warn', closed: 'bad'}[s.state] || '');
       live.textContent = {open: 'live', retrying: 'reconnecting in ' + Math.round((s.retryIn || 0) / 1000) + ' s', closed: 'stream closed'}[s.state] || s.state;
       streamError.replaceChildren(s.state === 'closed' ? errorBox(s.error, 'The incident stream') : []);
-      if (s.state !== 'retrying') opened();
       if (s.state === 'closed' && s.error && s.error.needsToken) promptToken();
+      if (s.state === 'open' && s.lastId === '' && loaded) loadList();
+      settled();
     },
   });
-  await isOpen;
+  await first;
+  await loadList();
+}
 
-  async function loadPage(after) {
-    const p = new URLSearchParams(query);
-    p.set('limit', '50');
-    if (after) p.set('after', after);
-    try {
-      const page = await call('/v1/incidents?' + p, {signal});
-      for (const e of page.incidents) show(e, false);
-      more.hidden = !page.next;
-      more.onclick = () => loadPage(page.next);
-      listError.replaceChildren();
-    } catch (e) {
-      if (!isAbort(e)) listError.replaceChildren(errorBox(e, 'GET /v1/incidents'));
-    }
-  }
-  await loadPage('');
+// maxShown bounds the incidents the view reads at once.
+const maxShown = 1000;
+// deliveryRefresh is how often the view reads the list again while a
+// delivery is pending (ms).
+const deliveryRefresh = 3000;
+
+function pending(e) {
+  return Object.values(e.delivery || {}).some(d => d.state !== 'delivered');
 }
 
 const severityKind = {low: '', medium: 'warn', high: 'bad', critical: 'bad'};
@@ -122,6 +157,7 @@ function delivery(e) {
   if (!e.delivery) return (e.recipients || []).length ? h('span', {class: 'muted'}, 'to ' + e.recipients.join(', ')) : '—';
   return table(['To', 'State', 'Attempts', 'Acked'], Object.keys(e.delivery).sort().map(j => {
     const d = e.delivery[j];
-    return [j, badge(d.state, d.state === 'delivered' ? 'ok' : 'warn'), String(d.attempts), rfc(d.acked_at)];
-  }), {class: 'compact'});
+    return h('tr', {'data-to': j, 'data-state': d.state}, [j, badge(d.state, d.state === 'delivered' ? 'ok' : 'warn'), String(d.attempts), rfc(d.acked_at)]
+      .map(c => h('td', null, c)));
+  }), {class: 'compact delivery'});
 }
