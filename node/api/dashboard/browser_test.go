@@ -132,11 +132,16 @@ func (b *browser) clean(where string) {
 	}
 }
 
-// do runs actions, each wait within timeout, and fails the test with what
-// it was doing.
-func (b *browser) do(what string, timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+// domWait bounds each step of the browser: what the page shows within
+// a second on an idle machine may take much longer on a loaded CI runner,
+// and a generous bound costs nothing when it holds.
+const domWait = 30 * time.Second
+
+// do runs actions within domWait, and fails the test with what it was
+// doing and what the page logged.
+func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, timeout)
+	ctx, cancel := context.WithTimeout(b.ctx, domWait)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		b.shot("failed")
@@ -149,7 +154,7 @@ func (b *browser) do(what string, timeout time.Duration, actions ...chromedp.Act
 // eval evaluates a JavaScript expression (awaiting a promise) into T.
 func eval[T any](b *browser, what, expr string) T {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, domWait)
 	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
@@ -160,7 +165,7 @@ func eval[T any](b *browser, what, expr string) T {
 
 func (b *browser) text(what, sel string) string {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, domWait)
 	defer cancel()
 	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
 	if err != nil {
@@ -173,7 +178,7 @@ func (b *browser) text(what, sel string) string {
 // waits until sel shows.
 func (b *browser) view(name, sel string) {
 	b.t.Helper()
-	b.do("opening the "+name+" view", 15*time.Second,
+	b.do("opening the "+name+" view",
 		chromedp.Click(chromedp.CSS(`#nav a[data-view="`+name+`"]`)),
 		chromedp.WaitVisible(chromedp.CSS(sel)))
 	b.shot(name)
@@ -237,13 +242,13 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 
 	b := newBrowser(t, ctx, "http://"+de.APIAddr())
-	b.do("loading the dashboard", 20*time.Second,
+	b.do("loading the dashboard",
 		chromedp.Navigate(b.base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`#peers tr[data-peer=`+css(br.ID().String())+`]`)))
 	if got := b.text("the node's jurisdiction", "#self-jurisdiction"); got != "DE" {
 		t.Errorf("the federation view names the node's jurisdiction %q, want DE", got)
 	}
-	b.do("the jurisdictions", 5*time.Second, chromedp.WaitVisible(chromedp.CSS(`#jurisdictions tr[data-jurisdiction="BR"]`)))
+	b.do("the jurisdictions", chromedp.WaitVisible(chromedp.CSS(`#jurisdictions tr[data-jurisdiction="BR"]`)))
 	b.shot("public-federation")
 	b.clean("the public federation view")
 
@@ -258,7 +263,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// A token the node does not know: 401 everywhere, and a prompt.
 	b.signIn("ent1_not-a-token-of-this-node")
 	b.view("federation", `.error-box[data-status="401"]`)
-	b.do("signing out", 5*time.Second, chromedp.Click(chromedp.ID("sign-out")), chromedp.WaitVisible(chromedp.ID("token-input")))
+	b.do("signing out", chromedp.Click(chromedp.ID("sign-out")), chromedp.WaitVisible(chromedp.ID("token-input")))
 	b.signIn(token)
 
 	t.Run("views", func(t *testing.T) {
@@ -297,7 +302,7 @@ func TestDashboardInBrowser(t *testing.T) {
 
 func (b *browser) signIn(token string) {
 	b.t.Helper()
-	b.do("signing in", 5*time.Second,
+	b.do("signing in",
 		chromedp.SetValue(chromedp.ID("token-input"), token),
 		chromedp.Click(chromedp.ID("sign-in")),
 		chromedp.WaitVisible(chromedp.ID("signed-in")))
@@ -309,7 +314,7 @@ func (b *browser) signIn(token string) {
 // testRecords pages through the records and follows links between them.
 func testRecords(t *testing.T, b *browser, w *testnet.TransferWorld) {
 	consent := w.Consent.CID().String()
-	b.do("the consent's record", 10*time.Second,
+	b.do("the consent's record",
 		chromedp.Click(chromedp.CSS(`#records tr[data-cid=`+css(consent)+`] a.cid`)),
 		chromedp.WaitVisible(chromedp.CSS(`#record-json`)))
 	if got := b.text("the record's CID", "#record-cid"); got != consent {
@@ -321,16 +326,16 @@ func testRecords(t *testing.T, b *browser, w *testnet.TransferWorld) {
 	b.shot("record")
 
 	// Pages of two: Next gives other records, Previous the first again.
-	b.do("the first page of two", 10*time.Second,
+	b.do("the first page of two",
 		chromedp.Evaluate[chromedp.Void](`location.hash = '#/records?limit=2'`),
 		chromedp.WaitVisible(chromedp.CSS(`#page-next`)))
 	first := eval[[]string](b, "the first page", `[...document.querySelectorAll('#records tr[data-cid]')].map(r => r.dataset.cid)`)
-	b.do("the second page", 10*time.Second, chromedp.Click(chromedp.ID("page-next")), chromedp.WaitVisible(chromedp.ID("page-prev")))
+	b.do("the second page", chromedp.Click(chromedp.ID("page-next")), chromedp.WaitVisible(chromedp.ID("page-prev")))
 	second := eval[[]string](b, "the second page", `[...document.querySelectorAll('#records tr[data-cid]')].map(r => r.dataset.cid)`)
 	if len(first) != 2 || len(second) == 0 || len(second) > 2 || first[0] == second[0] || len(second) > 1 && first[1] == second[1] {
 		t.Errorf("pages of two: %v then %v", first, second)
 	}
-	b.do("back to the first page", 10*time.Second, chromedp.Click(chromedp.ID("page-prev")),
+	b.do("back to the first page", chromedp.Click(chromedp.ID("page-prev")),
 		chromedp.WaitVisible(chromedp.CSS(`#records tr[data-cid=`+css(first[0])+`]`)))
 	b.clean("the record browser")
 }
@@ -360,7 +365,7 @@ func verifyForm(req protocol.TransferRequest) chromedp.Action[chromedp.Void] {
 
 func testVerify(t *testing.T, b *browser, w *testnet.TransferWorld) {
 	b.view("verify", `#verify-form`)
-	b.do("an allowed transfer", 15*time.Second, verifyForm(w.Request),
+	b.do("an allowed transfer", verifyForm(w.Request),
 		chromedp.Click(chromedp.ID("verify-submit")),
 		chromedp.WaitVisible(chromedp.CSS(`#verdict[data-verdict="allow"]`)))
 	checks := eval[[]string](b, "the checks", `[...document.querySelectorAll('#checks tr.check')].map(r => r.dataset.check + '=' + r.dataset.ok)`)
@@ -378,7 +383,7 @@ func testVerify(t *testing.T, b *browser, w *testnet.TransferWorld) {
 
 	bad := w.Request
 	bad.Purpose = "marketing" // neither consented nor allowed by the rule sets
-	b.do("a denied transfer", 15*time.Second, verifyForm(bad),
+	b.do("a denied transfer", verifyForm(bad),
 		chromedp.Click(chromedp.ID("verify-submit")),
 		chromedp.WaitVisible(chromedp.CSS(`#verdict[data-verdict="deny"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#checks tr.check.fail`)))
@@ -397,21 +402,21 @@ func testVerify(t *testing.T, b *browser, w *testnet.TransferWorld) {
 	// Refusals: a malformed consent (400 bad_cid, the field marked), and a
 	// sender other than the caller (403, with a prompt for another token).
 	notCID := w.Request
-	b.do("a request with a bad CID", 10*time.Second, verifyForm(notCID),
+	b.do("a request with a bad CID", verifyForm(notCID),
 		chromedp.SetValue(chromedp.ID("v-consent"), "bafy-not-a-cid"),
 		chromedp.Click(chromedp.ID("verify-submit")),
 		chromedp.WaitVisible(chromedp.CSS(`.error-box[data-code="bad_cid"]`)),
 		chromedp.WaitReady(chromedp.CSS(`#v-consent[aria-invalid="true"]`)))
 	other := w.Request
 	other.Sender = w.Recipient.ID.String()
-	b.do("a request for another sender", 10*time.Second, verifyForm(other),
+	b.do("a request for another sender", verifyForm(other),
 		chromedp.Click(chromedp.ID("verify-submit")),
 		chromedp.WaitVisible(chromedp.CSS(`.error-box[data-status="403"] .sign-in-prompt`)))
 	b.clean("the transfer check")
 
 	// The allowed decision is in the register, and in its consent's lineage.
 	b.view("receipts", `#receipts tr[data-receipt=`+css(receipt)+`]`)
-	b.do("the lineage", 10*time.Second,
+	b.do("the lineage",
 		chromedp.Click(chromedp.CSS(`#receipts tr[data-receipt=`+css(receipt)+`] a.lineage-link`)),
 		chromedp.WaitVisible(chromedp.CSS(`#lineage li.decision[data-receipt=`+css(receipt)+`]`)))
 	b.shot("lineage")
@@ -441,7 +446,7 @@ func post(ctx context.Context, t *testing.T, m *testnet.Member, rec *protocol.Re
 
 func testIncidents(ctx context.Context, t *testing.T, b *browser, de *testnet.Member, regulator *testnet.Party) {
 	b.view("incidents", `#stream-state[data-state="open"]`)
-	b.do("marking the page", 5*time.Second, chromedp.Evaluate[chromedp.Void](`window.notReloaded = true`))
+	b.do("marking the page", chromedp.Evaluate[chromedp.Void](`window.notReloaded = true`))
 
 	notice := &protocol.Incident{Ref: "DE-DASH-1", Jurisdiction: "DE", Severity: protocol.SeverityHigh, Status: protocol.StatusOpen,
 		TLP: protocol.TLPClear, Affected: []string{}, Categories: []string{"face"}, DetectedAt: time.Now().UnixMilli(),
@@ -452,7 +457,7 @@ func testIncidents(ctx context.Context, t *testing.T, b *browser, de *testnet.Me
 	}
 	post(ctx, t, de, first)
 	row := `tr.incident[data-id=` + css(first.CID().String()) + `]`
-	b.do("the new incident, live", 15*time.Second, chromedp.WaitVisible(chromedp.CSS(row+`[data-status="open"]`)))
+	b.do("the new incident, live", chromedp.WaitVisible(chromedp.CSS(row+`[data-status="open"]`)))
 	if got := b.text("the incident's row", row); !strings.Contains(got, notice.Summary) {
 		t.Errorf("the incident's row reads %q, want its summary", got)
 	}
@@ -466,7 +471,7 @@ func testIncidents(ctx context.Context, t *testing.T, b *browser, de *testnet.Me
 		t.Fatal(err)
 	}
 	post(ctx, t, de, second)
-	b.do("the follow-up, live", 15*time.Second, chromedp.WaitVisible(chromedp.CSS(row+`[data-status="resolved"][data-notices="2"]`)))
+	b.do("the follow-up, live", chromedp.WaitVisible(chromedp.CSS(row+`[data-status="resolved"][data-notices="2"]`)))
 	if n := eval[int](b, "the rows", `document.querySelectorAll('tr.incident').length`); n != 1 {
 		t.Errorf("%d incident rows, want 1 (the chain's)", n)
 	}
@@ -476,7 +481,7 @@ func testIncidents(ctx context.Context, t *testing.T, b *browser, de *testnet.Me
 	b.shot("incidents-live")
 
 	// The follow-up's record links to the first notice.
-	b.do("the follow-up's link to the first notice", 10*time.Second,
+	b.do("the follow-up's link to the first notice",
 		chromedp.Click(chromedp.CSS(row+` ol li:nth-child(2) a.cid`)),
 		chromedp.WaitVisible(chromedp.CSS(`#record-json a.cid[data-cid=`+css(first.CID().String())+`]`)),
 		chromedp.Click(chromedp.CSS(`#record-json a.cid[data-cid=`+css(first.CID().String())+`]`)),
@@ -537,9 +542,9 @@ func testResaleLineage(ctx context.Context, t *testing.T, b *browser, w *testnet
 		t.Fatalf("the tier-2 decision: %v", err)
 	}
 	parent, child := tier2.Parent.Receipt.String(), v.Receipt.CID().String()
-	b.do("signing out", 5*time.Second, chromedp.Click(chromedp.ID("sign-out")), chromedp.WaitVisible(chromedp.ID("token-input")))
+	b.do("signing out", chromedp.Click(chromedp.ID("sign-out")), chromedp.WaitVisible(chromedp.ID("token-input")))
 	b.signIn(de.Token)
-	b.do("the lineage of the resale", 10*time.Second,
+	b.do("the lineage of the resale",
 		chromedp.Evaluate[chromedp.Void](`location.hash = '#/receipts/lineage/`+w.Consent.CID().String()+`'`),
 		chromedp.WaitVisible(chromedp.CSS(`li.decision[data-receipt=`+css(parent)+`] > ul > li.decision[data-receipt=`+css(child)+`]`)))
 	b.shot("lineage-resale")
@@ -557,7 +562,7 @@ func testDelivery(ctx context.Context, t *testing.T, b *browser, de *testnet.Mem
 		t.Fatal(err)
 	}
 	post(ctx, t, de, red)
-	b.do("the delivery to BR", 20*time.Second, chromedp.WaitVisible(chromedp.CSS(
+	b.do("the delivery to BR", chromedp.WaitVisible(chromedp.CSS(
 		`tr.incident[data-id=`+css(red.CID().String())+`] table.delivery tr[data-to="BR"][data-state="delivered"]`)))
 	b.shot("incidents-red")
 	b.clean("the delivery of a TLP:RED notice")

@@ -43,9 +43,8 @@ const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 //go:embed static
 var static embed.FS
 
-// contentTypes are the media types of the files the dashboard has; a file
-// of another extension is refused when the handler is built (a test holds
-// every embedded file to this list).
+// contentTypes are the media types of the files the dashboard has: an
+// embedded file of another extension makes New fail.
 var contentTypes = map[string]string{
 	".html": "text/html; charset=utf-8",
 	".css":  "text/css; charset=utf-8",

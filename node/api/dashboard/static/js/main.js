@@ -18,7 +18,7 @@ function route() {
   if (current) current.abort();
   current = new AbortController();
   const [path] = location.hash.replace(/^#\/?/, '').split('?');
-  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  const parts = path.split('/').filter(Boolean).map(decode);
   const name = views[parts[0]] ? parts[0] : 'federation';
   for (const a of document.querySelectorAll('#nav a')) {
     a.classList.toggle('active', a.dataset.view === name);
@@ -30,6 +30,12 @@ function route() {
   views[name](root, parts.slice(1), current.signal).catch(e => {
     if (!isAbort(e)) console.error(e);
   });
+}
+
+// decode decodes a part of the hash; one that is not valid stays as it is
+// (the view then names it in its error).
+function decode(part) {
+  try { return decodeURIComponent(part); } catch { return part; }
 }
 
 function showAuth() {

@@ -77,8 +77,10 @@ export default async function records(root, parts, signal) {
         h('td', null, cidLink(r.cid)), h('td', null, badge(r.record.kind)), h('td', null, peer(r.record.issuer)),
         h('td', null, ms(r.record.issued_at)), h('td', null, r.record.body.jurisdiction || '—'), h('td', {class: 'small'}, gist(r.record)))),
       {id: 'records'})
-      : h('p', {class: 'muted', id: 'records'}, after ? 'Nothing more.' :
-        'No record visible to this caller' + (kind ? ' of kind ' + kind : '') + '. The public sees TLP:CLEAR incidents only: sign in with a token to see more.'),
+      : h('p', {class: 'muted', id: 'records'}, page.next
+        ? 'None visible to this caller on this page (a page reads a bounded stretch of the log): see the next one.'
+        : after ? 'Nothing more.'
+          : 'No record visible to this caller' + (kind ? ' of kind ' + kind : '') + '. The public sees TLP:CLEAR incidents only: sign in with a token to see more.'),
     nav);
 }
 
