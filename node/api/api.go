@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/entente-net/entente/node/api/dashboard"
 	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/store"
@@ -158,6 +159,7 @@ type API struct {
 	cors    corsGuard
 	rates   *rateGuard
 	metrics guardMetrics
+	ui      *dashboard.Handler
 	// stopping ends when the API shuts down; event streams end with it.
 	stopping context.Context
 	stop     context.CancelFunc
@@ -201,6 +203,10 @@ func New(cfg Config) (*API, error) {
 	})
 	if cfg.Registerer != nil {
 		a.metrics.register(cfg.Registerer)
+	}
+	var err error
+	if a.ui, err = dashboard.New(dashboard.Config{NotFound: http.HandlerFunc(a.handleNotFound)}); err != nil {
+		return nil, fmt.Errorf("api: %w", err)
 	}
 	a.stopping, a.stop = context.WithCancel(context.Background())
 	a.srv = &http.Server{
@@ -298,6 +304,11 @@ func (a *API) router() *router {
 	rt.handle("GET /readyz", anyone, a.handleReady)
 	metrics := promhttp.HandlerFor(a.cfg.Metrics, promhttp.HandlerOpts{})
 	rt.handle("GET /metrics", operators, metrics.ServeHTTP)
+	// The web dashboard: a public page and its files, whose calls to the
+	// API carry the user's token.
+	rt.handle("GET /{$}", anyone, a.ui.ServeHTTP)
+	rt.handle("GET "+dashboard.AssetPrefix+"{file}", anyone, a.ui.ServeHTTP)
+	rt.handle("GET "+dashboard.AssetPrefix+"js/{file}", anyone, a.ui.ServeHTTP)
 	return rt
 }
 
@@ -335,6 +346,10 @@ func (a *API) recoverer(h http.Handler) http.Handler {
 		}()
 		h.ServeHTTP(w, r)
 	})
+}
+
+func (a *API) handleNotFound(w http.ResponseWriter, r *http.Request) {
+	a.writeError(w, r, &APIError{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
 }
 
 func (a *API) handleStatus(w http.ResponseWriter, r *http.Request) {

@@ -23,6 +23,13 @@ import (
 )
 
 // spec is the API's OpenAPI description, loaded and validated once.
+// The dashboard's files are text; the validator decodes them as such.
+func init() {
+	for _, mt := range []string{"text/html", "text/css", "text/javascript", "image/svg+xml"} {
+		openapi3filter.RegisterBodyDecoder(mt, openapi3filter.FileBodyDecoder)
+	}
+}
+
 var spec = sync.OnceValues(func() (*openapi3.T, error) {
 	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPIDocument)
 	if err != nil {

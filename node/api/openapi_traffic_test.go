@@ -454,6 +454,11 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 		{method: "GET", path: "/v1/notices/stream", status: 401},
 
 		{method: "GET", path: "/v1/openapi.json", status: 200},
+		{method: "GET", path: "/", status: 200},
+		{method: "POST", path: "/", status: 405},
+		{method: "GET", path: "/ui/app.css", status: 200},
+		{method: "GET", path: "/ui/js/main.js", status: 200},
+		{method: "GET", path: "/ui/js/nothing.js", status: 404},
 		{method: "GET", path: "/healthz", status: 200},
 		{method: "GET", path: "/healthz", token: "nobody", status: 401},
 		{method: "GET", path: "/readyz", status: 200},

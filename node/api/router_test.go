@@ -3,14 +3,23 @@ package api
 import (
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/entente-net/entente/node/api/dashboard"
 )
 
 // testRouter is the API's router, as Handler builds it.
 func testRouter() *router {
-	return (&API{log: slog.New(slog.NewTextHandler(io.Discard, nil))}).router()
+	a := &API{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ui, err := dashboard.New(dashboard.Config{NotFound: http.HandlerFunc(a.handleNotFound)})
+	if err != nil {
+		panic(err)
+	}
+	a.ui = ui
+	return a.router()
 }
 
 // TestRouterAnswers: a path served for other methods is 405
@@ -29,7 +38,8 @@ func TestRouterAnswers(t *testing.T) {
 		{"OPTIONS", "/healthz", 405, "GET, HEAD"},
 		{"GET", "/v1/nothing", 404, ""},
 		{"POST", "/v1/nothing", 404, ""},
-		{"GET", "/", 404, ""},
+		{"POST", "/", 405, "GET, HEAD"},
+		{"GET", "/ui/no-such-file.js", 404, ""},
 	} {
 		w := httptest.NewRecorder()
 		rt.ServeHTTP(w, httptest.NewRequest(tc.method, tc.path, nil))
