@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net"
@@ -45,6 +46,8 @@ type Reader interface {
 	MarkNotified(refs []store.DecisionRef, at int64) error
 	NotifiedAt(receipt cid.Cid, item int) (int64, bool, error)
 	ConsistencyProof(from, to uint64) (tlog.TreeProof, error)
+	// Backup writes a backup of the store to w (GET /v1/backup).
+	Backup(ctx context.Context, w io.Writer) (store.BackupInfo, error)
 }
 
 // Verifier decides transfers and bundles receipts (the verify service).
@@ -291,6 +294,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", a.handleReady)
 	metrics := promhttp.HandlerFor(a.cfg.Metrics, promhttp.HandlerOpts{})
 	mux.HandleFunc("GET /metrics", a.allow(operators, metrics.ServeHTTP))
+	mux.HandleFunc("GET /v1/backup", a.allow(operators, a.handleBackup))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, &APIError{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
