@@ -134,7 +134,8 @@
 //	sha256                  32 bytes: the SHA-256 of every byte before end
 //
 // and nothing after. (Badger's own DB.Backup cannot run on a managed
-// database; Backup streams at its read timestamp in the same frames.)
+// database; Backup reads at its own timestamps and writes the same
+// frames, of about 4 MiB.)
 // Restore refuses a file that is not one, cut short, damaged (the
 // checksum), or of a newer format, leaving nothing behind; it loads the
 // frames into a new directory beside the target, opens that as a store,
