@@ -152,6 +152,7 @@ var nodeRooms = map[string][]string{
 	"node/access":        {"node/service", "node/trust"},
 	"node/deliver":       {"node/service", "node/trust"},
 	"node/notices":       {"node/service", "node/trust"},
+	"node/rejoin":        {"node/service"},
 }
 
 // TestNodeRooms fails if a node service imports another service (or the

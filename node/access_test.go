@@ -15,6 +15,7 @@ import (
 	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/node/api"
 	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/store"
 	"github.com/entente-net/entente/testnet"
 )
 
@@ -217,6 +218,23 @@ func TestCallersRoles(t *testing.T) {
 			t.Errorf("%s reads /metrics: %d, want %d", name, got, status)
 		}
 	}
+	// Backups are the operator's: a whole store, checked end to end.
+	for name, status := range map[string]int{"operator": 200, "regulator": 403, "auditor": 403, "platform": 403, "public": 401} {
+		got := aw.clients[name].get("/v1/backup", "")
+		if got.status != status {
+			t.Errorf("%s reads /v1/backup: %d, want %d", name, got.status, status)
+			continue
+		}
+		if status != 200 {
+			wantAPIError(t, got, status, map[int]string{401: api.CodeUnauthorized, 403: api.CodeForbidden}[status])
+			continue
+		}
+		info, err := store.CheckBackup(bytes.NewReader(got.body))
+		if err != nil || info.Tree.Size != aw.m.Store().Len() || got.header.Get("Content-Type") != api.MediaBackup {
+			t.Errorf("the operator's backup: %+v, %v, %s; want a log of %d records", info, err, got.header.Get("Content-Type"), aw.m.Store().Len())
+		}
+	}
+	wantAPIError(t, aw.clients["operator"].get("/v1/backup?since=3", ""), http.StatusBadRequest, api.CodeBadRequest)
 	// A token the node does not know is 401, on a public route too.
 	stranger := newAPIClientAt(t, aw.m.APIAddr(), config.TokenPrefix+"not-a-token")
 	wantAPIError(t, stranger.get("/v1/status", ""), http.StatusUnauthorized, api.CodeUnauthorized)

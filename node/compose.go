@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -18,6 +19,7 @@ import (
 	"github.com/entente-net/entente/node/ingest"
 	"github.com/entente-net/entente/node/notices"
 	"github.com/entente-net/entente/node/reconcile"
+	"github.com/entente-net/entente/node/rejoin"
 	"github.com/entente-net/entente/node/trust"
 	"github.com/entente-net/entente/node/verify"
 	"github.com/entente-net/entente/node/witness"
@@ -152,6 +154,14 @@ func composeNetwork(n *Node) error {
 		return err
 	}
 	closeWith(n, s.Witness.Close)
+	// After a restore, signing waits for what the peers hold (DESIGN.md §6).
+	if s.Rejoin, err = rejoin.New(rejoin.Config{Self: n.id, Checkpoints: s.Checkpoints, Witness: s.Witness, Log: n.store,
+		Members:   n.members.otherNodes,
+		Connected: func(p peer.ID) bool { return h.Network().Connectedness(p) == network.Connected },
+		Logger:    component(n, "rejoin")}); err != nil {
+		return err
+	}
+	closeWith(n, s.Rejoin.Close)
 	if s.Verify, err = verify.New(verify.Config{Store: n.store, Trust: n.trust, Key: cfg.Key, Fetch: s.Fetch,
 		Receipts: s.Ingest, Checkpoints: s.Checkpoints, Now: cfg.Now, MaxRecordAge: cfg.MaxRecordAge,
 		Logger: component(n, "verify"), Registerer: n.reg}); err != nil {

@@ -248,16 +248,22 @@ func (m *members) nodesOf(j string) []peer.AddrInfo {
 
 // others is how many member nodes the federation has now besides this
 // one: every recognised jurisdiction's founding and accredited nodes.
-func (m *members) others() int {
-	n := 0
+func (m *members) others() int { return len(m.otherNodes()) }
+
+// otherNodes lists the member nodes the federation has now besides this
+// one: every recognised jurisdiction's founding and accredited nodes.
+func (m *members) otherNodes() []peer.ID {
+	seen := map[peer.ID]bool{m.self: true}
+	var out []peer.ID
 	for _, j := range m.fed.Codes() {
 		for _, ai := range m.nodesOf(j) {
-			if ai.ID != m.self {
-				n++
+			if !seen[ai.ID] {
+				seen[ai.ID] = true
+				out = append(out, ai.ID)
 			}
 		}
 	}
-	return n
+	return out
 }
 
 // memberTag is the connection manager's protection of members'

@@ -24,6 +24,7 @@ import (
 	"github.com/entente-net/entente/node/ingest"
 	"github.com/entente-net/entente/node/notices"
 	"github.com/entente-net/entente/node/reconcile"
+	"github.com/entente-net/entente/node/rejoin"
 	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/node/trust"
 	"github.com/entente-net/entente/node/verify"
@@ -65,8 +66,11 @@ type Services struct {
 	Sync        *reconcile.Service
 	Checkpoints *checkpoint.Service
 	Witness     *witness.Service
-	Verify      *verify.Service
-	Deliver     *deliver.Service
+	// Rejoin holds signing after a restore until the peers say what
+	// they hold (DESIGN.md §6).
+	Rejoin  *rejoin.Service
+	Verify  *verify.Service
+	Deliver *deliver.Service
 	// Access names the API's callers; nil without an API.
 	Access *access.Service
 	// Notices tells platforms of revoked and superseded consents.

@@ -7,6 +7,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/entente-net/entente/node/reconcile"
+	"github.com/entente-net/entente/node/rejoin"
 	"github.com/entente-net/entente/node/witness"
 	"github.com/entente-net/entente/protocol"
 )
@@ -36,12 +37,14 @@ type PeerStatus struct {
 }
 
 // LogStatus is the node's log: its size (records accepted), its root
-// (base64; empty for the empty log) and the size of the latest checkpoint
-// the node signed (0 before the first).
+// (base64; empty for the empty log), the size of the latest checkpoint
+// the node signed (0 before the first) and, while signing is held after
+// a restore, why (absent otherwise).
 type LogStatus struct {
-	Size           uint64 `json:"size"`
-	Root           string `json:"root"`
-	CheckpointSize uint64 `json:"checkpoint_size"`
+	Size           uint64         `json:"size"`
+	Root           string         `json:"root"`
+	CheckpointSize uint64         `json:"checkpoint_size"`
+	Held           *rejoin.Status `json:"held,omitempty"`
 }
 
 // Status reports the node's state, gathered from its services; for the
@@ -64,6 +67,9 @@ func (n *Node) Status(public bool) Status {
 	st.Sync = nonNil(st.Sync)
 	st.Witnessed = nonNil(st.Witnessed)
 	st.Alerts = nonNil(st.Alerts)
+	if h := n.svc.Rejoin.Status(); h.Held {
+		st.Log.Held = &h
+	}
 	if th, err := n.store.TreeHead(); err == nil {
 		st.Log.Size = th.Size
 		if th.Size > 0 {

@@ -400,7 +400,7 @@
 //
 // # Wire protocols
 //
-// Nodes speak six libp2p protocols, each under its own ID (wire.go,
+// Nodes speak seven libp2p protocols, each under its own ID (wire.go,
 // deliver.go), and
 // one gossipsub topic, RecordsTopic(federation), whose message data is
 // one record. Every parser of these bytes is strict: it accepts exactly
@@ -455,6 +455,18 @@
 // cosignature added, and closes its side; the log answers one byte: 0
 // kept (added to its latest checkpoint's note), 1 stale (not its latest
 // checkpoint), 2 refused (not a valid cosignature of a member).
+//
+// /entente/witnessed/1.0.0 — what a witness holds of a log. The asker
+// writes one frame holding the binary peer ID (at most 64 bytes; an
+// Ed25519 key's, as ParsePeerID accepts its string) of the node whose log
+// it asks about, and closes its side; the witness answers with a varint n
+// and n bytes: the note it keeps of the latest checkpoint of that log it
+// verified, with its cosignature (n <= MaxCheckpointNote; n = 0: none),
+// and closes. A node restored from a backup asks each peer for its own
+// (DESIGN.md §6), and checks the note's signature itself.
+//
+//	26 0024 0801 1220 <32-byte key>      request: a frame of the 38-byte peer ID
+//	e203 <482 bytes of note>             answer: the example checkpoint, cosigned
 //
 // /entente/deliver/1.0.0 — direct delivery (DESIGN.md §6) of a record
 // only the nodes of some jurisdictions may receive (a TLP:RED notice: the

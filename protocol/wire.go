@@ -8,6 +8,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -32,6 +33,10 @@ const (
 	// CosignProtocolID returns a witness's cosignature to the log it
 	// cosigned.
 	CosignProtocolID = "/entente/cosign/1.0.0"
+	// WitnessedProtocolID asks a witness for the latest checkpoint of a
+	// log that it verified and cosigned (a restored node asks its peers
+	// for its own, DESIGN.md §6).
+	WitnessedProtocolID = "/entente/witnessed/1.0.0"
 )
 
 // RecordsTopic is the gossipsub topic on which a federation's nodes spread
@@ -412,4 +417,67 @@ func DecodeCosignAnswer(b []byte) (CosignAnswer, error) {
 		return 0, fmt.Errorf("%w: cosign answer %x", ErrCheckpointMessage, b)
 	}
 	return CosignAnswer(b[0]), nil
+}
+
+// Witnessed (/entente/witnessed/1.0.0).
+const (
+	// maxWitnessedLog bounds the peer ID a witnessed request names (an
+	// Ed25519 peer ID is 38 bytes).
+	maxWitnessedLog = 64
+	// MaxWitnessedRequest and MaxWitnessedAnswer bound the two messages.
+	MaxWitnessedRequest = 1 + maxWitnessedLog
+	MaxWitnessedAnswer  = MaxVarintLen + MaxCheckpointNote
+)
+
+// EncodeWitnessedRequest asks a witness for the latest checkpoint of the
+// log of node id that it verified: one frame holding id's binary form.
+func EncodeWitnessedRequest(id peer.ID) ([]byte, error) {
+	if _, err := ParsePeerID(id.String()); err != nil || len(id) > maxWitnessedLog {
+		return nil, fmt.Errorf("%w: witnessed request for %q", ErrCheckpointMessage, id)
+	}
+	return AppendFrame(nil, []byte(id)), nil
+}
+
+// DecodeWitnessedRequest parses a witnessed request: one frame holding
+// the binary form of an Ed25519 peer ID (as ParsePeerID accepts its
+// string), and nothing after.
+func DecodeWitnessedRequest(b []byte) (peer.ID, error) {
+	c := &byteCursor{b: b}
+	raw, err := ReadFrame(c, maxWitnessedLog)
+	if err != nil || !c.done() {
+		return "", fmt.Errorf("%w: witnessed request %x", ErrCheckpointMessage, b)
+	}
+	id, err := peer.IDFromBytes(raw)
+	if err == nil {
+		_, err = ParsePeerID(id.String())
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: witnessed request: %v", ErrCheckpointMessage, err)
+	}
+	return id, nil
+}
+
+// EncodeWitnessedAnswer is a witness's answer: the note it keeps of the
+// log's latest checkpoint it verified, with its cosignature (empty when
+// it verified none), as a varint length and the note.
+func EncodeWitnessedAnswer(note []byte) ([]byte, error) {
+	if len(note) > MaxCheckpointNote {
+		return nil, fmt.Errorf("%w: witnessed note of %d bytes", ErrCheckpointMessage, len(note))
+	}
+	return AppendFrame(nil, note), nil
+}
+
+// DecodeWitnessedAnswer parses a witnessed answer: a minimal unsigned
+// varint n <= MaxCheckpointNote and n bytes of note (nil for n = 0), and
+// nothing after.
+func DecodeWitnessedAnswer(b []byte) ([]byte, error) {
+	c := &byteCursor{b: b}
+	n, err := ReadUvarint(c, MaxCheckpointNote)
+	if err != nil || uint64(len(b)-c.i) != n {
+		return nil, fmt.Errorf("%w: witnessed answer of %d bytes", ErrCheckpointMessage, len(b))
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	return b[c.i:], nil
 }

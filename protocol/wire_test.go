@@ -122,6 +122,18 @@ func wireVectors(t testing.TB) []wireVector {
 	if err != nil {
 		t.Fatal(err)
 	}
+	witnessedReq, err := EncodeWitnessedRequest(keyID(keyFromSeed(exampleNodeSeed())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	witnessed, err := EncodeWitnessedAnswer(cosigned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	witnessedNone, err := EncodeWitnessedAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	decision, decisionCID := goldenDecision(t, recs[2].rec, recs[0].rec)
 	incident := recs[4].rec
 	deliverReq, err := EncodeDeliverRequest(incident.Bytes())
@@ -158,6 +170,9 @@ func wireVectors(t testing.TB) []wireVector {
 		{Name: "checkpoint-answer-empty-log", Description: "the answer of a node whose log is empty", Hex: hex.EncodeToString(mustAnswer(t, nil, nil))},
 		{Name: "cosign-request", Description: "a cosign request returning the cosigned example checkpoint", Hex: hex.EncodeToString(cosign)},
 		{Name: "cosign-answer-kept", Description: "the log kept the cosignature", Hex: hex.EncodeToString([]byte{byte(CosignKept)})},
+		{Name: "witnessed-request", Description: "a witnessed request for the example node's log", Hex: hex.EncodeToString(witnessedReq)},
+		{Name: "witnessed-answer", Description: "a witness's answer: the example checkpoint, with its cosignature", Hex: hex.EncodeToString(witnessed)},
+		{Name: "witnessed-answer-none", Description: "the answer of a witness that verified no checkpoint of that log", Hex: hex.EncodeToString(witnessedNone)},
 		{Name: "deliver-request", Description: "a delivery request pushing the golden incident", Hex: hex.EncodeToString(deliverReq)},
 		{Name: "deliver-request-receipt", Description: "a delivery request pushing the golden receipt with a decision block (the golden decision), as a receipt's push carries the blocks of the receiver's jurisdiction", Hex: hex.EncodeToString(deliverReceipt)},
 		{Name: "deliver-ack-input", Description: "what the golden DE node (seed 0x03) signs to acknowledge the golden incident for DE at 1700000000000", Hex: hex.EncodeToString(ackInput)},
@@ -212,6 +227,8 @@ var wireDecoders = map[string]func([]byte) error{
 	"checkpoint-answer": func(b []byte) error { _, _, err := DecodeCheckpointAnswer(b); return err },
 	"cosign-request":    func(b []byte) error { _, err := DecodeCosignRequest(b); return err },
 	"cosign-answer":     func(b []byte) error { _, err := DecodeCosignAnswer(b); return err },
+	"witnessed-request": func(b []byte) error { _, err := DecodeWitnessedRequest(b); return err },
+	"witnessed-answer":  func(b []byte) error { _, err := DecodeWitnessedAnswer(b); return err },
 	"checkpoint-text":   func(b []byte) error { _, err := ParseCheckpoint(string(b)); return err },
 	"decision-block":    func(b []byte) error { _, err := DecodeDecisionBlock(b); return err },
 	"deliver-request":   func(b []byte) error { _, _, err := DecodeDeliverRequest(b); return err },
@@ -303,6 +320,15 @@ func wireInvalids(t testing.TB) []wireInvalid {
 		{"cosign-request-trailing", "cosign-request", "a byte after the note", cat(AppendFrame(nil, sc.Note), []byte{0x00})},
 		{"cosign-answer-unknown", "cosign-answer", "answer 3", "03"},
 		{"cosign-answer-two-bytes", "cosign-answer", "two bytes", "0000"},
+		{"witnessed-request-empty", "witnessed-request", "a frame of length 0", "00"},
+		{"witnessed-request-not-a-peer-id", "witnessed-request", "a frame of bytes that are no multihash", "03616263"},
+		{"witnessed-request-sha256-peer-id", "witnessed-request", "a peer ID hashing its key (an RSA key's form), not an Ed25519 key", cat([]byte{0x22, 0x12, 0x20}, bytes.Repeat([]byte{0x11}, 32))},
+		{"witnessed-request-trailing", "witnessed-request", "a byte after the frame", cat(AppendFrame(nil, []byte(keyID(keyFromSeed(exampleNodeSeed())))), []byte{0x00})},
+		{"witnessed-answer-empty", "witnessed-answer", "no varint", ""},
+		{"witnessed-answer-non-minimal", "witnessed-answer", "the length 0 written in two bytes", "8000"},
+		{"witnessed-answer-cut-short", "witnessed-answer", "fewer bytes than the length says", "0361"},
+		{"witnessed-answer-trailing", "witnessed-answer", "a byte after the note", cat(AppendFrame(nil, sc.Note), []byte{0x00})},
+		{"witnessed-answer-too-large", "witnessed-answer", "a length over MaxCheckpointNote", "818002"},
 		{"checkpoint-text-no-newline", "checkpoint-text", "no final newline", h("o\n1\n" + root)},
 		{"checkpoint-text-extension", "checkpoint-text", "an extension line", h("o\n1\n" + root + "\next\n")},
 		{"checkpoint-text-size-zero-padded", "checkpoint-text", "a non-canonical size", h("o\n01\n" + root + "\n")},
@@ -402,6 +428,15 @@ func TestWireVectorsDecode(t *testing.T) {
 	}
 	if a, err := DecodeCosignAnswer(bin("cosign-answer-kept")); err != nil || a != CosignKept {
 		t.Errorf("cosign-answer-kept: %v %v", a, err)
+	}
+	if id, err := DecodeWitnessedRequest(bin("witnessed-request")); err != nil || id != keyID(keyFromSeed(exampleNodeSeed())) {
+		t.Errorf("witnessed-request: %s %v", id, err)
+	}
+	if nt, err := DecodeWitnessedAnswer(bin("witnessed-answer")); err != nil || string(nt) != byName["checkpoint-cosigned"].Text {
+		t.Errorf("witnessed-answer: %q %v", nt, err)
+	}
+	if nt, err := DecodeWitnessedAnswer(bin("witnessed-answer-none")); err != nil || nt != nil {
+		t.Errorf("witnessed-answer-none: %q %v", nt, err)
 	}
 	incident := recs[4].rec
 	if rec, blocks, err := DecodeDeliverRequest(bin("deliver-request")); err != nil || !bytes.Equal(rec, incident.Bytes()) || len(blocks) != 0 {
@@ -657,4 +692,29 @@ func TestDeliveryAckForged(t *testing.T) {
 	if _, err := DeliveryAckInput(RecordCID([]byte("r")), "DE", -1); err == nil {
 		t.Error("a negative time was signed")
 	}
+}
+
+// FuzzWitnessedMessages: witnessed requests and answers that decode
+// re-encode to the same bytes.
+func FuzzWitnessedMessages(f *testing.F) {
+	for _, b := range wireSeeds(f, "witnessed-request", "witnessed-request") {
+		f.Add(b)
+	}
+	for _, b := range wireSeeds(f, "witnessed-answer", "witnessed-answer", "witnessed-answer-none") {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if id, err := DecodeWitnessedRequest(b); err == nil {
+			again, err := EncodeWitnessedRequest(id)
+			if err != nil || !bytes.Equal(again, b) {
+				t.Fatalf("request %x decodes and re-encodes as %x (%v)", b, again, err)
+			}
+		}
+		if nt, err := DecodeWitnessedAnswer(b); err == nil {
+			again, err := EncodeWitnessedAnswer(nt)
+			if err != nil || !bytes.Equal(again, b) {
+				t.Fatalf("answer %x decodes and re-encodes as %x (%v)", b, again, err)
+			}
+		}
+	})
 }

@@ -61,6 +61,7 @@
 //	w | ...                           -> what the witness learned of peers (witness.go)
 //	o | cid | n | peer                -> JSON  the direct delivery of a record to a node:
 //	                                              pending or acknowledged (outbox.go)
+//	R                                 -> JSON  the restore mark (restore.go)
 //
 // The r key maps a CID both to the record and to its seq: one key fewer
 // per record than separate record and CID-to-seq keys, and Badger's cost
@@ -101,6 +102,49 @@
 // protocol.Decode, which recomputes the CID but does not re-verify the
 // signature; records were verified before they were put. List joins the
 // indexes of its filters by seq (see List).
+//
+// # Backups
+//
+// Backup writes a copy of a running store, and Restore makes a data
+// directory of one. A backup is one snapshot: the group commit's keys
+// (records, indexes, the log, the meta) as of the last durable commit
+// when it starts, every acknowledged record in it; the keys written
+// outside the group commit at their latest (the last signed checkpoint,
+// read first, so that the snapshot's log covers it; the witness's, the
+// outbox's and the restore mark; notices and fetched blocks, at version
+// 1, are in the snapshot). Compaction keeps the snapshot's versions until
+// the backup is done. One version of each live key is written, with the
+// version it has. A backup file is:
+//
+//	"entente/backup" 0x00   15 bytes: the magic
+//	version                 1 byte: 1
+//	format                  1 byte: the store's on-disk format (4)
+//	taken_at                8 bytes big-endian: Unix ms when the snapshot was taken
+//	size                    8 bytes big-endian: the log's size, its records
+//	root                    32 bytes: the log's root (zero for an empty log)
+//	checkpoint              8 bytes big-endian: the size of the last signed
+//	                        checkpoint it holds, 0 for none
+//	frames                  Badger's backup stream, as badger.DB.Backup writes it
+//	                        and DB.Load reads it: each frame an 8-byte
+//	                        little-endian length n (1 <= n <= MaxBackupFrame)
+//	                        and n bytes of a protobuf KVList
+//	                        (github.com/dgraph-io/badger/v4/pb)
+//	end                     8 bytes 0xff: the end of the frames
+//	keys                    8 bytes big-endian: the key-value pairs in the frames
+//	sha256                  32 bytes: the SHA-256 of every byte before end
+//
+// and nothing after. (Badger's own DB.Backup cannot run on a managed
+// database; Backup reads at its own timestamps and writes the same
+// frames, of about 4 MiB.)
+// Restore refuses a file that is not one, cut short, damaged (the
+// checksum), or of a newer format, leaving nothing behind; it loads the
+// frames into a new directory beside the target, opens that as a store,
+// checks every key, every record under its seq, the log's tree and the
+// checkpoint against the header and trailer, leaves the restore mark
+// (Restored) and only then renames it into place. The mark tells the
+// node it was restored: it signs no checkpoint before its peers say
+// which of its checkpoints they hold (DESIGN.md §6), and clears the mark
+// (ClearRestored) once it may.
 //
 // # Lifecycle
 //

@@ -66,6 +66,10 @@ type Options struct {
 	// recentRecords is how many committed records the writer remembers
 	// (see Absence); 0 means defaultRecentRecords. Tests set it low.
 	recentRecords int
+	// memTableSize, when set, replaces the memtables' size (and lowers
+	// the value threshold to fit, and compacts level 0 from its first
+	// table): tests set it low to have Badger flush and compact soon.
+	memTableSize int64
 }
 
 func (o *Options) check() error {
@@ -120,6 +124,10 @@ type Store struct {
 	treeHead atomic.Pointer[treeAt]
 	// held filters the lookups of records not held (filter.go).
 	held *heldFilter
+	// pins are the read timestamps backups read at, with how many read
+	// at each: compaction keeps their versions (backup.go).
+	pinMu sync.Mutex
+	pins  map[uint64]int
 
 	closeOnce sync.Once
 	closeErr  error
@@ -207,7 +215,10 @@ func badgerOptions(opts Options) badger.Options {
 	if opts.InMemory {
 		dir, memtable = "", 16<<20
 	}
-	return badger.DefaultOptions(dir).
+	if opts.memTableSize > 0 {
+		memtable = opts.memTableSize
+	}
+	o := badger.DefaultOptions(dir).
 		WithInMemory(opts.InMemory).
 		WithLogger(badgerLogger{opts.Logger}).
 		WithSyncWrites(true).
@@ -225,6 +236,12 @@ func badgerOptions(opts Options) badger.Options {
 		WithNumCompactors(2).
 		WithValueLogFileSize(64 << 20).
 		WithCompression(options.Snappy)
+	if opts.memTableSize > 0 {
+		// A batch must hold a value of the threshold: keep it below 15 %
+		// of the memtable (Badger's batch bound), far above our records.
+		o = o.WithValueThreshold(opts.memTableSize / 16).WithNumLevelZeroTables(1)
+	}
+	return o
 }
 
 // view runs fn in a read-only transaction at the last durable commit.

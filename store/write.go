@@ -362,8 +362,9 @@ func (s *Store) ackLoop(inflight <-chan *commitItem, done chan<- struct{}) {
 func (s *Store) published(item *commitItem) {
 	s.treeHead.Store(&treeAt{readTs: item.ts, tree: item.tree}) // before readTs, which it holds at
 	s.readTs.Store(item.ts)
-	// Let compaction drop the meta key's older versions.
-	s.db.SetDiscardTs(item.ts - 1)
+	// Let compaction drop the meta key's older versions (but those a
+	// backup reads).
+	s.setDiscardTs(item.ts - 1)
 	s.seq.Store(item.after.seq)
 	for code := range item.after.counts {
 		s.counts[code].Store(item.after.counts[code])

@@ -17,7 +17,7 @@ import (
 )
 
 // The commands DESIGN.md §9 and the README name, and this binary registers.
-var wantCommands = []string{"init", "run", "key new", "record sign", "record submit", "record show", "incident publish", "incident list", "incident follow", "access grant", "access revoke", "access list", "lineage", "status", "demo"}
+var wantCommands = []string{"init", "run", "backup", "restore", "key new", "record sign", "record submit", "record show", "incident publish", "incident list", "incident follow", "access grant", "access revoke", "access list", "lineage", "status", "demo"}
 
 func TestHelpListsCommands(t *testing.T) {
 	c := newCLI(t)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -133,6 +134,35 @@ func (c *apiClient) do(method, path, contentType, accept string, body []byte) (*
 		return resp, data, ae
 	}
 	return resp, data, nil
+}
+
+// stream is a GET whose answer may be long: the body is the caller's to
+// read and close (on a 2xx answer), and no timeout bounds it but ctx.
+func (c *apiClient) stream(ctx context.Context, path, accept string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := (&http.Client{Transport: c.http.Transport}).Do(req)
+	if err != nil {
+		return nil, withHint(err, "is the node running? check the address ("+c.base+")")
+	}
+	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		ae := &apiError{Status: resp.StatusCode}
+		if json.Unmarshal(data, ae) != nil || ae.Code == "" {
+			ae.Code, ae.Message = http.StatusText(resp.StatusCode), strings.TrimSpace(string(data))
+		}
+		return nil, ae
+	}
+	return resp, nil
 }
 
 func (c *apiClient) getJSON(path string, v any) error {

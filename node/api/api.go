@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net"
@@ -46,6 +47,8 @@ type Reader interface {
 	MarkNotified(refs []store.DecisionRef, at int64) error
 	NotifiedAt(receipt cid.Cid, item int) (int64, bool, error)
 	ConsistencyProof(from, to uint64) (tlog.TreeProof, error)
+	// Backup writes a backup of the store to w (GET /v1/backup).
+	Backup(ctx context.Context, w io.Writer) (store.BackupInfo, error)
 }
 
 // Verifier decides transfers and bundles receipts (the verify service).
@@ -304,6 +307,7 @@ func (a *API) router() *router {
 	rt.handle("GET /readyz", anyone, a.handleReady)
 	metrics := promhttp.HandlerFor(a.cfg.Metrics, promhttp.HandlerOpts{})
 	rt.handle("GET /metrics", operators, metrics.ServeHTTP)
+	rt.handle("GET /v1/backup", operators, a.handleBackup)
 	// The web dashboard: a public page and its files, whose calls to the
 	// API carry the user's token.
 	rt.handle("GET /{$}", anyone, a.ui.ServeHTTP)

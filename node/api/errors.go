@@ -98,6 +98,9 @@ func toAPIError(err error) *APIError {
 		return &APIError{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "unknown bearer token"}
 	case errors.Is(err, service.ErrForbidden):
 		return &APIError{Status: http.StatusForbidden, Code: CodeForbidden, Message: strings.TrimPrefix(err.Error(), service.ErrForbidden.Error()+": ")}
+	case errors.Is(err, service.ErrSigningHeld):
+		return &APIError{Status: http.StatusServiceUnavailable, Code: CodeOverloaded, RetryAfter: 30,
+			Message: "this node was restored from a backup and signs no checkpoint until its log extends every checkpoint of its own its peers hold (GET /v1/status, log.held); retry later"}
 	case errors.Is(err, service.ErrEmptyLog):
 		return &APIError{Status: http.StatusNotFound, Code: CodeNotFound, Message: "the log is empty: no checkpoint yet"}
 	}

@@ -9,6 +9,13 @@
 // that checkpoint in the store, durably, before anyone sees it. At start
 // the service checks the kept checkpoint against the log and refuses to
 // start if they disagree.
+//
+// A node restored from a backup (the store's restore mark) signs nothing
+// until Resume: it may not know the largest of its checkpoints its peers
+// hold, and a tree of that size or below other than the one it signed
+// would be equivocation (DESIGN.md §6, "Restoring a node"; node/rejoin
+// decides when). Until then Sign answers service.ErrSigningHeld, and
+// Latest the checkpoint the backup held, if any.
 package checkpoint
 
 import (
@@ -57,6 +64,8 @@ type Service struct {
 
 	mu     sync.Mutex // held while signing and keeping a checkpoint
 	latest atomic.Pointer[protocol.SignedCheckpoint]
+	// held: restored from a backup, not resumed yet (Resume).
+	held atomic.Bool
 }
 
 // New loads the kept checkpoint, checking it against the log, and starts
@@ -83,6 +92,9 @@ func New(cfg Config) (*Service, error) {
 		}),
 	}
 	if err := c.load(); err != nil {
+		return nil, err
+	}
+	if err := c.loadHold(); err != nil {
 		return nil, err
 	}
 	if err := service.Register(cfg.Registerer, "checkpoint", c.signed,
@@ -145,12 +157,64 @@ func (c *Service) load() error {
 	return nil
 }
 
+// loadHold holds signing if the store was restored and not resumed since.
+func (c *Service) loadHold() error {
+	mark, ok, err := c.cfg.Store.Restored()
+	if err != nil {
+		return fmt.Errorf("node: reading the restore mark: %w", err)
+	}
+	if ok {
+		c.held.Store(true)
+		c.log.Warn("restored from a backup: signing no checkpoint until the peers say which of this node's checkpoints they hold",
+			"restored_at", time.UnixMilli(mark.At).UTC().Format(time.RFC3339), "backup_taken_at", time.UnixMilli(mark.TakenAt).UTC().Format(time.RFC3339),
+			"log_size", mark.Size, "checkpoint_size", mark.CheckpointSize)
+	}
+	return nil
+}
+
+// Held reports whether signing is held after a restore (until Resume).
+func (c *Service) Held() bool { return c.held.Load() }
+
+// Resume ends the hold after a restore. peers is the largest checkpoint
+// of this node that its peers hold (nil when they hold none, or none
+// larger than the node's own latest): it must be this node's, signed,
+// and a tree of the log as it is now (the store checks its root), and
+// becomes the latest checkpoint, so that the next one signed extends it.
+// Resume then clears the store's restore mark. On error signing stays
+// held.
+func (c *Service) Resume(peers *protocol.SignedCheckpoint) error {
+	if c.g.Closed() {
+		return service.ErrClosed
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.held.Load() {
+		return nil
+	}
+	if latest := c.latest.Load(); peers != nil && (latest == nil || peers.Size > latest.Size) {
+		sc, err := protocol.OpenCheckpointWith(peers.Note, c.signer.Verifier())
+		if err != nil {
+			return fmt.Errorf("node: resuming: the peers' checkpoint: %w", err)
+		}
+		if err := c.cfg.Store.SaveCheckpoint(store.Checkpoint{Size: sc.Size, Root: sc.Root, Note: peers.Note}); err != nil {
+			return fmt.Errorf("node: resuming: the peers' checkpoint of size %d: %w", sc.Size, err)
+		}
+		c.latest.Store(&protocol.SignedCheckpoint{LogCheckpoint: sc.LogCheckpoint, Note: peers.Note})
+	}
+	if err := c.cfg.Store.ClearRestored(); err != nil {
+		return fmt.Errorf("node: resuming: %w", err)
+	}
+	c.held.Store(false)
+	c.log.Info("signing resumes after the restore", "latest_checkpoint", c.LatestSize())
+	return nil
+}
+
 // run signs a checkpoint now and then every interval, when the log grew.
 func (c *Service) run(ctx context.Context) {
 	t := time.NewTicker(c.cfg.Interval)
 	defer t.Stop()
 	for {
-		if _, err := c.sign(); err != nil && !errors.Is(err, service.ErrEmptyLog) && ctx.Err() == nil {
+		if _, err := c.sign(); err != nil && !errors.Is(err, service.ErrEmptyLog) && !errors.Is(err, service.ErrSigningHeld) && ctx.Err() == nil {
 			c.log.Error("signing a checkpoint failed", "err", err)
 		}
 		select {
@@ -196,6 +260,9 @@ func (c *Service) sign() (protocol.SignedCheckpoint, error) {
 		return protocol.SignedCheckpoint{}, fmt.Errorf("node: checkpoint: %w", err)
 	}
 	latest := c.latest.Load()
+	if c.held.Load() && (latest == nil || th.Size != latest.Size) {
+		return protocol.SignedCheckpoint{}, service.ErrSigningHeld
+	}
 	switch {
 	case latest != nil && th.Size == latest.Size:
 		return *latest, nil

@@ -34,6 +34,12 @@ var ErrClosed = errors.New("node: closed")
 // has no records: there is nothing to sign.
 var ErrEmptyLog = errors.New("node: the log is empty")
 
+// ErrSigningHeld is returned for a checkpoint the node may not sign yet:
+// it was restored from a backup and does not know yet that its log
+// extends every checkpoint of its own that its peers hold (DESIGN.md §6,
+// "Restoring a node"); the HTTP API maps it to 503 with Retry-After.
+var ErrSigningHeld = errors.New("node: signing is held after a restore")
+
 // ErrStaleCosignature is returned for a cosignature of a checkpoint that
 // is not the log's latest.
 var ErrStaleCosignature = errors.New("node: cosignature of a checkpoint that is not the latest")

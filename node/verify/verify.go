@@ -51,6 +51,10 @@ type Storer interface {
 type Checkpoints interface {
 	Latest() (protocol.SignedCheckpoint, error)
 	Sign() (protocol.SignedCheckpoint, error)
+	// Held reports whether signing is held after a restore: a receipt
+	// names the log's head, as a checkpoint does, so none is signed
+	// either (DESIGN.md §6, "Restoring a node").
+	Held() bool
 }
 
 // Config configures the service. A zero field means the documented
@@ -118,7 +122,8 @@ func (s *Service) Close() { s.closed.Store(true) }
 // node holds — fetching the consent and the parent decisions from peers
 // first if they are not held — signs the verdict as a receipt, stores it
 // and appends it to the log. A zero req.At means now; an At outside the
-// signing window (Signable) is answered unsigned (Verdict.Receipt nil).
+// signing window (Signable) is answered unsigned (Verdict.Receipt nil), as
+// is every request while signing is held after a restore.
 func (s *Service) Verify(ctx context.Context, req protocol.TransferRequest) (*service.Verdict, error) {
 	vs, err := s.VerifyBatch(ctx, []protocol.TransferRequest{req})
 	if err != nil {
@@ -168,7 +173,9 @@ func (s *Service) VerifyBatch(ctx context.Context, reqs []protocol.TransferReque
 	}
 	s.fetchMissingConsents(ctx, reqs)
 	s.fetchLineages(ctx, reqs)
-	signed := true
+	// Held after a restore, the node signs no log head, a receipt's
+	// neither: it answers unsigned, as for a time outside the window.
+	signed := !s.cfg.Checkpoints.Held()
 	for i := range reqs {
 		signed = signed && s.Signable(reqs[i].At, now)
 	}

@@ -72,6 +72,7 @@ func (f *fetcher) FetchBlocks(ctx context.Context, cids ...cid.Cid) (map[cid.Cid
 
 type world struct {
 	svc       *verify.Service
+	cps       *heldCheckpoints
 	st        *store.Store
 	receipts  *receipts
 	fetch     *fetcher
@@ -107,8 +108,9 @@ func newWorld(t *testing.T, fetchConsent bool) *world {
 	}
 	t.Cleanup(cps.Close)
 	w.receipts = &receipts{st: w.st}
+	w.cps = &heldCheckpoints{Service: cps}
 	w.svc, err = verify.New(verify.Config{Store: w.st, Trust: v, Key: key, Fetch: w.fetch, Receipts: w.receipts,
-		Checkpoints: cps, Registerer: prometheus.NewRegistry()})
+		Checkpoints: w.cps, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,6 +254,31 @@ func TestVerifyUnsignedOutsideTheWindow(t *testing.T) {
 	vs, err := w.svc.VerifyBatch(context.Background(), []protocol.TransferRequest{w.request(), old})
 	if err != nil || vs[0].Receipt != nil || vs[1].Receipt != nil || vs[1].Item != 1 {
 		t.Errorf("a batch reaching an hour back: %v %+v", err, vs)
+	}
+}
+
+// heldCheckpoints is the checkpoint service, held as after a restore when
+// held is set.
+type heldCheckpoints struct {
+	*checkpoint.Service
+	held bool
+}
+
+func (h *heldCheckpoints) Held() bool { return h.held }
+
+// TestVerifyUnsignedWhileHeld: while signing is held after a restore,
+// verify answers unsigned and stores nothing (a receipt names the log's
+// head); once resumed, it signs.
+func TestVerifyUnsignedWhileHeld(t *testing.T) {
+	w := newWorld(t, false)
+	w.cps.held = true
+	v, err := w.svc.Verify(context.Background(), w.request())
+	if err != nil || v.Receipt != nil || w.receipts.calls != 0 || v.Block == nil {
+		t.Fatalf("verify while held: %v, receipt %v, stored %d", err, v.Receipt != nil, w.receipts.calls)
+	}
+	w.cps.held = false
+	if v, err := w.svc.Verify(context.Background(), w.request()); err != nil || v.Receipt == nil || w.receipts.calls != 1 {
+		t.Fatalf("verify once resumed: %v, stored %d", err, w.receipts.calls)
 	}
 }
 

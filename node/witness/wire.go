@@ -47,7 +47,8 @@ func (w *Service) answerCheckpoint(s network.Stream) error {
 	var proof tlog.TreeProof
 	sc, err := w.cfg.Checkpoints.Latest()
 	switch {
-	case errors.Is(err, service.ErrEmptyLog):
+	case errors.Is(err, service.ErrEmptyLog), errors.Is(err, service.ErrSigningHeld):
+		// Nothing signed yet: answered as an empty log.
 	case err != nil:
 		return err
 	default:
@@ -138,4 +139,63 @@ func (w *Service) cosign(s network.Stream, from peer.ID) (protocol.CosignAnswer,
 		w.log.Debug("refused a cosignature", "peer", service.ShortID(from), "err", err)
 		return protocol.CosignRefused, nil
 	}
+}
+
+// HeldBy asks peer p for the latest checkpoint of the log of node id that
+// p verified and cosigned (protocol.WitnessedProtocolID): the note p
+// keeps, with its cosignature, or nil when p verified none. The caller
+// checks the note's signatures.
+func (w *Service) HeldBy(ctx context.Context, p, id peer.ID) ([]byte, error) {
+	req, err := protocol.EncodeWitnessedRequest(id)
+	if err != nil {
+		return nil, err
+	}
+	b, err := service.Exchange(ctx, w.cfg.Host, p, protocol.WitnessedProtocolID, serviceName, req, protocol.MaxWitnessedAnswer, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("what %s holds of %s: %w", service.ShortID(p), service.ShortID(id), err)
+	}
+	msg, err := protocol.DecodeWitnessedAnswer(b)
+	if err != nil {
+		return nil, fmt.Errorf("what %s holds of %s: %w", service.ShortID(p), service.ShortID(id), err)
+	}
+	return msg, nil
+}
+
+// handleWitnessed answers a witnessed request with the kept note of the
+// log asked about (Note).
+func (w *Service) handleWitnessed(s network.Stream) {
+	release, ok := w.witnessedLimit.AdmitStream(w.g.Context(), s, w.log)
+	if !ok {
+		return
+	}
+	defer release()
+	if err := w.answerWitnessed(s); err != nil {
+		s.Reset()
+		w.log.Debug("witnessed request refused", "peer", service.ShortID(s.Conn().RemotePeer()), "err", err)
+		return
+	}
+	s.Close()
+}
+
+func (w *Service) answerWitnessed(s network.Stream) error {
+	release, err := service.ServeStream(s, serviceName, 0, timeout)
+	if err != nil {
+		return err
+	}
+	defer release()
+	req, err := service.ReadMessage(s, protocol.MaxWitnessedRequest)
+	if err != nil {
+		return err
+	}
+	id, err := protocol.DecodeWitnessedRequest(req)
+	if err != nil {
+		return err
+	}
+	msg, _ := w.Note(id)
+	answer, err := protocol.EncodeWitnessedAnswer(msg)
+	if err != nil {
+		return err
+	}
+	_, err = s.Write(answer)
+	return err
 }

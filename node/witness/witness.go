@@ -6,7 +6,9 @@
 // peer in the store. It then returns the cosigned note to the peer
 // (protocol.CosignProtocolID), which adds the cosignature to its latest
 // checkpoint's note if it is of that checkpoint. It serves both protocols
-// for its own log, each at most two streams at once and one a second
+// for its own log, and tells a peer the note it keeps of a log
+// (protocol.WitnessedProtocolID: a restored node asks what its peers hold
+// of its own, HeldBy), each at most two streams at once and one a second
 // from one peer (witnessPeerLimit). The bytes are protocol's ("Wire
 // protocols").
 //
@@ -123,9 +125,9 @@ type Service struct {
 	equivocs  prometheus.Counter
 	cosigned  prometheus.Counter
 	exchanges *prometheus.CounterVec
-	// checkpointLimit and cosignLimit bound each peer's streams
-	// (witnessPeerLimit).
-	checkpointLimit, cosignLimit *service.PeerLimiter
+	// checkpointLimit, cosignLimit and witnessedLimit bound each peer's
+	// streams (witnessPeerLimit).
+	checkpointLimit, cosignLimit, witnessedLimit *service.PeerLimiter
 
 	mu       sync.Mutex
 	peers    map[peer.ID]store.WitnessState
@@ -185,8 +187,12 @@ func New(cfg Config) (*Service, error) {
 	if w.cosignLimit, err = service.NewPeerLimiter(protocol.CosignProtocolID, witnessPeerLimit, cfg.Registerer); err != nil {
 		return nil, fmt.Errorf("witness: %w", err)
 	}
+	if w.witnessedLimit, err = service.NewPeerLimiter(protocol.WitnessedProtocolID, witnessPeerLimit, cfg.Registerer); err != nil {
+		return nil, fmt.Errorf("witness: %w", err)
+	}
 	w.g.ServeStreams(cfg.Host, protocol.CheckpointProtocolID, w.handleCheckpoint)
 	w.g.ServeStreams(cfg.Host, protocol.CosignProtocolID, w.handleCosign)
+	w.g.ServeStreams(cfg.Host, protocol.WitnessedProtocolID, w.handleWitnessed)
 	w.g.Go(w.loop)
 	return w, nil
 }
