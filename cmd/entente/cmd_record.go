@@ -104,7 +104,7 @@ func runRecordSign(env *cliEnv, args []string) error {
 	}
 	body, err := protocol.BodyFromJSON(protocol.Kind(*kind), j)
 	if err != nil {
-		return withHint(fmt.Errorf("%s: %w", *bodyFile, err), "see the body schema of kind "+*kind+" in protocol/doc.go")
+		return withHint(fmt.Errorf("%s: %w", *bodyFile, err), "see the body of kind "+*kind+" in DESIGN.md §4")
 	}
 	rec, err := protocol.Sign(key, at.UnixMilli(), body)
 	if err != nil {
