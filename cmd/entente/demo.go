@@ -119,14 +119,6 @@ func (d *demo) title(format string, args ...any) {
 	d.say("\n[%d] %s", d.step, fmt.Sprintf(format, args...))
 }
 
-// short abbreviates peer IDs and CIDs for narration.
-func short(s string) string {
-	if len(s) <= 16 {
-		return s
-	}
-	return s[:8] + "…" + s[len(s)-6:]
-}
-
 func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 	d.say("entente demo: a federation of data-protection authorities, on this machine")
 	if err := d.startFederation(ctx, dir, serve); err != nil {
@@ -174,7 +166,8 @@ func (d *demo) startFederation(ctx context.Context, dir string, serve bool) erro
 	d.title("The federation %q: three jurisdictions, each an authority key and a founding node", net.Federation.Name)
 	for _, j := range net.Federation.Jurisdictions {
 		m := net.NodeOf(j.Code)
-		d.say("    %s %-8s authority %s   node %s  %s", j.Code, j.Name, short(j.Authority), short(m.ID().String()), m.Addrs()[0])
+		d.say("    %s %-8s authority %s", j.Code, j.Name, j.Authority)
+		d.say("                node      %s", m.Addrs()[0]) // it ends in the node's peer ID
 	}
 	d.say("    the nodes admit only each other (and keys their authorities accredit as nodes); mesh formed in %s", time.Since(t0).Round(time.Millisecond))
 	return nil
@@ -260,7 +253,7 @@ func (d *demo) giveConsent(wctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := d.spread(wctx, c2, net.NodeOf("DE"), "Nordlicht signs the amendment, superseding "+short(c1.CID().String()), false); err != nil {
+	if err := d.spread(wctx, c2, net.NodeOf("DE"), "Nordlicht signs the amendment, superseding "+c1.CID().String(), false); err != nil {
 		return err
 	}
 
@@ -369,7 +362,7 @@ func (d *demo) resell(wctx context.Context) error {
 	if err := d.net.WaitDelivered(wctx, d.net.NodeOf("DE"), d.tier1.Receipt.Cid, "BR"); err != nil {
 		return err
 	}
-	d.say("    the DE node delivered its receipt of the tier-1 decision %s to the BR node, which the transfer concerns (BR signed the acknowledgement)", short(d.tier1.Receipt.String()))
+	d.say("    the DE node delivered its receipt of the tier-1 decision %s to the BR node, which the transfer concerns (BR signed the acknowledgement)", d.tier1.Receipt.String())
 	v2, err := d.verify(wctx, "Rio Vision → Sudeste Dados (BR), research, tier 2, 45 days, parent: the tier-1 decision", tier2, "BR")
 	if err != nil {
 		return err
@@ -426,7 +419,7 @@ func (d *demo) withdrawConsent(wctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := d.spread(wctx, rev, net.NodeOf("DE"), "Nordlicht revokes consent "+short(c2.CID().String()), false); err != nil {
+	if err := d.spread(wctx, rev, net.NodeOf("DE"), "Nordlicht revokes consent "+c2.CID().String(), false); err != nil {
 		return err
 	}
 	// The BR node tells the BR platforms that received data under the
@@ -466,7 +459,7 @@ func (d *demo) fileRedNotice(wctx context.Context) error {
 	if err := net.WaitDelivered(wctx, net.NodeOf("FR"), redRec.CID(), "DE"); err != nil {
 		return err
 	}
-	d.say("    FR regulator files %s (TLP:RED, for DE): held by %s", short(redRec.CID().String()), d.holders(redRec))
+	d.say("    FR regulator files %s (TLP:RED, for DE): held by %s", redRec.CID().String(), d.holders(redRec))
 	d.say("    the FR node pushed it to the DE node, which acknowledged it with a signature; BR never sees it")
 	if err := d.streamed(wctx, redRec); err != nil {
 		return err
@@ -505,7 +498,7 @@ func (d *demo) noticeOf(ctx context.Context, p, j string) error {
 		}
 		var ds []string
 		for _, ref := range n.Decisions {
-			ds = append(ds, fmt.Sprintf("%s#%d", short(ref.Receipt), ref.Item))
+			ds = append(ds, fmt.Sprintf("%s:%d", ref.Receipt, ref.Item))
 		}
 		got <- fmt.Sprintf("event %s: %s, decisions %s", id, event, strings.Join(ds, ", "))
 		return errStopFollowing
@@ -615,7 +608,7 @@ func (d *demo) summary() {
 				parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
 			}
 		}
-		d.say("    %s node %s: %s", m.Jurisdiction(), short(m.ID().String()), strings.Join(parts, ", "))
+		d.say("    %s node %s: %s", m.Jurisdiction(), m.ID().String(), strings.Join(parts, ", "))
 		if n := counts[protocol.KindReceipt]; n > 0 {
 			mine, _, err := m.Store().List(store.Query{Kind: protocol.KindReceipt, Issuer: m.ID(), Limit: store.MaxListLimit})
 			if err != nil {
@@ -674,7 +667,8 @@ func (d *demo) spread(ctx context.Context, rec *protocol.Record, via *testnet.Me
 		parts = append(parts, fmt.Sprintf("%s +%s", a.j, fmtDur(a.at)))
 	}
 	d.say("    %s", desc)
-	d.say("      %s %s by %s, submitted to the %s node; held by %s", rec.Kind(), short(rec.CID().String()), short(rec.Issuer().String()), via.Jurisdiction(), strings.Join(parts, ", "))
+	d.say("      %s %s", rec.Kind(), rec.CID())
+	d.say("      by %s, submitted to the %s node; held by %s", rec.Issuer(), via.Jurisdiction(), strings.Join(parts, ", "))
 	return nil
 }
 
@@ -707,7 +701,7 @@ func (d *demo) verify(ctx context.Context, what string, req protocol.TransferReq
 	dec := first.Decision
 	d.say("    %s", what)
 	verdict := strings.ToUpper(dec.Verdict)
-	d.say("      %s — receipt %s signed by the %s node", verdict, short(first.Receipt.CID().String()), on[0])
+	d.say("      %s — receipt %s signed by the %s node", verdict, first.Receipt.CID().String(), on[0])
 	for _, c := range dec.Checks {
 		if !c.OK {
 			d.say("      failed %-21s [%s] %s", c.ID, c.Reason, c.Detail)
@@ -746,7 +740,7 @@ func (d *demo) audit() error {
 	if !rep.OK() {
 		return fmt.Errorf("demo: the bundle of %s does not hold: %v", c, rep.Err())
 	}
-	d.say("    the %s node's bundle for receipt %s: %d bytes, %d blocks (CAR v1)", m.Jurisdiction(), short(c.String()), len(car), len(b.Blocks))
+	d.say("    the %s node's bundle for receipt %s: %d bytes, %d blocks (CAR v1)", m.Jurisdiction(), c.String(), len(car), len(b.Blocks))
 	d.say("    every step holds: %s", strings.Join(ids, ", "))
 	d.say("    the decision recomputed from the bundle: %s, the same %d checks", strings.ToUpper(rep.Decision.Verdict), len(rep.Decision.Checks))
 	for _, st := range rep.Steps {

@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/entente-net/entente/config"
+	"github.com/entente-net/entente/protocol"
 )
 
 func TestDemo(t *testing.T) {
@@ -64,6 +67,10 @@ func TestDemo(t *testing.T) {
 			t.Errorf("the demo's narration does not mention %q", want)
 		}
 	}
+
+	// Every CID and peer ID the narration names is whole: one a user can
+	// copy into the next command.
+	wantWholeIDs(t, out)
 
 	// Every spread record is narrated with the time each node held it.
 	held := regexp.MustCompile(`submitted to the (DE|FR|BR) node; held by (.*)\n`)
@@ -202,5 +209,26 @@ func TestDemoServe(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "stopping the federation") {
 		t.Error("demo --serve did not say it was stopping")
+	}
+}
+
+// wantWholeIDs checks that every CID (bafy...) and peer ID (12D3KooW...)
+// in out parses: none is shortened.
+func wantWholeIDs(t *testing.T, out string) {
+	t.Helper()
+	cids := regexp.MustCompile(`bafy[^\s,;:)"'#]*`).FindAllString(out, -1)
+	peers := regexp.MustCompile(`12D3KooW[^\s,;:)"'#]*`).FindAllString(out, -1)
+	if len(cids) == 0 || len(peers) == 0 {
+		t.Errorf("the output names %d CIDs and %d peer IDs; want some of each", len(cids), len(peers))
+	}
+	for _, s := range cids {
+		if _, err := protocol.ParseCID(s); err != nil {
+			t.Errorf("%q is not a whole CID: %v", s, err)
+		}
+	}
+	for _, s := range peers {
+		if _, err := peer.Decode(s); err != nil {
+			t.Errorf("%q is not a whole peer ID: %v", s, err)
+		}
 	}
 }
