@@ -152,7 +152,7 @@ func printGroupHelp(w io.Writer, group string) {
 	fmt.Fprintf(w, "usage: entente %s <command> [flags]\n\ncommands:\n", group)
 	for _, c := range commands {
 		if strings.HasPrefix(c.name, group+" ") {
-			fmt.Fprintf(w, "  %-16s %s\n", c.name, strings.SplitN(c.summary, "\n", 2)[0])
+			fmt.Fprintf(w, "  %-16s %s\n", c.name, summaryLine(c))
 		}
 	}
 }
@@ -205,15 +205,25 @@ func printHelp(w io.Writer) {
 	sorted := append([]*command(nil), commands...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
 	for _, c := range sorted {
-		fmt.Fprintf(w, "  %-16s %s\n", c.name, strings.SplitN(c.summary, "\n", 2)[0])
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, summaryLine(c))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'entente <command> --help' for a command's flags.")
 }
 
+// summaryLine is the first line of c's summary, as the command list shows
+// it.
+func summaryLine(c *command) string {
+	line, _, _ := strings.Cut(c.summary, "\n")
+	return line
+}
+
+// printUsage prints c's usage line, its summary and its flags, if any.
 func printUsage(w io.Writer, c *command, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "usage: entente %s\n\n%s\n", c.usage, c.summary)
-	if fs != nil {
+	hasFlags := false
+	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+	if hasFlags {
 		fmt.Fprintln(w, "\nflags:")
 		fs.SetOutput(w)
 		fs.PrintDefaults()

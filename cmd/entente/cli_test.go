@@ -21,7 +21,7 @@ import (
 )
 
 // The commands DESIGN.md §9 and the README name, and this binary registers.
-var wantCommands = []string{"init", "run", "key new", "record sign", "record submit", "record show", "incident publish", "incident list", "incident follow", "access grant", "access revoke", "access list", "lineage", "status", "demo"}
+var wantCommands = []string{"init", "run", "key new", "key show", "record sign", "record submit", "record show", "record list", "completion", "incident publish", "incident list", "incident follow", "access grant", "access revoke", "access list", "lineage", "status", "demo"}
 
 func TestHelpListsCommands(t *testing.T) {
 	c := newCLI(t)
@@ -94,8 +94,10 @@ func TestHelpOnEveryCommand(t *testing.T) {
 				if n := strings.Count(r.stdout, "usage: entente "); n != 1 {
 					t.Errorf("entente %v: the usage is printed %d times:\n%s", args, n, r.stdout)
 				}
-				if !strings.Contains(r.stdout, "\nflags:\n") || !strings.Contains(r.stdout, "  -") {
-					t.Errorf("entente %v: no flags listed:\n%s", args, r.stdout)
+				for _, f := range flagsOf(cmd) {
+					if !strings.Contains(r.stdout, "\nflags:\n") || !strings.Contains(r.stdout, "  -"+f.Name+" ") && !strings.Contains(r.stdout, "  -"+f.Name+"\n") {
+						t.Errorf("entente %v: the flag -%s is not listed:\n%s", args, f.Name, r.stdout)
+					}
 				}
 				if first == "" {
 					first = r.stdout

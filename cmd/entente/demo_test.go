@@ -151,7 +151,7 @@ func TestDemoServe(t *testing.T) {
 	}()
 
 	fedPath := filepath.Join(dir, "federation.toml")
-	newParty := regexp.MustCompile(`authority accredits "Platform \d+ \((DE|FR|BR)\)"\n.*held by .*\+.*, .*\+.*, .*\+`)
+	newParty := regexp.MustCompile(`authority accredits "Platform \d+ \((DE|FR|BR)\)"\n.*\n.*held by .*\+.*, .*\+.*, .*\+`)
 	waitFor(t, 30*time.Second, "demo --serve to write its files and spread a new accreditation", func() bool {
 		select {
 		case code := <-done:
