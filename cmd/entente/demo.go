@@ -59,16 +59,26 @@ func runDemo(env *cliEnv, args []string) error {
 			return err
 		}
 	}
+	d := &demo{w: env.stdout, start: time.Now()}
+	ctx := env.ctx
 	if *dir != "" {
 		if err := os.MkdirAll(*dir, 0o700); err != nil {
 			return err
+		}
+		if testnet.Kept(*dir) {
+			if !*serve {
+				return withHint(fmt.Errorf("%s holds a demo federation", *dir),
+					"resume it with 'entente demo --serve --dir "+*dir+"', or give --dir a new or empty directory")
+			}
+			if err := d.resume(ctx, *dir); err != nil {
+				return err
+			}
+			return d.serveOrClose(ctx, *dir, *every)
 		}
 		if entries, _ := os.ReadDir(*dir); len(entries) > 0 {
 			return withHint(fmt.Errorf("%s is not empty", *dir), "give --dir a new or empty directory")
 		}
 	}
-	d := &demo{w: env.stdout, start: time.Now()}
-	ctx := env.ctx
 	if err := d.run(ctx, *dir, *serve); err != nil {
 		if d.net != nil {
 			d.net.Close()
@@ -77,9 +87,14 @@ func runDemo(env *cliEnv, args []string) error {
 	}
 	if !*serve {
 		d.say("\nThe demo is over: %d records signed in 3 jurisdictions and spread between them in %s. Nodes stopped.", d.published, time.Since(d.start).Round(time.Millisecond))
+		d.say("Run 'entente demo --serve' to keep the federation running: it prints an 'entente verify' command to ask it yourself.")
 		return d.net.Close()
 	}
-	return d.serve(ctx, *dir, *every)
+	if err := d.keepAsk(*dir); err != nil {
+		d.net.Close()
+		return err
+	}
+	return d.serveOrClose(ctx, *dir, *every)
 }
 
 // demo narrates a federation's life.
@@ -106,6 +121,10 @@ type demo struct {
 	events     chan streamEvent
 	stopFollow context.CancelFunc
 	allowed    protocol.TransferRequest
+	// ask is a transfer of a consent left live, for the user to ask
+	// about; askToken is the sender's token on the DE node.
+	ask      protocol.TransferRequest
+	askToken string
 	// The resale chain: the tier-1 and tier-2 decisions, and the tier-2
 	// request.
 	tier1, tier2 protocol.DecisionRef
@@ -137,6 +156,7 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 			d.title("Records the nodes refuse, and why")
 			return d.refusals(ctx, d.parties["nordlicht"].Key, d.consent)
 		},
+		d.leaveLiveConsent,
 	} {
 		if err := act(ctx); err != nil {
 			return err
@@ -151,7 +171,8 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 
 // startFederation starts the three nodes and waits for their mesh.
 func (d *demo) startFederation(ctx context.Context, dir string, serve bool) error {
-	opts := testnet.Options{Name: "demo-federation", Jurisdictions: []string{"DE", "FR", "BR"}, Dir: dir, API: true, QUIC: false}
+	// With --serve the keys are kept in dir, so that a second run resumes.
+	opts := testnet.Options{Name: "demo-federation", Jurisdictions: []string{"DE", "FR", "BR"}, Dir: dir, API: true, QUIC: false, Keep: serve}
 	t0 := time.Now()
 	net, err := testnet.Start(opts)
 	if err != nil {
@@ -470,6 +491,7 @@ func (d *demo) fileRedNotice(wctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.askToken = tok
 	cl := &apiClient{base: "http://" + net.NodeOf("DE").APIAddr(), token: tok, http: &http.Client{Timeout: 10 * time.Second}}
 	_, _, err = cl.do(http.MethodGet, "/v1/incidents/"+redRec.CID().String(), "", "", nil)
 	var ae *apiError
@@ -865,15 +887,19 @@ func demoRulesets() []*protocol.Ruleset {
 	}
 }
 
+// serveOrClose is serve, closing the federation if serve fails.
+func (d *demo) serveOrClose(ctx context.Context, dir string, every time.Duration) error {
+	err := d.serve(ctx, dir, every)
+	if err != nil {
+		d.net.Close()
+	}
+	return err
+}
+
 // serve keeps the federation up, prints how to join it, and publishes a
 // record every so often so a joining node has something to receive.
 func (d *demo) serve(ctx context.Context, dir string, every time.Duration) error {
 	net := d.net
-	for j, k := range net.Authorities {
-		if err := config.WriteKey(filepath.Join(dir, "authority-"+j+".key"), k); err != nil {
-			return err
-		}
-	}
 	for _, m := range net.Nodes {
 		if err := config.WriteFileAtomic(filepath.Join(dir, "node-"+m.Jurisdiction()+".token"), []byte(m.Token+"\n"), 0o600); err != nil {
 			return err
@@ -883,11 +909,14 @@ func (d *demo) serve(ctx context.Context, dir string, every time.Duration) error
 	d.say("    federation file   %s", net.FederationPath)
 	for _, j := range net.Federation.Codes() {
 		m := net.NodeOf(j)
-		d.say("    %s authority key  %s", j, filepath.Join(dir, "authority-"+j+".key"))
+		d.say("    %s authority key  %s", j, filepath.Join(dir, fmt.Sprintf(testnet.AuthorityKeyFile, j)))
 		d.say("    %s node API       http://%s  (token file %s)", j, m.APIAddr(), filepath.Join(dir, "node-"+j+".token"))
 	}
 	d.say("See README.md, \"Join the demo federation\", to accredit and run a node of your own.")
-	d.say("An authority publishes a new accreditation every %s.", every)
+	if err := d.printAsk(dir); err != nil {
+		return err
+	}
+	d.say("An authority publishes a new accreditation every %s; 'entente demo --serve --dir %s' resumes the federation after Ctrl-C.", every, dir)
 
 	sctx, stop := signalContext(ctx)
 	defer stop()
