@@ -207,6 +207,7 @@ func runRun(env *cliEnv, args []string) error {
 		return err
 	}
 	cfg.Logger = newLogger(env.stderr, nc.Log)
+	defer routeLibp2pLogs(cfg.Logger.Handler())()
 	for _, err := range writable {
 		cfg.Logger.Warn("running with a file others may change (--allow-writable-config)", "err", err)
 	}
