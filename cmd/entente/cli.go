@@ -58,7 +58,7 @@ func runEnv(env *cliEnv, args []string) int {
 		printHelp(stderr)
 		return 2
 	}
-	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if isHelpWord(args[0]) {
 		return runHelp(env, args[1:])
 	}
 	c, rest := lookupWithRest(args)
@@ -169,11 +169,6 @@ func unknownName(args []string) string {
 		}
 	}
 	return args[0]
-}
-
-func lookup(args []string) *command {
-	c, _ := lookupWithRest(args)
-	return c
 }
 
 // lookupWithRest finds the longest command name made of the first words.

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -60,7 +62,7 @@ func completionWords() []completionWord {
 		group, sub, grouped := strings.Cut(c.name, " ")
 		w := completionWord{word: c.name, summary: summaryLine(c), flags: flagsOf(c)}
 		if c.name == "completion" {
-			w.args = sortedKeys(shells)
+			w.args = slices.Sorted(maps.Keys(shells))
 		}
 		if !grouped {
 			top = append(top, w)
@@ -91,15 +93,6 @@ func completionWords() []completionWord {
 func sortWords(ws []completionWord) []completionWord {
 	sort.Slice(ws, func(i, j int) bool { return ws[i].word < ws[j].word })
 	return ws
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // flagsOf lists c's flags, sorted by name: c is run with --help and its
