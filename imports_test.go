@@ -131,16 +131,18 @@ func TestAllowedRule(t *testing.T) {
 }
 
 // nodeRooms are the sub-packages of node and what each may import of
-// node: the services import only the two shared rooms (service, trust),
-// never each other, so that each depends on its neighbours through
-// interfaces it declares; the API likewise, with its own web dashboard
-// (static files and their handler, importing nothing of node); only the
-// composition root (node itself) imports them all.
+// node: the services import only the shared rooms (service, trust, and
+// logs for a library's logger), never each other, so that each depends
+// on its neighbours through interfaces it declares; the API likewise,
+// with its own web dashboard (static files and their handler, importing
+// nothing of node); only the composition root (node itself) imports them
+// all.
 var nodeRooms = map[string][]string{
 	"node/service":       {},
 	"node/trust":         {},
+	"node/logs":          {},
 	"node/ingest":        {"node/service", "node/trust"},
-	"node/gossip":        {"node/service", "node/trust"},
+	"node/gossip":        {"node/service", "node/trust", "node/logs"},
 	"node/fetch":         {"node/service", "node/trust"},
 	"node/reconcile":     {"node/service", "node/trust"},
 	"node/checkpoint":    {"node/service", "node/trust"},

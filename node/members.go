@@ -92,6 +92,10 @@ func (m *members) accepted(r *protocol.Record) {
 	case *protocol.Accreditation:
 		if m.note(r) {
 			m.forgetNodes()
+			if b.Subject == m.self.String() {
+				m.log.Info("this node's node accreditation arrived", "cid", r.CID().String(), "jurisdiction", b.Jurisdiction,
+					"member", m.isMember(m.self))
+			}
 		}
 	}
 }

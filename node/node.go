@@ -104,6 +104,7 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	n.log.Info("node started", "peer_id", n.id.String(), "jurisdiction", cfg.Jurisdiction,
 		"federation", cfg.Federation.Name, "addrs", n.host.Addrs(), "api", n.APIAddr())
+	warnIfNotMember(n)
 	return n, nil
 }
 

@@ -157,9 +157,10 @@ func MeasureIngest(ctx context.Context, m *Member, recs []*protocol.Record, subm
 		keys.Verify(pub, msg, sig)
 	}
 	per := max((len(recs)+ingestRounds-1)/ingestRounds, 1)
+	rounds := (len(recs) + per - 1) / per
 	verifications := max(per/2, 1000)
 	var r IngestReading
-	for start := 0; start < len(recs); start += per {
+	for start, round := 0, 1; start < len(recs); start, round = start+per, round+1 {
 		chunk := recs[start:min(start+per, len(recs))]
 		cpu0, t0 := cpuTime(), time.Now()
 		if err := submitConcurrently(ctx, m, chunk, submitters); err != nil {
@@ -178,6 +179,7 @@ func MeasureIngest(ctx context.Context, m *Member, recs []*protocol.Record, subm
 			}
 			r.DiskTime += time.Since(t0)
 		}
+		progress(ctx, "ingest", round, rounds)
 	}
 	return r, nil
 }

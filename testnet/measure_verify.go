@@ -128,7 +128,7 @@ func MeasureVerify(ctx context.Context, w *TransferWorld, m *Member, requests, c
 	batchBody, _ := json.Marshal(map[string]any{"requests": raw})
 	calls := max(requests/batchSize, 4*verifyRounds)
 	api := "http://" + m.APIAddr()
-	for range verifyRounds {
+	for round := range verifyRounds {
 		cpu0 := cpuTime()
 		run, err := load(ctx, bare.URL, "", bodies, requests/verifyRounds, clients)
 		if err != nil {
@@ -154,6 +154,7 @@ func MeasureVerify(ctx context.Context, w *TransferWorld, m *Member, requests, c
 		}
 		r.BatchCPU += cpuTime() - cpu0
 		r.Batch.add(run)
+		progress(ctx, "verify", round+1, verifyRounds)
 	}
 	return r, nil
 }
@@ -349,7 +350,7 @@ func MeasureLineage(ctx context.Context, w *TransferWorld, m *Member, decisions 
 		return time.Since(t0), nil
 	}
 	per := max(decisions/verifyRounds, 1)
-	for range verifyRounds {
+	for round := range verifyRounds {
 		for _, s := range []struct {
 			into *time.Duration
 			run  func(protocol.TransferRequest, int) (time.Duration, error)
@@ -362,6 +363,7 @@ func MeasureLineage(ctx context.Context, w *TransferWorld, m *Member, decisions 
 			}
 			*s.into += d / time.Duration(max(s.n, 1))
 		}
+		progress(ctx, "lineage", round+1, verifyRounds)
 	}
 	for _, d := range []*time.Duration{&r.Tier1, &r.Tier3, &r.VTier1, &r.VTier3} {
 		*d /= verifyRounds

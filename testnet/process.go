@@ -138,7 +138,9 @@ func setUpHome(opts ProcessOptions, ps *Processes, i int, mp memberPlan) (*Proce
 	return &Process{Index: i, ID: mp.id, Jurisdiction: mp.jurisdiction, Home: home, Token: token, binary: opts.Binary, out: out}, nil
 }
 
-// Start runs the node's process and waits until its API answers /readyz.
+// Start runs the node's process and waits until its API answers /healthz
+// (not /readyz: a node is ready only once connected to a member and
+// synced, and the others may not have started yet).
 func (p *Process) Start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -160,7 +162,7 @@ func (p *Process) Start(ctx context.Context) error {
 			return false
 		}
 		p.api = strings.TrimSpace(string(b))
-		resp, err := http.Get("http://" + p.api + "/readyz")
+		resp, err := http.Get("http://" + p.api + "/healthz")
 		if err != nil {
 			return false
 		}

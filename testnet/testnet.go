@@ -47,6 +47,9 @@ type Options struct {
 	// Dir holds the federation file, keys and node data. Default: a new
 	// temporary directory, removed by Close.
 	Dir string
+	// Keep writes the keys to Dir (KeyFiles), so that Reopen can start the
+	// same federation again from it. Requires Dir.
+	Keep bool
 	// InMemory keeps node stores in memory (faster; no restarts).
 	InMemory bool
 	// API starts each node's HTTP API on 127.0.0.1 with a system port.
@@ -145,6 +148,9 @@ func Start(opts Options) (*Net, error) {
 }
 
 func start(opts Options) (_ *Net, err error) {
+	if opts.Keep && opts.Dir == "" {
+		return nil, errors.New("testnet: Options.Keep needs Options.Dir")
+	}
 	opts.setDefaults()
 	n := &Net{opts: opts}
 	if n.Dir, n.removeDir, err = testnetDir(opts.Dir); err != nil {
@@ -166,6 +172,11 @@ func start(opts Options) (_ *Net, err error) {
 			return nil, err
 		}
 		n.Nodes = append(n.Nodes, m)
+	}
+	if opts.Keep { // once every node has its ports: Start tries again on others
+		if err := p.keep(n.Dir); err != nil {
+			return nil, err
+		}
 	}
 	return n, nil
 }

@@ -25,6 +25,9 @@ type cliEnv struct {
 	ctx            context.Context // long-running commands stop when it ends
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// onFlags, when set, is given each flag set a command makes (shell
+	// completion reads the commands' flags with it).
+	onFlags func(*flag.FlagSet)
 }
 
 var commands []*command
@@ -50,23 +53,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 // runEnv is run with an environment of the caller's (tests).
 func runEnv(env *cliEnv, args []string) int {
 	stdout, stderr := env.stdout, env.stderr
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		if len(args) > 1 {
-			if c := lookup(args[1:]); c != nil {
-				printUsage(stdout, c, nil)
-				return 0
-			}
-		}
-		printHelp(stdout)
-		return 0
+	if len(args) == 0 {
+		// DESIGN.md §9: the command list, and the status of a usage error.
+		printHelp(stderr)
+		return 2
+	}
+	if isHelpWord(args[0]) {
+		return runHelp(env, args[1:])
 	}
 	c, rest := lookupWithRest(args)
 	if c == nil && isGroup(args[0]) {
-		if len(args) > 1 && (args[1] == "--help" || args[1] == "-h" || args[1] == "help") {
+		if len(args) > 1 && isHelpWord(args[1]) {
 			printGroupHelp(stdout, args[0])
 			return 0
 		}
-		if len(args) == 1 {
+		if len(args) == 1 || strings.HasPrefix(args[1], "-") {
 			printErr(stderr, fmt.Errorf("%q needs a command", args[0]), "run 'entente "+args[0]+" --help' for its commands")
 			return 2
 		}
@@ -76,7 +77,14 @@ func runEnv(env *cliEnv, args []string) int {
 			"run 'entente help' for the list of commands")
 		return 2
 	}
-	err := c.run(env, rest)
+	return runCommand(env, c, rest)
+}
+
+// runCommand runs c with its arguments and turns its error into an exit
+// status and the lines of printErr.
+func runCommand(env *cliEnv, c *command, args []string) int {
+	stderr := env.stderr
+	err := c.run(env, args)
 	switch {
 	case err == nil:
 		return 0
@@ -101,6 +109,34 @@ func runEnv(env *cliEnv, args []string) int {
 	return 1
 }
 
+// runHelp is "entente help [COMMAND]": the command list, a group's
+// commands, or a command's usage with its flags (as its --help prints it).
+func runHelp(env *cliEnv, args []string) int {
+	if len(args) == 0 {
+		printHelp(env.stdout)
+		return 0
+	}
+	if c, rest := lookupWithRest(args); c != nil && len(rest) == 0 {
+		return runCommand(env, c, []string{"--help"})
+	}
+	if len(args) == 1 && isGroup(args[0]) {
+		printGroupHelp(env.stdout, args[0])
+		return 0
+	}
+	printErr(env.stderr, fmt.Errorf("no help for %q: not a command", strings.Join(args, " ")),
+		"run 'entente help' for the list of commands")
+	return 2
+}
+
+// isHelpWord reports whether arg asks for help.
+func isHelpWord(arg string) bool {
+	switch arg {
+	case "help", "-h", "--help", "-help":
+		return true
+	}
+	return false
+}
+
 // isGroup reports whether word starts multi-word commands ("record").
 func isGroup(word string) bool {
 	for _, c := range commands {
@@ -116,7 +152,7 @@ func printGroupHelp(w io.Writer, group string) {
 	fmt.Fprintf(w, "usage: entente %s <command> [flags]\n\ncommands:\n", group)
 	for _, c := range commands {
 		if strings.HasPrefix(c.name, group+" ") {
-			fmt.Fprintf(w, "  %-16s %s\n", c.name, strings.SplitN(c.summary, "\n", 2)[0])
+			fmt.Fprintf(w, "  %-16s %s\n", c.name, summaryLine(c))
 		}
 	}
 }
@@ -133,11 +169,6 @@ func unknownName(args []string) string {
 		}
 	}
 	return args[0]
-}
-
-func lookup(args []string) *command {
-	c, _ := lookupWithRest(args)
-	return c
 }
 
 // lookupWithRest finds the longest command name made of the first words.
@@ -169,15 +200,25 @@ func printHelp(w io.Writer) {
 	sorted := append([]*command(nil), commands...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
 	for _, c := range sorted {
-		fmt.Fprintf(w, "  %-16s %s\n", c.name, strings.SplitN(c.summary, "\n", 2)[0])
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, summaryLine(c))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'entente <command> --help' for a command's flags.")
 }
 
+// summaryLine is the first line of c's summary, as the command list shows
+// it.
+func summaryLine(c *command) string {
+	line, _, _ := strings.Cut(c.summary, "\n")
+	return line
+}
+
+// printUsage prints c's usage line, its summary and its flags, if any.
 func printUsage(w io.Writer, c *command, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "usage: entente %s\n\n%s\n", c.usage, c.summary)
-	if fs != nil {
+	hasFlags := false
+	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+	if hasFlags {
 		fmt.Fprintln(w, "\nflags:")
 		fs.SetOutput(w)
 		fs.PrintDefaults()
@@ -210,21 +251,32 @@ func withHint(err error, hint string) error {
 	return &hintError{err: err, hint: hint}
 }
 
-// newFlags makes a flag set for c whose --help prints c's usage to stdout.
-func newFlags(env *cliEnv, c *command) *flag.FlagSet {
+// flagSet is a command's flags and how to print its usage.
+type flagSet struct {
+	*flag.FlagSet
+	usage func()
+}
+
+// newFlags makes a flag set for c. The flag package's own printing is
+// off: parseFlags prints c's usage, once, to stdout on --help, and a
+// mistake becomes a usageError (one line and a hint, on stderr).
+func newFlags(env *cliEnv, c *command) *flagSet {
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() { printUsage(env.stdout, c, fs) }
-	return fs
+	fs.Usage = func() {}
+	if env.onFlags != nil {
+		env.onFlags(fs)
+	}
+	return &flagSet{FlagSet: fs, usage: func() { printUsage(env.stdout, c, fs) }}
 }
 
 // parseFlags parses args, allowing flags after positional arguments.
-func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+func parseFlags(fs *flagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.Usage()
+				fs.usage()
 				return nil, flag.ErrHelp
 			}
 			return nil, &usageError{err}

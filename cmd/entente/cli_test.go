@@ -2,9 +2,13 @@ package main
 
 import (
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -17,11 +21,11 @@ import (
 )
 
 // The commands DESIGN.md §9 and the README name, and this binary registers.
-var wantCommands = []string{"init", "run", "backup", "restore", "key new", "record sign", "record submit", "record show", "incident publish", "incident list", "incident follow", "access grant", "access revoke", "access list", "lineage", "status", "demo"}
+var wantCommands = []string{"init", "run", "backup", "restore", "key new", "key show", "record sign", "record submit", "record show", "record list", "completion", "incident publish", "incident list", "incident follow", "access grant", "access revoke", "access list", "lineage", "status", "demo"}
 
 func TestHelpListsCommands(t *testing.T) {
 	c := newCLI(t)
-	for _, args := range [][]string{nil, {"help"}, {"--help"}, {"-h"}} {
+	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}} {
 		r := c.run(args...)
 		if r.code != 0 {
 			t.Errorf("entente %v: exit %d, want 0", args, r.code)
@@ -29,14 +33,36 @@ func TestHelpListsCommands(t *testing.T) {
 		if r.stderr != "" {
 			t.Errorf("entente %v wrote to stderr: %q", args, r.stderr)
 		}
-		for _, name := range wantCommands {
-			if !strings.Contains(r.stdout, "\n  "+name+" ") {
-				t.Errorf("entente %v: help does not list %q:\n%s", args, name, r.stdout)
-			}
+		wantCommandList(t, args, r.stdout)
+	}
+	// "entente" alone is a usage error (DESIGN.md §9): the list, on
+	// stderr, and status 2.
+	r := c.fails(2)
+	if r.stdout != "" {
+		t.Errorf("entente alone wrote to stdout: %q", r.stdout)
+	}
+	wantCommandList(t, nil, r.stderr)
+}
+
+// wantCommandList checks that out lists every registered command once.
+func wantCommandList(t *testing.T, args []string, out string) {
+	t.Helper()
+	for _, name := range wantCommands {
+		if !strings.Contains(out, "\n  "+name+" ") {
+			t.Errorf("entente %v: help does not list %q:\n%s", args, name, out)
+		}
+	}
+	for _, cmd := range commands {
+		if n := strings.Count(out, "\n  "+cmd.name+" "); n != 1 {
+			t.Errorf("entente %v: help lists %q %d times", args, cmd.name, n)
 		}
 	}
 }
 
+// TestHelpOnEveryCommand asks every registered command and every group
+// for help in each way a user may (--help, -h, -help, help CMD): each
+// prints its usage once, to stdout, and exits 0; and all ways print the
+// same.
 func TestHelpOnEveryCommand(t *testing.T) {
 	c := newCLI(t)
 	for _, want := range wantCommands {
@@ -46,8 +72,15 @@ func TestHelpOnEveryCommand(t *testing.T) {
 	}
 	for _, cmd := range commands {
 		t.Run(strings.ReplaceAll(cmd.name, " ", "_"), func(t *testing.T) {
-			for _, flag := range []string{"--help", "-h"} {
-				args := append(strings.Fields(cmd.name), flag)
+			words := strings.Fields(cmd.name)
+			var first string
+			for _, args := range [][]string{
+				append(slices.Clone(words), "--help"),
+				append(slices.Clone(words), "-h"),
+				append(slices.Clone(words), "-help"),
+				append([]string{"help"}, words...),
+				append([]string{"--help"}, words...),
+			} {
 				r := c.run(args...)
 				if r.code != 0 {
 					t.Errorf("entente %v: exit %d, want 0", args, r.code)
@@ -58,16 +91,154 @@ func TestHelpOnEveryCommand(t *testing.T) {
 				if !strings.HasPrefix(r.stdout, "usage: entente "+cmd.name) {
 					t.Errorf("entente %v: stdout does not start with its usage line:\n%s", args, r.stdout)
 				}
-				if !strings.Contains(r.stdout, "\nflags:\n") || !strings.Contains(r.stdout, "  -") {
-					t.Errorf("entente %v: no flags listed:\n%s", args, r.stdout)
+				if n := strings.Count(r.stdout, "usage: entente "); n != 1 {
+					t.Errorf("entente %v: the usage is printed %d times:\n%s", args, n, r.stdout)
+				}
+				for _, f := range flagsOf(cmd) {
+					if !strings.Contains(r.stdout, "\nflags:\n") || !strings.Contains(r.stdout, "  -"+f.Name+" ") && !strings.Contains(r.stdout, "  -"+f.Name+"\n") {
+						t.Errorf("entente %v: the flag -%s is not listed:\n%s", args, f.Name, r.stdout)
+					}
+				}
+				if first == "" {
+					first = r.stdout
+				} else if r.stdout != first {
+					t.Errorf("entente %v prints another help than %s --help:\n%s", args, cmd.name, r.stdout)
 				}
 			}
-			// "entente help CMD" shows the same usage line.
-			r := c.run(append([]string{"help"}, strings.Fields(cmd.name)...)...)
-			if r.code != 0 || !strings.HasPrefix(r.stdout, "usage: entente "+cmd.name) {
-				t.Errorf("entente help %s: exit %d, stdout:\n%s", cmd.name, r.code, r.stdout)
+		})
+	}
+	for _, group := range groups() {
+		t.Run(group, func(t *testing.T) {
+			var first string
+			for _, args := range [][]string{{group, "--help"}, {group, "-h"}, {group, "help"}, {"help", group}} {
+				r := c.run(args...)
+				if r.code != 0 || r.stderr != "" {
+					t.Errorf("entente %v: exit %d, stderr %q", args, r.code, r.stderr)
+				}
+				if n := strings.Count(r.stdout, "usage: entente "+group+" <command>"); n != 1 {
+					t.Errorf("entente %v: the group's usage is printed %d times:\n%s", args, n, r.stdout)
+				}
+				for _, cmd := range commands {
+					if strings.HasPrefix(cmd.name, group+" ") && !strings.Contains(r.stdout, "\n  "+cmd.name+" ") {
+						t.Errorf("entente %v does not list %q:\n%s", args, cmd.name, r.stdout)
+					}
+				}
+				if first == "" {
+					first = r.stdout
+				} else if r.stdout != first {
+					t.Errorf("entente %v prints another help than %s --help", args, group)
+				}
 			}
 		})
+	}
+	// Help on what is not a command is a usage error.
+	r := c.fails(2, "help", "frobnicate")
+	wantError(t, r, true, `"frobnicate"`, "entente help")
+}
+
+// groups are the first words of multi-word commands ("record").
+func groups() []string {
+	var out []string
+	for _, c := range commands {
+		if g, _, ok := strings.Cut(c.name, " "); ok && !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// TestUsageErrorOnEveryCommand gives every command a flag it does not
+// have: one error line and one hint on stderr, nothing on stdout (no
+// usage dump), status 2.
+func TestUsageErrorOnEveryCommand(t *testing.T) {
+	c := newCLI(t)
+	for _, cmd := range commands {
+		args := append(strings.Fields(cmd.name), "--no-such-flag")
+		r := c.fails(2, args...)
+		wantUsageError(t, r, "-no-such-flag", "entente "+cmd.name+" --help")
+	}
+	// Bad values of flags, and a group without its command.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "--records", "many"}, "-records"},
+		{[]string{"testnet", "--nodes", "0"}, "--nodes"},
+		{[]string{"verify", "--tier", "two"}, "-tier"},
+		{[]string{"demo", "--every", "often"}, "-every"},
+		{[]string{"key"}, `"key" needs a command`},
+		{[]string{"record", "--kind", "consent"}, `"record" needs a command`},
+	} {
+		wantUsageError(t, c.fails(2, tc.args...), tc.want, "entente "+tc.args[0])
+	}
+}
+
+// wantUsageError checks a usage error's output: nothing on stdout, and on
+// stderr exactly an error line naming want and a hint line naming hint.
+func wantUsageError(t *testing.T, r result, want, hint string) {
+	t.Helper()
+	if r.stdout != "" {
+		t.Errorf("a usage error wrote to stdout: %q", r.stdout)
+	}
+	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "entente: error: ") || !strings.HasPrefix(lines[1], "entente: hint: ") {
+		t.Errorf("want one error line and one hint line on stderr, got:\n%s", r.stderr)
+		return
+	}
+	if !strings.Contains(lines[0], want) {
+		t.Errorf("the error does not name %q: %s", want, lines[0])
+	}
+	if !strings.Contains(lines[1], hint) {
+		t.Errorf("the hint does not name %q: %s", hint, lines[1])
+	}
+}
+
+// TestHintsNameNoSourceFile reads this command's sources for the hints it
+// gives (withHint, printErr, hintError): none may send a user to a .go
+// file; they name a command or a doc section (DESIGN.md §9).
+func TestHintsNameNoSourceFile(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goFile := regexp.MustCompile(`\.go\b`)
+	fset := token.NewFileSet()
+	hints := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			var hint ast.Node
+			switch x := n.(type) {
+			case *ast.CallExpr:
+				if id, ok := x.Fun.(*ast.Ident); ok && (id.Name == "withHint" || id.Name == "printErr") && len(x.Args) > 0 {
+					hint = x.Args[len(x.Args)-1]
+				}
+			case *ast.KeyValueExpr:
+				if id, ok := x.Key.(*ast.Ident); ok && id.Name == "hint" {
+					hint = x.Value
+				}
+			}
+			if hint == nil {
+				return true
+			}
+			hints++
+			ast.Inspect(hint, func(n ast.Node) bool {
+				if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING && goFile.MatchString(lit.Value) {
+					t.Errorf("%s: a hint names a source file: %s", fset.Position(lit.Pos()), lit.Value)
+				}
+				return true
+			})
+			return true
+		})
+	}
+	if hints < 10 {
+		t.Errorf("found %d hints in the sources; the test no longer sees them", hints)
 	}
 }
 
@@ -137,6 +308,9 @@ func TestUsageErrors(t *testing.T) {
 		c := newCLI(t)
 		r := c.fails(2, tc.args...)
 		wantError(t, r, true, tc.want)
+		if r.stdout != "" {
+			t.Errorf("entente %v: a usage error wrote to stdout: %q", tc.args, r.stdout)
+		}
 		if !strings.Contains(r.stderr, "--help' for usage") {
 			t.Errorf("entente %v: hint does not point to --help:\n%s", tc.args, r.stderr)
 		}

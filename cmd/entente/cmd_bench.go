@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -45,6 +46,7 @@ func runBench(env *cliEnv, args []string) error {
 	if *verifies != 0 && (*verifies < 500 || *verifies > 1_000_000) {
 		return usagef("--verifies must be 0 or from 500 to 1000000")
 	}
+	started := time.Now()
 	dir, err := os.MkdirTemp("", "entente-bench-*")
 	if err != nil {
 		return err
@@ -56,6 +58,10 @@ func runBench(env *cliEnv, args []string) error {
 	}
 	defer net.Close()
 	w := env.stdout
+	// Progress goes to stderr, the table to stdout.
+	ctx := testnet.WithProgress(env.ctx, func(measure string, done, total int) {
+		fmt.Fprintf(env.stderr, "  %s: round %d of %d done (%s)\n", measure, done, total, time.Since(started).Round(time.Second))
+	})
 	fmt.Fprintf(w, "signing %d accreditations...\n", *n)
 	recs, err := net.SignAccreditations("DE", *n)
 	if err != nil {
@@ -67,7 +73,7 @@ func runBench(env *cliEnv, args []string) error {
 	}
 	defer disk.Close()
 	fmt.Fprintf(w, "ingesting from 256 concurrent callers, in rounds with bare Ed25519 verification and bare synced Badger writes between them...\n")
-	r, err := testnet.MeasureIngest(env.ctx, net.Nodes[0], recs, 256, disk)
+	r, err := testnet.MeasureIngest(ctx, net.Nodes[0], recs, 256, disk)
 	if err != nil {
 		return err
 	}
@@ -83,19 +89,19 @@ func runBench(env *cliEnv, args []string) error {
 	if *verifies == 0 {
 		return nil
 	}
-	return benchVerify(env, net, *verifies)
+	return benchVerify(ctx, env, net, *verifies)
 }
 
 // benchVerify prints MeasureVerify's and MeasureLineage's readings.
-func benchVerify(env *cliEnv, net *testnet.Net, verifies int) error {
+func benchVerify(ctx context.Context, env *cliEnv, net *testnet.Net, verifies int) error {
 	w := env.stdout
-	world, err := testnet.NewTransferWorld(env.ctx, net)
+	world, err := testnet.NewTransferWorld(ctx, net)
 	if err != nil {
 		return err
 	}
 	m := net.Nodes[0]
 	fmt.Fprintf(w, "verifying from 32 clients, in rounds with a bare handler and with batches of 64...\n")
-	v, err := testnet.MeasureVerify(env.ctx, world, m, verifies, 32, 64)
+	v, err := testnet.MeasureVerify(ctx, world, m, verifies, 32, 64)
 	if err != nil {
 		return err
 	}
@@ -108,7 +114,8 @@ func benchVerify(env *cliEnv, net *testnet.Net, verifies int) error {
 	fmt.Fprintf(w, "verify / bare+block     %8.2f (the bare handler storing a decision block with each receipt)\n", v.VerifyOverBareBlock())
 	fmt.Fprintf(w, "verify-batch            %8.0f decisions/s (64 a call, one receipt each)\n", v.BatchRate())
 	fmt.Fprintf(w, "batch / single          %8.2f\n", v.BatchOverSingle())
-	l, err := testnet.MeasureLineage(env.ctx, world, m, max(verifies/2, 500))
+	fmt.Fprintf(w, "deciding tier-1 transfers and tier-3 resales in process, in rounds...\n")
+	l, err := testnet.MeasureLineage(ctx, world, m, max(verifies/2, 500))
 	if err != nil {
 		return err
 	}

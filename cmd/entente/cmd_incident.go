@@ -378,7 +378,7 @@ func runIncidentList(env *cliEnv, args []string) error {
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tJURISDICTION\tSEVERITY\tSTATUS\tTLP\tNOTICES\tSUMMARY")
 	for _, e := range all {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", shortCID(e.ID), e.Jurisdiction, e.Severity, e.Status, e.TLP, len(e.Notices), oneLine(e.Summary, 60))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", e.ID, e.Jurisdiction, e.Severity, e.Status, e.TLP, len(e.Notices), oneLine(e.Summary, 60))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -396,15 +396,6 @@ func incidentAPIError(err error) error {
 		return withHint(err, "run 'entente incident list --help' for the filters and their values")
 	}
 	return err
-}
-
-// shortCID is the start and the end of a CID, enough to tell incidents
-// apart on a screen ('entente incident list --json' gives them whole).
-func shortCID(s string) string {
-	if len(s) <= 20 {
-		return s
-	}
-	return s[:12] + "…" + s[len(s)-6:]
 }
 
 func oneLine(s string, n int) string {
@@ -564,6 +555,6 @@ func printEvent(w io.Writer, id, data string, asJSON bool) error {
 		return fmt.Errorf("event %s: %w", id, err)
 	}
 	_, err := fmt.Fprintf(w, "%s  %s  %s  %s  %s  tlp:%s  notices:%d  %s\n",
-		id, shortCID(e.ID), e.Jurisdiction, e.Severity, e.Status, e.TLP, len(e.Notices), oneLine(e.Summary, 60))
+		id, e.ID, e.Jurisdiction, e.Severity, e.Status, e.TLP, len(e.Notices), oneLine(e.Summary, 60))
 	return err
 }

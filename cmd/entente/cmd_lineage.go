@@ -72,8 +72,8 @@ func printLineage(w io.Writer, nodes []*api.LineageNode, prefix string) {
 		if i == len(nodes)-1 {
 			branch, more = "└─ ", "   "
 		}
-		fmt.Fprintf(w, "%s%stier %d  %-5s  %s → %s  %s → %s  at %s  receipt %s#%d\n", prefix, branch, n.Tier, strings.ToUpper(n.Verdict),
-			n.From, n.To, short(n.Sender), short(n.Recipient), n.At, short(n.Receipt), n.Item)
+		fmt.Fprintf(w, "%s%stier %d  %-5s  %s → %s  at %s  receipt %s:%d  sender %s  recipient %s\n", prefix, branch, n.Tier, strings.ToUpper(n.Verdict),
+			n.From, n.To, n.At, n.Receipt, n.Item, n.Sender, n.Recipient)
 		printLineage(w, n.Children, prefix+more)
 	}
 }

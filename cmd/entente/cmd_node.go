@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -32,6 +34,13 @@ func init() {
 		summary: "make an Ed25519 key file (mode 0600) and print its peer ID",
 		usage:   "key new --out FILE",
 		run:     runKeyNew,
+	})
+	register(&command{
+		name: "key show",
+		summary: "print the peer ID and the public key of a key file\n\n" +
+			"A key file that its group or others may read or write is refused, as the node refuses it.",
+		usage: "key show --key FILE [--json]",
+		run:   runKeyShow,
 	})
 }
 
@@ -104,6 +113,46 @@ func runKeyNew(env *cliEnv, args []string) error {
 	return nil
 }
 
+func runKeyShow(env *cliEnv, args []string) error {
+	c := findCommand("key show")
+	flags := newFlags(env, c)
+	file := flags.String("key", "", "the key file")
+	asJSON := flags.Bool("json", false, "print {peer_id, type, public_key} as JSON")
+	rest, err := parseFlags(flags, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	if *file == "" {
+		return usagef("--key is required")
+	}
+	k, err := config.LoadKey(*file)
+	if err != nil {
+		if fi, serr := os.Stat(*file); serr == nil && fi.Mode().Perm()&0o077 != 0 {
+			return withHint(err, "a key must be its owner's alone, as the node requires: chmod 600 "+*file)
+		}
+		return err
+	}
+	id, err := peerIDOf(k)
+	if err != nil {
+		return err
+	}
+	raw, err := k.GetPublic().Raw()
+	if err != nil {
+		return err
+	}
+	pub := base64.StdEncoding.EncodeToString(raw)
+	if *asJSON {
+		b, _ := json.Marshal(map[string]string{"peer_id": id.String(), "type": "ed25519", "public_key": pub})
+		fmt.Fprintln(env.stdout, string(b))
+		return nil
+	}
+	fmt.Fprintf(env.stdout, "peer id     %s\npublic key  ed25519 %s\n", id, pub)
+	return nil
+}
+
 // loadNodeConfig turns a home directory into a node.Config.
 func loadNodeConfig(env *cliEnv, home string, opts config.LoadOptions) (node.Config, *config.Node, error) {
 	if home == "" {
@@ -158,6 +207,7 @@ func runRun(env *cliEnv, args []string) error {
 		return err
 	}
 	cfg.Logger = newLogger(env.stderr, nc.Log)
+	defer routeLibp2pLogs(cfg.Logger.Handler())()
 	for _, err := range writable {
 		cfg.Logger.Warn("running with a file others may change (--allow-writable-config)", "err", err)
 	}

@@ -251,18 +251,18 @@ func printBundleReport(w io.Writer, rep *protocol.BundleReport, fed *config.Fede
 	fmt.Fprintf(w, "\nrecomputed from the bundle: %s\n", strings.ToUpper(d.Verdict))
 	for _, ch := range d.Checks {
 		if slices.Contains(rep.WithheldChecks, ch.ID) {
-			fmt.Fprintf(w, "  %-4s  %-21s %-16s %s\n", "withheld", ch.ID, "-", "its evidence is withheld from the caller the bundle was made for: neither confirmed nor refuted")
+			fmt.Fprintf(w, "  %-4s  %-21s %s\n", "withheld", ch.ID, "its evidence is withheld from the caller the bundle was made for: neither confirmed nor refuted")
 			continue
 		}
-		ev := "-"
+		ev := ""
 		if ch.Evidence != nil {
-			ev = short(ch.Evidence.String())
+			ev = ch.Evidence.String()
 		}
 		detail := ch.Detail
 		if ch.Reason != "" {
 			detail = "[" + ch.Reason + "] " + detail
 		}
-		fmt.Fprintf(w, "  %-4s  %-21s %-16s %s\n", passOrFail(ch.OK), ch.ID, ev, detail)
+		fmt.Fprintf(w, "  %-4s  %-21s %s%s\n", passOrFail(ch.OK), ch.ID, detail, evidenceNote(ev))
 	}
 }
 

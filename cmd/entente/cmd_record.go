@@ -6,16 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/node/api"
 	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/store"
 )
 
 func init() {
@@ -42,6 +46,15 @@ func init() {
 		summary: "show a record, from a file or by CID from a node, and check its signature",
 		usage:   "record show CID|FILE [--api HOST:PORT] [--home DIR] [--json]",
 		run:     runRecordShow,
+	})
+	register(&command{
+		name: "record list",
+		summary: "list the records a node holds, in the order it accepted them, one a line: CID, kind, issuer, signing time\n\n" +
+			"A caller sees what its token lets it read (DESIGN.md §8). With --limit the listing stops there\n" +
+			"and says which --after continues it.",
+		usage: "record list [--kind KIND] [--issuer PEERID] [--jurisdiction CODE] [--limit N] [--after CURSOR] [--json] " +
+			"[--api HOST:PORT] [--home DIR] [--token-file FILE]",
+		run: runRecordList,
 	})
 }
 
@@ -104,7 +117,7 @@ func runRecordSign(env *cliEnv, args []string) error {
 	}
 	body, err := protocol.BodyFromJSON(protocol.Kind(*kind), j)
 	if err != nil {
-		return withHint(fmt.Errorf("%s: %w", *bodyFile, err), "see the body schema of kind "+*kind+" in protocol/doc.go")
+		return withHint(fmt.Errorf("%s: %w", *bodyFile, err), "see the body of kind "+*kind+" in DESIGN.md §4")
 	}
 	rec, err := protocol.Sign(key, at.UnixMilli(), body)
 	if err != nil {
@@ -314,4 +327,106 @@ func isTimeField(k string) bool {
 
 func fmtMillis(ms int64) string {
 	return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
+}
+
+func runRecordList(env *cliEnv, args []string) error {
+	c := findCommand("record list")
+	flags := newFlags(env, c)
+	var af apiFlags
+	af.register(flags)
+	kind := flags.String("kind", "", "only records of this kind: "+kindList())
+	issuer := flags.String("issuer", "", "only records signed by this peer ID")
+	jurisdiction := flags.String("jurisdiction", "", "only records of this jurisdiction (alpha-2 code)")
+	limit := flags.Int("limit", 0, "at most this many records (default all)")
+	after := flags.Uint64("after", 0, "start after this cursor, as a listing cut short by --limit printed it")
+	asJSON := flags.Bool("json", false, "print each record as JSON, {cid, record} (DAG-JSON), one a line")
+	rest, err := parseFlags(flags, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	q := url.Values{}
+	switch {
+	case *kind != "" && !protocol.Kind(*kind).Known():
+		return usagef("--kind %q is not a record kind (%s)", *kind, kindList())
+	case *jurisdiction != "" && !protocol.ValidJurisdiction(*jurisdiction):
+		return usagef("--jurisdiction %q is not an upper-case alpha-2 code", *jurisdiction)
+	case *limit < 0:
+		return usagef("--limit must not be negative")
+	}
+	if *issuer != "" {
+		if _, err := peer.Decode(*issuer); err != nil {
+			return usagef("--issuer: not a peer ID: %v", err)
+		}
+		q.Set("issuer", *issuer)
+	}
+	for k, v := range map[string]string{"kind": *kind, "jurisdiction": *jurisdiction} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if *after > 0 {
+		q.Set("after", strconv.FormatUint(*after, 10))
+	}
+	cl, err := af.readClient(env)
+	if err != nil {
+		return err
+	}
+	printed := 0
+	for {
+		page := store.MaxListLimit // the most the API gives a page
+		if *limit > 0 {
+			page = min(page, *limit-printed)
+		}
+		q.Set("limit", strconv.Itoa(page))
+		var p api.ListPage
+		if err := cl.getJSON("/v1/records?"+q.Encode(), &p); err != nil {
+			return err
+		}
+		for _, v := range p.Records {
+			if err := printListed(env, v, *asJSON); err != nil {
+				return err
+			}
+			printed++
+		}
+		switch {
+		case p.Next == "":
+			if printed == 0 {
+				fmt.Fprintln(env.stderr, "no records")
+			}
+			return nil
+		case *limit > 0 && printed >= *limit:
+			fmt.Fprintf(env.stderr, "more records follow: continue with --after %s\n", p.Next)
+			return nil
+		}
+		q.Set("after", p.Next)
+	}
+}
+
+// printListed prints one record of a listing: its view as JSON, or a
+// line of its CID, kind, issuer and signing time, each whole.
+func printListed(env *cliEnv, v api.RecordView, asJSON bool) error {
+	if asJSON {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(env.stdout, "%s\n", b)
+		return err
+	}
+	raw, err := protocol.JSONToCBOR(v.Record)
+	if err != nil {
+		return fmt.Errorf("record %s: %w", v.CID, err)
+	}
+	rec, perr := protocol.Decode(raw)
+	if perr != nil {
+		return fmt.Errorf("record %s: %w", v.CID, perr)
+	}
+	if rec.CID().String() != v.CID {
+		return fmt.Errorf("the node listed record %s under the CID %s", rec.CID(), v.CID)
+	}
+	_, err = fmt.Fprintf(env.stdout, "%s  %-13s  %s  %s\n", v.CID, rec.Kind(), rec.Issuer(), time.UnixMilli(rec.IssuedAt()).UTC().Format(time.RFC3339))
+	return err
 }

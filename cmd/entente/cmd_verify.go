@@ -162,14 +162,17 @@ func printVerdict(env *cliEnv, v *api.VerdictView) {
 		if c.Reason != "" {
 			detail = "[" + c.Reason + "] " + detail
 		}
-		ev := c.Evidence
-		if ev == "" {
-			ev = "-"
-		} else {
-			ev = short(ev)
-		}
-		fmt.Fprintf(w, "  %-4s  %-21s %-16s %s\n", mark, c.ID, ev, detail)
+		fmt.Fprintf(w, "  %-4s  %-21s %s%s\n", mark, c.ID, detail, evidenceNote(c.Evidence))
 	}
+}
+
+// evidenceNote names a check's evidence, a record's full CID, after its
+// detail ("" when it has none).
+func evidenceNote(cid string) string {
+	if cid == "" {
+		return ""
+	}
+	return "  (evidence " + cid + ")"
 }
 
 func sortedStrings(s []string) []string {

@@ -59,16 +59,26 @@ func runDemo(env *cliEnv, args []string) error {
 			return err
 		}
 	}
+	d := &demo{w: env.stdout, start: time.Now()}
+	ctx := env.ctx
 	if *dir != "" {
 		if err := os.MkdirAll(*dir, 0o700); err != nil {
 			return err
+		}
+		if testnet.Kept(*dir) {
+			if !*serve {
+				return withHint(fmt.Errorf("%s holds a demo federation", *dir),
+					"resume it with 'entente demo --serve --dir "+*dir+"', or give --dir a new or empty directory")
+			}
+			if err := d.resume(ctx, *dir); err != nil {
+				return err
+			}
+			return d.serveOrClose(ctx, *dir, *every)
 		}
 		if entries, _ := os.ReadDir(*dir); len(entries) > 0 {
 			return withHint(fmt.Errorf("%s is not empty", *dir), "give --dir a new or empty directory")
 		}
 	}
-	d := &demo{w: env.stdout, start: time.Now()}
-	ctx := env.ctx
 	if err := d.run(ctx, *dir, *serve); err != nil {
 		if d.net != nil {
 			d.net.Close()
@@ -77,9 +87,14 @@ func runDemo(env *cliEnv, args []string) error {
 	}
 	if !*serve {
 		d.say("\nThe demo is over: %d records signed in 3 jurisdictions and spread between them in %s. Nodes stopped.", d.published, time.Since(d.start).Round(time.Millisecond))
+		d.say("Run 'entente demo --serve' to keep the federation running: it prints an 'entente verify' command to ask it yourself.")
 		return d.net.Close()
 	}
-	return d.serve(ctx, *dir, *every)
+	if err := d.keepAsk(*dir); err != nil {
+		d.net.Close()
+		return err
+	}
+	return d.serveOrClose(ctx, *dir, *every)
 }
 
 // demo narrates a federation's life.
@@ -106,6 +121,10 @@ type demo struct {
 	events     chan streamEvent
 	stopFollow context.CancelFunc
 	allowed    protocol.TransferRequest
+	// ask is a transfer of a consent left live, for the user to ask
+	// about; askToken is the sender's token on the DE node.
+	ask      protocol.TransferRequest
+	askToken string
 	// The resale chain: the tier-1 and tier-2 decisions, and the tier-2
 	// request.
 	tier1, tier2 protocol.DecisionRef
@@ -117,14 +136,6 @@ func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.w, format+"\n", a
 func (d *demo) title(format string, args ...any) {
 	d.step++
 	d.say("\n[%d] %s", d.step, fmt.Sprintf(format, args...))
-}
-
-// short abbreviates peer IDs and CIDs for narration.
-func short(s string) string {
-	if len(s) <= 16 {
-		return s
-	}
-	return s[:8] + "…" + s[len(s)-6:]
 }
 
 func (d *demo) run(ctx context.Context, dir string, serve bool) error {
@@ -145,6 +156,7 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 			d.title("Records the nodes refuse, and why")
 			return d.refusals(ctx, d.parties["nordlicht"].Key, d.consent)
 		},
+		d.leaveLiveConsent,
 	} {
 		if err := act(ctx); err != nil {
 			return err
@@ -159,7 +171,8 @@ func (d *demo) run(ctx context.Context, dir string, serve bool) error {
 
 // startFederation starts the three nodes and waits for their mesh.
 func (d *demo) startFederation(ctx context.Context, dir string, serve bool) error {
-	opts := testnet.Options{Name: "demo-federation", Jurisdictions: []string{"DE", "FR", "BR"}, Dir: dir, API: true, QUIC: false}
+	// With --serve the keys are kept in dir, so that a second run resumes.
+	opts := testnet.Options{Name: "demo-federation", Jurisdictions: []string{"DE", "FR", "BR"}, Dir: dir, API: true, QUIC: false, Keep: serve}
 	t0 := time.Now()
 	net, err := testnet.Start(opts)
 	if err != nil {
@@ -174,7 +187,8 @@ func (d *demo) startFederation(ctx context.Context, dir string, serve bool) erro
 	d.title("The federation %q: three jurisdictions, each an authority key and a founding node", net.Federation.Name)
 	for _, j := range net.Federation.Jurisdictions {
 		m := net.NodeOf(j.Code)
-		d.say("    %s %-8s authority %s   node %s  %s", j.Code, j.Name, short(j.Authority), short(m.ID().String()), m.Addrs()[0])
+		d.say("    %s %-8s authority %s", j.Code, j.Name, j.Authority)
+		d.say("                node      %s", m.Addrs()[0]) // it ends in the node's peer ID
 	}
 	d.say("    the nodes admit only each other (and keys their authorities accredit as nodes); mesh formed in %s", time.Since(t0).Round(time.Millisecond))
 	return nil
@@ -260,7 +274,7 @@ func (d *demo) giveConsent(wctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := d.spread(wctx, c2, net.NodeOf("DE"), "Nordlicht signs the amendment, superseding "+short(c1.CID().String()), false); err != nil {
+	if err := d.spread(wctx, c2, net.NodeOf("DE"), "Nordlicht signs the amendment, superseding "+c1.CID().String(), false); err != nil {
 		return err
 	}
 
@@ -369,7 +383,7 @@ func (d *demo) resell(wctx context.Context) error {
 	if err := d.net.WaitDelivered(wctx, d.net.NodeOf("DE"), d.tier1.Receipt.Cid, "BR"); err != nil {
 		return err
 	}
-	d.say("    the DE node delivered its receipt of the tier-1 decision %s to the BR node, which the transfer concerns (BR signed the acknowledgement)", short(d.tier1.Receipt.String()))
+	d.say("    the DE node delivered its receipt of the tier-1 decision %s to the BR node, which the transfer concerns (BR signed the acknowledgement)", d.tier1.Receipt.String())
 	v2, err := d.verify(wctx, "Rio Vision → Sudeste Dados (BR), research, tier 2, 45 days, parent: the tier-1 decision", tier2, "BR")
 	if err != nil {
 		return err
@@ -426,7 +440,7 @@ func (d *demo) withdrawConsent(wctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := d.spread(wctx, rev, net.NodeOf("DE"), "Nordlicht revokes consent "+short(c2.CID().String()), false); err != nil {
+	if err := d.spread(wctx, rev, net.NodeOf("DE"), "Nordlicht revokes consent "+c2.CID().String(), false); err != nil {
 		return err
 	}
 	// The BR node tells the BR platforms that received data under the
@@ -466,7 +480,7 @@ func (d *demo) fileRedNotice(wctx context.Context) error {
 	if err := net.WaitDelivered(wctx, net.NodeOf("FR"), redRec.CID(), "DE"); err != nil {
 		return err
 	}
-	d.say("    FR regulator files %s (TLP:RED, for DE): held by %s", short(redRec.CID().String()), d.holders(redRec))
+	d.say("    FR regulator files %s (TLP:RED, for DE): held by %s", redRec.CID().String(), d.holders(redRec))
 	d.say("    the FR node pushed it to the DE node, which acknowledged it with a signature; BR never sees it")
 	if err := d.streamed(wctx, redRec); err != nil {
 		return err
@@ -477,6 +491,7 @@ func (d *demo) fileRedNotice(wctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.askToken = tok
 	cl := &apiClient{base: "http://" + net.NodeOf("DE").APIAddr(), token: tok, http: &http.Client{Timeout: 10 * time.Second}}
 	_, _, err = cl.do(http.MethodGet, "/v1/incidents/"+redRec.CID().String(), "", "", nil)
 	var ae *apiError
@@ -505,7 +520,7 @@ func (d *demo) noticeOf(ctx context.Context, p, j string) error {
 		}
 		var ds []string
 		for _, ref := range n.Decisions {
-			ds = append(ds, fmt.Sprintf("%s#%d", short(ref.Receipt), ref.Item))
+			ds = append(ds, fmt.Sprintf("%s:%d", ref.Receipt, ref.Item))
 		}
 		got <- fmt.Sprintf("event %s: %s, decisions %s", id, event, strings.Join(ds, ", "))
 		return errStopFollowing
@@ -615,7 +630,7 @@ func (d *demo) summary() {
 				parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
 			}
 		}
-		d.say("    %s node %s: %s", m.Jurisdiction(), short(m.ID().String()), strings.Join(parts, ", "))
+		d.say("    %s node %s: %s", m.Jurisdiction(), m.ID().String(), strings.Join(parts, ", "))
 		if n := counts[protocol.KindReceipt]; n > 0 {
 			mine, _, err := m.Store().List(store.Query{Kind: protocol.KindReceipt, Issuer: m.ID(), Limit: store.MaxListLimit})
 			if err != nil {
@@ -674,7 +689,8 @@ func (d *demo) spread(ctx context.Context, rec *protocol.Record, via *testnet.Me
 		parts = append(parts, fmt.Sprintf("%s +%s", a.j, fmtDur(a.at)))
 	}
 	d.say("    %s", desc)
-	d.say("      %s %s by %s, submitted to the %s node; held by %s", rec.Kind(), short(rec.CID().String()), short(rec.Issuer().String()), via.Jurisdiction(), strings.Join(parts, ", "))
+	d.say("      %s %s", rec.Kind(), rec.CID())
+	d.say("      by %s, submitted to the %s node; held by %s", rec.Issuer(), via.Jurisdiction(), strings.Join(parts, ", "))
 	return nil
 }
 
@@ -707,7 +723,7 @@ func (d *demo) verify(ctx context.Context, what string, req protocol.TransferReq
 	dec := first.Decision
 	d.say("    %s", what)
 	verdict := strings.ToUpper(dec.Verdict)
-	d.say("      %s — receipt %s signed by the %s node", verdict, short(first.Receipt.CID().String()), on[0])
+	d.say("      %s — receipt %s signed by the %s node", verdict, first.Receipt.CID().String(), on[0])
 	for _, c := range dec.Checks {
 		if !c.OK {
 			d.say("      failed %-21s [%s] %s", c.ID, c.Reason, c.Detail)
@@ -746,7 +762,7 @@ func (d *demo) audit() error {
 	if !rep.OK() {
 		return fmt.Errorf("demo: the bundle of %s does not hold: %v", c, rep.Err())
 	}
-	d.say("    the %s node's bundle for receipt %s: %d bytes, %d blocks (CAR v1)", m.Jurisdiction(), short(c.String()), len(car), len(b.Blocks))
+	d.say("    the %s node's bundle for receipt %s: %d bytes, %d blocks (CAR v1)", m.Jurisdiction(), c.String(), len(car), len(b.Blocks))
 	d.say("    every step holds: %s", strings.Join(ids, ", "))
 	d.say("    the decision recomputed from the bundle: %s, the same %d checks", strings.ToUpper(rep.Decision.Verdict), len(rep.Decision.Checks))
 	for _, st := range rep.Steps {
@@ -871,15 +887,19 @@ func demoRulesets() []*protocol.Ruleset {
 	}
 }
 
+// serveOrClose is serve, closing the federation if serve fails.
+func (d *demo) serveOrClose(ctx context.Context, dir string, every time.Duration) error {
+	err := d.serve(ctx, dir, every)
+	if err != nil {
+		d.net.Close()
+	}
+	return err
+}
+
 // serve keeps the federation up, prints how to join it, and publishes a
 // record every so often so a joining node has something to receive.
 func (d *demo) serve(ctx context.Context, dir string, every time.Duration) error {
 	net := d.net
-	for j, k := range net.Authorities {
-		if err := config.WriteKey(filepath.Join(dir, "authority-"+j+".key"), k); err != nil {
-			return err
-		}
-	}
 	for _, m := range net.Nodes {
 		if err := config.WriteFileAtomic(filepath.Join(dir, "node-"+m.Jurisdiction()+".token"), []byte(m.Token+"\n"), 0o600); err != nil {
 			return err
@@ -889,11 +909,14 @@ func (d *demo) serve(ctx context.Context, dir string, every time.Duration) error
 	d.say("    federation file   %s", net.FederationPath)
 	for _, j := range net.Federation.Codes() {
 		m := net.NodeOf(j)
-		d.say("    %s authority key  %s", j, filepath.Join(dir, "authority-"+j+".key"))
+		d.say("    %s authority key  %s", j, filepath.Join(dir, fmt.Sprintf(testnet.AuthorityKeyFile, j)))
 		d.say("    %s node API       http://%s  (token file %s)", j, m.APIAddr(), filepath.Join(dir, "node-"+j+".token"))
 	}
 	d.say("See README.md, \"Join the demo federation\", to accredit and run a node of your own.")
-	d.say("An authority publishes a new accreditation every %s.", every)
+	if err := d.printAsk(dir); err != nil {
+		return err
+	}
+	d.say("An authority publishes a new accreditation every %s; 'entente demo --serve --dir %s' resumes the federation after Ctrl-C.", every, dir)
 
 	sctx, stop := signalContext(ctx)
 	defer stop()

@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
-	"os"
+	"encoding/json"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/entente-net/entente/config"
+	"github.com/entente-net/entente/protocol"
 )
 
 func TestDemo(t *testing.T) {
@@ -58,18 +62,26 @@ func TestDemo(t *testing.T) {
 		"refused: malformed",
 		"body.jurisdiction",
 		"nothing refused was stored or forwarded",
+		// a consent left live, and a transfer under it allowed
+		"a consent left live to ask about",
+		"Nordlicht → Rio Vision (BR), research, tier 1, 60 days\n      ALLOW",
 		"The demo is over",
+		"Run 'entente demo --serve'",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the demo's narration does not mention %q", want)
 		}
 	}
 
+	// Every CID and peer ID the narration names is whole: one a user can
+	// copy into the next command.
+	wantWholeIDs(t, out)
+
 	// Every spread record is narrated with the time each node held it.
 	held := regexp.MustCompile(`submitted to the (DE|FR|BR) node; held by (.*)\n`)
 	spreads := held.FindAllStringSubmatch(out, -1)
-	if len(spreads) != 17 { // 8 accreditations, 3 rule sets, 2 consents, 3 incident notices, 1 revocation
-		t.Errorf("%d records narrated as spread, want 17", len(spreads))
+	if len(spreads) != 18 { // 8 accreditations, 3 rule sets, 3 consents, 3 incident notices, 1 revocation
+		t.Errorf("%d records narrated as spread, want 18", len(spreads))
 	}
 	arrival := regexp.MustCompile(`^[0-9.]+(µs|ms)$`)
 	for _, m := range spreads {
@@ -94,9 +106,9 @@ func TestDemo(t *testing.T) {
 	// The final counts: every node holds the same records but BR, which
 	// does not have the TLP:RED notice.
 	for j, want := range map[string]string{
-		"DE": "8 accreditation, 3 ruleset, 2 consent, 1 revocation, 4 incident",
-		"FR": "8 accreditation, 3 ruleset, 2 consent, 1 revocation, 4 incident",
-		"BR": "8 accreditation, 3 ruleset, 2 consent, 1 revocation, 3 incident",
+		"DE": "8 accreditation, 3 ruleset, 3 consent, 1 revocation, 4 incident",
+		"FR": "8 accreditation, 3 ruleset, 3 consent, 1 revocation, 4 incident",
+		"BR": "8 accreditation, 3 ruleset, 3 consent, 1 revocation, 3 incident",
 	} {
 		if !regexp.MustCompile(`\n    ` + j + ` node \S+: ` + want + `\n`).MatchString(out) {
 			t.Errorf("the demo's final count for %s is not %q", j, want)
@@ -123,58 +135,105 @@ func TestDemo(t *testing.T) {
 	}
 }
 
-func TestDemoServe(t *testing.T) {
-	closeDefaultIdle(t)
-	dir := filepath.Join(t.TempDir(), "fed")
+// serveDemo runs "entente demo --serve --dir dir" in the background until
+// its stop is called, which waits for it and returns its exit status.
+func serveDemo(t *testing.T, dir string) (out *syncBuffer, stop func() int) {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- runEnv(&cliEnv{ctx: ctx, stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }},
 			[]string{"demo", "--serve", "--dir", dir, "--every", "200ms"})
 	}()
-	exited := false
-	defer func() {
-		if !exited {
+	code, stopped := 0, false
+	stop = func() int {
+		if !stopped {
+			stopped = true
 			cancel()
-			<-done
+			select {
+			case code = <-done:
+			case <-time.After(15 * time.Second):
+				t.Fatal("demo --serve did not stop within 15s of its context ending")
+			}
+			t.Logf("demo --serve stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 		}
-		t.Logf("demo --serve stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
-	}()
+		return code
+	}
+	t.Cleanup(func() { stop() })
+	return &stdout, stop
+}
+
+// askLines waits for demo --serve to print its invitation to ask the
+// federation, and returns the entente verify and curl command lines.
+func askLines(t *testing.T, out *syncBuffer, what string) (verify, curl string) {
+	t.Helper()
+	ask := regexp.MustCompile(`\n    (entente verify .*)\n    (curl .*)\n`)
+	waitFor(t, 60*time.Second, what, func() bool { return ask.MatchString(out.String()) })
+	m := ask.FindStringSubmatch(out.String())
+	return m[1], m[2]
+}
+
+// shellWords splits a command line as a POSIX shell would, for the
+// quoting shellQuote writes (single quotes).
+func shellWords(t *testing.T, line string) []string {
+	t.Helper()
+	var words []string
+	var w strings.Builder
+	inWord, quoted := false, false
+	for _, r := range line {
+		switch {
+		case quoted && r == '\'':
+			quoted = false
+		case quoted:
+			w.WriteRune(r)
+		case r == '\'':
+			quoted, inWord = true, true
+		case r == ' ':
+			if inWord {
+				words = append(words, w.String())
+				w.Reset()
+				inWord = false
+			}
+		default:
+			w.WriteRune(r)
+			inWord = true
+		}
+	}
+	if quoted {
+		t.Fatalf("unterminated quote in %q", line)
+	}
+	if inWord {
+		words = append(words, w.String())
+	}
+	return words
+}
+
+// TestDemoServe runs demo --serve, runs the entente verify and curl
+// commands it prints against it (allow), stops it, and runs it again on
+// the same directory: it resumes the same federation, and the commands it
+// prints answer allow again.
+func TestDemoServe(t *testing.T) {
+	closeDefaultIdle(t)
+	dir := filepath.Join(t.TempDir(), "fed")
+	out, stop := serveDemo(t, dir)
 
 	fedPath := filepath.Join(dir, "federation.toml")
-	newParty := regexp.MustCompile(`authority accredits "Platform \d+ \((DE|FR|BR)\)"\n.*held by .*\+.*, .*\+.*, .*\+`)
-	waitFor(t, 30*time.Second, "demo --serve to write its files and spread a new accreditation", func() bool {
-		select {
-		case code := <-done:
-			exited = true
-			t.Fatalf("demo --serve exited with %d before it was stopped", code)
-		default:
-		}
-		for _, f := range []string{fedPath, filepath.Join(dir, "authority-DE.key")} {
-			if _, err := os.Stat(f); err != nil {
-				return false
-			}
-		}
-		return newParty.MatchString(stdout.String())
-	})
-	out := stdout.String()
+	verifyLine, curlLine := askLines(t, out, "demo --serve to print the commands that ask it")
+	newParty := regexp.MustCompile(`authority accredits "Platform \d+ \((DE|FR|BR)\)"\n.*\n.*held by .*\+.*, .*\+.*, .*\+`)
+	waitFor(t, 30*time.Second, "demo --serve to spread a new accreditation", func() bool { return newParty.MatchString(out.String()) })
 	for _, want := range []string{"federation file   " + fedPath, "DE node API       http://127.0.0.1:", "node-DE.token", "every 200ms"} {
-		if !strings.Contains(out, want) {
+		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo --serve does not print %q", want)
 		}
 	}
+	wantWholeIDs(t, out.String())
+	askAllows(t, verifyLine, curlLine)
 
-	cancel()
-	select {
-	case code := <-done:
-		exited = true
-		if code != 0 {
-			t.Errorf("demo --serve exited %d once stopped, want 0", code)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("demo --serve did not stop within 15s of its context ending")
+	if code := stop(); code != 0 {
+		t.Errorf("demo --serve exited %d once stopped, want 0", code)
+	}
+	if !strings.Contains(out.String(), "stopping the federation") {
+		t.Error("demo --serve did not say it was stopping")
 	}
 
 	// What a joining operator needs stays in --dir: the federation file,
@@ -184,6 +243,7 @@ func TestDemoServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	auth := fed.Authorities()
+	var nodeIDs []string
 	for _, j := range []string{"DE", "FR", "BR"} {
 		keyFile := filepath.Join(dir, "authority-"+j+".key")
 		wantMode(t, keyFile, config.KeyFileMode)
@@ -200,7 +260,80 @@ func TestDemoServe(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if !strings.Contains(stdout.String(), "stopping the federation") {
-		t.Error("demo --serve did not say it was stopping")
+	for _, ai := range fed.BootstrapAddrs() {
+		nodeIDs = append(nodeIDs, ai.ID.String())
+	}
+
+	// A second run on the same directory resumes the federation: the same
+	// nodes, the records they held, and the consent still live.
+	out2, stop2 := serveDemo(t, dir)
+	verifyLine2, curlLine2 := askLines(t, out2, "the resumed demo to print the commands that ask it")
+	if !strings.Contains(out2.String(), "resuming the federation kept in "+dir) {
+		t.Errorf("the second run does not say it resumes:\n%s", out2.String())
+	}
+	for _, id := range nodeIDs {
+		if !strings.Contains(out2.String(), id) {
+			t.Errorf("the resumed federation does not name its node %s", id)
+		}
+	}
+	if strings.Contains(out2.String(), "[1] ") {
+		t.Error("the resumed demo narrates the federation's story again")
+	}
+	askAllows(t, verifyLine2, curlLine2)
+	if code := stop2(); code != 0 {
+		t.Errorf("the resumed demo --serve exited %d once stopped, want 0", code)
+	}
+
+	// Without --serve, the kept directory is not narrated over.
+	wantError(t, newCLI(t).fails(1, "demo", "--dir", dir), true, "holds a demo federation", "entente demo --serve --dir "+dir)
+}
+
+// askAllows runs the entente verify command demo --serve printed, through
+// the CLI, and its curl command, through bash where curl is installed:
+// both answer allow.
+func askAllows(t *testing.T, verifyLine, curlLine string) {
+	t.Helper()
+	args := shellWords(t, verifyLine)
+	if args[0] != "entente" || args[1] != "verify" {
+		t.Fatalf("the printed command is not entente verify: %s", verifyLine)
+	}
+	out := newCLI(t).ok(args[1:]...)
+	if !strings.Contains(out, "verdict  ALLOW") {
+		t.Errorf("%s answered:\n%s", verifyLine, out)
+	}
+	bash, errBash := exec.LookPath("bash")
+	_, errCurl := exec.LookPath("curl")
+	if errBash != nil || errCurl != nil {
+		t.Logf("bash or curl is not installed: %s not run", curlLine)
+		return
+	}
+	got, err := exec.Command(bash, "-c", curlLine).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", curlLine, err, got)
+	}
+	var v struct{ Verdict, Receipt string }
+	if err := json.Unmarshal(got, &v); err != nil || v.Verdict != "allow" || v.Receipt == "" {
+		t.Errorf("%s answered %s (%v)", curlLine, got, err)
+	}
+}
+
+// wantWholeIDs checks that every CID (bafy...) and peer ID (12D3KooW...)
+// in out parses: none is shortened.
+func wantWholeIDs(t *testing.T, out string) {
+	t.Helper()
+	cids := regexp.MustCompile(`bafy[^\s,;:)"'#]*`).FindAllString(out, -1)
+	peers := regexp.MustCompile(`12D3KooW[^\s,;:)"'#]*`).FindAllString(out, -1)
+	if len(cids) == 0 || len(peers) == 0 {
+		t.Errorf("the output names %d CIDs and %d peer IDs; want some of each", len(cids), len(peers))
+	}
+	for _, s := range cids {
+		if _, err := protocol.ParseCID(s); err != nil {
+			t.Errorf("%q is not a whole CID: %v", s, err)
+		}
+	}
+	for _, s := range peers {
+		if _, err := peer.Decode(s); err != nil {
+			t.Errorf("%q is not a whole peer ID: %v", s, err)
+		}
 	}
 }

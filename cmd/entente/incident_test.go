@@ -109,8 +109,8 @@ summary      = "face templates exposed by a misconfigured bucket"
 		t.Fatalf("list:\n%s", out)
 	}
 	for i, want := range [][]string{
-		{shortCID(first), "DE", "high", "resolved", "clear", "2", "bucket closed"},
-		{shortCID(third), "DE", "low", "open", "green", "1", "voice prints mailed"},
+		{first, "DE", "high", "resolved", "clear", "2", "bucket closed"},
+		{third, "DE", "low", "open", "green", "1", "voice prints mailed"},
 	} {
 		for _, w := range want {
 			if !strings.Contains(lines[i+1], w) {
@@ -121,7 +121,7 @@ summary      = "face templates exposed by a misconfigured bucket"
 	if out := c.ok("incident", "list", "--api", apiAddr, "--status", "open", "--json"); strings.Count(out, "\n") != 1 || !strings.Contains(out, third) {
 		t.Errorf("list --status open --json:\n%s", out)
 	}
-	if out := c.ok("incident", "list", "--api", apiAddr, "--affected", victim.String(), "--limit", "1"); !strings.Contains(out, shortCID(first)) || strings.Contains(out, shortCID(third)) {
+	if out := c.ok("incident", "list", "--api", apiAddr, "--affected", victim.String(), "--limit", "1"); !strings.Contains(out, first) || strings.Contains(out, third) {
 		t.Errorf("list --affected:\n%s", out)
 	}
 	wantError(t, c.fails(1, "incident", "list", "--api", apiAddr, "--severity", "grave"), true, "bad_request", "severity")

@@ -295,3 +295,35 @@ func TestReadmeJoinFlow(t *testing.T) {
 		t.Errorf("run logged errors:\n%s", runLog.String())
 	}
 }
+
+// TestReadmeListsEveryCommand: the README's command table names every
+// registered command, a group's commands as "entente GROUP a/b/c".
+func TestReadmeListsEveryCommand(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		cell, ok := strings.CutPrefix(line, "| `entente ")
+		if !ok {
+			continue
+		}
+		cell, _, _ = strings.Cut(cell, "`")
+		words := strings.Fields(cell)
+		if len(words) > 1 && isGroup(words[0]) {
+			for _, sub := range strings.Split(words[1], "/") {
+				listed[words[0]+" "+sub] = true
+			}
+			continue
+		}
+		for _, name := range strings.Split(words[0], "/") {
+			listed[name] = true
+		}
+	}
+	for _, c := range commands {
+		if !listed[c.name] {
+			t.Errorf("README.md's command table does not list 'entente %s'", c.name)
+		}
+	}
+}

@@ -80,6 +80,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/entente-net/entente/node/logs"
 	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/protocol"
 )
@@ -129,6 +130,10 @@ type Service struct {
 	psCancel context.CancelFunc
 	messages *prometheus.CounterVec
 	scores   *scores
+	// libLog is pubsub's logger: a warning it repeats (a GRAFT from a
+	// peer this node takes as direct, every minute per founding node, on
+	// a node that is not one) is logged once, then with a count.
+	libLog *logs.Summariser
 }
 
 // New joins the federation's topic and starts the outbox's publisher.
@@ -162,6 +167,7 @@ func New(cfg Config) (_ *Service, err error) {
 	if err := service.Register(cfg.Registerer, "gossip", s.messages, graylisted); err != nil {
 		return nil, err
 	}
+	s.libLog = logs.Summarise(cfg.Logger.With("library", "go-libp2p-pubsub").Handler(), logs.DefaultEvery, nil)
 	name := protocol.RecordsTopic(cfg.Federation)
 	scoreParams, thresholds := scoreParams(name, s.scores.appScore)
 	params := pubsub.DefaultGossipSubParams()
@@ -193,7 +199,7 @@ func New(cfg Config) (_ *Service, err error) {
 		pubsub.WithPeerFilter(func(id peer.ID, _ string) bool { return cfg.IsMember(id) }),
 		pubsub.WithPeerScore(scoreParams, thresholds),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(s.scores.inspect), inspectEvery),
-		pubsub.WithLogger(cfg.Logger.With("library", "go-libp2p-pubsub")),
+		pubsub.WithLogger(slog.New(s.libLog)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("gossipsub: %w", err)
@@ -228,6 +234,9 @@ func (s *Service) Close() {
 	}
 	if s.topic != nil {
 		s.topic.Close()
+	}
+	if s.libLog != nil {
+		s.libLog.Flush(context.Background())
 	}
 }
 

@@ -83,6 +83,10 @@ type Config struct {
 	// OnAccept are called, in order, with every new record once it is
 	// durable, before the put that stored it returns to its caller.
 	OnAccept []func(*protocol.Record)
+	// SummaryEvery is how often the pipeline logs, at INFO, what it
+	// received since the last time, when it received anything
+	// (summary.go). Default DefaultSummaryEvery (1m).
+	SummaryEvery time.Duration
 }
 
 // Bounds of the fetch made when a record from the API or gossip lacks a
@@ -111,6 +115,7 @@ type Pipeline struct {
 	parked  *parking
 	notify  *notifier
 	metrics metrics
+	tally   *tally
 }
 
 // New makes the pipeline and starts its parking loop.
@@ -124,6 +129,9 @@ func New(cfg Config) (*Pipeline, error) {
 	}
 	if cfg.MaxRecordAge == 0 {
 		cfg.MaxRecordAge = config.Defaults().Limits.MaxRecordAge.Duration
+	}
+	if cfg.SummaryEvery <= 0 {
+		cfg.SummaryEvery = DefaultSummaryEvery
 	}
 	if cfg.MaxRecordAge < 0 {
 		return nil, fmt.Errorf("ingest: MaxRecordAge is negative (%s); zero means the default", cfg.MaxRecordAge)
@@ -140,6 +148,7 @@ func New(cfg Config) (*Pipeline, error) {
 		parked:    newParking(),
 		notify:    newNotifier(),
 		metrics:   newMetrics(),
+		tally:     newTally(),
 	}
 	parked := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "entente_ingest_parked",
@@ -149,6 +158,7 @@ func New(cfg Config) (*Pipeline, error) {
 		return nil, err
 	}
 	p.g.Go(p.retryParked)
+	p.g.Go(p.summarise)
 	return p, nil
 }
 
@@ -187,6 +197,7 @@ func (p *Pipeline) submit(ctx context.Context, raw []byte, src service.Source) (
 		defer func() { <-p.pending }()
 	default:
 		p.metrics.ingest.WithLabelValues(string(src), "overloaded").Inc()
+		p.tally.refuse("overloaded")
 		return service.Accepted{}, service.ErrPushback
 	}
 	start := time.Now()
@@ -279,6 +290,9 @@ func (p *Pipeline) IngestOrParkFrom(ctx context.Context, r *protocol.Record, src
 		return acc, false, err
 	}
 	parked, why := p.parked.add(r, from, key, seen, p.cfg.Now())
+	if parked {
+		p.tally.park(string(protocol.CodeOf(err)))
+	}
 	if !parked && p.log.Enabled(ctx, slog.LevelDebug) {
 		p.log.Debug("record not parked", "cid", r.CID().String(), "from", from.String(), "reason", why)
 	}
@@ -306,6 +320,7 @@ func (p *Pipeline) StoreOwn(ctx context.Context, receipt *protocol.Record, block
 // that did not decode, say) under code.
 func (p *Pipeline) Refused(src service.Source, code string) {
 	p.metrics.ingest.WithLabelValues(string(src), code).Inc()
+	p.tally.refuse(code)
 }
 
 // WaitRecord blocks until the store holds c, ctx ends or the pipeline
@@ -339,6 +354,7 @@ func (p *Pipeline) accepted(r *protocol.Record, src service.Source) {
 	if p.log.Enabled(context.Background(), slog.LevelDebug) { // the attributes cost more than the rest of this
 		p.log.Debug("record accepted", "cid", r.CID().String(), "kind", string(r.Kind()), "issuer", r.Issuer().String(), "source", string(src))
 	}
+	p.tally.accept(r.Kind(), src)
 	for _, fn := range p.cfg.OnAccept {
 		fn(r)
 	}

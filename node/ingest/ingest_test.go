@@ -1,8 +1,11 @@
 package ingest_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -200,5 +203,88 @@ func TestClosed(t *testing.T) {
 	}
 	if err := w.p.WaitRecord(context.Background(), protocol.RecordCID([]byte("x"))); !errors.Is(err, service.ErrClosed) {
 		t.Errorf("WaitRecord after Close: %v", err)
+	}
+}
+
+// logLines is a slog handler that keeps the lines it is given, as text.
+type logLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// matching returns the lines holding msg.
+func (l *logLines) matching(msg string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range strings.Split(l.buf.String(), "\n") {
+		if strings.Contains(line, msg) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// TestSummaryLogged: what the pipeline received is logged at INFO every
+// SummaryEvery while records arrive, and at Close.
+func TestSummaryLogged(t *testing.T) {
+	logs := &logLines{}
+	w := newWorldWith(t, func(c *ingest.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		c.SummaryEvery = 20 * time.Millisecond
+	})
+	ctx := context.Background()
+	_, id := nodetest.Key(t)
+	if _, err := w.p.SubmitRecord(ctx, w.fed.Accredit(t, id, protocol.RoleController)); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 5*time.Second, "a summary of the accreditation", func() bool { return len(logs.matching(`msg="records received"`)) == 1 })
+	if got := logs.matching(`msg="records received"`)[0]; !strings.Contains(got, "level=INFO") ||
+		!strings.Contains(got, " accepted=1 kind.accreditation=1 from.api=1 duplicates=0 refused=0") {
+		t.Errorf("summary: %s", got)
+	}
+
+	// A quiet minute says nothing; the next arrivals are summarised anew.
+	key, _ := nodetest.Key(t)
+	if _, _, err := w.p.IngestOrPark(ctx, nodetest.Consent(t, key, "research"), service.SourceGossip); protocol.CodeOf(err) != protocol.CodeUnauthorizedIssuer {
+		t.Fatal(err)
+	}
+	if _, err := w.p.Submit(ctx, []byte{0xa0}); err == nil {
+		t.Fatal("garbage accepted")
+	}
+	nodetest.Eventually(t, 5*time.Second, "a second summary", func() bool { return len(logs.matching(`msg="records received"`)) == 2 })
+	if got := logs.matching(`msg="records received"`)[1]; !strings.Contains(got, " accepted=0 duplicates=0 refused=1 refused_as.malformed=1 parked=1") {
+		t.Errorf("second summary: %s", got)
+	}
+}
+
+// TestSummaryAtClose: what arrived since the last summary is logged when
+// the pipeline closes.
+func TestSummaryAtClose(t *testing.T) {
+	logs := &logLines{}
+	w := newWorldWith(t, func(c *ingest.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		c.SummaryEvery = time.Hour
+	})
+	_, id := nodetest.Key(t)
+	acc := w.fed.Accredit(t, id, protocol.RoleController)
+	for range 2 {
+		if _, err := w.p.Ingest(context.Background(), acc, service.SourceGossip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := logs.matching("records received"); len(got) != 0 {
+		t.Fatalf("a summary before the hour: %v", got)
+	}
+	w.p.Close()
+	got := logs.matching("records received")
+	if len(got) != 1 || !strings.Contains(got[0], " accepted=1 kind.accreditation=1 from.gossip=1 duplicates=1 refused=0") {
+		t.Errorf("at close: %v", got)
 	}
 }

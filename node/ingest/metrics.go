@@ -23,6 +23,12 @@ func (p *Pipeline) count(src service.Source, start time.Time, acc service.Accept
 		result = "duplicate"
 	}
 	p.metrics.ingest.WithLabelValues(string(src), result).Inc()
+	switch {
+	case err != nil:
+		p.tally.refuse(result)
+	case !acc.New:
+		p.tally.duplicate()
+	}
 	if err == nil && acc.New {
 		p.metrics.seconds.Observe(time.Since(start).Seconds())
 	}

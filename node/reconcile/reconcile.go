@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -140,6 +141,8 @@ type Service struct {
 
 	mu    sync.Mutex
 	peers map[peer.ID]*PeerStatus
+	// synced is set once a session this node started has completed.
+	synced atomic.Bool
 }
 
 // New serves peers' sessions and, unless Disabled, starts the loop.
@@ -311,8 +314,15 @@ func (s *Service) record(p peer.ID, res Result, err error) {
 	st.LastError = ""
 	if err != nil {
 		st.LastError = err.Error()
+	} else {
+		s.synced.Store(true)
 	}
 }
+
+// Synced reports whether a session this node started has completed since
+// it started (what /readyz waits for); always true when Disabled, which
+// starts none.
+func (s *Service) Synced() bool { return s.cfg.Disabled || s.synced.Load() }
 
 // Status lists the sync state with each peer a session ran with, by peer
 // ID.

@@ -1,0 +1,128 @@
+package testnet
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/entente-net/entente/config"
+)
+
+// Files of a kept testnet (Options.Keep) in its directory, besides
+// federation.toml and each node's data directory node<i>.
+const (
+	AuthorityKeyFile = "authority-%s.key" // of a jurisdiction's code
+	NodeKeyFile      = "node%d.key"       // of a node's index
+)
+
+// keep writes the plan's keys to dir, each 0600, as Reopen reads them.
+func (p plan) keep(dir string) error {
+	for j, k := range p.authorities {
+		if err := config.WriteKey(filepath.Join(dir, fmt.Sprintf(AuthorityKeyFile, j)), k); err != nil {
+			return fmt.Errorf("testnet: keeping the keys: %w", err)
+		}
+	}
+	for i, m := range p.members {
+		if err := config.WriteKey(filepath.Join(dir, fmt.Sprintf(NodeKeyFile, i)), m.key); err != nil {
+			return fmt.Errorf("testnet: keeping the keys: %w", err)
+		}
+	}
+	return nil
+}
+
+// Kept reports whether dir holds a testnet started with Options.Keep.
+func Kept(dir string) bool {
+	for _, f := range []string{"federation.toml", fmt.Sprintf(NodeKeyFile, 0)} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Reopen starts again the testnet kept in opts.Dir (Options.Keep): the
+// same federation file, keys, addresses and node data, each node with a
+// new API token. The federation's shape (name, jurisdictions, nodes,
+// QUIC) comes from the directory; opts gives the rest.
+func Reopen(opts Options) (_ *Net, err error) {
+	if opts.Dir == "" {
+		return nil, errors.New("testnet: Reopen needs Options.Dir")
+	}
+	opts.setDefaults()
+	n := &Net{opts: opts, Dir: opts.Dir, Authorities: map[string]crypto.PrivKey{}}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	p, err := readPlan(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	n.Federation, n.FederationPath, n.Authorities = p.fed, p.fedPath, p.authorities
+	for i, mp := range p.members {
+		m, err := n.startMember(i, mp)
+		if err != nil {
+			return nil, err
+		}
+		n.Nodes = append(n.Nodes, m)
+	}
+	return n, nil
+}
+
+// readPlan reads the plan a kept testnet left in dir.
+func readPlan(dir string) (plan, error) {
+	p := plan{fedPath: filepath.Join(dir, "federation.toml"), authorities: map[string]crypto.PrivKey{}}
+	var err error
+	if p.fed, err = config.LoadFederation(p.fedPath); err != nil {
+		return p, fmt.Errorf("testnet: %w", err)
+	}
+	for _, j := range p.fed.Codes() {
+		if p.authorities[j], err = config.LoadKey(filepath.Join(dir, fmt.Sprintf(AuthorityKeyFile, j))); err != nil {
+			return p, fmt.Errorf("testnet: %w", err)
+		}
+	}
+	for i := 0; ; i++ {
+		k, err := config.LoadKey(filepath.Join(dir, fmt.Sprintf(NodeKeyFile, i)))
+		if errors.Is(err, fs.ErrNotExist) && i > 0 {
+			return p, nil
+		}
+		if err != nil {
+			return p, fmt.Errorf("testnet: %w", err)
+		}
+		mp, err := memberOf(p.fed, k)
+		if err != nil {
+			return p, fmt.Errorf("testnet: node %d: %w", i, err)
+		}
+		p.members = append(p.members, mp)
+	}
+}
+
+// memberOf is the plan of the founding node whose key is k: its
+// jurisdiction and listen addresses, from the federation file.
+func memberOf(fed *config.Federation, k crypto.PrivKey) (memberPlan, error) {
+	id, err := peer.IDFromPrivateKey(k)
+	if err != nil {
+		return memberPlan{}, err
+	}
+	mp := memberPlan{key: k, id: id}
+	suffix := "/p2p/" + id.String()
+	for _, j := range fed.Jurisdictions {
+		for _, b := range j.Bootstrap {
+			if addr, ok := strings.CutSuffix(b, suffix); ok {
+				mp.jurisdiction = j.Code
+				mp.listen = append(mp.listen, addr)
+			}
+		}
+	}
+	if mp.jurisdiction == "" {
+		return mp, fmt.Errorf("%s is not a founding node of the federation file", id)
+	}
+	return mp, nil
+}
