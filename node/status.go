@@ -16,6 +16,7 @@ type Status struct {
 	PeerID       string                 `json:"peer_id"`
 	Jurisdiction string                 `json:"jurisdiction"`
 	Federation   string                 `json:"federation"`
+	Version      string                 `json:"version"` // Build.Version
 	Addrs        []string               `json:"addrs"`
 	Peers        []PeerStatus           `json:"peers"`
 	Records      map[string]int64       `json:"records"`
@@ -52,6 +53,7 @@ func (n *Node) Status(public bool) Status {
 		PeerID:       n.id.String(),
 		Jurisdiction: n.cfg.Jurisdiction,
 		Federation:   n.cfg.Federation.Name,
+		Version:      n.build.Version,
 		Peers:        []PeerStatus{}, // a list in JSON even when empty, never null
 		Records:      map[string]int64{},
 		Log:          LogStatus{Size: n.store.Len(), CheckpointSize: n.svc.Checkpoints.LatestSize()},

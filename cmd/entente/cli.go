@@ -60,6 +60,9 @@ func runEnv(env *cliEnv, args []string) int {
 		printHelp(stdout)
 		return 0
 	}
+	if args[0] == "--version" { // DESIGN.md §9: the same as `entente version`
+		args = append([]string{"version"}, args[1:]...)
+	}
 	c, rest := lookupWithRest(args)
 	if c == nil && isGroup(args[0]) {
 		if len(args) > 1 && (args[1] == "--help" || args[1] == "-h" || args[1] == "help") {
