@@ -494,7 +494,7 @@ func TestStatus(t *testing.T) {
 	}
 	var raw map[string]json.RawMessage
 	decodeJSON(t, resp.body, &raw)
-	for _, f := range []string{"peer_id", "jurisdiction", "federation", "peers", "records", "log"} {
+	for _, f := range []string{"peer_id", "jurisdiction", "federation", "version", "peers", "records", "log"} {
 		if _, ok := raw[f]; !ok {
 			t.Errorf("status has no %q: %s", f, resp.body)
 		}

@@ -6,8 +6,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/entente-net/entente/node/access"
 	"github.com/entente-net/entente/node/api"
@@ -222,40 +220,6 @@ func composeAPI(n *Node) error {
 	n.closers = append(n.closers, a.Shutdown)
 	return nil
 }
-
-// registerNodeMetrics registers the metrics of the node as a whole: the
-// Go runtime, the process, connected peers and records held.
-func registerNodeMetrics(n *Node) {
-	records := prometheus.NewDesc("entente_records", "Records held, by kind.", []string{"kind"}, nil)
-	n.reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "entente_peers",
-			Help: "Connected federation peers.",
-		}, func() float64 {
-			if n.host == nil {
-				return 0
-			}
-			return float64(len(n.host.Network().Peers()))
-		}),
-		collectorFunc{desc: records, collect: func(ch chan<- prometheus.Metric) {
-			counts := n.store.Counts()
-			for _, k := range protocol.Kinds {
-				ch <- prometheus.MustNewConstMetric(records, prometheus.GaugeValue, float64(counts[k]), string(k))
-			}
-		}},
-	)
-}
-
-// collectorFunc is a prometheus.Collector made of a function.
-type collectorFunc struct {
-	desc    *prometheus.Desc
-	collect func(chan<- prometheus.Metric)
-}
-
-func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
 
 // component is the logger of one of the node's parts.
 func component(n *Node, name string) *slog.Logger { return n.log.With("component", name) }

@@ -49,6 +49,7 @@ type Node struct {
 	deliver atomic.Pointer[deliver.Service] // svc.Deliver, for ingest's hook
 	api     *api.API
 	started time.Time
+	build   Build // BuildInfo, read once
 	closing atomic.Bool
 
 	closeOnce sync.Once
@@ -86,7 +87,7 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), started: cfg.Now()}
+	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), started: cfg.Now(), build: BuildInfo()}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -103,7 +104,7 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.log.Info("node started", "peer_id", n.id.String(), "jurisdiction", cfg.Jurisdiction,
-		"federation", cfg.Federation.Name, "addrs", n.host.Addrs(), "api", n.APIAddr())
+		"federation", cfg.Federation.Name, "version", n.build.Version, "addrs", n.host.Addrs(), "api", n.APIAddr())
 	warnIfNotMember(n)
 	return n, nil
 }

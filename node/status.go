@@ -17,6 +17,7 @@ type Status struct {
 	PeerID       string                 `json:"peer_id"`
 	Jurisdiction string                 `json:"jurisdiction"`
 	Federation   string                 `json:"federation"`
+	Version      string                 `json:"version"` // Build.Version
 	Addrs        []string               `json:"addrs"`
 	Peers        []PeerStatus           `json:"peers"`
 	Records      map[string]int64       `json:"records"`
@@ -55,6 +56,7 @@ func (n *Node) Status(public bool) Status {
 		PeerID:       n.id.String(),
 		Jurisdiction: n.cfg.Jurisdiction,
 		Federation:   n.cfg.Federation.Name,
+		Version:      n.build.Version,
 		Addrs:        []string{}, // lists in JSON even when empty, never null
 		Peers:        []PeerStatus{},
 		Records:      map[string]int64{},

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 )
@@ -36,4 +38,28 @@ func (s *Store) Size() (lsm, vlog int64) {
 		return nil
 	})
 	return lsm, vlog
+}
+
+// Filesystem is the room on the filesystem that holds a store's directory.
+type Filesystem struct {
+	Avail uint64 // bytes an unprivileged writer may still use
+	Size  uint64 // bytes in all
+}
+
+// Filesystem reports the room on the filesystem of the store's directory.
+// An in-memory store has none (an error), and on platforms without
+// statfs it is errors.ErrUnsupported.
+func (s *Store) Filesystem() (Filesystem, error) {
+	if err := s.enter(); err != nil {
+		return Filesystem{}, err
+	}
+	defer s.leave()
+	if s.opts.InMemory {
+		return Filesystem{}, errors.New("store: in memory, on no filesystem")
+	}
+	fs, err := statFilesystem(s.opts.Dir)
+	if err != nil {
+		return Filesystem{}, fmt.Errorf("store: %w", err)
+	}
+	return fs, nil
 }

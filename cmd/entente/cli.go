@@ -61,6 +61,9 @@ func runEnv(env *cliEnv, args []string) int {
 	if isHelpWord(args[0]) {
 		return runHelp(env, args[1:])
 	}
+	if args[0] == "--version" { // DESIGN.md §9: the same as `entente version`
+		args = append([]string{"version"}, args[1:]...)
+	}
 	c, rest := lookupWithRest(args)
 	if c == nil && isGroup(args[0]) {
 		if len(args) > 1 && isHelpWord(args[1]) {

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -65,7 +67,7 @@ func (f *apiFlags) client(env *cliEnv, needToken bool) (*apiClient, error) {
 		return nil, withHint(errors.New("no node to talk to"), "give --api HOST:PORT, or --home DIR of a node (or set ENTENTE_HOME)")
 	}
 	if !strings.Contains(c.base, "://") {
-		c.base = "http://" + c.base
+		c.base = "http://" + dialable(c.base)
 	}
 	c.base = strings.TrimRight(c.base, "/")
 	switch {
@@ -87,6 +89,29 @@ func (f *apiFlags) client(env *cliEnv, needToken bool) (*apiClient, error) {
 		return nil, withHint(errors.New("no API token"), "give --token-file FILE, or --home DIR of the node (or set ENTENTE_API_TOKEN)")
 	}
 	return c, nil
+}
+
+// dialable is the API address host:port, with an unspecified host (a node
+// listening on every interface: 0.0.0.0, ::, or none) replaced by the
+// loopback address of its family. Dialling 0.0.0.0 reaches loopback, but
+// the API refuses a Host it does not answer to (421), and "0.0.0.0" is
+// none of its names (docs/operating.md, "The HTTP API").
+func dialable(hostport string) string {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return hostport
+	}
+	if host == "" {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	ip, err := netip.ParseAddr(host)
+	switch {
+	case err != nil || !ip.IsUnspecified():
+		return hostport
+	case ip.Is4():
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return net.JoinHostPort("::1", port)
 }
 
 // apiError is an error answer of the API.

@@ -46,6 +46,9 @@ func runStatus(env *cliEnv, args []string) error {
 	w := env.stdout
 	fmt.Fprintf(w, "node        %s\n", st.PeerID)
 	fmt.Fprintf(w, "federation  %s, jurisdiction %s\n", st.Federation, st.Jurisdiction)
+	if st.Version != "" {
+		fmt.Fprintf(w, "version     %s\n", st.Version)
+	}
 	for _, a := range st.Addrs {
 		fmt.Fprintf(w, "listening   %s\n", a)
 	}

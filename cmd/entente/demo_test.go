@@ -174,21 +174,23 @@ func askLines(t *testing.T, out *syncBuffer, what string) (verify, curl string) 
 }
 
 // shellWords splits a command line as a POSIX shell would, for the
-// quoting shellQuote writes (single quotes).
+// quoting our outputs use: blanks outside quotes part words, and single
+// or double quotes are taken away (no escapes inside them).
 func shellWords(t *testing.T, line string) []string {
 	t.Helper()
 	var words []string
 	var w strings.Builder
-	inWord, quoted := false, false
+	inWord := false
+	var quote rune // the open quote, or 0
 	for _, r := range line {
 		switch {
-		case quoted && r == '\'':
-			quoted = false
-		case quoted:
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
 			w.WriteRune(r)
-		case r == '\'':
-			quoted, inWord = true, true
-		case r == ' ':
+		case r == '\'' || r == '"':
+			quote, inWord = r, true
+		case r == ' ' || r == '\t':
 			if inWord {
 				words = append(words, w.String())
 				w.Reset()
@@ -199,8 +201,8 @@ func shellWords(t *testing.T, line string) []string {
 			inWord = true
 		}
 	}
-	if quoted {
-		t.Fatalf("unterminated quote in %q", line)
+	if quote != 0 {
+		t.Fatalf("unbalanced quotes in %s", line)
 	}
 	if inWord {
 		words = append(words, w.String())

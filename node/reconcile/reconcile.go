@@ -134,6 +134,9 @@ type Service struct {
 	wake     chan peer.ID
 	slots    chan struct{}
 	sessions prometheus.Counter
+	// lastSuccess is when a session this node initiated last ended
+	// without error (Unix seconds; 0 before the first).
+	lastSuccess prometheus.Gauge
 	// sendingAll is the sync-all answers being sent now.
 	sendingAll prometheus.Gauge
 	syncLimit  *service.PeerLimiter // syncPeerLimit
@@ -165,11 +168,15 @@ func New(cfg Config) (*Service, error) {
 			Help: "Reconciliation sessions this node initiated.",
 		}),
 	}
+	s.lastSuccess = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "entente_sync_last_success_timestamp_seconds",
+		Help: "When a reconciliation session this node initiated last completed without error (Unix seconds; 0 before the first).",
+	})
 	s.sendingAll = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "entente_sync_all_serving",
 		Help: "Sync-all answers (a node's whole sync set) this node is sending now.",
 	})
-	if err := service.Register(cfg.Registerer, "reconcile", s.sessions, s.sendingAll); err != nil {
+	if err := service.Register(cfg.Registerer, "reconcile", s.sessions, s.lastSuccess, s.sendingAll); err != nil {
 		return nil, err
 	}
 	var err error
@@ -272,6 +279,9 @@ func (s *Service) With(ctx context.Context, p peer.ID) (Result, error) {
 	}
 	s.record(p, res, err)
 	s.sessions.Inc()
+	if err == nil {
+		s.lastSuccess.Set(float64(s.cfg.Now().UnixMilli()) / 1e3)
+	}
 	return res, err
 }
 

@@ -124,3 +124,48 @@ func TestClosed(t *testing.T) {
 		t.Errorf("With after Close: %v", err)
 	}
 }
+
+// TestLastSuccessMetric: entente_sync_last_success_timestamp_seconds is
+// the clock's time when a session last ended without error; a failed
+// session leaves it where it was (0 before the first success), which is
+// what the sync-lag alert of deploy/alerts.yml watches.
+func TestLastSuccessMetric(t *testing.T) {
+	const name = "entente_sync_last_success_timestamp_seconds"
+	fed := nodetest.NewFed(t, "sync-metric")
+	_, id := nodetest.Key(t)
+	full := newSide(t, fed.Accredit(t, id, protocol.RoleController))
+	lagging := newSide(t)
+	hosts := nodetest.Hosts(t, 3) // hosts[2] serves no sync
+	full.start(t, hosts[0])
+	lagging.peers[hosts[0].ID()] = full
+	now := time.Unix(1_800_000_000, 500_000_000)
+	reg := prometheus.NewRegistry()
+	svc, err := reconcile.New(reconcile.Config{Host: hosts[1], Store: lagging.st, Index: lagging.index,
+		Ingest: lagging, Download: lagging, Disabled: true, Registerer: reg, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	if _, err := svc.With(ctx, hosts[2].ID()); err == nil {
+		t.Fatal("a session with a peer that serves no sync succeeded")
+	}
+	if got := nodetest.Metric(t, reg, name, nil); got != 0 {
+		t.Errorf("after a failed session %s = %v, want 0", name, got)
+	}
+	if _, err := svc.With(ctx, hosts[0].ID()); err != nil {
+		t.Fatal(err)
+	}
+	if got := nodetest.Metric(t, reg, name, nil); got != 1_800_000_000.5 {
+		t.Errorf("after a session at %v %s = %v, want 1800000000.5", now, name, got)
+	}
+	now = now.Add(time.Hour)
+	if _, err := svc.With(ctx, hosts[2].ID()); err == nil {
+		t.Fatal("a session with a peer that serves no sync succeeded")
+	}
+	if got := nodetest.Metric(t, reg, name, nil); got != 1_800_000_000.5 {
+		t.Errorf("a failed session moved %s to %v", name, got)
+	}
+}
