@@ -174,7 +174,7 @@ func metricValue(text, sample string) float64 {
 // TestSlowReaders: 1 000 clients from four addresses ask for a page of
 // 1 000 records and do not read it (a small receive buffer each, so that
 // the node's writes block). The node's resident memory grows by at most
-// 100 MB: pages are written as they are read, and requests past
+// 200 MB: pages are written as they are read, and requests past
 // limits.max_concurrent_requests are refused.
 func TestSlowReaders(t *testing.T) {
 	ps := startAttacked(t)
@@ -234,8 +234,14 @@ func TestSlowReaders(t *testing.T) {
 	}
 	peak, files := procStatus(t, node.PID(), "VmRSS")
 	t.Logf("1 000 slow readers of 1 000-record pages: RSS %d → %d MB (open files %d); answers %v", before>>10, peak>>10, files, answered)
-	if grew := (peak - before) >> 10; grew > 100 {
-		t.Errorf("resident memory grew by %d MB with 1 000 slow readers, want ≤ 100 MB", grew)
+	// The bound is not per reader: written as they are read, 1 000 pages
+	// cost what 1 000 blocked writes hold. Most of the growth is the
+	// collector's headroom: Go lets the heap grow to twice its live size
+	// before collecting, and the live heap holds Badger's 64 MiB memtable
+	// (with GOGC=50 the same test grows 69 MB). Pages built in memory
+	// took 900 readers to 734 MB.
+	if grew := (peak - before) >> 10; grew > 200 {
+		t.Errorf("resident memory grew by %d MB with 1 000 slow readers, want ≤ 200 MB", grew)
 	}
 	if answered["HTTP/1.1 200 OK"] == 0 {
 		t.Errorf("no slow reader was being answered (%v): the test measured nothing", answered)
