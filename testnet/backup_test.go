@@ -6,8 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"testing"
 	"time"
@@ -23,19 +21,9 @@ import (
 // backup` does, while m runs.
 func backupOf(t *testing.T, ctx context.Context, m *Member) ([]byte, store.BackupInfo) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.APIAddr()+"/v1/backup", nil)
+	b, err := m.Get(ctx, "/v1/backup")
 	if err != nil {
 		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+m.Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /v1/backup: %d %v %.200s", resp.StatusCode, err, b)
 	}
 	info, err := store.CheckBackup(bytes.NewReader(b))
 	if err != nil {

@@ -14,8 +14,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -595,4 +597,24 @@ func (m *Member) Grant(ctx context.Context, name string, role protocol.Role, id 
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// Get asks m's API for path with the operator's token and returns the
+// body of a 200 answer; any other status is an error with the body.
+func (m *Member) Get(ctx context.Context, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.APIAddr()+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+m.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("testnet: GET %s: %d %.300s", path, resp.StatusCode, body)
+	}
+	return body, err
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -416,7 +415,6 @@ func dockerBuildCommand(t *testing.T, version, commit, out string) (env, args []
 	return nil, nil
 }
 
-
 // TestDockerBuild runs the Dockerfile's build command here (there is no
 // Docker engine to run the whole file): it must make a static binary
 // whose `entente version` reports the build arguments. Its flags make a
@@ -628,19 +626,9 @@ func TestAlertRulesNameExportedMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := tn.Nodes[0]
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.APIAddr()+"/metrics", nil)
+	body, err := m.Get(ctx, "/metrics")
 	if err != nil {
 		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+m.Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %d %v\n%s", resp.StatusCode, err, body)
 	}
 	exported := map[string]bool{}
 	for _, line := range strings.Split(string(body), "\n") {
