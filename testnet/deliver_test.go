@@ -78,8 +78,13 @@ func TestDeliverRedWhileRecipientDown(t *testing.T) {
 	if err := fr.Services().Ingest.WaitRecord(ctx, red.CID()); err != nil {
 		t.Fatalf("the FR node never received the notice: %v", err)
 	}
-	if n := metric(t, fr, "entente_ingest_total", map[string]string{"source": "deliver", "result": "accepted"}); n != 1 {
-		t.Errorf("the FR node accepted %v records by direct delivery, want 1 (the notice)", n)
+	// Ingest counts a record once its commit has returned, which may be
+	// just after the store has shown it to WaitRecord.
+	delivered := func() float64 {
+		return metric(t, fr, "entente_ingest_total", map[string]string{"source": "deliver", "result": "accepted"})
+	}
+	if err := net.waitUntil(ctx, "the FR node counting the notice's delivery", func() bool { return delivered() > 0 }); err != nil || delivered() != 1 {
+		t.Errorf("the FR node accepted %v records by direct delivery, want 1 (the notice): %v", delivered(), err)
 	}
 	if err := net.WaitDelivered(ctx, de, red.CID(), "FR"); err != nil {
 		t.Fatal(err)
