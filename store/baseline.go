@@ -74,7 +74,8 @@ func (b *Baseline) Write(ctx context.Context, recs []*protocol.Record) error {
 	return ctx.Err()
 }
 
-// commit writes one transaction of recs, as setRecord does.
+// commit writes one transaction of recs, as the store's writer does
+// (appendRecordEntries).
 func (b *Baseline) commit(recs []*protocol.Record) error {
 	last := b.seq.Add(uint64(len(recs)))
 	txn := b.db.NewTransactionAt(last, true)

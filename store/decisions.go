@@ -51,12 +51,21 @@ func decisionKey(pfx []byte, seq uint64, item int) []byte {
 // block's CID (so that a walk of the register reads the blocks without
 // their receipts).
 func setDecision(txn *badger.Txn, seq uint64, item int, blk cid.Cid, req *protocol.TransferRequest) error {
-	for _, f := range decisionFields(req) {
-		if err := txn.Set(decisionKey(decisionPrefix(f.field, f.value), seq, item), blk.Bytes()); err != nil {
+	for _, e := range appendDecisionEntries(nil, seq, item, blk, req) {
+		if err := txn.Set(e.k, e.v); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// appendDecisionEntries appends to dst the register's entries that
+// setDecision writes.
+func appendDecisionEntries(dst []entry, seq uint64, item int, blk cid.Cid, req *protocol.TransferRequest) []entry {
+	for _, f := range decisionFields(req) {
+		dst = append(dst, entry{decisionKey(decisionPrefix(f.field, f.value), seq, item), blk.Bytes()})
+	}
+	return dst
 }
 
 type decisionField struct {

@@ -109,7 +109,7 @@ type Store struct {
 	gcDone     chan struct{}
 	failMu     sync.Mutex
 	writeErr   error // set after a failed commit (fail, failed)
-	stats      struct{ batches, txns, written atomic.Uint64 }
+	stats      struct{ requests, txns, written atomic.Uint64 }
 
 	// state mirrored from the meta key, updated after each commit
 	seq atomic.Uint64

@@ -206,8 +206,8 @@ func TestSplitBatch(t *testing.T) {
 		}
 	}
 	st := s.WriteStats()
-	if st.Batches != 1 || st.Txns < 2 {
-		t.Errorf("WriteStats = %+v; want one batch in two or more transactions", st)
+	if st.Requests != 1 || st.Txns < 2 {
+		t.Errorf("WriteStats = %+v; want one request in two or more transactions", st)
 	}
 	if s.Len() != uint64(n) || s.Counts()[protocol.KindAccreditation] != int64(n) {
 		t.Errorf("Len %d, counts %v; want %d", s.Len(), s.Counts(), n)

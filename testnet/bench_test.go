@@ -64,6 +64,9 @@ func BenchmarkIngest(b *testing.B) {
 		pprof.StartCPUProfile(out)
 	}
 	disk := openBaseline(b)
+	if os.Getenv("INGEST_NODISK") != "" {
+		disk = nil
+	}
 	b.ResetTimer()
 	// 128 × GOMAXPROCS concurrent submitters, as gossip validation runs.
 	r, err := MeasureIngest(context.Background(), m, recs, 128*runtime.GOMAXPROCS(0), disk)
@@ -81,6 +84,8 @@ func BenchmarkIngest(b *testing.B) {
 	b.ReportMetric(r.DiskRate(), "disk-writes/s")
 	b.ReportMetric(r.IngestRate()/r.DiskRate(), "ingest/disk")
 	b.ReportMetric(r.OverLimit(), "ingest/limit")
+	b.ReportMetric(float64(r.CPUPerRecord().Microseconds()), "cpu-µs/record")
+	b.ReportMetric(float64(r.DiskCPUPerRecord().Microseconds()), "disk-cpu-µs/record")
 	if ws := m.Store().WriteStats(); ws.Txns > 0 {
 		b.ReportMetric(float64(b.N)/float64(ws.Txns), "records/commit")
 	}

@@ -78,8 +78,10 @@ type IngestReading struct {
 	StdVerifyTime  time.Duration
 	KeysVerifyTime time.Duration
 	// DiskTime is the time a store.Baseline took to write the same
-	// records (zero when none was given).
+	// records (zero when none was given), and DiskCPU the CPU time the
+	// process used meanwhile.
 	DiskTime time.Duration
+	DiskCPU  time.Duration
 }
 
 // Add is the reading of r's rounds and o's together.
@@ -91,6 +93,7 @@ func (r IngestReading) Add(o IngestReading) IngestReading {
 	r.StdVerifyTime += o.StdVerifyTime
 	r.KeysVerifyTime += o.KeysVerifyTime
 	r.DiskTime += o.DiskTime
+	r.DiskCPU += o.DiskCPU
 	return r
 }
 
@@ -134,6 +137,19 @@ func (r IngestReading) OverLimit() float64 {
 // CoresBusy is the CPU the process used while ingesting, in cores.
 func (r IngestReading) CoresBusy() float64 { return r.IngestCPU.Seconds() / r.IngestTime.Seconds() }
 
+// CPUPerRecord is the CPU time ingest used per record, and DiskCPUPerRecord
+// the bare writes' (0 when not measured): what each costs the cores,
+// whatever the machine's other load does to the rates.
+func (r IngestReading) CPUPerRecord() time.Duration {
+	return r.IngestCPU / time.Duration(max(r.Records, 1))
+}
+
+// DiskCPUPerRecord is the bare writes' CPU time per record (0 when not
+// measured).
+func (r IngestReading) DiskCPUPerRecord() time.Duration {
+	return r.DiskCPU / time.Duration(max(r.Records, 1))
+}
+
 // ingestRounds is how many slices MeasureIngest cuts the records into.
 // A shared machine's speed drifts by tens of percent over seconds; with
 // ingest and baselines taking turns every few hundred milliseconds, all
@@ -173,11 +189,12 @@ func MeasureIngest(ctx context.Context, m *Member, recs []*protocol.Record, subm
 		r.KeysVerifyTime += onEveryCore(verifications, func() bool { return keys.Verify(pub, msg, sig) })
 		r.Verifications += verifications
 		if disk != nil {
-			t0 := time.Now()
+			cpu0, t0 := cpuTime(), time.Now()
 			if err := disk.Write(ctx, chunk); err != nil {
 				return r, err
 			}
 			r.DiskTime += time.Since(t0)
+			r.DiskCPU += cpuTime() - cpu0
 		}
 		progress(ctx, "ingest", round, rounds)
 	}

@@ -67,7 +67,7 @@ func waitsFor(r *protocol.Record, err error) (waitKey, bool) {
 func arrivalOf(r *protocol.Record) [2]waitKey {
 	keys := [2]waitKey{{ref: r.CID()}}
 	if a, ok := r.Accreditation(); ok {
-		if id, err := peer.Decode(a.Subject); err == nil {
+		if id, err := protocol.ParsePeerID(a.Subject); err == nil { // memoised: decoding parsed it
 			keys[1] = waitKey{issuer: id}
 		}
 	}
