@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,10 +20,10 @@ func init() {
 	register(&command{
 		name: "receipt get",
 		summary: "download the bundle of a decision from the node that issued its receipt\n\n" +
-			"The bundle is a CAR file holding the receipt, the decision (--item: its index in the\n" +
-			"receipt, 0 for a single verify), the records it read, the node's signed checkpoint and the\n" +
-			"proofs: check it offline with 'entente receipt check'.",
-		usage: "receipt get CID --out FILE [--item N] [--api HOST:PORT] [--home DIR]",
+			"The bundle is a CAR file holding the receipt, the decision (RECEIPT:ITEM as 'entente verify'\n" +
+			"prints it, or --item: its index in the receipt, 0 for a single verify), the records it read,\n" +
+			"the node's signed checkpoint and the proofs: check it offline with 'entente receipt check'.",
+		usage: "receipt get RECEIPT[:ITEM] --out FILE [--item N] [--api HOST:PORT] [--home DIR]",
 		run:   runReceiptGet,
 	})
 	register(&command{
@@ -32,7 +33,8 @@ func init() {
 			"the bundle and the federation file alone. Give the federation as the node recognises it:\n" +
 			"--trust for a node configured with trust = [...], or --home DIR of the node. With --item,\n" +
 			"the bundle must also be of that decision of its receipt.\n" +
-			"Exit status: 0 when every step holds, 1 when one does not, 2 usage.",
+			"Exit status: 0 when every step holds, 1 when one does not, 2 usage, 3 when every step holds\n" +
+			"but the bundle withholds evidence from the caller it was made for.",
 		usage: "receipt check BUNDLE (--federation FILE [--trust CODE,...] | --home DIR) [--item N]",
 		run:   runReceiptCheck,
 	})
@@ -59,9 +61,22 @@ func runReceiptGet(env *cliEnv, args []string) error {
 	case *item < 0:
 		return usagef("--item %d: a decision's index is 0 or more", *item)
 	}
-	id, err := protocol.ParseCID(rest[0])
+	// RECEIPT:ITEM, as verify prints a decision and --parent takes it.
+	ref, err := parseDecisionRef(rest[0])
 	if err != nil {
-		return usagef("%q: %v", rest[0], err)
+		return usagef("%v", err)
+	}
+	if strings.Contains(rest[0], ":") {
+		itemSet := false
+		flags.Visit(func(f *flag.Flag) { itemSet = itemSet || f.Name == "item" })
+		if itemSet && int64(*item) != ref.Item {
+			return usagef("%s names decision %d, --item %d another", rest[0], ref.Item, *item)
+		}
+		*item = int(ref.Item)
+	}
+	id, err := protocol.ParseCID(ref.Receipt)
+	if err != nil {
+		return usagef("%q: %v", ref.Receipt, err)
 	}
 	cl, err := af.client(env, false)
 	if err != nil {

@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"sort"
 
 	"github.com/entente-net/entente/node"
@@ -43,16 +46,51 @@ func runStatus(env *cliEnv, args []string) error {
 		fmt.Fprintln(env.stdout, string(b))
 		return nil
 	}
-	w := env.stdout
+	printStatus(env.stdout, &st, readiness(cl))
+	return nil
+}
+
+// readiness is the node's /readyz answer in words: "yes", or "no: " and
+// the node's reason, or "" when the node gives neither.
+func readiness(cl *apiClient) string {
+	_, data, err := cl.do(http.MethodGet, "/readyz", "", "application/json", nil)
+	var r struct {
+		Ready  bool   `json:"ready"`
+		Reason string `json:"reason"`
+	}
+	var ae *apiError
+	if err != nil && (!errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable) {
+		return ""
+	}
+	if json.Unmarshal(data, &r) != nil {
+		return ""
+	}
+	if r.Ready {
+		return "yes"
+	}
+	return "no: " + r.Reason
+}
+
+// printStatus prints st for people; ready is readiness's answer ("" to
+// leave the line out).
+func printStatus(w io.Writer, st *node.Status, ready string) {
 	fmt.Fprintf(w, "node        %s\n", st.PeerID)
 	fmt.Fprintf(w, "federation  %s, jurisdiction %s\n", st.Federation, st.Jurisdiction)
+	if ready != "" {
+		fmt.Fprintf(w, "ready       %s\n", ready)
+	}
 	if st.Version != "" {
 		fmt.Fprintf(w, "version     %s\n", st.Version)
 	}
 	for _, a := range st.Addrs {
 		fmt.Fprintf(w, "listening   %s\n", a)
 	}
-	fmt.Fprintf(w, "log         %d records\n", st.Log.Size)
+	held := ""
+	if h := st.Log.Held; h != nil {
+		// After a restore (docs/operating.md, "Restoring"): no checkpoint, no receipt.
+		held = "; signing held: " + h.Reason
+	}
+	fmt.Fprintf(w, "log         %d records%s\n", st.Log.Size, held)
 	kinds := make([]string, 0, len(st.Records))
 	for k := range st.Records {
 		kinds = append(kinds, k)
@@ -84,5 +122,24 @@ func runStatus(env *cliEnv, args []string) error {
 		}
 		fmt.Fprintln(w, line)
 	}
-	return nil
+	if len(st.Alerts) == 0 {
+		fmt.Fprintln(w, "alerts      none")
+		return
+	}
+	fmt.Fprintf(w, "alerts      %d equivocations seen (docs/operating.md, \"Responding to an equivocation alert\")\n", len(st.Alerts))
+	for _, a := range st.Alerts {
+		line := fmt.Sprintf("  %s  %s", a.PeerID, a.Kind)
+		for i := range min(len(a.Sizes), len(a.Roots)) {
+			sep := ":"
+			if i > 0 {
+				sep = " and"
+			}
+			line += fmt.Sprintf("%s size %d root %s", sep, a.Sizes[i], a.Roots[i])
+		}
+		line += ", detected " + a.DetectedAt
+		if a.Incident != "" {
+			line += ", incident " + a.Incident
+		}
+		fmt.Fprintln(w, line)
+	}
 }

@@ -59,6 +59,21 @@ func TestReceiptGetAndCheck(t *testing.T) {
 	wantError(t, c.fails(1, "receipt", "check", file, "--federation", n.FederationPath, "--item", "1"), false, "is of decision 0 of receipt "+receipt+", not of decision 1")
 	wantError(t, c.fails(1, "receipt", "get", receipt, "--api", br.APIAddr(), "--item", "1", "--out", filepath.Join(dir, "y.car")), false, "404 not_found")
 	wantError(t, c.fails(2, "receipt", "get", receipt, "--api", br.APIAddr(), "--item", "-1", "--out", filepath.Join(dir, "y.car")), true, "--item -1")
+	// RECEIPT:ITEM, as verify prints a decision: the same bundle; an item
+	// there and another in --item is a mistake.
+	byRef := filepath.Join(dir, "by-ref.car")
+	if out := c.ok("receipt", "get", receipt+":0", "--api", br.APIAddr(), "--out", byRef); !strings.Contains(out, "the bundle of decision 0 of receipt "+receipt) {
+		t.Errorf("receipt get %s:0 said:\n%s", receipt, out)
+	}
+	if got, err := os.ReadFile(byRef); err != nil {
+		t.Error(err)
+	} else if b, err := protocol.ReadBundle(got); err != nil || b.Root.String() != receipt {
+		t.Errorf("receipt get %s:0 wrote no bundle of the receipt: %v", receipt, err)
+	}
+	c.ok("receipt", "get", receipt+":0", "--item", "0", "--api", br.APIAddr(), "--out", byRef)
+	wantError(t, c.fails(1, "receipt", "get", receipt+":1", "--api", br.APIAddr(), "--out", filepath.Join(dir, "y.car")), false, "404 not_found")
+	wantError(t, c.fails(2, "receipt", "get", receipt+":0", "--item", "1", "--api", br.APIAddr(), "--out", filepath.Join(dir, "y.car")), true, receipt+":0 names decision 0, --item 1")
+	wantError(t, c.fails(2, "receipt", "get", receipt+":x", "--api", br.APIAddr(), "--out", filepath.Join(dir, "y.car")), true, `"x" is not a decision's index`)
 
 	// --trust naming every jurisdiction is the whole file.
 	out = c.ok("receipt", "check", file, "--federation", n.FederationPath, "--trust", "DE,FR,BR")
