@@ -235,7 +235,10 @@
 //     be revoked.
 //   - incident: the jurisdiction's authority, or a key holding a live
 //     regulator, controller or node role in it. A follow-up must name a
-//     held notice of the same incident (same jurisdiction and ref).
+//     held notice of the same incident (same jurisdiction and ref), keep
+//     its tlp and recipients, be issued no earlier than it, and come from
+//     the chain's first issuer or the authority or a regulator of the
+//     jurisdiction.
 //   - receipt: a key holding a live node role in any recognised
 //     jurisdiction, or a founding node of a recognised jurisdiction.
 //

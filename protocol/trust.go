@@ -153,7 +153,9 @@ func referenced(v TrustView, field string, c cid.Cid) (*Record, error) {
 //     jurisdiction;
 //   - incident: the jurisdiction's authority, or a live regulator,
 //     controller or node of it; a follow-up must be of the same incident
-//     (same jurisdiction and ref);
+//     (same jurisdiction and ref, tlp and recipients), not issued before
+//     the notice it follows, and from the chain's first issuer or the
+//     authority or a regulator;
 //   - receipt: a live node of any recognised jurisdiction, or a founding
 //     node.
 //
@@ -238,12 +240,15 @@ func authorizeRevocation(v TrustView, r *Record, b *Revocation) error {
 }
 
 // authorizeIncident: the authority, or a live regulator, controller or
-// node; a follow-up of a held notice of the same incident.
+// node; a follow-up of a held notice of the same incident, by the chain's
+// first issuer or an overseer of the jurisdiction.
 func authorizeIncident(v TrustView, r *Record, b *Incident) error {
 	if err := recognised(v, b.Jurisdiction); err != nil {
 		return err
 	}
-	if auth, _ := v.Authority(b.Jurisdiction); auth != r.Issuer() {
+	auth, _ := v.Authority(b.Jurisdiction)
+	overseer := auth == r.Issuer() // the authority, or (below) a regulator
+	if !overseer {
 		ok := false
 		for _, role := range []Role{RoleRegulator, RoleController, RoleNode} {
 			_, has, err := HasRole(v, r.Issuer(), b.Jurisdiction, role, r.IssuedAt())
@@ -251,6 +256,7 @@ func authorizeIncident(v TrustView, r *Record, b *Incident) error {
 				return err
 			}
 			if ok = has; ok {
+				overseer = role == RoleRegulator
 				break
 			}
 		}
@@ -269,7 +275,47 @@ func authorizeIncident(v TrustView, r *Record, b *Incident) error {
 	if !ok || p.Jurisdiction != b.Jurisdiction || p.Ref != b.Ref {
 		return invalid("body.follows", "must name an earlier notice of the same incident (jurisdiction and ref)")
 	}
+	if p.TLP != b.TLP || !slices.Equal(p.Recipients, b.Recipients) {
+		return invalid("body.tlp", "tlp and recipients are fixed along an incident's follows chain (%s, %v before)", p.TLP, p.Recipients)
+	}
+	if r.IssuedAt() < prev.IssuedAt() {
+		return invalid("issued_at", "a follow-up is not issued before the notice it follows")
+	}
+	if overseer {
+		return nil
+	}
+	first, err := chainFirst(v, prev)
+	if err != nil {
+		return err
+	}
+	if first.Issuer() != r.Issuer() {
+		return unauthorized("a follow-up of incident %s comes from its first issuer, or the authority or a regulator of %s", first.CID(), b.Jurisdiction)
+	}
 	return nil
+}
+
+// maxIncidentChain bounds the walk to an incident's first notice.
+const maxIncidentChain = 10000
+
+// chainFirst walks an incident notice's follows links back to the first
+// notice of its chain (all held: each was authorised with its
+// predecessor held).
+func chainFirst(v TrustView, r *Record) (*Record, error) {
+	for range maxIncidentChain {
+		inc, ok := r.Incident()
+		if !ok {
+			return nil, invalid("body.follows", "must name an earlier notice of the same incident")
+		}
+		if inc.Follows == nil {
+			return r, nil
+		}
+		prev, err := referenced(v, "body.follows", inc.Follows.Cid)
+		if err != nil {
+			return nil, err
+		}
+		r = prev
+	}
+	return nil, invalid("body.follows", "an incident's follows chain is longer than %d notices", maxIncidentChain)
 }
 
 // authorizeReceipt: a founding node of a recognised jurisdiction, or a

@@ -430,6 +430,40 @@ func TestAuthorizeIncident(t *testing.T) {
 		{"follows an unheld notice", func(t *testing.T, v *fakeView) *Record {
 			return incidentBy(t, regDE, t0, func(b *Incident) { b.Follows = LinkPtr(fakeCID("earlier notice")) })
 		}, CodeUnknownReference, "body.follows"},
+		// DESIGN.md §4: a follow-up comes from the chain's first issuer, or
+		// the authority or a regulator of the incident's jurisdiction.
+		{"follow-up by its first issuer, a controller", func(t *testing.T, v *fakeView) *Record {
+			prev := incidentBy(t, ctrlDE, t0-hour, nil)
+			v.hold(prev)
+			return incidentBy(t, ctrlDE, t0, func(b *Incident) { b.Follows = LinkPtr(prev.CID()) })
+		}, "", ""},
+		{"follow-up by a controller that did not open the incident", func(t *testing.T, v *fakeView) *Record {
+			prev := first(t, v)
+			return incidentBy(t, ctrlDE, t0, func(b *Incident) { b.Follows, b.Status = LinkPtr(prev.CID()), StatusResolved })
+		}, CodeUnauthorizedIssuer, "issuer"},
+		{"follow-up by a node that did not open the incident", func(t *testing.T, v *fakeView) *Record {
+			prev := first(t, v)
+			return incidentBy(t, nodeDE, t0, func(b *Incident) { b.Follows = LinkPtr(prev.CID()) })
+		}, CodeUnauthorizedIssuer, "issuer"},
+		{"third notice by the first issuer, after a regulator's", func(t *testing.T, v *fakeView) *Record {
+			one := incidentBy(t, ctrlDE, t0-2*hour, nil)
+			two := incidentBy(t, regDE, t0-hour, func(b *Incident) { b.Follows = LinkPtr(one.CID()) })
+			v.hold(one)
+			v.hold(two)
+			return incidentBy(t, ctrlDE, t0, func(b *Incident) { b.Follows = LinkPtr(two.CID()) })
+		}, "", ""},
+		{"follow-up changes the tlp", func(t *testing.T, v *fakeView) *Record {
+			prev := first(t, v)
+			return incidentBy(t, regDE, t0, func(b *Incident) { b.Follows, b.TLP, b.Recipients = LinkPtr(prev.CID()), TLPAmber, nil })
+		}, CodeInvalidBody, "body.tlp"},
+		{"follow-up changes the recipients", func(t *testing.T, v *fakeView) *Record {
+			prev := first(t, v) // to DE and FR
+			return incidentBy(t, regDE, t0, func(b *Incident) { b.Follows, b.Recipients = LinkPtr(prev.CID()), []string{"DE"} })
+		}, CodeInvalidBody, "body.tlp"},
+		{"follow-up issued before its predecessor", func(t *testing.T, v *fakeView) *Record {
+			prev := first(t, v)
+			return incidentBy(t, regDE, t0-2*hour, func(b *Incident) { b.Follows = LinkPtr(prev.CID()) })
+		}, CodeInvalidBody, "issued_at"},
 	})
 }
 
