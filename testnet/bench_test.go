@@ -2,12 +2,12 @@ package testnet
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,11 +93,19 @@ func BenchmarkIngest(b *testing.B) {
 }
 
 // BenchmarkSpread measures the time from submitting a record on one node
-// until all five nodes of a testnet hold it (p50, p99), next to a bare
-// gossipsub message in the same topology (five hosts, full mesh, flood
-// publish) measured in the same run.
-func BenchmarkSpread(b *testing.B) {
-	const nodes = 5
+// until all five nodes of a testnet hold it (p50, p99), next to two
+// baselines in the same topology measured in the same run, taking turns
+// with it: bare gossipsub (five hosts, full mesh, flood publish), and the
+// same bare gossipsub whose validator makes one synced Badger write of the
+// record on each host, the origin's included (DESIGN.md §10: a node that
+// keeps what it receives cannot do less). spread/synced is the ratio of
+// the p50s and of the p99s to the second.
+func BenchmarkSpread(b *testing.B) { benchmarkSpread(b, 5) }
+
+// BenchmarkSpread20 is BenchmarkSpread with twenty nodes.
+func BenchmarkSpread20(b *testing.B) { benchmarkSpread(b, 20) }
+
+func benchmarkSpread(b *testing.B, nodes int) {
 	net, err := Start(Options{Nodes: nodes, InMemory: false})
 	if err != nil {
 		b.Fatal(err)
@@ -108,12 +116,16 @@ func BenchmarkSpread(b *testing.B) {
 	if err := net.WaitConnected(ctx); err != nil {
 		b.Fatal(err)
 	}
-	recs := accreditations(b, net, "DE", b.N)
-	bare := newBareGossip(b, nodes)
+	recs := accreditations(b, net, "DE", 2*b.N) // the second half for the baselines
+	recs, other := recs[:b.N], recs[b.N:]
+	bare := newBareGossip(b, nodes, false)
 	defer bare.close()
+	synced := newBareGossip(b, nodes, true)
+	defer synced.close()
 
 	lat := make([]time.Duration, 0, b.N)
 	bareLat := make([]time.Duration, 0, b.N)
+	syncedLat := make([]time.Duration, 0, b.N)
 	origin := net.NodeOf("DE")
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -125,15 +137,21 @@ func BenchmarkSpread(b *testing.B) {
 			b.Fatal(err)
 		}
 		lat = append(lat, time.Since(start))
-		bareLat = append(bareLat, bare.roundTrip(b, ctx, i))
+		bareLat = append(bareLat, bare.roundTrip(b, ctx, other[i]))
+		syncedLat = append(syncedLat, synced.roundTrip(b, ctx, other[i]))
 	}
 	b.StopTimer()
 	p50, p99 := percentiles(lat)
 	bp50, bp99 := percentiles(bareLat)
+	sp50, sp99 := percentiles(syncedLat)
 	b.ReportMetric(float64(p50.Microseconds()), "p50-µs")
 	b.ReportMetric(float64(p99.Microseconds()), "p99-µs")
 	b.ReportMetric(float64(bp50.Microseconds()), "bare-p50-µs")
 	b.ReportMetric(float64(bp99.Microseconds()), "bare-p99-µs")
+	b.ReportMetric(float64(sp50.Microseconds()), "synced-p50-µs")
+	b.ReportMetric(float64(sp99.Microseconds()), "synced-p99-µs")
+	b.ReportMetric(p50.Seconds()/sp50.Seconds(), "p50/synced")
+	b.ReportMetric(p99.Seconds()/sp99.Seconds(), "p99/synced")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -146,27 +164,43 @@ func percentiles(d []time.Duration) (p50, p99 time.Duration) {
 	return s[len(s)*50/100], s[min(len(s)-1, len(s)*99/100)]
 }
 
-// bareGossip is the baseline: plain libp2p hosts running gossipsub with the
-// same options as nodes, and no validation, storage or membership.
+// bareGossip is a baseline: plain libp2p hosts running gossipsub with the
+// same options as nodes, and no validation, storage or membership — or,
+// synced, a validator on each host that writes the record to a bare
+// Badger of its own (store.Baseline: the store's keys, one synced commit).
 type bareGossip struct {
 	hosts  []host.Host
 	topics []*pubsub.Topic
 	subs   []*pubsub.Subscription
 	cancel context.CancelFunc
+	// byID holds the records being published, by message ID, for the
+	// synced validators.
+	byID sync.Map
 }
 
-func newBareGossip(b *testing.B, n int) *bareGossip {
+func newBareGossip(b *testing.B, n int, synced bool) *bareGossip {
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &bareGossip{cancel: cancel}
+	msgID := func(m *pb.Message) string { return protocol.RecordCID(m.GetData()).KeyString() }
 	for i := 0; i < n; i++ {
 		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
 		if err != nil {
 			b.Fatal(err)
 		}
 		ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign), pubsub.WithNoAuthor(),
-			pubsub.WithFloodPublish(true), pubsub.WithMessageIdFn(func(m *pb.Message) string { return protocol.RecordCID(m.GetData()).KeyString() }))
+			pubsub.WithFloodPublish(true), pubsub.WithMessageIdFn(msgID))
 		if err != nil {
 			b.Fatal(err)
+		}
+		if synced {
+			disk := openBaseline(b)
+			err := ps.RegisterTopicValidator("bare", func(ctx context.Context, _ peer.ID, m *pubsub.Message) bool {
+				r, ok := g.byID.Load(msgID(m.Message))
+				return ok && disk.Write(ctx, []*protocol.Record{r.(*protocol.Record)}) == nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
 		}
 		t, err := ps.Join("bare")
 		if err != nil {
@@ -197,10 +231,12 @@ func newBareGossip(b *testing.B, n int) *bareGossip {
 	return g
 }
 
-// roundTrip publishes one message from host 0 and returns when every other
-// host has received it.
-func (g *bareGossip) roundTrip(b *testing.B, ctx context.Context, i int) time.Duration {
-	msg := []byte(fmt.Sprintf("bare message %d %d", i, time.Now().UnixNano()))
+// roundTrip publishes r's bytes from host 0 and returns when every other
+// host has received them.
+func (g *bareGossip) roundTrip(b *testing.B, ctx context.Context, r *protocol.Record) time.Duration {
+	msg := r.Bytes()
+	g.byID.Store(r.CID().KeyString(), r)
+	defer g.byID.Delete(r.CID().KeyString())
 	start := time.Now()
 	if err := g.topics[0].Publish(ctx, msg); err != nil {
 		b.Fatal(err)

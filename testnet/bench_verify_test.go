@@ -90,12 +90,18 @@ func BenchmarkDecideLineage(b *testing.B) {
 
 // BenchmarkRevocationEffect: time from submitting a revocation on one node
 // until every node of a 5-node testnet denies the transfer it allowed
-// (p50, p99). Each iteration revokes a fresh consent.
+// (p50, p99), against the same revocation through bare gossipsub whose
+// validators make one synced Badger write each (BenchmarkSpread's
+// baseline), in turns. Each iteration revokes a fresh consent.
 func BenchmarkRevocationEffect(b *testing.B) {
-	w := newTransferWorld(b, Options{Nodes: 5, Jurisdictions: []string{"DE", "FR", "BR"}})
+	const nodes = 5
+	w := newTransferWorld(b, Options{Nodes: nodes, Jurisdictions: []string{"DE", "FR", "BR"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	synced := newBareGossip(b, nodes, true)
+	defer synced.close()
 	lat := make([]time.Duration, 0, b.N)
+	syncedLat := make([]time.Duration, 0, b.N)
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		c := *w.Consent.Body().(*protocol.Consent)
@@ -148,11 +154,18 @@ func BenchmarkRevocationEffect(b *testing.B) {
 		}
 		wg.Wait()
 		lat = append(lat, time.Duration(worst.Load()))
+		b.StopTimer()
+		syncedLat = append(syncedLat, synced.roundTrip(b, ctx, rev))
 	}
 	b.StopTimer()
 	p50, p99 := percentiles(lat)
+	sp50, sp99 := percentiles(syncedLat)
 	b.ReportMetric(float64(p50.Microseconds()), "p50-µs")
 	b.ReportMetric(float64(p99.Microseconds()), "p99-µs")
+	b.ReportMetric(float64(sp50.Microseconds()), "synced-p50-µs")
+	b.ReportMetric(float64(sp99.Microseconds()), "synced-p99-µs")
+	b.ReportMetric(p50.Seconds()/sp50.Seconds(), "p50/synced")
+	b.ReportMetric(p99.Seconds()/sp99.Seconds(), "p99/synced")
 	b.ReportMetric(0, "ns/op")
 }
 

@@ -11,9 +11,14 @@
 // it), one that is not fresh (clock_skew: issued more than
 // limits.max_record_age ago or more than five minutes ahead, which ingest
 // judges for every record new from gossip);
-// Accept only once the record is durably stored, so a node forwards only
-// what it keeps. Messages carry no pubsub signature (StrictNoSign): the
-// record's own signature authenticates it, and the message ID is its CID.
+// Accept as soon as the record passes every check — decoded, signature
+// verified, issuer authorised, fresh, new — while ingest stores it
+// alongside (ingest.Pipeline.Forward): each hop forwards without waiting
+// for its disk. A node that then fails to store a record it forwarded
+// logs it and counts it, and sync brings it back, as after a crash; no
+// node answers from a record before it is durable (docs/design-notes.md).
+// Messages carry no pubsub signature (StrictNoSign): the record's own
+// signature authenticates it, and the message ID is its CID.
 //
 // Records from the node's own clients go out through the Outbox, a
 // commit's worth at a time (outbox.go).
@@ -87,9 +92,10 @@ import (
 
 // Ingester is what gossip hands records to (the ingest pipeline).
 type Ingester interface {
-	// IngestOrParkFrom ingests r, sent by peer from, parking it when it
-	// waits for what authorises it.
-	IngestOrParkFrom(ctx context.Context, r *protocol.Record, src service.Source, from peer.ID) (service.Accepted, bool, error)
+	// Forward checks r, sent by peer from, parking it when it waits for
+	// what authorises it, and answers once the checks pass, storing it
+	// alongside.
+	Forward(ctx context.Context, r *protocol.Record, from peer.ID) (service.Accepted, bool, error)
 	Refused(src service.Source, code string)
 }
 
@@ -293,7 +299,7 @@ func (s *Service) judge(ctx context.Context, from peer.ID, data []byte) (pubsub.
 		s.cfg.Ingest.Refused(service.SourceGossip, "not_gossiped")
 		return pubsub.ValidationReject, "not_gossiped"
 	}
-	acc, _, err := s.cfg.Ingest.IngestOrParkFrom(ctx, r, service.SourceGossip, from)
+	acc, _, err := s.cfg.Ingest.Forward(ctx, r, from)
 	switch code := protocol.CodeOf(err); {
 	case err == nil && acc.New:
 		return pubsub.ValidationAccept, "accepted"

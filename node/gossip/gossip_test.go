@@ -29,7 +29,7 @@ type ingester struct {
 	from    peer.ID // the peer of the last record
 }
 
-func (i *ingester) IngestOrParkFrom(_ context.Context, r *protocol.Record, _ service.Source, from peer.ID) (service.Accepted, bool, error) {
+func (i *ingester) Forward(_ context.Context, r *protocol.Record, from peer.ID) (service.Accepted, bool, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	i.from = from

@@ -12,6 +12,10 @@
 // gossips them once their commit is durable; the operator's imports are
 // not (Import).
 //
+// Gossip's validator uses Forward: the same checks, answered as soon as
+// they pass, with the record stored alongside, so that each hop forwards a
+// record without waiting for its disk (docs/design-notes.md).
+//
 // Gossip and sync can deliver a record before what authorises it (a
 // consent before its issuer's accreditation). Such a record is parked
 // (IngestOrPark) under what it waits for, and tried again when that
@@ -77,8 +81,10 @@ type Config struct {
 	Logger       *slog.Logger // default discards
 	// Registerer receives the metrics; nil registers none.
 	Registerer prometheus.Registerer
-	// MaxPending bounds records being ingested at once from the API;
-	// past it Submit answers service.ErrPushback. Default 4096.
+	// MaxPending bounds records being ingested at once from the API
+	// (past it Submit answers service.ErrPushback), and, apart, records
+	// forwarded on gossip and still being stored (past it Forward waits).
+	// Default 4096.
 	MaxPending int
 	// OnAccept are called, in order, with every new record once it is
 	// durable, before the put that stored it returns to its caller.
@@ -107,6 +113,9 @@ type Pipeline struct {
 	g       *service.Group
 	fetcher Fetcher
 	pending chan struct{} // bounds API ingests
+	// alongside bounds the records forwarded on gossip and still being
+	// stored (Forward).
+	alongside chan struct{}
 	// verifySem bounds signature checks in flight (verify).
 	verifySem chan struct{}
 	// keys holds precomputed tables of the keys that sign often.
@@ -142,6 +151,7 @@ func New(cfg Config) (*Pipeline, error) {
 		g:         service.NewGroup(),
 		fetcher:   cfg.Fetcher,
 		pending:   make(chan struct{}, cfg.MaxPending),
+		alongside: make(chan struct{}, cfg.MaxPending),
 		verifySem: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1)),
 		keys:      signature.NewKeys(0),
 		hooks:     make(chan struct{}, maxFetchHooks),
@@ -219,28 +229,42 @@ func (p *Pipeline) SubmitRecord(ctx context.Context, r *protocol.Record) (servic
 func (p *Pipeline) Ingest(ctx context.Context, r *protocol.Record, src service.Source) (acc service.Accepted, err error) {
 	start := time.Now()
 	defer func() { p.count(src, start, acc, err) }()
+	acc, absent, err := p.check(ctx, r, src)
+	if err != nil || acc.Seq != 0 {
+		return acc, err
+	}
+	return p.store(ctx, r, src, absent)
+}
+
+// check runs the checks of the package doc on r from src, all but the
+// store: a record already held is answered with its seq (acc.Seq);
+// otherwise, with no error, r may be stored, and absent is the lookup
+// that found it not held.
+func (p *Pipeline) check(ctx context.Context, r *protocol.Record, src service.Source) (acc service.Accepted, absent store.Absence, err error) {
 	if p.g.Closed() {
-		return service.Accepted{}, service.ErrClosed
+		return service.Accepted{}, absent, service.ErrClosed
 	}
 	now := p.cfg.Now()
 	if err := protocol.CheckClock(r, now); err != nil {
-		return service.Accepted{}, err
+		return service.Accepted{}, absent, err
 	}
 	seq, absent, err := p.cfg.Store.Lookup(r.CID())
 	if err == nil {
-		return service.Accepted{CID: r.CID(), Seq: seq, Record: r}, nil
+		return service.Accepted{CID: r.CID(), Seq: seq, Record: r}, absent, nil
 	}
 	if mustBeFresh(src) {
 		if err := protocol.CheckFresh(r, now, p.cfg.MaxRecordAge); err != nil {
-			return service.Accepted{}, err
+			return service.Accepted{}, absent, err
 		}
 	}
 	if err := p.verify(ctx, r); err != nil {
-		return service.Accepted{}, err
+		return service.Accepted{}, absent, err
 	}
-	if err := p.authorize(ctx, r, src); err != nil {
-		return service.Accepted{}, err
-	}
+	return service.Accepted{}, absent, p.authorize(ctx, r, src)
+}
+
+// store stores r, checked, durably, and applies its effects when new.
+func (p *Pipeline) store(ctx context.Context, r *protocol.Record, src service.Source, absent store.Absence) (service.Accepted, error) {
 	// The node's clients' records and its own go out on gossip; others
 	// came from peers (who gossip them themselves, or serve them by sync)
 	// or are the operator's imports, which are not gossiped.
@@ -259,6 +283,43 @@ func (p *Pipeline) Ingest(ctx context.Context, r *protocol.Record, src service.S
 		p.accepted(r, src)
 	}
 	return service.Accepted{CID: r.CID(), Seq: res.Seq, New: res.New, Record: r}, nil
+}
+
+// Forward is for gossip's validator: it checks r, from peer from, as
+// IngestOrParkFrom does, and answers as soon as the checks pass, storing
+// r alongside (the same group commit, the same effects once durable), so
+// that gossip forwards a record without waiting for this node's disk. An
+// answer New with no error means r passed every check and is being
+// stored (acc.Seq is 0 until it is); a record that then fails to store is
+// logged and counted (entente_ingest_total, result "error"), and sync
+// brings it back. Nothing reads a record before it is durable: the
+// store shows only durable commits, and the effects wait for the commit.
+func (p *Pipeline) Forward(ctx context.Context, r *protocol.Record, from peer.ID) (service.Accepted, bool, error) {
+	const src = service.SourceGossip
+	start := time.Now()
+	seen := p.parked.seen()
+	acc, absent, err := p.check(ctx, r, src)
+	if err != nil || acc.Seq != 0 {
+		p.count(src, start, acc, err)
+		return acc, p.park(ctx, r, from, seen, err), err
+	}
+	select {
+	case p.alongside <- struct{}{}:
+	case <-ctx.Done():
+		p.count(src, start, acc, ctx.Err())
+		return acc, false, ctx.Err()
+	}
+	p.g.Go(func(ctx context.Context) {
+		defer func() { <-p.alongside }()
+		// Closing waits for the write rather than abandon it.
+		acc, err := p.store(context.WithoutCancel(ctx), r, src, absent)
+		p.count(src, start, acc, err)
+		if err != nil && !errors.Is(err, store.ErrClosed) {
+			p.log.Warn("a record forwarded on gossip failed to store; sync will bring it back",
+				"cid", r.CID().String(), "from", from.String(), "err", err)
+		}
+	})
+	return service.Accepted{CID: r.CID(), New: true, Record: r}, false, nil
 }
 
 // mustBeFresh reports whether a record new from src must be fresh
@@ -285,9 +346,16 @@ func (p *Pipeline) IngestOrPark(ctx context.Context, r *protocol.Record, src ser
 func (p *Pipeline) IngestOrParkFrom(ctx context.Context, r *protocol.Record, src service.Source, from peer.ID) (service.Accepted, bool, error) {
 	seen := p.parked.seen()
 	acc, err := p.Ingest(ctx, r, src)
+	return acc, p.park(ctx, r, from, seen, err), err
+}
+
+// park parks r, sent by from and refused with err, if err says it waits
+// for what authorises it (see IngestOrParkFrom); seen is the parking's
+// clock when r arrived. It reports whether it parked r.
+func (p *Pipeline) park(ctx context.Context, r *protocol.Record, from peer.ID, seen uint64, err error) bool {
 	key, ok := waitsFor(r, err)
 	if !ok {
-		return acc, false, err
+		return false
 	}
 	parked, why := p.parked.add(r, from, key, seen, p.cfg.Now())
 	if parked {
@@ -296,7 +364,7 @@ func (p *Pipeline) IngestOrParkFrom(ctx context.Context, r *protocol.Record, src
 	if !parked && p.log.Enabled(ctx, slog.LevelDebug) {
 		p.log.Debug("record not parked", "cid", r.CID().String(), "from", from.String(), "reason", why)
 	}
-	return acc, parked, err
+	return parked
 }
 
 // StoreOwn stores a receipt this node just signed, with its decision
