@@ -23,7 +23,7 @@ func init() {
 		summary: "give an API caller (a controller, regulator or auditor) a token\n" +
 			"The peer must hold a live accreditation of the role (of this node's jurisdiction for a regulator or an auditor; of\n" +
 			"any for a controller), checked against the running node's records. The token is printed once; the node keeps only\n" +
-			"its SHA-256, in access.toml, and applies the grant within a second.",
+			"its SHA-256, in access.toml, and applies the grant from the token's first use.",
 		usage: "access grant [--home DIR] --name NAME --role controller|regulator|auditor --peer PEERID [--out FILE]",
 		run:   runAccessGrant,
 	})

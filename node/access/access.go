@@ -1,6 +1,7 @@
 // Package access knows the node's API callers (DESIGN.md §7, §8): it
 // reads the access file, applies a change to it within a second of its
-// writing, and names the caller of each bearer token — the operator, a
+// writing (a new grant at once: a token the node does not know makes it
+// look at the file first), and names the caller of each bearer token — the operator, a
 // granted caller whose peer still holds the accreditation of its role,
 // or the public — as the protocol.Caller whose rights protocol.MayRead
 // and its siblings decide.
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,7 +62,8 @@ type Service struct {
 	g        *service.Group
 	operator []byte
 	callers  atomic.Pointer[config.Access]
-	stamp    fileStamp // the loop's: the file as last loaded
+	mu       sync.Mutex // guards stamp, and serialises loads
+	stamp    fileStamp  // the file as last loaded
 }
 
 // fileStamp tells a changed file from the one loaded: another file (a
@@ -123,20 +126,31 @@ func (s *Service) watch(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		st := stampOf(s.cfg.Path)
-		if st.same(s.stamp) {
-			continue
-		}
-		s.stamp = st
-		a, err := config.LoadAccess(s.cfg.Path)
-		if err != nil {
-			s.log.Error("the access file does not load; no granted caller is let in until it is mended", "err", err)
-			a = &config.Access{}
-		} else {
-			s.log.Info("access file loaded", "callers", len(a.Callers))
-		}
-		s.callers.Store(a)
+		s.reload()
 	}
+}
+
+// reload loads the access file again if it changed since it was last
+// loaded, and reports whether it did: every Reload, and for a token the
+// service does not know, so that a grant works from the moment access
+// grant has written it (a stat for each unknown token, not a read).
+func (s *Service) reload() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := stampOf(s.cfg.Path)
+	if st.same(s.stamp) {
+		return false
+	}
+	s.stamp = st
+	a, err := config.LoadAccess(s.cfg.Path)
+	if err != nil {
+		s.log.Error("the access file does not load; no granted caller is let in until it is mended", "err", err)
+		a = &config.Access{}
+	} else {
+		s.log.Info("access file loaded", "callers", len(a.Callers))
+	}
+	s.callers.Store(a)
+	return true
 }
 
 // Callers is the number of granted callers the service knows now.
@@ -155,6 +169,9 @@ func (s *Service) Resolve(token string) (service.Identity, error) {
 		return Operator, nil
 	}
 	g, ok := s.callers.Load().Match(token)
+	if !ok && s.cfg.Path != "" && s.reload() {
+		g, ok = s.callers.Load().Match(token)
+	}
 	if !ok {
 		return service.Identity{}, service.ErrUnauthorized
 	}

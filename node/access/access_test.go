@@ -96,6 +96,8 @@ func TestResolve(t *testing.T) {
 			t.Errorf("Resolve(%.12q): %v, want unauthorized", bad, err)
 		}
 	}
+	// A new grant works from its first use, without waiting for the
+	// reload (see TestNewGrantAtOnce for a service that never reloads).
 	// A revocation written to the file applies within the reload period.
 	if err := a.Remove("de-desk"); err != nil {
 		t.Fatal(err)
@@ -126,5 +128,47 @@ func waitUntil(t *testing.T, cond func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(5 * time.Millisecond) // polling the service's reload, which has no event
+	}
+}
+
+// TestNewGrantAtOnce: a token granted after the service loaded the file
+// is known at its first use, though the periodic reload has not run; an
+// unknown token with the file unchanged stays unauthorized.
+func TestNewGrantAtOnce(t *testing.T) {
+	now := time.Now()
+	auth, authID := newKey(t)
+	_, reg := newKey(t)
+	acc, err := protocol.Sign(auth, now.Add(-time.Hour).UnixMilli(), &protocol.Accreditation{Subject: reg.String(), Jurisdiction: "DE",
+		Roles: []protocol.Role{protocol.RoleRegulator}, Name: "x", ValidFrom: now.Add(-time.Hour).UnixMilli(), ValidUntil: now.Add(time.Hour).UnixMilli()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := protocol.NewRecordView(protocol.StaticAnchors{Authorities: map[string]peer.ID{"DE": authID}}, []*protocol.Record{acc})
+	path := filepath.Join(t.TempDir(), config.AccessFile)
+	s, err := New(Config{Path: path, OperatorToken: "operator-secret", Trust: trust{view, []string{"DE"}}, Jurisdiction: "DE", Reload: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a := &config.Access{}
+	tok, err := a.Add("de-desk", "regulator", reg, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Resolve(tok); !errors.Is(err, service.ErrUnauthorized) {
+		t.Fatalf("before the grant is written: %v", err)
+	}
+	if err := a.Write(path); err != nil {
+		t.Fatal(err)
+	}
+	want := service.Identity{Name: "de-desk", Caller: protocol.Caller{Role: protocol.RoleRegulator, Peer: reg, Jurisdiction: "DE"}}
+	if got, err := s.Resolve(tok); err != nil || got != want {
+		t.Fatalf("right after the grant: %+v, %v; want %+v", got, err, want)
+	}
+	if s.reload() {
+		t.Error("an unchanged file was loaded again")
+	}
+	if _, err := s.Resolve(tok + "x"); !errors.Is(err, service.ErrUnauthorized) {
+		t.Errorf("an unknown token: %v", err)
 	}
 }

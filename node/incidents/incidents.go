@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/ipfs/go-cid"
 
@@ -51,6 +52,9 @@ type Config struct {
 type Model struct {
 	st  Store
 	dlv Deliveries
+	// events remembers the incident as of each notice lately streamed
+	// (Events), shared by every subscriber.
+	events eventCache
 }
 
 // New makes the read model.
@@ -58,7 +62,7 @@ func New(cfg Config) (*Model, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("incidents: Store is required")
 	}
-	return &Model{st: cfg.Store, dlv: cfg.Deliveries}, nil
+	return &Model{st: cfg.Store, dlv: cfg.Deliveries, events: eventCache{bySeq: map[uint64]*service.Incident{}}}, nil
 }
 
 // Page sizes of List.
@@ -175,28 +179,77 @@ func (m *Model) Events(q service.IncidentQuery, after uint64, limit int) (evs []
 	scanned = after
 	for _, e := range entries {
 		scanned = e.Seq
-		inc, ok := e.Record.Incident()
-		if !ok {
-			continue
-		}
-		root, err := m.rootOf(e.Record)
+		entry, err := m.eventAt(e)
 		if err != nil {
 			return nil, after, err
 		}
-		ns, err := m.chainFrom(root)
-		if err != nil {
-			return nil, after, err
-		}
-		cut := slices.DeleteFunc(ns, func(n notice) bool { return n.seq > e.Seq })
-		if len(cut) == 0 { // the chain walk found no notice at or before this one
-			cut = []notice{{e.Seq, e.Record, inc}}
-		}
-		entry := m.entry(cut)
-		if matches(q, entry) {
+		if entry != nil && matches(q, entry) {
 			evs = append(evs, service.IncidentEvent{Seq: e.Seq, Incident: entry})
 		}
 	}
 	return evs, scanned, nil
+}
+
+// eventAt is the incident as of notice e (nil if e is no notice): its
+// chain cut at e. That depends only on the notices accepted before e, so
+// it is computed once and shared by every subscriber of the stream; only
+// a TLP:RED incident's delivery state, which moves, is read each time.
+func (m *Model) eventAt(e store.Entry) (*service.Incident, error) {
+	if cached, ok := m.events.get(e.Seq); ok {
+		return m.withDelivery(cached), nil
+	}
+	inc, ok := e.Record.Incident()
+	if !ok {
+		return nil, nil
+	}
+	root, err := m.rootOf(e.Record)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := m.chainFrom(root)
+	if err != nil {
+		return nil, err
+	}
+	cut := slices.DeleteFunc(ns, func(n notice) bool { return n.seq > e.Seq })
+	if len(cut) == 0 { // the chain walk found no notice at or before this one
+		cut = []notice{{e.Seq, e.Record, inc}}
+	}
+	entry := m.stateOf(cut)
+	m.events.add(e.Seq, entry)
+	return m.withDelivery(entry), nil
+}
+
+// eventCacheSize is how many notices' events the model remembers: a
+// subscriber that falls further behind computes its own.
+const eventCacheSize = 1024
+
+// eventCache maps notice seqs to incidents as of them, the last
+// eventCacheSize added.
+type eventCache struct {
+	mu    sync.Mutex
+	bySeq map[uint64]*service.Incident
+	order []uint64 // FIFO of bySeq's keys
+}
+
+func (c *eventCache) get(seq uint64) (*service.Incident, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.bySeq[seq]
+	return e, ok
+}
+
+func (c *eventCache) add(seq uint64, e *service.Incident) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.bySeq[seq]; ok {
+		return
+	}
+	if len(c.order) == eventCacheSize {
+		delete(c.bySeq, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.bySeq[seq] = e
+	c.order = append(c.order, seq)
 }
 
 // rootOf walks back r's follows links to the chain's first notice.
@@ -260,7 +313,11 @@ func (m *Model) chainFrom(root notice) ([]notice, error) {
 }
 
 // entry assembles the incident of the notices ns (a chain, root first).
-func (m *Model) entry(ns []notice) *service.Incident {
+func (m *Model) entry(ns []notice) *service.Incident { return m.withDelivery(m.stateOf(ns)) }
+
+// stateOf is entry without the delivery state: what notices alone
+// decide. Callers share what it returns and must not change it.
+func (m *Model) stateOf(ns []notice) *service.Incident {
 	parent := make(map[string]*protocol.Record, len(ns))
 	byKey := make(map[string]*protocol.Record, len(ns))
 	for _, n := range ns {
@@ -309,12 +366,22 @@ func (m *Model) entry(ns []notice) *service.Incident {
 		e.Notices[i] = n.rec.CID().String()
 		e.Records[i] = n.rec
 	}
-	if m.dlv != nil && e.TLP == protocol.TLPRed {
-		if d := m.dlv.State(ns[len(ns)-1].rec.CID()); len(d) > 0 {
-			e.Delivery = d
-		}
-	}
 	return e
+}
+
+// withDelivery is e, or for a TLP:RED incident a copy of it with the
+// delivery state of its last notice.
+func (m *Model) withDelivery(e *service.Incident) *service.Incident {
+	if m.dlv == nil || e.TLP != protocol.TLPRed {
+		return e
+	}
+	d := m.dlv.State(e.Records[len(e.Records)-1].CID())
+	if len(d) == 0 {
+		return e
+	}
+	cp := *e
+	cp.Delivery = d
+	return &cp
 }
 
 // matches reports whether entry passes q's filters.

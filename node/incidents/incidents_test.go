@@ -146,3 +146,47 @@ func TestDeliveryOfRedIncidents(t *testing.T) {
 		t.Errorf("visible page: %+v, %v", page, err)
 	}
 }
+
+// TestEventsShared: the stream's events are computed once per notice and
+// shared by its subscribers, with the same content each time; a TLP:RED
+// incident's delivery state, which moves, is read afresh at each call.
+func TestEventsShared(t *testing.T) {
+	s := nodetest.Store(t)
+	key, _ := nodetest.Key(t)
+	at := time.Now().UnixMilli()
+	red := notice(t, key, at, protocol.TLPRed, protocol.StatusOpen, nil)
+	redNext := notice(t, key, at+1, protocol.TLPRed, protocol.StatusResolved, red)
+	nodetest.Put(t, s, red, redNext)
+	d := deliveries{}
+	m := model(t, s, d)
+
+	first, scanned, err := m.Events(service.IncidentQuery{}, 0, 10)
+	if err != nil || len(first) != 2 || scanned != 2 {
+		t.Fatalf("Events: %d events, scanned %d, %v", len(first), scanned, err)
+	}
+	if first[0].Incident.Status != protocol.StatusOpen || first[1].Incident.Status != protocol.StatusResolved {
+		t.Errorf("events as of each notice: %s then %s", first[0].Incident.Status, first[1].Incident.Status)
+	}
+	if first[1].Incident.Delivery != nil {
+		t.Errorf("a delivery state before any: %v", first[1].Incident.Delivery)
+	}
+	delivered := map[string]service.Delivery{"FR": {State: service.DeliveryDelivered, Attempts: 1}}
+	d[redNext.CID().String()] = delivered
+	again, _, err := m.Events(service.IncidentQuery{}, 0, 10)
+	if err != nil || len(again) != 2 {
+		t.Fatalf("again: %d events, %v", len(again), err)
+	}
+	if again[0].Incident != first[0].Incident {
+		t.Error("the first notice's event was computed again, not shared")
+	}
+	if got := again[1].Incident.Delivery; got["FR"] != delivered["FR"] {
+		t.Errorf("the red incident's delivery %v, want the new state %v", got, delivered)
+	}
+	if first[1].Incident.Delivery != nil {
+		t.Error("the delivery state was written into the shared event")
+	}
+	// A filter applies to the shared events as to computed ones.
+	if evs, _, err := m.Events(service.IncidentQuery{Status: protocol.StatusResolved}, 0, 10); err != nil || len(evs) != 1 || evs[0].Seq != 2 {
+		t.Errorf("filtered: %+v, %v", evs, err)
+	}
+}
