@@ -50,7 +50,8 @@ func init() {
 	register(&command{
 		name: "record list",
 		summary: "list the records a node holds, in the order it accepted them, one a line: CID, kind, issuer, signing time\n\n" +
-			"A caller sees what its token lets it read (DESIGN.md §8). With --limit the listing stops there\n" +
+			"An accreditation's line ends with its subject, jurisdiction and roles. A caller sees what its\n" +
+			"token lets it read (DESIGN.md §8). With --limit the listing stops there\n" +
 			"and says which --after continues it.",
 		usage: "record list [--kind KIND] [--issuer PEERID] [--jurisdiction CODE] [--limit N] [--after CURSOR] [--json] " +
 			"[--api HOST:PORT] [--home DIR] [--token-file FILE]",
@@ -406,7 +407,8 @@ func runRecordList(env *cliEnv, args []string) error {
 }
 
 // printListed prints one record of a listing: its view as JSON, or a
-// line of its CID, kind, issuer and signing time, each whole.
+// line of its CID, kind, issuer and signing time, each whole, and for an
+// accreditation its subject, jurisdiction and roles.
 func printListed(env *cliEnv, v api.RecordView, asJSON bool) error {
 	if asJSON {
 		b, err := json.Marshal(v)
@@ -427,6 +429,14 @@ func printListed(env *cliEnv, v api.RecordView, asJSON bool) error {
 	if rec.CID().String() != v.CID {
 		return fmt.Errorf("the node listed record %s under the CID %s", rec.CID(), v.CID)
 	}
-	_, err = fmt.Fprintf(env.stdout, "%s  %-13s  %s  %s\n", v.CID, rec.Kind(), rec.Issuer(), time.UnixMilli(rec.IssuedAt()).UTC().Format(time.RFC3339))
+	var about string // what an accreditation is about: whom it accredits, as what
+	if a, ok := rec.Accreditation(); ok {
+		roles := make([]string, len(a.Roles))
+		for i, r := range a.Roles {
+			roles[i] = string(r)
+		}
+		about = fmt.Sprintf("  subject %s %s %s", a.Subject, a.Jurisdiction, strings.Join(roles, ","))
+	}
+	_, err = fmt.Fprintf(env.stdout, "%s  %-13s  %s  %s%s\n", v.CID, rec.Kind(), rec.Issuer(), time.UnixMilli(rec.IssuedAt()).UTC().Format(time.RFC3339), about)
 	return err
 }

@@ -50,7 +50,8 @@ func TestRecordList(t *testing.T) {
 	if len(lines) != len(held) {
 		t.Fatalf("record list printed %d lines, the node holds %d records", len(lines), len(held))
 	}
-	line := regexp.MustCompile(`^(\S+)  (\S+) +(\S+)  (\S+)$`)
+	line := regexp.MustCompile(`^(\S+)  (\S+) +(\S+)  (\S+)(?:  subject (\S+) (\S+) (\S+))?$`)
+	accreditations := 0
 	for i, e := range held {
 		m := line.FindStringSubmatch(lines[i])
 		if m == nil {
@@ -59,6 +60,20 @@ func TestRecordList(t *testing.T) {
 		if m[1] != e.Record.CID().String() || m[2] != string(e.Record.Kind()) || m[3] != e.Record.Issuer().String() {
 			t.Errorf("line %d is %q, want record %s (%s by %s)", i, lines[i], e.Record.CID(), e.Record.Kind(), e.Record.Issuer())
 		}
+		// An accreditation's line says whom it accredits, where, as what.
+		a, ok := e.Record.Accreditation()
+		switch {
+		case ok:
+			accreditations++
+			if m[5] != a.Subject || m[6] != a.Jurisdiction || m[7] != string(a.Roles[0]) && !strings.HasPrefix(m[7], string(a.Roles[0])+",") {
+				t.Errorf("line %d is %q, want subject %s %s %v", i, lines[i], a.Subject, a.Jurisdiction, a.Roles)
+			}
+		case m[5] != "":
+			t.Errorf("line %d names a subject, but is no accreditation: %q", i, lines[i])
+		}
+	}
+	if accreditations == 0 {
+		t.Error("the listing had no accreditation to show a subject for")
 	}
 
 	// Filters.
