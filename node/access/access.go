@@ -1,10 +1,10 @@
 // Package access knows the node's API callers (DESIGN.md §7, §8): it
 // reads the access file, applies a change to it within a second of its
 // writing (a new grant at once: a token the node does not know makes it
-// look at the file first), and names the caller of each bearer token — the operator, a
-// granted caller whose peer still holds the accreditation of its role,
-// or the public — as the protocol.Caller whose rights protocol.MayRead
-// and its siblings decide.
+// look at the file first), and names the caller of each bearer token —
+// the operator, a granted caller whose peer still holds the accreditation
+// of its role, or the public — as the protocol.Caller whose rights
+// protocol.MayRead and its siblings decide.
 package access
 
 import (
