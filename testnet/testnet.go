@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -252,7 +253,7 @@ func drawUp(opts Options, dir string) (plan, error) {
 			return p, err
 		}
 		id, _ := peer.IDFromPrivateKey(k)
-		port, err := freePort()
+		port, err := FreePort()
 		if err != nil {
 			return p, err
 		}
@@ -364,16 +365,51 @@ func randomToken() string {
 	return hex.EncodeToString(b)
 }
 
-// freePort asks the system for a free TCP port on loopback. Another
-// process could take it before the node binds it; on loopback in tests
-// that is rare enough.
-func freePort() (int, error) {
+// FreePort is a TCP and UDP port on loopback that was free a moment ago,
+// chosen below the system's range of ephemeral ports: a port the kernel
+// gives out for ":0" can be taken by any other process's dial or listen
+// between this choice and the node's bind, and a kept testnet (Options.Keep)
+// binds its ports again when it is reopened, minutes later. Ports below the
+// range are given to no one unasked.
+func FreePort() (int, error) {
+	lo, hi := 20000, ephemeralLow()
+	for try := 0; try < 64 && hi-lo >= 1000; try++ {
+		port := lo + mrand.IntN(hi-lo)
+		if portFree(port) {
+			return port, nil
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// portFree reports whether port is free on loopback for TCP and UDP.
+func portFree(port int) bool {
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer ln.Close()
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	return pc.Close() == nil
+}
+
+// ephemeralLow is the first port of the system's ephemeral range (Linux's
+// default where it cannot be read).
+func ephemeralLow() int {
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		fmt.Sscan(string(b), &lo)
+	}
+	return lo
 }
 
 // Close stops every node and removes the directory if Start made it.

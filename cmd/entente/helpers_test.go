@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -241,15 +240,16 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// freePort is a TCP port on 127.0.0.1 that was free a moment ago.
+// freePort is a port on 127.0.0.1 that was free a moment ago, outside
+// the range the kernel hands out to other tests' connections
+// (testnet.FreePort).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testnet.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 func portString(p int) string { return strconv.Itoa(p) }

@@ -67,9 +67,10 @@ func start(t *testing.T, h host.Host, in *ingester) *Service {
 // TestOutboxSpreads: a record committed with the outbox's mark reaches
 // the other node's ingest; one without it is not published.
 func TestOutboxSpreads(t *testing.T) {
-	hosts := nodetest.Hosts(t, 2)
+	hosts := nodetest.Apart(t, 2)
 	ins := []*ingester{{got: map[string]bool{}}, {got: map[string]bool{}}}
 	a, b := start(t, hosts[0], ins[0]), start(t, hosts[1], ins[1])
+	nodetest.Connect(t, hosts...)
 	nodetest.Eventually(t, 10*time.Second, "the two nodes to see each other on the topic", func() bool {
 		return len(a.Peers()) == 1 && len(b.Peers()) == 1
 	})

@@ -110,6 +110,16 @@ func Put(t testing.TB, s *store.Store, recs ...*protocol.Record) {
 // the end of the test.
 func Hosts(t testing.TB, n int, keys ...crypto.PrivKey) []host.Host {
 	t.Helper()
+	hs := Apart(t, n, keys...)
+	Connect(t, hs...)
+	return hs
+}
+
+// Apart is Hosts not yet connected: a service that must see its peers
+// connect (pubsub) starts before Connect, rather than learning of a
+// protocol mounted after the connection from identify's push.
+func Apart(t testing.TB, n int, keys ...crypto.PrivKey) []host.Host {
+	t.Helper()
 	hs := make([]host.Host, n)
 	for i := range hs {
 		k := crypto.PrivKey(nil)
@@ -125,6 +135,12 @@ func Hosts(t testing.TB, n int, keys ...crypto.PrivKey) []host.Host {
 		t.Cleanup(func() { h.Close() })
 		hs[i] = h
 	}
+	return hs
+}
+
+// Connect connects each of hs to the others.
+func Connect(t testing.TB, hs ...host.Host) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i, a := range hs {
@@ -134,7 +150,6 @@ func Hosts(t testing.TB, n int, keys ...crypto.PrivKey) []host.Host {
 			}
 		}
 	}
-	return hs
 }
 
 // Eventually waits for cond, polling, up to d.
