@@ -309,6 +309,91 @@ func runConformance(t *testing.T, open func(t *testing.T) *Store) {
 		}
 	})
 
+	// The answers that authorisation asks for again and again are
+	// cached (scanCache): each commit that changes one is seen by the
+	// next question, whether or not it was asked before.
+	t.Run("cached scans follow commits", func(t *testing.T) {
+		s := fresh(t)
+		w := newWorld(t)
+		ctx := context.Background()
+		acc, other := w.platformAccreditations[0], w.platformAccreditations[1]
+		revocations := func(c cid.Cid) []*protocol.Record {
+			t.Helper()
+			got, err := s.LinkedFrom(c, protocol.KindRevocation)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+		accreditations := func() []*protocol.Record {
+			t.Helper()
+			got, err := s.AccreditationsOf(w.platform.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+		mustSameRecords(t, accreditations(), nil)
+		mustSameRecords(t, revocations(acc.CID()), nil)
+		rev := w.de.revocation(t, acc.CID())
+		for i, step := range []struct {
+			put       *protocol.Record
+			accs      []*protocol.Record
+			revokedBy []*protocol.Record
+		}{
+			{acc, []*protocol.Record{acc}, nil},
+			{other, []*protocol.Record{acc, other}, nil},
+			{w.de.consent(t, "DE"), []*protocol.Record{acc, other}, nil},
+			{rev, []*protocol.Record{acc, other}, []*protocol.Record{rev}},
+		} {
+			if _, err := s.Put(ctx, step.put); err != nil {
+				t.Fatal(err)
+			}
+			got := accreditations()
+			if len(got) != len(step.accs) {
+				t.Fatalf("step %d: %d accreditations, want %d", i, len(got), len(step.accs))
+			}
+			mustSameRecords(t, got, step.accs)
+			mustSameRecords(t, revocations(acc.CID()), step.revokedBy)
+			mustSameRecords(t, revocations(other.CID()), nil)
+			got[0] = nil // a caller's copy: the next answer is whole
+		}
+	})
+
+	// Readers refilling the cache while commits land never leave an
+	// answer older than a commit already acknowledged.
+	t.Run("cached scans with readers racing commits", func(t *testing.T) {
+		s := fresh(t)
+		subject := peerID(t)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, err := s.AccreditationsOf(subject); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		defer func() { close(stop); wg.Wait() }()
+		for i := 1; i <= 100; i++ {
+			if _, err := s.Put(context.Background(), newSigner(t).accreditation(t, subject, "DE")); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.AccreditationsOf(subject)
+			if err != nil || len(got) != i {
+				t.Fatalf("after %d accreditations were stored, AccreditationsOf = %d, %v", i, len(got), err)
+			}
+		}
+	})
+
 	t.Run("LinkedFrom", func(t *testing.T) {
 		s := fresh(t)
 		w := newWorld(t)

@@ -235,7 +235,7 @@ func (s *Store) Len() uint64 {
 // subject, in acceptance order: all of them, whoever issued them and
 // whether or not they are still valid or revoked.
 func (s *Store) AccreditationsOf(subject peer.ID) ([]*protocol.Record, error) {
-	return s.scanIndex(indexPrefix(prefixSubject, []byte(subject)))
+	return s.scanCached(indexPrefix(prefixSubject, []byte(subject)))
 }
 
 // IncidentsAffecting returns the incident notices whose affected list
@@ -272,6 +272,10 @@ func (s *Store) LinkedFrom(target cid.Cid, kinds ...protocol.Kind) ([]*protocol.
 	if len(kinds) == 0 {
 		kinds = protocol.Kinds
 	}
+	if len(kinds) == 1 && kinds[0] == protocol.KindRevocation { // every authorisation asks
+		code, _ := kindCode(protocol.KindRevocation)
+		return s.scanCached(backlinkPrefix(target, code))
+	}
 	prefixes := make([][]byte, 0, len(kinds))
 	for _, k := range kinds {
 		code, ok := kindCode(k)
@@ -281,6 +285,20 @@ func (s *Store) LinkedFrom(target cid.Cid, kinds ...protocol.Kind) ([]*protocol.
 		prefixes = append(prefixes, backlinkPrefix(target, code))
 	}
 	return s.scanIndex(prefixes...)
+}
+
+// scanCached is scanIndex of one prefix through the scan cache (see
+// scanCache for the prefixes it is used for, which its commits forget).
+func (s *Store) scanCached(prefix []byte) ([]*protocol.Record, error) {
+	recs, gen, ok := s.scans.get(prefix)
+	if ok {
+		return slices.Clone(recs), nil
+	}
+	recs, err := s.scanIndex(prefix)
+	if err == nil {
+		s.scans.put(prefix, gen, slices.Clone(recs))
+	}
+	return recs, err
 }
 
 // scanIndex returns the records under the index prefixes, in seq order.

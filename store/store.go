@@ -94,6 +94,7 @@ type Store struct {
 	log   *slog.Logger
 	opts  Options
 	cache *recordCache
+	scans *scanCache // answers of the index scans authorisation makes
 
 	// lifecycle: every method runs between enter and leave; Close sets
 	// closed, waits for the methods in flight, then stops the goroutines.
@@ -166,6 +167,7 @@ func Open(opts Options) (*Store, error) {
 		log:        opts.Logger,
 		opts:       opts,
 		cache:      newRecordCache(opts.CacheBytes),
+		scans:      newScanCache(),
 		quit:       make(chan struct{}),
 		queue:      make(chan *putRequest, opts.MaxBatch),
 		stopWriter: make(chan struct{}),

@@ -385,6 +385,7 @@ func (s *Store) published(item *commitItem) {
 	if evidence {
 		s.evidenceEpoch.Add(1) // after readTs: see EvidenceEpoch
 	}
+	s.scans.forget(item.fresh) // after readTs: see scanCache
 	if s.opts.OnCommit != nil && len(item.fresh) > 0 {
 		s.opts.OnCommit(item.fresh)
 	}

@@ -100,12 +100,42 @@ func BenchmarkIngest(b *testing.B) {
 // record on each host, the origin's included (DESIGN.md §10: a node that
 // keeps what it receives cannot do less). spread/synced is the ratio of
 // the p50s and of the p99s to the second.
-func BenchmarkSpread(b *testing.B) { benchmarkSpread(b, 5) }
+func BenchmarkSpread(b *testing.B) { benchmarkSpread(b, 5, authorityRecords) }
 
 // BenchmarkSpread20 is BenchmarkSpread with twenty nodes.
-func BenchmarkSpread20(b *testing.B) { benchmarkSpread(b, 20) }
+func BenchmarkSpread20(b *testing.B) { benchmarkSpread(b, 20, authorityRecords) }
 
-func benchmarkSpread(b *testing.B, nodes int) {
+// BenchmarkSpreadIncident is BenchmarkSpread of a regulator's TLP:CLEAR
+// incident notices (authorised against the regulator's accreditation in
+// each node's store, where an authority's record is checked against the
+// federation file), with no API and no subscribers: next to
+// BenchmarkIncidentStream, it says what of the stream's figure is the
+// record's and what the stream's.
+func BenchmarkSpreadIncident(b *testing.B) { benchmarkSpread(b, 5, regulatorNotices) }
+
+// authorityRecords is n accreditations signed by DE's authority.
+func authorityRecords(b *testing.B, _ context.Context, net *Net, n int) []*protocol.Record {
+	return accreditations(b, net, "DE", n)
+}
+
+// regulatorNotices is n TLP:CLEAR notices of a DE regulator accredited
+// for them, once every node holds its accreditation.
+func regulatorNotices(b *testing.B, ctx context.Context, net *Net, n int) []*protocol.Record {
+	reg, err := net.NewParty(ctx, "DE", "regulator", protocol.RoleRegulator)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := net.WaitAll(ctx, reg.Accreditation.CID()); err != nil {
+		b.Fatal(err)
+	}
+	recs := make([]*protocol.Record, n)
+	for i := range recs {
+		recs[i] = clearNotice(b, reg, i)
+	}
+	return recs
+}
+
+func benchmarkSpread(b *testing.B, nodes int, records func(*testing.B, context.Context, *Net, int) []*protocol.Record) {
 	net, err := Start(Options{Nodes: nodes, InMemory: false})
 	if err != nil {
 		b.Fatal(err)
@@ -116,7 +146,7 @@ func benchmarkSpread(b *testing.B, nodes int) {
 	if err := net.WaitConnected(ctx); err != nil {
 		b.Fatal(err)
 	}
-	recs := accreditations(b, net, "DE", 2*b.N) // the second half for the baselines
+	recs := records(b, ctx, net, 2*b.N) // the second half for the baselines
 	recs, other := recs[:b.N], recs[b.N:]
 	bare := newBareGossip(b, nodes, false)
 	defer bare.close()
