@@ -63,11 +63,11 @@ func watchStream(ctx context.Context, tb testing.TB, m *Member, path, token stri
 			if !ok {
 				continue
 			}
+			at := time.Now() // the event has arrived; reading it is the subscriber's time
 			k := key([]byte(data))
 			if k == "" {
 				continue
 			}
-			at := time.Now()
 			w.mu.Lock()
 			if _, dup := w.seen[k]; !dup {
 				w.seen[k] = at

@@ -250,7 +250,9 @@ func (a *API) handleIncidentStream(w http.ResponseWriter, r *http.Request) {
 		}
 		if scanned > after {
 			after = scanned
-			continue // there may be more
+			if scanned < a.cfg.Store.Len() {
+				continue // there may be more; if not, wake says when
+			}
 		}
 		select {
 		case <-wake:

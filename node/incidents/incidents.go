@@ -202,17 +202,22 @@ func (m *Model) eventAt(e store.Entry) (*service.Incident, error) {
 	if !ok {
 		return nil, nil
 	}
-	root, err := m.rootOf(e.Record)
-	if err != nil {
-		return nil, err
-	}
-	ns, err := m.chainFrom(root)
-	if err != nil {
-		return nil, err
-	}
-	cut := slices.DeleteFunc(ns, func(n notice) bool { return n.seq > e.Seq })
-	if len(cut) == 0 { // the chain walk found no notice at or before this one
-		cut = []notice{{e.Seq, e.Record, inc}}
+	// A notice's follow-ups are accepted after it (they are authorised
+	// against it), so a chain's first notice is, cut at itself, alone.
+	cut := []notice{{e.Seq, e.Record, inc}}
+	if inc.Follows != nil {
+		root, err := m.rootOf(e.Record)
+		if err != nil {
+			return nil, err
+		}
+		ns, err := m.chainFrom(root)
+		if err != nil {
+			return nil, err
+		}
+		// (empty when the chain walk found no notice at or before this one)
+		if c := slices.DeleteFunc(ns, func(n notice) bool { return n.seq > e.Seq }); len(c) > 0 {
+			cut = c
+		}
 	}
 	entry := m.stateOf(cut)
 	m.events.add(e.Seq, entry)
