@@ -101,7 +101,10 @@
 // rulesets on every ingest. Records read back from Badger are decoded with
 // protocol.Decode, which recomputes the CID but does not re-verify the
 // signature; records were verified before they were put. List joins the
-// indexes of its filters by seq (see List).
+// indexes of its filters by seq (see List). AccreditationsOf and
+// LinkedFrom(c, KindRevocation), which every authorisation asks, keep
+// their answers until a commit adds an entry under the scanned prefix
+// (scanCache): an answer is only ever one a read of committed data gave.
 //
 // # Backups
 //
