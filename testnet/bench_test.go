@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -67,9 +68,14 @@ func BenchmarkIngest(b *testing.B) {
 	if os.Getenv("INGEST_NODISK") != "" {
 		disk = nil
 	}
+	// 128 × GOMAXPROCS concurrent submitters, as gossip validation runs,
+	// unless INGEST_SUBMITTERS says how many.
+	submitters := 128 * runtime.GOMAXPROCS(0)
+	if n, err := strconv.Atoi(os.Getenv("INGEST_SUBMITTERS")); err == nil && n > 0 {
+		submitters = n
+	}
 	b.ResetTimer()
-	// 128 × GOMAXPROCS concurrent submitters, as gossip validation runs.
-	r, err := MeasureIngest(context.Background(), m, recs, 128*runtime.GOMAXPROCS(0), disk)
+	r, err := MeasureIngest(context.Background(), m, recs, submitters, disk)
 	b.StopTimer()
 	pprof.StopCPUProfile()
 	if err != nil {
@@ -84,6 +90,9 @@ func BenchmarkIngest(b *testing.B) {
 	b.ReportMetric(r.DiskRate(), "disk-writes/s")
 	b.ReportMetric(r.IngestRate()/r.DiskRate(), "ingest/disk")
 	b.ReportMetric(r.OverLimit(), "ingest/limit")
+	if l := r.SharedLimit(); l > 0 {
+		b.ReportMetric(r.IngestRate()/l, "ingest/shared-limit")
+	}
 	b.ReportMetric(float64(r.CPUPerRecord().Microseconds()), "cpu-µs/record")
 	b.ReportMetric(float64(r.DiskCPUPerRecord().Microseconds()), "disk-cpu-µs/record")
 	if ws := m.Store().WriteStats(); ws.Txns > 0 {

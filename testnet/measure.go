@@ -134,6 +134,22 @@ func (r IngestReading) OverLimit() float64 {
 	return r.IngestRate() / l
 }
 
+// SharedLimit is the rate at which this machine's cores could do both
+// baselines' work for every record — one crypto/ed25519 verification
+// (its CPU time: cores ÷ StdVerifyRate) and the bare writes' CPU time —
+// and no more than the bare writes' own rate: the limit of a node that
+// must verify and write each record on the same cores, when the bare
+// writes themselves keep cores busy. 0 when the writes were not measured.
+// (docs/performance.md, issue 17, session 9.)
+func (r IngestReading) SharedLimit() float64 {
+	if r.DiskTime == 0 {
+		return 0
+	}
+	cores := float64(runtime.GOMAXPROCS(0))
+	perRecord := cores/r.StdVerifyRate() + r.DiskCPUPerRecord().Seconds()
+	return min(cores/perRecord, r.DiskRate())
+}
+
 // CoresBusy is the CPU the process used while ingesting, in cores.
 func (r IngestReading) CoresBusy() float64 { return r.IngestCPU.Seconds() / r.IngestTime.Seconds() }
 

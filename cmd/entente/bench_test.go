@@ -25,6 +25,7 @@ func TestBenchCommand(t *testing.T) {
 	for _, re := range []string{`ingest +\d+ records/s \(1000 records in`, `bare verify +\d+ crypto/ed25519`, `ingest / verify +\d\.\d\d`,
 		`node verifier +\d+ verifications/s`, `ingest / node verifier +\d\.\d\d`,
 		`bare disk +\d+ records/s`, `ingest / disk +\d\.\d\d`, `ingest / limit +\d\.\d\d \(the limit: (cpu|disk), \d+ records/s; CPU busy \d\.\d\d of \d+ cores\)`,
+		`ingest / shared limit +\d\.\d\d \(\d+ records/s: both baselines`,
 		`verify +\d+ requests/s, p50 [\d.]+ ms, p99 [\d.]+ ms`, `bare handler +\d+ requests/s`, `verify / bare +\d\.\d\d`,
 		`verify-batch +\d+ decisions/s`, `batch / single +\d+\.\d\d`, `tier 3 / tier 1 +\d+\.\d\d`} {
 		if !regexp.MustCompile(re).MatchString(out) {

@@ -86,6 +86,7 @@ func runBench(env *cliEnv, args []string) error {
 	fmt.Fprintf(w, "bare disk               %8.0f records/s (the same records' bytes and keys, synced Badger commits)\n", r.DiskRate())
 	fmt.Fprintf(w, "ingest / disk           %8.2f\n", r.IngestRate()/r.DiskRate())
 	fmt.Fprintf(w, "ingest / limit          %8.2f (the limit: %s, %.0f records/s; CPU busy %.2f of %d cores)\n", r.OverLimit(), name, limit, r.CoresBusy(), runtime.GOMAXPROCS(0))
+	fmt.Fprintf(w, "ingest / shared limit   %8.2f (%.0f records/s: both baselines' CPU per record on the same cores, at most bare disk)\n", r.IngestRate()/r.SharedLimit(), r.SharedLimit())
 	if *verifies == 0 {
 		return nil
 	}
