@@ -193,6 +193,23 @@ func TestWitnessEquivocationSameSize(t *testing.T) {
 	if alert.PeerID != b.ID().String() || alert.Kind != witness.EquivocationSameSize || alert.Size != sc.Size {
 		t.Fatalf("alert %+v", alert)
 	}
+	// The alert carries the evidence: both notes open as B's checkpoints,
+	// of one size and the two roots it names.
+	if len(alert.Notes) != 2 {
+		t.Fatalf("alert with %d notes, want 2", len(alert.Notes))
+	}
+	for i, n := range alert.Notes {
+		got, err := protocol.OpenCheckpoint([]byte(n), tn.Federation.Name, b.ID())
+		if err != nil {
+			t.Fatalf("alert note %d: %v", i, err)
+		}
+		if got.Size != alert.Sizes[i] || got.Root.String() != alert.Roots[i] {
+			t.Fatalf("alert note %d is of size %d root %s; the alert says %d and %s", i, got.Size, got.Root, alert.Sizes[i], alert.Roots[i])
+		}
+	}
+	if alert.Roots[0] == alert.Roots[1] || alert.Sizes[0] != alert.Sizes[1] {
+		t.Fatalf("same-size evidence of sizes %v and roots %v", alert.Sizes, alert.Roots)
+	}
 	ic, err := cid.Decode(alert.Incident)
 	if err != nil {
 		t.Fatal(err)

@@ -126,7 +126,7 @@ func printStatus(w io.Writer, st *node.Status, ready string) {
 		fmt.Fprintln(w, "alerts      none")
 		return
 	}
-	fmt.Fprintf(w, "alerts      %d equivocations seen (docs/operating.md, \"Responding to an equivocation alert\")\n", len(st.Alerts))
+	fmt.Fprintf(w, "alerts      %d equivocations seen (docs/operating.md, \"Responding to an equivocation alert\"; the two signed checkpoints of each: --json, alerts[].notes)\n", len(st.Alerts))
 	for _, a := range st.Alerts {
 		line := fmt.Sprintf("  %s  %s", a.PeerID, a.Kind)
 		for i := range min(len(a.Sizes), len(a.Roots)) {

@@ -62,7 +62,7 @@ func TestStatusPrintsAlerts(t *testing.T) {
 		Roots: []string{"rootA=", "rootB="}, DetectedAt: "2026-12-05T22:30:49Z", Incident: "bafyreiincident"}}
 	out.Reset()
 	printStatus(&out, st, "")
-	want := "alerts      1 equivocations seen (docs/operating.md, \"Responding to an equivocation alert\")\n" +
+	want := "alerts      1 equivocations seen (docs/operating.md, \"Responding to an equivocation alert\"; the two signed checkpoints of each: --json, alerts[].notes)\n" +
 		"  " + peerID + "  same-size: size 7 root rootA= and size 7 root rootB=, detected 2026-12-05T22:30:49Z, incident bafyreiincident\n"
 	if !strings.HasSuffix(out.String(), want) {
 		t.Errorf("status with an alert ends\n%s\nwant it to end\n%s", out.String(), want)

@@ -50,7 +50,7 @@ func nodeStatus(public bool) any {
 		Witnessed: []witness.Status{{PeerID: otherPeer, Size: 4, Root: root, At: at.Format(time.RFC3339Nano)}, {PeerID: somePeer}},
 		Alerts: []witness.Alert{{PeerID: otherPeer, Size: 4, Kind: witness.EquivocationSameSize, Sizes: []uint64{4, 4},
 			Roots: []string{root, tlog.RecordHash([]byte("other")).String()}, DetectedAt: at.Format(time.RFC3339Nano),
-			Incident: protocol.RecordCID([]byte("notice")).String()}},
+			Incident: protocol.RecordCID([]byte("notice")).String(), Notes: []string{"a signed note\n", "another\n"}}},
 		UptimeMs: 1000}
 	if !public {
 		st.Records["receipt"] = 2

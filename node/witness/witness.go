@@ -115,6 +115,10 @@ type Alert struct {
 	Roots      []string `json:"roots"`
 	DetectedAt string   `json:"detected_at"`
 	Incident   string   `json:"incident,omitempty"`
+	// Notes are the evidence: the two checkpoints as the peer signed them
+	// (signed notes, in the order of Sizes and Roots), each of which
+	// protocol.OpenCheckpoint opens with the peer's ID.
+	Notes []string `json:"notes"`
 }
 
 // Service is the node's witness. Make one with New; Close stops it.
@@ -319,8 +323,12 @@ func (w *Service) Alerts() []Alert {
 	out := []Alert{}
 	w.mu.Lock()
 	for _, e := range w.evidence {
-		out = append(out, Alert{PeerID: e.Peer, Size: e.Size, Kind: e.Kind, Sizes: e.Sizes, Roots: e.Roots,
-			DetectedAt: time.UnixMilli(e.At).UTC().Format(time.RFC3339Nano), Incident: e.Incident})
+		a := Alert{PeerID: e.Peer, Size: e.Size, Kind: e.Kind, Sizes: e.Sizes, Roots: e.Roots,
+			DetectedAt: time.UnixMilli(e.At).UTC().Format(time.RFC3339Nano), Incident: e.Incident, Notes: []string{}}
+		for _, n := range e.Notes {
+			a.Notes = append(a.Notes, string(n))
+		}
+		out = append(out, a)
 	}
 	w.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool {

@@ -64,9 +64,10 @@ async function witnesses(box, signal) {
         ? table(['Peer', 'Size', 'Root', 'Verified at'], st.witnessed.map(w => [peer(w.peer_id), String(w.size), h('span', {class: 'mono small'}, w.root), rfc(w.at)]), {id: 'witnessed'})
         : h('p', {class: 'muted', id: 'witnessed'}, 'None yet: this node asks each connected peer for its checkpoint every few seconds.')),
       (st.alerts || []).length
-        ? section('Equivocation', table(['Peer', 'Kind', 'Size', 'Sizes', 'Roots', 'Detected', 'Incident'],
+        ? section('Equivocation', table(['Peer', 'Kind', 'Size', 'Sizes', 'Roots', 'Detected', 'Incident', 'Evidence'],
           st.alerts.map(a => [peer(a.peer_id), badge(a.kind, 'bad'), String(a.size), (a.sizes || []).join(', '),
-            h('span', {class: 'mono small'}, (a.roots || []).join(' ≠ ')), rfc(a.detected_at), a.incident ? cidLink(a.incident) : '—']), {id: 'alerts'}))
+            h('span', {class: 'mono small'}, (a.roots || []).join(' ≠ ')), rfc(a.detected_at), a.incident ? cidLink(a.incident) : '—',
+            h('details', null, h('summary', null, 'the two signed checkpoints'), ...(a.notes || []).map(n => h('pre', {class: 'mono small'}, n)))]), {id: 'alerts'}))
         : section('Equivocation', h('p', {id: 'alerts'}, badge('none seen', 'ok'))));
   } catch (e) {
     if (isAbort(e)) throw e;
