@@ -145,7 +145,7 @@ func TestErrorMap(t *testing.T) {
 		s := server(t, tc.err)
 		for _, ep := range []struct{ method, path, ctype, body string }{
 			{"POST", "/v1/records", api.MediaDagCBOR, "\xa0"},
-			{"POST", "/v1/transfers/verify", "", `{"consent":"` + consent.String() + `","from":"DE","to":"DE","sender":"12D3KooWPT98FXMfDQYavZm66EeVjTqP9Nnehn1gyaydqV8L8BQw","recipient":"12D3KooWPT98FXMfDQYavZm66EeVjTqP9Nnehn1gyaydqV8L8BQw","purpose":"x","categories":["face"],"tier":1,"retention_days":1}`},
+			{"POST", "/v1/transfers/verify", api.MediaJSON, `{"consent":"` + consent.String() + `","from":"DE","to":"DE","sender":"12D3KooWPT98FXMfDQYavZm66EeVjTqP9Nnehn1gyaydqV8L8BQw","recipient":"12D3KooWPT98FXMfDQYavZm66EeVjTqP9Nnehn1gyaydqV8L8BQw","purpose":"x","categories":["face"],"tier":1,"retention_days":1}`},
 			{"GET", "/v1/receipts/" + consent.String() + "/bundle", "", ""},
 			{"GET", "/v1/log/checkpoint", "", ""},
 		} {
@@ -178,8 +178,18 @@ func TestTokenAndRoutes(t *testing.T) {
 	if resp, ae := do(t, s, "GET", "/v1/records/not-a-cid", "", "", nil); resp.StatusCode != 400 || ae.Code != string(protocol.CodeBadCID) {
 		t.Errorf("a bad CID: %d %s", resp.StatusCode, ae.Code)
 	}
-	if resp, ae := do(t, s, "POST", "/v1/transfers/verify-batch", token, "", []byte(`{"requests":[{},{},{}]}`)); resp.StatusCode != 413 {
+	if resp, ae := do(t, s, "POST", "/v1/transfers/verify-batch", token, api.MediaJSON, []byte(`{"requests":[{},{},{}]}`)); resp.StatusCode != 413 {
 		t.Errorf("a batch over the limit: %d %s", resp.StatusCode, ae.Code)
+	}
+	// A body of another type is refused before it is read (DESIGN.md §8):
+	// a form post, or no type at all, is not a transfer request.
+	for _, ep := range []struct{ path, ctype string }{
+		{"/v1/transfers/verify", "text/plain"}, {"/v1/transfers/verify", "application/x-www-form-urlencoded"},
+		{"/v1/transfers/verify-batch", ""}, {"/v1/records", api.MediaJSON},
+	} {
+		if resp, ae := do(t, s, "POST", ep.path, token, ep.ctype, []byte(`{"requests":[]}`)); resp.StatusCode != 415 || ae.Code != api.CodeUnsupportedMediaType {
+			t.Errorf("POST %s as %q: %d %s, want 415 %s", ep.path, ep.ctype, resp.StatusCode, ae.Code, api.CodeUnsupportedMediaType)
+		}
 	}
 	if resp, _ := do(t, s, "GET", "/v1/status", "", "", nil); resp.StatusCode != 200 {
 		t.Errorf("status: %d", resp.StatusCode)

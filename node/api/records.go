@@ -16,8 +16,12 @@ import (
 	"github.com/entente-net/entente/store"
 )
 
-// readBody reads a record-sized request body, refusing larger ones.
-func readBody(r *http.Request, limit int) ([]byte, error) {
+// readBody reads a request body of media type media (DESIGN.md §8: 415
+// otherwise), refusing one over limit bytes.
+func readBody(r *http.Request, media string, limit int) ([]byte, error) {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != media {
+		return nil, &APIError{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMediaType, Message: "Content-Type must be " + media}
+	}
 	if r.ContentLength > int64(limit) {
 		return nil, &protocol.Error{Code: protocol.CodeTooLarge, Msg: fmt.Sprintf("body is %d bytes; the limit is %d", r.ContentLength, limit)}
 	}
@@ -32,10 +36,6 @@ func readBody(r *http.Request, limit int) ([]byte, error) {
 }
 
 func (a *API) handlePostRecord(w http.ResponseWriter, r *http.Request) {
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != MediaDagCBOR {
-		a.writeError(w, r, &APIError{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMediaType, Message: "Content-Type must be " + MediaDagCBOR})
-		return
-	}
 	imp, err := importParam(r)
 	if err != nil {
 		a.writeError(w, r, err)
@@ -45,7 +45,7 @@ func (a *API) handlePostRecord(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, forbidden("only the operator may import records"))
 		return
 	}
-	body, err := readBody(r, protocol.MaxRecordSize)
+	body, err := readBody(r, MediaDagCBOR, protocol.MaxRecordSize)
 	if err != nil {
 		a.writeError(w, r, err)
 		return

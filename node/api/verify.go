@@ -77,7 +77,7 @@ func checkViews(checks []protocol.Check) []CheckView {
 const maxVerifyBody = 64 << 10
 
 func (a *API) handleVerify(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(r, maxVerifyBody)
+	body, err := readBody(r, MediaJSON, maxVerifyBody)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -100,7 +100,7 @@ func (a *API) handleVerify(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) handleVerifyBatch(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(r, a.cfg.Limits.MaxBatchBytes)
+	body, err := readBody(r, MediaJSON, a.cfg.Limits.MaxBatchBytes)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
