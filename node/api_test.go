@@ -475,8 +475,18 @@ func TestListRecords(t *testing.T) {
 			{"kind=permit", "unknown_kind"},
 			{"colour=blue", api.CodeBadRequest},
 			{"kind=consent&sort=desc", api.CodeBadRequest},
+			{"kind=consent&kind=incident", api.CodeBadRequest}, // one value each, never the first of several
 		} {
 			wantAPIError(t, c.get("/v1/records?"+tc.query, ""), http.StatusBadRequest, tc.code)
+		}
+		// Every list and stream of the API refuses a parameter given twice.
+		for _, path := range []string{"/v1/incidents?status=open&status=resolved", "/v1/incidents/stream?jurisdiction=DE&jurisdiction=FR",
+			"/v1/receipts?from=DE&from=FR", "/v1/log/proof?cid=x&cid=y"} {
+			resp := c.get(path, c.token)
+			wantAPIError(t, resp, http.StatusBadRequest, api.CodeBadRequest)
+			if !strings.Contains(string(resp.body), "given 2 times") {
+				t.Errorf("%s: %s, want it to say the parameter was given twice", path, resp.body)
+			}
 		}
 	})
 }

@@ -16,7 +16,7 @@ const MediaBackup = "application/octet-stream"
 // first bytes aborts the connection: the file then lacks its end, which
 // entente restore refuses.
 func (a *API) handleBackup(w http.ResponseWriter, r *http.Request) {
-	if _, err := logQuery(r); err != nil {
+	if _, err := queryParams(r); err != nil {
 		a.writeError(w, r, err)
 		return
 	}

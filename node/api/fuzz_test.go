@@ -67,7 +67,7 @@ func FuzzQueryParameters(f *testing.F) {
 		check("parseIncidentQuery", err)
 		_, err = parseIncidentQuery(r, true)
 		check("parseIncidentQuery(stream)", err)
-		if v, err := logQuery(r, "from", "to", "cid", "size"); err == nil {
+		if v, err := queryParams(r, "from", "to", "cid", "size"); err == nil {
 			for _, k := range []string{"from", "to", "size"} {
 				if n, err := treeSize(v, k); err == nil && n == 0 {
 					t.Fatalf("treeSize(%q) accepted 0", raw)

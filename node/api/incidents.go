@@ -90,23 +90,18 @@ func (a *API) handleGetIncident(w http.ResponseWriter, r *http.Request) {
 // and limit) or of the stream (with last_event_id instead).
 func parseIncidentQuery(r *http.Request, stream bool) (service.IncidentQuery, error) {
 	var q service.IncidentQuery
-	v := r.URL.Query()
-	for key := range v {
-		switch key {
-		case "status", "severity", "jurisdiction", "affected", "since":
-		case "after", "limit":
-			if !stream {
-				continue
+	allowed := []string{"status", "severity", "jurisdiction", "affected", "since", "after", "limit"}
+	if stream {
+		for _, key := range []string{"after", "limit"} {
+			if r.URL.Query().Has(key) {
+				return q, badRequest("%s: the stream takes no %s (resume with Last-Event-ID)", key, key)
 			}
-			return q, badRequest("%s: the stream takes no %s (resume with Last-Event-ID)", key, key)
-		case "last_event_id":
-			if stream {
-				continue
-			}
-			fallthrough
-		default:
-			return q, badRequest("unknown query parameter %q", key)
 		}
+		allowed = append(allowed[:5], "last_event_id")
+	}
+	v, err := queryParams(r, allowed...)
+	if err != nil {
+		return q, err
 	}
 	if s := v.Get("status"); s != "" {
 		switch s {
@@ -142,7 +137,6 @@ func parseIncidentQuery(r *http.Request, stream bool) (service.IncidentQuery, er
 		}
 		q.Since = since
 	}
-	var err error
 	q.After, q.Limit, err = pageParams(v)
 	return q, err
 }

@@ -45,7 +45,7 @@ func (a *API) handleLineage(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	if _, err := logQuery(r); err != nil {
+	if _, err := queryParams(r); err != nil {
 		a.writeError(w, r, err)
 		return
 	}

@@ -30,7 +30,7 @@ type ConsistencyProof struct {
 
 // handleCheckpoint serves the latest signed checkpoint note.
 func (a *API) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
-	if _, err := logQuery(r); err != nil {
+	if _, err := queryParams(r); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -48,7 +48,7 @@ func (a *API) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
 // handleInclusionProof serves ?cid=C[&size=N]: C's inclusion in the tree
 // of size N, by default the latest checkpoint's.
 func (a *API) handleInclusionProof(w http.ResponseWriter, r *http.Request) {
-	q, err := logQuery(r, "cid", "size")
+	q, err := queryParams(r, "cid", "size")
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -101,7 +101,7 @@ func (a *API) handleInclusionProof(w http.ResponseWriter, r *http.Request) {
 
 // handleConsistencyProof serves ?from=M&to=N.
 func (a *API) handleConsistencyProof(w http.ResponseWriter, r *http.Request) {
-	q, err := logQuery(r, "from", "to")
+	q, err := queryParams(r, "from", "to")
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -128,9 +128,10 @@ func (a *API) handleConsistencyProof(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ConsistencyProof{Hashes: nonNil(p)})
 }
 
-// logQuery returns the query of a log request, refusing parameters not
-// in allowed and parameters given twice.
-func logQuery(r *http.Request, allowed ...string) (url.Values, error) {
+// queryParams returns a request's query, refusing parameters not in
+// allowed and parameters given twice (every parameter of the API takes one
+// value).
+func queryParams(r *http.Request, allowed ...string) (url.Values, error) {
 	q := r.URL.Query()
 	for key, vals := range q {
 		ok := false

@@ -31,7 +31,7 @@ func (a *API) handleNoticeStream(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	if _, err := logQuery(r, "last_event_id"); err != nil {
+	if _, err := queryParams(r, "last_event_id"); err != nil {
 		a.writeError(w, r, err)
 		return
 	}

@@ -67,16 +67,9 @@ func (a *API) decisionOf(e store.DecisionEntry) (*protocol.Record, *protocol.Dec
 
 func parseReceiptQuery(r *http.Request) (store.DecisionQuery, error) {
 	var q store.DecisionQuery
-	v := r.URL.Query()
-	for key, vals := range v {
-		switch key {
-		case "consent", "from", "to", "sender", "recipient", "after", "limit":
-		default:
-			return q, badRequest("unknown query parameter %q", key)
-		}
-		if len(vals) > 1 {
-			return q, badRequest("%s: given %d times", key, len(vals))
-		}
+	v, err := queryParams(r, "consent", "from", "to", "sender", "recipient", "after", "limit")
+	if err != nil {
+		return q, err
 	}
 	if s := v.Get("consent"); s != "" {
 		c, err := cidField("consent", s)
@@ -108,7 +101,6 @@ func parseReceiptQuery(r *http.Request) (store.DecisionQuery, error) {
 			*f.to = id.String()
 		}
 	}
-	var err error
 	q.After, q.Limit, err = pageParams(v)
 	return q, err
 }

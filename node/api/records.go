@@ -83,23 +83,17 @@ func (a *API) handlePostRecord(w http.ResponseWriter, r *http.Request) {
 // for the operator's import of a record that need not be fresh (DESIGN.md
 // §4), false (or absent) for a submission.
 func importParam(r *http.Request) (bool, error) {
-	v := r.URL.Query()
-	for key := range v {
-		if key != "import" {
-			return false, badRequest("unknown query parameter %q", key)
-		}
+	v, err := queryParams(r, "import")
+	if err != nil {
+		return false, err
 	}
-	switch vs := v["import"]; {
-	case len(vs) == 0:
+	switch s := v.Get("import"); {
+	case !v.Has("import"), s == "false":
 		return false, nil
-	case len(vs) > 1:
-		return false, badRequest("import: given %d times", len(vs))
-	case vs[0] == "true":
+	case s == "true":
 		return true, nil
-	case vs[0] == "false":
-		return false, nil
 	default:
-		return false, badRequest("import: want true or false, not %q", vs[0])
+		return false, badRequest("import: want true or false, not %q", s)
 	}
 }
 
@@ -306,13 +300,9 @@ func (p *pageWriter) fail(a *API, r *http.Request, err error) {
 
 func parseListQuery(r *http.Request) (store.Query, error) {
 	var q store.Query
-	v := r.URL.Query()
-	for key := range v {
-		switch key {
-		case "kind", "issuer", "jurisdiction", "after", "limit":
-		default:
-			return q, badRequest("unknown query parameter %q", key)
-		}
+	v, err := queryParams(r, "kind", "issuer", "jurisdiction", "after", "limit")
+	if err != nil {
+		return q, err
 	}
 	if s := v.Get("kind"); s != "" {
 		q.Kind = protocol.Kind(s)
@@ -333,7 +323,6 @@ func parseListQuery(r *http.Request) (store.Query, error) {
 		}
 		q.Jurisdiction = s
 	}
-	var err error
 	q.After, q.Limit, err = pageParams(v)
 	return q, err
 }

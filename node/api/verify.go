@@ -192,7 +192,7 @@ func (a *API) handleReceiptBundle(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	q, err := logQuery(r, "item")
+	q, err := queryParams(r, "item")
 	if err != nil {
 		a.writeError(w, r, err)
 		return
