@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -132,6 +134,20 @@ func (f *Federation) Marshal() ([]byte, error) {
 		return nil, fmt.Errorf("encode federation: %w", err)
 	}
 	return b, nil
+}
+
+// Digest names the federation f describes: "sha256:" and the hex SHA-256
+// of its canonical encoding (Marshal), so that two files that differ only
+// in layout or comments have one digest and two that name another key,
+// address or jurisdiction do not. Every node of a federation must read the
+// same one: its status shows it, for operators to compare.
+func (f *Federation) Digest() (string, error) {
+	b, err := f.Marshal()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
 // Jurisdiction returns the jurisdiction with this code.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -318,5 +319,44 @@ func TestLoadFederation(t *testing.T) {
 	_, err = LoadFederation(filepath.Join(dir, "missing.toml"))
 	if err == nil || !strings.Contains(err.Error(), "missing.toml") {
 		t.Errorf("missing file: error = %v", err)
+	}
+}
+
+// TestFederationDigest: the digest names the federation, not the file's
+// layout: comments and spacing leave it, any field changes it.
+func TestFederationDigest(t *testing.T) {
+	x := newIDs(t)
+	text := x.expand(validFederationTOML)
+	digest := func(s string) string {
+		t.Helper()
+		f, err := ParseFederation([]byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := f.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d := digest(text)
+	if !regexp.MustCompile(`^sha256:[0-9a-f]{64}$`).MatchString(d) {
+		t.Fatalf("digest %q", d)
+	}
+	relaid := "# the pilot's federation\n\n" + strings.ReplaceAll(text, " = ", "   =   ")
+	if got := digest(relaid); got != d {
+		t.Errorf("a comment and spacing changed the digest: %s, was %s", got, d)
+	}
+	for name, edit := range map[string]string{
+		"name":      strings.Replace(text, `"eu-latam-pilot"`, `"eu-latam-pilot2"`, 1),
+		"authority": strings.Replace(text, x.authBR.String(), x.authFR.String(), 1),
+		"address":   strings.Replace(text, "4101", "4102", 1),
+	} {
+		if edit == text {
+			t.Fatalf("%s: the edit changed nothing", name)
+		}
+		if got := digest(edit); got == d {
+			t.Errorf("another %s, the same digest %s", name, got)
+		}
 	}
 }

@@ -504,10 +504,13 @@ func TestStatus(t *testing.T) {
 	}
 	var raw map[string]json.RawMessage
 	decodeJSON(t, resp.body, &raw)
-	for _, f := range []string{"peer_id", "jurisdiction", "federation", "version", "peers", "records", "log"} {
+	for _, f := range []string{"peer_id", "jurisdiction", "federation", "federation_digest", "version", "peers", "records", "log"} {
 		if _, ok := raw[f]; !ok {
 			t.Errorf("status has no %q: %s", f, resp.body)
 		}
+	}
+	if want, _ := tn.Federation.Digest(); string(raw["federation_digest"]) != `"`+want+`"` {
+		t.Errorf("federation_digest %s, want the digest of the federation file the node read, %s", raw["federation_digest"], want)
 	}
 	if string(raw["peers"]) == "null" {
 		t.Errorf("peers is null, want a list: %s", resp.body)

@@ -50,7 +50,10 @@ type Node struct {
 	api     *api.API
 	started time.Time
 	build   Build // BuildInfo, read once
-	closing atomic.Bool
+	// fedDigest names the federation file as this node read it, whole
+	// (config.Federation.Digest).
+	fedDigest string
+	closing   atomic.Bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -99,6 +102,9 @@ func New(cfg Config) (_ *Node, err error) {
 	n.log = n.log.With("node", service.ShortID(n.id))
 	if n.fed, err = cfg.recognised(); err != nil {
 		return nil, err
+	}
+	if n.fedDigest, err = cfg.Federation.Digest(); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
 	}
 	if err := compose(n); err != nil {
 		return nil, err

@@ -14,18 +14,21 @@ import (
 
 // Status is the node's state as GET /v1/status shows it.
 type Status struct {
-	PeerID       string                 `json:"peer_id"`
-	Jurisdiction string                 `json:"jurisdiction"`
-	Federation   string                 `json:"federation"`
-	Version      string                 `json:"version"` // Build.Version
-	Addrs        []string               `json:"addrs"`
-	Peers        []PeerStatus           `json:"peers"`
-	Records      map[string]int64       `json:"records"`
-	Log          LogStatus              `json:"log"`
-	Sync         []reconcile.PeerStatus `json:"sync"`
-	Witnessed    []witness.Status       `json:"witnessed"`
-	Alerts       []witness.Alert        `json:"alerts"`
-	UptimeMs     int64                  `json:"uptime_ms"`
+	PeerID       string `json:"peer_id"`
+	Jurisdiction string `json:"jurisdiction"`
+	Federation   string `json:"federation"`
+	// FederationDigest is config.Federation.Digest of the federation
+	// file the node read: the same on every node of a federation.
+	FederationDigest string                 `json:"federation_digest"`
+	Version          string                 `json:"version"` // Build.Version
+	Addrs            []string               `json:"addrs"`
+	Peers            []PeerStatus           `json:"peers"`
+	Records          map[string]int64       `json:"records"`
+	Log              LogStatus              `json:"log"`
+	Sync             []reconcile.PeerStatus `json:"sync"`
+	Witnessed        []witness.Status       `json:"witnessed"`
+	Alerts           []witness.Alert        `json:"alerts"`
+	UptimeMs         int64                  `json:"uptime_ms"`
 }
 
 // PeerStatus is one connected peer.
@@ -53,18 +56,19 @@ type LogStatus struct {
 // (DESIGN.md §8).
 func (n *Node) Status(public bool) Status {
 	st := Status{
-		PeerID:       n.id.String(),
-		Jurisdiction: n.cfg.Jurisdiction,
-		Federation:   n.cfg.Federation.Name,
-		Version:      n.build.Version,
-		Addrs:        []string{}, // lists in JSON even when empty, never null
-		Peers:        []PeerStatus{},
-		Records:      map[string]int64{},
-		Log:          LogStatus{Size: n.store.Len(), CheckpointSize: n.svc.Checkpoints.LatestSize()},
-		Sync:         n.svc.Sync.Status(),
-		Witnessed:    n.svc.Witness.Witnessed(),
-		Alerts:       n.svc.Witness.Alerts(),
-		UptimeMs:     n.cfg.Now().Sub(n.started).Milliseconds(),
+		PeerID:           n.id.String(),
+		Jurisdiction:     n.cfg.Jurisdiction,
+		Federation:       n.cfg.Federation.Name,
+		FederationDigest: n.fedDigest,
+		Version:          n.build.Version,
+		Addrs:            []string{}, // lists in JSON even when empty, never null
+		Peers:            []PeerStatus{},
+		Records:          map[string]int64{},
+		Log:              LogStatus{Size: n.store.Len(), CheckpointSize: n.svc.Checkpoints.LatestSize()},
+		Sync:             n.svc.Sync.Status(),
+		Witnessed:        n.svc.Witness.Witnessed(),
+		Alerts:           n.svc.Witness.Alerts(),
+		UptimeMs:         n.cfg.Now().Sub(n.started).Milliseconds(),
 	}
 	st.Sync = nonNil(st.Sync)
 	st.Witnessed = nonNil(st.Witnessed)

@@ -75,7 +75,7 @@ func readiness(cl *apiClient) string {
 // leave the line out).
 func printStatus(w io.Writer, st *node.Status, ready string) {
 	fmt.Fprintf(w, "node        %s\n", st.PeerID)
-	fmt.Fprintf(w, "federation  %s, jurisdiction %s\n", st.Federation, st.Jurisdiction)
+	fmt.Fprintf(w, "federation  %s, jurisdiction %s (file %s: the same on every node)\n", st.Federation, st.Jurisdiction, st.FederationDigest)
 	if ready != "" {
 		fmt.Fprintf(w, "ready       %s\n", ready)
 	}

@@ -41,7 +41,7 @@ const (
 func nodeStatus(public bool) any {
 	root := tlog.RecordHash([]byte("root")).String()
 	at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	st := node.Status{PeerID: somePeer, Jurisdiction: "DE", Federation: "demo", Addrs: []string{"/ip4/127.0.0.1/tcp/4001"},
+	st := node.Status{PeerID: somePeer, Jurisdiction: "DE", Federation: "demo", FederationDigest: "sha256:" + strings.Repeat("ab", 32), Addrs: []string{"/ip4/127.0.0.1/tcp/4001"},
 		Peers:   []node.PeerStatus{{PeerID: otherPeer, Jurisdiction: "FR", Founding: true, Addr: "/ip4/127.0.0.1/tcp/4002", Direction: "outbound"}},
 		Records: map[string]int64{"accreditation": 2, "consent": 1},
 		Log:     node.LogStatus{Size: 5, Root: root, CheckpointSize: 4},
