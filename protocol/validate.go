@@ -172,18 +172,16 @@ func checkToken(field, s string) error {
 // checkSet checks that a list is sorted, without duplicates, and that each
 // element passes elem.
 func checkSet[T ~string](field string, list []T, elem func(field string, s T) error) error {
+	at := func(i int) string { return fmt.Sprintf("%s[%d]", field, i) } // only on failure: it costs more than the checks
 	for i, s := range list {
-		f := fmt.Sprintf("%s[%d]", field, i)
-		if elem != nil {
-			if err := elem(f, s); err != nil {
-				return err
-			}
+		if elem != nil && elem(field, s) != nil {
+			return elem(at(i), s) // the same check again (each is pure), naming the element
 		}
 		if i > 0 && list[i-1] >= s {
 			if list[i-1] == s {
-				return invalid(f, "duplicate %q in a set", s)
+				return invalid(at(i), "duplicate %q in a set", s)
 			}
-			return invalid(f, "set not sorted: %q after %q", s, list[i-1])
+			return invalid(at(i), "set not sorted: %q after %q", s, list[i-1])
 		}
 	}
 	return nil
