@@ -192,6 +192,8 @@ func BenchmarkIncidentStream(b *testing.B) {
 	b.ReportMetric(float64(y99.Microseconds()), "synced-p99-µs")
 	b.ReportMetric(p50.Seconds()/y50.Seconds(), "stream/synced-p50")
 	b.ReportMetric(p99.Seconds()/y99.Seconds(), "stream/synced-p99")
+	b.ReportMetric(s50.Seconds()/y50.Seconds(), "spread/synced-p50") // the spread under the subscribers' load
+	b.ReportMetric(s99.Seconds()/y99.Seconds(), "spread/synced-p99")
 	b.ReportMetric(0, "ns/op")
 }
 
