@@ -654,6 +654,11 @@ func (w *world) checkCounts(t *testing.T, s *Store) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Counts = %v, want %v", got, want)
 	}
+	for k, n := range want {
+		if c := s.Count(k); c != n {
+			t.Errorf("Count(%s) = %d, want %d", k, c, n)
+		}
+	}
 	if s.Len() != uint64(len(w.records)) {
 		t.Errorf("Len = %d, want %d", s.Len(), len(w.records))
 	}

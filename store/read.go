@@ -221,6 +221,17 @@ func (s *Store) Counts() map[protocol.Kind]int64 {
 	return out
 }
 
+// Count is the number of records of kind k held (Counts' entry for k,
+// without the map): a lock-free load, cheap enough to ask on every
+// accepted record.
+func (s *Store) Count(k protocol.Kind) int64 {
+	code, ok := kindCode(k)
+	if !ok {
+		return 0
+	}
+	return s.counts[code].Load()
+}
+
 // Len returns the number of records held, which is also the highest seq.
 // After Close it returns 0.
 func (s *Store) Len() uint64 {

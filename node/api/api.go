@@ -41,6 +41,7 @@ type Reader interface {
 	List(q store.Query) ([]store.Entry, uint64, error)
 	Seq(c cid.Cid) (uint64, error)
 	Len() uint64
+	Count(k protocol.Kind) int64
 	InclusionProof(seq, size uint64) (tlog.RecordProof, error)
 	Decisions(q store.DecisionQuery) ([]store.DecisionEntry, uint64, error)
 	Notices(recipient string, after uint64, limit int) ([]store.Notice, error)

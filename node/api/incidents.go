@@ -217,35 +217,43 @@ func (a *API) handleIncidentStream(w http.ResponseWriter, r *http.Request) {
 	reauth := time.NewTicker(time.Second)
 	defer reauth.Stop()
 	var buf bytes.Buffer
+	// Every accepted record wakes the stream, and most are not incident
+	// notices: it reads the store only when the node holds other notices
+	// than at its last read, or when that read may have stopped short.
+	held := int64(-1)
 	for ctx.Err() == nil {
 		var wake <-chan struct{}
 		if a.cfg.Accepted != nil {
 			wake = a.cfg.Accepted() // before reading: a record accepted after the read wakes it
 		}
-		evs, scanned, err := a.cfg.Incidents.Events(q, after, streamBatch)
-		if err != nil {
-			if !errors.Is(err, context.Canceled) {
-				a.log.Error("incident stream: reading events", "err", err, "after", after)
+		if n := a.cfg.Store.Count(protocol.KindIncident); n != held {
+			held = n // counted before the read: a notice accepted after it makes the next count differ
+			evs, scanned, err := a.cfg.Incidents.Events(q, after, streamBatch)
+			if err != nil {
+				if !errors.Is(err, context.Canceled) {
+					a.log.Error("incident stream: reading events", "err", err, "after", after)
+				}
+				return
 			}
-			return
-		}
-		if len(evs) > 0 {
-			buf.Reset()
-			for _, ev := range evs {
-				if err := writeEvent(&buf, "incident", ev.Seq, ev.Incident); err != nil {
-					a.log.Error("incident stream: encoding an event", "err", err, "seq", ev.Seq)
+			if len(evs) > 0 {
+				buf.Reset()
+				for _, ev := range evs {
+					if err := writeEvent(&buf, "incident", ev.Seq, ev.Incident); err != nil {
+						a.log.Error("incident stream: encoding an event", "err", err, "seq", ev.Seq)
+						return
+					}
+				}
+				if err := send(buf.Bytes()); err != nil {
+					a.log.Debug("incident stream: consumer gone or too slow", "err", err, "after", after)
 					return
 				}
 			}
-			if err := send(buf.Bytes()); err != nil {
-				a.log.Debug("incident stream: consumer gone or too slow", "err", err, "after", after)
-				return
-			}
-		}
-		if scanned > after {
-			after = scanned
-			if scanned < a.cfg.Store.Len() {
-				continue // there may be more; if not, wake says when
+			if scanned > after {
+				after = scanned
+				if scanned < a.cfg.Store.Len() {
+					held = -1
+					continue // there may be more; if not, wake says when
+				}
 			}
 		}
 		select {

@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/entente-net/entente/node/api"
 	"github.com/entente-net/entente/node/internal/nodetest"
 	"github.com/entente-net/entente/node/service"
+	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/store"
 )
 
@@ -61,4 +64,80 @@ func TestIncidentStreamOutlivesServerTimeouts(t *testing.T) {
 		}
 		got += n
 	}
+}
+
+// counting is an incident read model with nothing to tell that counts
+// its reads.
+type counting struct {
+	quiet
+	reads atomic.Int64
+}
+
+func (c *counting) Events(q service.IncidentQuery, after uint64, limit int) ([]service.IncidentEvent, uint64, error) {
+	c.reads.Add(1)
+	return c.quiet.Events(q, after, limit)
+}
+
+// TestIncidentStreamReadsForNotices: every accepted record wakes the
+// stream; it reads the store again only when an incident notice was
+// among them (a busy node's other records cost its subscribers nothing).
+func TestIncidentStreamReadsForNotices(t *testing.T) {
+	st := nodetest.Store(t)
+	var mu sync.Mutex
+	wake, waits := make(chan struct{}), 0
+	accepted := func() <-chan struct{} {
+		mu.Lock()
+		defer mu.Unlock()
+		waits++
+		return wake
+	}
+	fire := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		close(wake)
+		wake = make(chan struct{})
+		return waits
+	}
+	waitsNow := func() int { mu.Lock(); defer mu.Unlock(); return waits }
+	inc := &counting{}
+	a, err := api.New(api.Config{
+		Access: access{}, Blocks: blocks{}, Records: records{}, Store: st, Verifier: verifier{}, Checkpoints: checkpoints{},
+		Status: nodeStatus, Ready: func() (bool, string) { return true, "" },
+		Peers: func() int { return 0 }, Metrics: prometheus.NewRegistry(),
+		Limits: api.Limits{MaxConcurrentRequests: 4, MaxStreams: 4, MaxBatch: 2, MaxBatchBytes: 1 << 16, MaxPageBytes: 1 << 20,
+			ReadHeaderTimeout: time.Minute, ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: time.Minute},
+		Incidents: inc, Accepted: accepted,
+		Streams: api.Streams{Keepalive: time.Hour},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Shutdown() })
+	resp, err := http.Get("http://" + a.Addr() + "/v1/incidents/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	t.Cleanup(http.DefaultTransport.(*http.Transport).CloseIdleConnections)
+	nodetest.Eventually(t, 10*time.Second, "the stream's first read", func() bool { return inc.reads.Load() == 1 && waitsNow() == 1 })
+
+	fed := nodetest.NewFed(t, "api-test")
+	for i := range 5 {
+		_, id := nodetest.Key(t)
+		nodetest.Put(t, st, fed.Accredit(t, id, protocol.RoleController))
+		before := fire()
+		nodetest.Eventually(t, 10*time.Second, "the stream to wait again", func() bool { return waitsNow() > before })
+		if got := inc.reads.Load(); got != 1 {
+			t.Fatalf("after %d accreditations the stream read the store %d times, want once (at its start)", i+1, got)
+		}
+	}
+	key, _ := nodetest.Key(t)
+	nodetest.Put(t, st, nodetest.Sign(t, key, &protocol.Incident{Ref: "r", Jurisdiction: "DE", Severity: protocol.SeverityHigh,
+		Status: protocol.StatusOpen, TLP: protocol.TLPClear, Affected: []string{}, Categories: []string{"breach"},
+		DetectedAt: time.Now().UnixMilli(), Summary: "s"}))
+	fire()
+	nodetest.Eventually(t, 10*time.Second, "a read for the notice", func() bool { return inc.reads.Load() >= 2 })
 }
