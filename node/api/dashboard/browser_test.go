@@ -3,6 +3,7 @@ package dashboard_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/entente-net/entente/node/api"
+	"github.com/entente-net/entente/node/witness"
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/testnet"
 )
@@ -296,6 +298,10 @@ func TestDashboardInBrowser(t *testing.T) {
 		b.t = t
 		testDelivery(ctx, t, b, de, regulator)
 	})
+	t.Run("equivocation evidence", func(t *testing.T) { // last: DE stops cosigning BR's checkpoints
+		b.t = t
+		testEquivocation(ctx, t, b, net, de, br)
+	})
 	b.t = t
 	b.clean("the end")
 }
@@ -566,4 +572,44 @@ func testDelivery(ctx context.Context, t *testing.T, b *browser, de *testnet.Mem
 		`tr.incident[data-id=`+css(red.CID().String())+`] table.delivery tr[data-to="BR"][data-state="delivered"]`)))
 	b.shot("incidents-red")
 	b.clean("the delivery of a TLP:RED notice")
+}
+
+// testEquivocation has BR's key sign a second checkpoint of the size DE
+// last verified, with another root: DE raises the alert, and the Log view
+// shows it with the two signed notes that prove it.
+func testEquivocation(ctx context.Context, t *testing.T, b *browser, net *testnet.Net, de, br *testnet.Member) {
+	sc, err := br.Services().Checkpoints.Sign()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := de.Services().Witness.Peer(ctx, br.ID()); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := protocol.NewCheckpointSigner(net.Federation.Name, br.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := sc.Root
+	other[0] ^= 1
+	forged, err := signer.Sign(protocol.LogCheckpoint{Origin: signer.Name(), Size: sc.Size, Root: other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := de.Services().Witness.Observe(ctx, br.ID(), forged.Note, nil); !errors.Is(err, witness.ErrEquivocation) {
+		t.Fatalf("a second root for size %d: %v, want an equivocation", sc.Size, err)
+	}
+	b.view("log", `#alerts details`)
+	b.do("showing the evidence", chromedp.Click(chromedp.CSS(`#alerts details summary`)), chromedp.WaitVisible(chromedp.CSS(`#alerts details pre`)))
+	notes := eval[[]string](b, "the notes shown", `[...document.querySelectorAll('#alerts details pre')].map(p => p.textContent)`)
+	if len(notes) != 2 || notes[1] != string(forged.Note) {
+		t.Fatalf("the Log view shows %d notes %q; want the verified one and the forged one", len(notes), notes)
+	}
+	for i, n := range notes {
+		got, err := protocol.OpenCheckpoint([]byte(n), net.Federation.Name, br.ID())
+		if err != nil || got.Size != sc.Size {
+			t.Errorf("note %d shown does not open as BR's checkpoint of size %d: %v", i, sc.Size, err)
+		}
+	}
+	b.shot("log-equivocation")
+	b.clean("the equivocation evidence")
 }
