@@ -128,26 +128,6 @@ func (a *API) handleConsistencyProof(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ConsistencyProof{Hashes: nonNil(p)})
 }
 
-// queryParams returns a request's query, refusing parameters not in
-// allowed and parameters given twice (every parameter of the API takes one
-// value).
-func queryParams(r *http.Request, allowed ...string) (url.Values, error) {
-	q := r.URL.Query()
-	for key, vals := range q {
-		ok := false
-		for _, a := range allowed {
-			ok = ok || key == a
-		}
-		if !ok {
-			return nil, badRequest("unknown query parameter %q", key)
-		}
-		if len(vals) > 1 {
-			return nil, badRequest("%s: given %d times", key, len(vals))
-		}
-	}
-	return q, nil
-}
-
 // treeSize parses the required tree size parameter key: a decimal from 1.
 func treeSize(q url.Values, key string) (uint64, error) {
 	s := q.Get(key)

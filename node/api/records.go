@@ -327,6 +327,26 @@ func parseListQuery(r *http.Request) (store.Query, error) {
 	return q, err
 }
 
+// queryParams returns a request's query, refusing parameters not in
+// allowed and parameters given twice (every parameter of the API takes one
+// value).
+func queryParams(r *http.Request, allowed ...string) (url.Values, error) {
+	q := r.URL.Query()
+	for key, vals := range q {
+		ok := false
+		for _, a := range allowed {
+			ok = ok || key == a
+		}
+		if !ok {
+			return nil, badRequest("unknown query parameter %q", key)
+		}
+		if len(vals) > 1 {
+			return nil, badRequest("%s: given %d times", key, len(vals))
+		}
+	}
+	return q, nil
+}
+
 // pageParams reads a list's after (a cursor from a previous page's next)
 // and limit (1 to 1000); absent, each is 0.
 func pageParams(v url.Values) (after uint64, limit int, err error) {
