@@ -32,28 +32,13 @@ func (quiet) Events(_ service.IncidentQuery, after uint64, _ int) ([]service.Inc
 // server's read and write timeouts, which bound ordinary requests.
 func TestIncidentStreamOutlivesServerTimeouts(t *testing.T) {
 	const timeout = 150 * time.Millisecond
-	a, err := api.New(api.Config{
-		Access: access{}, Blocks: blocks{}, Records: records{}, Store: nodetest.Store(t), Verifier: verifier{}, Checkpoints: checkpoints{},
-		Status: nodeStatus, Ready: func() (bool, string) { return true, "" },
-		Peers: func() int { return 0 }, Metrics: prometheus.NewRegistry(),
+	resp := followIncidents(t, api.Config{
+		Store: nodetest.Store(t),
 		Limits: api.Limits{MaxConcurrentRequests: 4, MaxStreams: 4, MaxBatch: 2, MaxBatchBytes: 1 << 16,
 			ReadHeaderTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout, IdleTimeout: timeout},
 		Incidents: quiet{},
 		Streams:   api.Streams{Keepalive: 20 * time.Millisecond},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Shutdown() })
-	resp, err := http.Get("http://" + a.Addr() + "/v1/incidents/stream")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	t.Cleanup(http.DefaultTransport.(*http.Transport).CloseIdleConnections)
 	start := time.Now()
 	buf := make([]byte, 4096)
 	var got int
@@ -100,28 +85,13 @@ func TestIncidentStreamReadsForNotices(t *testing.T) {
 	}
 	waitsNow := func() int { mu.Lock(); defer mu.Unlock(); return waits }
 	inc := &counting{}
-	a, err := api.New(api.Config{
-		Access: access{}, Blocks: blocks{}, Records: records{}, Store: st, Verifier: verifier{}, Checkpoints: checkpoints{},
-		Status: nodeStatus, Ready: func() (bool, string) { return true, "" },
-		Peers: func() int { return 0 }, Metrics: prometheus.NewRegistry(),
+	followIncidents(t, api.Config{
+		Store: st,
 		Limits: api.Limits{MaxConcurrentRequests: 4, MaxStreams: 4, MaxBatch: 2, MaxBatchBytes: 1 << 16, MaxPageBytes: 1 << 20,
 			ReadHeaderTimeout: time.Minute, ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: time.Minute},
 		Incidents: inc, Accepted: accepted,
 		Streams: api.Streams{Keepalive: time.Hour},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Shutdown() })
-	resp, err := http.Get("http://" + a.Addr() + "/v1/incidents/stream")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	t.Cleanup(http.DefaultTransport.(*http.Transport).CloseIdleConnections)
 	nodetest.Eventually(t, 10*time.Second, "the stream's first read", func() bool { return inc.reads.Load() == 1 && waitsNow() == 1 })
 
 	fed := nodetest.NewFed(t, "api-test")
@@ -140,4 +110,29 @@ func TestIncidentStreamReadsForNotices(t *testing.T) {
 		DetectedAt: time.Now().UnixMilli(), Summary: "s"}))
 	fire()
 	nodetest.Eventually(t, 10*time.Second, "a read for the notice", func() bool { return inc.reads.Load() >= 2 })
+}
+
+// followIncidents starts an API of c (its store, limits, incidents and
+// streams; the rest the package's fakes) and opens its incident stream,
+// closed at the end of the test.
+func followIncidents(t *testing.T, c api.Config) *http.Response {
+	t.Helper()
+	c.Access, c.Blocks, c.Records, c.Verifier, c.Checkpoints = access{}, blocks{}, records{}, verifier{}, checkpoints{}
+	c.Status, c.Ready = nodeStatus, func() (bool, string) { return true, "" }
+	c.Peers, c.Metrics = func() int { return 0 }, prometheus.NewRegistry()
+	a, err := api.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Shutdown() })
+	resp, err := http.Get("http://" + a.Addr() + "/v1/incidents/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	t.Cleanup(http.DefaultTransport.(*http.Transport).CloseIdleConnections)
+	return resp
 }
