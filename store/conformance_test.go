@@ -292,6 +292,57 @@ func runConformance(t *testing.T, open func(t *testing.T) *Store) {
 		}
 	})
 
+	// Recent answers from memory what List answers, for as far back as it
+	// remembers, and says when it does not.
+	t.Run("Recent", func(t *testing.T) {
+		s := fresh(t)
+		w := newWorld(t)
+		w.populate(t, s)
+		for _, k := range protocol.Kinds {
+			want, _, err := s.List(Query{Kind: k, Limit: MaxListLimit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, after := range []uint64{0, 5, uint64(len(w.records))} {
+				got, ok := s.Recent(k, after, MaxListLimit)
+				if !ok {
+					t.Fatalf("Recent(%s, %d): not remembered in a store of %d records", k, after, len(w.records))
+				}
+				var wantAfter []Entry
+				for _, e := range want {
+					if e.Seq > after {
+						wantAfter = append(wantAfter, e)
+					}
+				}
+				if len(got) != len(wantAfter) {
+					t.Fatalf("Recent(%s, %d) = %d entries, List %d", k, after, len(got), len(wantAfter))
+				}
+				for i := range got {
+					if got[i].Seq != wantAfter[i].Seq || !got[i].Record.CID().Equals(wantAfter[i].Record.CID()) {
+						t.Fatalf("Recent(%s, %d)[%d] = seq %d, List seq %d", k, after, i, got[i].Seq, wantAfter[i].Seq)
+					}
+				}
+			}
+			if got, ok := s.Recent(k, 0, 2); ok && len(want) >= 2 && len(got) != 2 {
+				t.Errorf("Recent(%s, 0, 2) = %d entries, want the limit", k, len(got))
+			}
+		}
+		// Past its memory it says so: 300 more accreditations push the
+		// first ones out.
+		many := manyRecords(t, tailLen+44)
+		if _, err := s.PutMany(context.Background(), many); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := s.Recent(protocol.KindAccreditation, 0, MaxListLimit); ok {
+			t.Error("Recent of accreditations from 0 answered after more than it keeps were added")
+		}
+		last := s.Len()
+		got, ok := s.Recent(protocol.KindAccreditation, last-tailLen/2, MaxListLimit)
+		if !ok || len(got) != tailLen/2 || got[len(got)-1].Seq != last || !got[len(got)-1].Record.CID().Equals(many[len(many)-1].CID()) {
+			t.Errorf("Recent of the last %d accreditations (it keeps at least those): %d entries, %v", tailLen/2, len(got), ok)
+		}
+	})
+
 	t.Run("AccreditationsOf", func(t *testing.T) {
 		s := fresh(t)
 		w := newWorld(t)

@@ -94,7 +94,8 @@ type Store struct {
 	log   *slog.Logger
 	opts  Options
 	cache *recordCache
-	scans *scanCache // answers of the index scans authorisation makes
+	scans *scanCache         // answers of the index scans authorisation makes
+	tails [numKindCodes]tail // the latest records of each kind (Recent)
 
 	// lifecycle: every method runs between enter and leave; Close sets
 	// closed, waits for the methods in flight, then stops the goroutines.
@@ -297,6 +298,7 @@ func (s *Store) loadMeta() error {
 	s.seq.Store(m.seq)
 	for code := range m.counts {
 		s.counts[code].Store(m.counts[code])
+		s.tails[code].from = m.seq // Recent knows nothing older
 	}
 	return nil
 }

@@ -128,10 +128,16 @@ func TestReopen(t *testing.T) {
 
 	// The seq continues, and counts keep counting.
 	r := w.de.consent(t, "DE")
-	res, err := s.Put(ctx, r)
 	n := uint64(len(w.records))
+	if _, ok := s.Recent(protocol.KindConsent, 0, 10); ok {
+		t.Error("Recent after reopen answers for records it never saw committed")
+	}
+	res, err := s.Put(ctx, r)
 	if err != nil || res != (PutResult{Seq: n + 1, New: true}) {
 		t.Fatalf("Put after reopen = %+v, %v; want seq %d", res, err, n+1)
+	}
+	if got, ok := s.Recent(protocol.KindConsent, n, 10); !ok || len(got) != 1 || got[0].Seq != n+1 || !got[0].Record.CID().Equals(r.CID()) {
+		t.Errorf("Recent after reopen and a put = %v, %v; want the new consent at seq %d", got, ok, n+1)
 	}
 	if res, err := s.Put(ctx, w.records[0]); err != nil || res != (PutResult{Seq: 1}) {
 		t.Fatalf("Put of an old record after reopen = %+v, %v; want seq 1, not new", res, err)

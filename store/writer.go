@@ -374,6 +374,7 @@ func (s *Store) published(item *commitItem) {
 	// backup reads).
 	s.setDiscardTs(item.ts - 1)
 	s.seq.Store(item.after.seq)
+	s.appendFresh(item.after.seq-uint64(len(item.fresh))+1, item.fresh) // before the counts: see tail
 	for code := range item.after.counts {
 		s.counts[code].Store(item.after.counts[code])
 	}

@@ -31,6 +31,8 @@ type Store interface {
 	Get(c cid.Cid) (*protocol.Record, error)
 	Seq(c cid.Cid) (uint64, error)
 	List(q store.Query) ([]store.Entry, uint64, error)
+	// Recent is List of one kind from memory, when it remembers that far.
+	Recent(k protocol.Kind, after uint64, limit int) ([]store.Entry, bool)
 	LinkedFrom(target cid.Cid, kinds ...protocol.Kind) ([]*protocol.Record, error)
 }
 
@@ -172,13 +174,11 @@ func (m *Model) Events(q service.IncidentQuery, after uint64, limit int) (evs []
 	if limit <= 0 || limit > scanPage {
 		limit = scanPage
 	}
-	entries, _, err := m.st.List(store.Query{Kind: protocol.KindIncident, Jurisdiction: q.Jurisdiction, After: after, Limit: limit})
+	entries, scanned, err := m.noticesAfter(q.Jurisdiction, after, limit)
 	if err != nil {
 		return nil, after, err
 	}
-	scanned = after
 	for _, e := range entries {
-		scanned = e.Seq
 		entry, err := m.eventAt(e)
 		if err != nil {
 			return nil, after, err
@@ -188,6 +188,32 @@ func (m *Model) Events(q service.IncidentQuery, after uint64, limit int) (evs []
 		}
 	}
 	return evs, scanned, nil
+}
+
+// noticesAfter returns up to limit notices of jurisdiction (any when "")
+// accepted after seq after, and the seq up to which it looked. A stream
+// asks for the notice just accepted, which the store still has in memory
+// (Recent); further back it reads the index.
+func (m *Model) noticesAfter(jurisdiction string, after uint64, limit int) ([]store.Entry, uint64, error) {
+	if recent, ok := m.st.Recent(protocol.KindIncident, after, store.MaxListLimit); ok {
+		scanned, out := after, recent[:0]
+		for _, e := range recent {
+			if jurisdiction != "" && e.Record.Jurisdiction() != jurisdiction {
+				scanned = e.Seq
+				continue
+			}
+			if len(out) == limit {
+				break
+			}
+			out, scanned = append(out, e), e.Seq
+		}
+		return out, scanned, nil
+	}
+	entries, _, err := m.st.List(store.Query{Kind: protocol.KindIncident, Jurisdiction: jurisdiction, After: after, Limit: limit})
+	if err != nil || len(entries) == 0 {
+		return nil, after, err
+	}
+	return entries, entries[len(entries)-1].Seq, nil
 }
 
 // eventAt is the incident as of notice e (nil if e is no notice): its

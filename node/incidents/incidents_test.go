@@ -2,6 +2,7 @@ package incidents_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -188,5 +189,49 @@ func TestEventsShared(t *testing.T) {
 	// A filter applies to the shared events as to computed ones.
 	if evs, _, err := m.Events(service.IncidentQuery{Status: protocol.StatusResolved}, 0, 10); err != nil || len(evs) != 1 || evs[0].Seq != 2 {
 		t.Errorf("filtered: %+v, %v", evs, err)
+	}
+}
+
+// TestEventsFromMemoryAndFromTheIndex: Events answers the same whether the
+// store still holds the notices after `after` in memory (store.Recent) or
+// it reads them from the index, with and without a jurisdiction.
+func TestEventsFromMemoryAndFromTheIndex(t *testing.T) {
+	s := nodetest.Store(t)
+	key, _ := nodetest.Key(t)
+	at := time.Now().UnixMilli()
+	var recs []*protocol.Record
+	for i := range 300 { // more than the store keeps in memory
+		r, err := protocol.Sign(key, at+int64(i), &protocol.Incident{Ref: fmt.Sprintf("R-%d", i), Jurisdiction: []string{"DE", "FR"}[i%2],
+			Severity: protocol.SeverityLow, Status: protocol.StatusOpen, TLP: protocol.TLPClear, Affected: []string{},
+			Categories: []string{"face"}, DetectedAt: at, Summary: "s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	nodetest.Put(t, s, recs...)
+	m := model(t, s, nil)
+	for _, j := range []string{"", "FR"} {
+		for _, after := range []uint64{0, 40, 250, 299, 300} {
+			evs, scanned, err := m.Events(service.IncidentQuery{Jurisdiction: j}, after, 20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			entries, _, err := s.List(store.Query{Kind: protocol.KindIncident, Jurisdiction: j, After: after, Limit: 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) != len(entries) {
+				t.Fatalf("jurisdiction %q after %d: %d events, the index %d notices", j, after, len(evs), len(entries))
+			}
+			for i, e := range entries {
+				if evs[i].Seq != e.Seq || evs[i].Incident.ID != e.Record.CID().String() {
+					t.Fatalf("jurisdiction %q after %d: event %d is seq %d, the index's %d", j, after, i, evs[i].Seq, e.Seq)
+				}
+			}
+			if len(entries) > 0 && scanned < entries[len(entries)-1].Seq || scanned < after {
+				t.Errorf("jurisdiction %q after %d: scanned %d, before the last event", j, after, scanned)
+			}
+		}
 	}
 }
