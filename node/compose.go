@@ -130,8 +130,10 @@ func composeNetwork(n *Node) error {
 		OnGraylist: func(p peer.ID) {
 			// A member sending invalid records is cut off, and refused by
 			// the gate until its score recovers (it decays over an hour).
-			component(n, "gate").Warn("closing connections to a graylisted member", "peer", p.String())
-			h.Network().ClosePeer(p)
+			if len(h.Network().ConnsToPeer(p)) > 0 {
+				component(n, "gate").Warn("closing connections to a graylisted member", "peer", p.String())
+				h.Network().ClosePeer(p)
+			}
 		},
 		Logger: component(n, "gossip"), Registerer: n.reg}); err != nil {
 		return fmt.Errorf("node: %w", err)

@@ -67,10 +67,11 @@
 // publishing is on: a node sends its own records to every member on the
 // topic whose score is above the publish threshold.
 //
-// A peer that falls below the graylist threshold is reported to the node
-// (Config.OnGraylist), which closes its connections, and its gate refuses
-// the peer while Graylisted says so: a flooder then costs the node no
-// more than its attempts to reconnect.
+// A peer below the graylist threshold is reported to the node
+// (Config.OnGraylist) at every inspection while it stays there, after the
+// copy the gate reads is updated: the node closes its connections, and its
+// gate refuses the peer while Graylisted says so. A flooder then costs
+// the node no more than its attempts to reconnect.
 package gossip
 
 import (
@@ -111,8 +112,10 @@ type Config struct {
 	// DirectPeers are always forwarded every record (the founding nodes).
 	DirectPeers []peer.AddrInfo
 	// OnGraylist, when set, is called (from the service's goroutine) for
-	// each peer that falls below the graylist threshold: the node closes
-	// its connections and refuses it while it stays there.
+	// each peer below the graylist threshold, at every inspection while it
+	// stays there (a quarter second): the node closes any connection it
+	// still has — one whose handshake passed the gate just before — and
+	// the gate refuses new ones.
 	OnGraylist func(peer.ID)
 	Logger     *slog.Logger          // default discards
 	Registerer prometheus.Registerer // nil registers no metrics
@@ -159,9 +162,11 @@ func New(cfg Config) (_ *Service, err error) {
 			s.Close()
 		}
 	}()
-	s.scores = &scores{isMember: cfg.IsMember, app: map[peer.ID]appScore{}, onGraylist: func(p peer.ID, v float64) {
-		s.log.Warn("gossip: a peer is graylisted: its score fell below the graylist threshold (invalid records); its messages are dropped unread",
-			"peer", p.String(), "score", v, "threshold", graylistThreshold)
+	s.scores = &scores{isMember: cfg.IsMember, app: map[peer.ID]appScore{}, onGraylist: func(p peer.ID, v float64, newly bool) {
+		if newly {
+			s.log.Warn("gossip: a peer is graylisted: its score fell below the graylist threshold (invalid records); its messages are dropped unread",
+				"peer", p.String(), "score", v, "threshold", graylistThreshold)
+		}
 		if cfg.OnGraylist != nil {
 			cfg.OnGraylist(p)
 		}

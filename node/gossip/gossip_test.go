@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -129,5 +130,32 @@ func TestJudge(t *testing.T) {
 	}
 	if len(in.refused) != 2 {
 		t.Errorf("refusals counted before ingest: %v, want malformed and not_gossiped", in.refused)
+	}
+}
+
+// TestInspectReportsGraylistedAfterTheCopy: a peer below the threshold is
+// reported at every inspection, newly only the first time, and when it is
+// reported the copy the gate reads already says it is graylisted (so a
+// connection closed then is not let in again).
+func TestInspectReportsGraylistedAfterTheCopy(t *testing.T) {
+	_, bad := nodetest.Key(t)
+	_, good := nodetest.Key(t)
+	var s *scores
+	type report struct {
+		p                 peer.ID
+		newly, graylisted bool
+	}
+	var got []report
+	s = &scores{onGraylist: func(p peer.ID, _ float64, newly bool) {
+		v, _ := s.score(p)
+		got = append(got, report{p, newly, v < graylistThreshold})
+	}}
+	s.inspect(map[peer.ID]float64{bad: graylistThreshold - 1, good: 0})
+	s.inspect(map[peer.ID]float64{bad: graylistThreshold - 5, good: 0})
+	s.inspect(map[peer.ID]float64{bad: 0, good: 0})
+	s.inspect(map[peer.ID]float64{bad: graylistThreshold - 1})
+	want := []report{{bad, true, true}, {bad, false, true}, {bad, true, true}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("reports %+v, want %+v", got, want)
 	}
 }

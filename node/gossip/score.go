@@ -86,9 +86,9 @@ type scores struct {
 	app map[peer.ID]appScore
 
 	latest atomic.Pointer[map[peer.ID]float64]
-	// onGraylist is called for each peer whose score fell below the
-	// graylist threshold since the last inspection.
-	onGraylist func(peer.ID, float64)
+	// onGraylist is called at each inspection for each peer below the
+	// graylist threshold, newly when it was not at the one before.
+	onGraylist func(p peer.ID, score float64, newly bool)
 }
 
 type appScore struct {
@@ -118,23 +118,24 @@ func (s *scores) appScore(p peer.ID) float64 {
 	return score
 }
 
-// inspect is pubsub's score inspector: it keeps the copy and reports the
-// peers newly graylisted.
+// inspect is pubsub's score inspector: it keeps the copy, then reports
+// the peers graylisted — after, so that the gate, which reads the copy,
+// already refuses a peer when its connections are closed.
 func (s *scores) inspect(now map[peer.ID]float64) {
-	before := s.latest.Load()
+	cp := maps.Clone(now)
+	before := s.latest.Swap(&cp)
 	for p, v := range now {
 		if v >= graylistThreshold {
 			continue
 		}
+		newly := true
 		if before != nil {
 			if old, ok := (*before)[p]; ok && old < graylistThreshold {
-				continue
+				newly = false
 			}
 		}
-		s.onGraylist(p, v)
+		s.onGraylist(p, v, newly)
 	}
-	cp := maps.Clone(now)
-	s.latest.Store(&cp)
 }
 
 // score is p's score at the last inspection.
