@@ -431,11 +431,7 @@ func printListed(env *cliEnv, v api.RecordView, asJSON bool) error {
 	}
 	var about string // what an accreditation is about: whom it accredits, as what
 	if a, ok := rec.Accreditation(); ok {
-		roles := make([]string, len(a.Roles))
-		for i, r := range a.Roles {
-			roles[i] = string(r)
-		}
-		about = fmt.Sprintf("  subject %s %s %s", a.Subject, a.Jurisdiction, strings.Join(roles, ","))
+		about = fmt.Sprintf("  subject %s %s %s", a.Subject, a.Jurisdiction, joinRoles(a.Roles, ","))
 	}
 	_, err = fmt.Fprintf(env.stdout, "%s  %-13s  %s  %s%s\n", v.CID, rec.Kind(), rec.Issuer(), time.UnixMilli(rec.IssuedAt()).UTC().Format(time.RFC3339), about)
 	return err

@@ -217,7 +217,7 @@ func (d *demo) accredit(wctx context.Context) error {
 			return err
 		}
 		d.parties[p.key] = party
-		if err := d.spread(wctx, party.Accreditation, net.NodeOf(p.j), fmt.Sprintf("%s authority accredits %q as %s", p.j, p.name, rolesString(p.roles)), true); err != nil {
+		if err := d.spread(wctx, party.Accreditation, net.NodeOf(p.j), fmt.Sprintf("%s authority accredits %q as %s", p.j, p.name, joinRoles(p.roles, "+")), true); err != nil {
 			return err
 		}
 	}
@@ -850,12 +850,13 @@ func (d *demo) refusals(ctx context.Context, platform crypto.PrivKey, consent *p
 	return nil
 }
 
-func rolesString(roles []protocol.Role) string {
-	var s []string
-	for _, r := range roles {
-		s = append(s, string(r))
+// joinRoles joins the names of roles with sep.
+func joinRoles(roles []protocol.Role, sep string) string {
+	s := make([]string, len(roles))
+	for i, r := range roles {
+		s[i] = string(r)
 	}
-	return strings.Join(s, "+")
+	return strings.Join(s, sep)
 }
 
 // pseudonym is a platform's keyed hash of a person: the only way a consent

@@ -90,14 +90,16 @@ func (a *API) handleGetIncident(w http.ResponseWriter, r *http.Request) {
 // and limit) or of the stream (with last_event_id instead).
 func parseIncidentQuery(r *http.Request, stream bool) (service.IncidentQuery, error) {
 	var q service.IncidentQuery
-	allowed := []string{"status", "severity", "jurisdiction", "affected", "since", "after", "limit"}
+	allowed := []string{"status", "severity", "jurisdiction", "affected", "since"}
 	if stream {
 		for _, key := range []string{"after", "limit"} {
 			if r.URL.Query().Has(key) {
 				return q, badRequest("%s: the stream takes no %s (resume with Last-Event-ID)", key, key)
 			}
 		}
-		allowed = append(allowed[:5], "last_event_id")
+		allowed = append(allowed, "last_event_id")
+	} else {
+		allowed = append(allowed, "after", "limit")
 	}
 	v, err := queryParams(r, allowed...)
 	if err != nil {
