@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -324,6 +325,44 @@ func TestReadmeListsEveryCommand(t *testing.T) {
 	for _, c := range commands {
 		if !listed[c.name] {
 			t.Errorf("README.md's command table does not list 'entente %s'", c.name)
+		}
+	}
+}
+
+// TestReadmeStandsAlone: the README names no file outside the repository
+// and links only to files in it; every relative link of the docs resolves
+// in the repository too.
+func TestReadmeStandsAlone(t *testing.T) {
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	files, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range append([]string{"../../README.md"}, files...) {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readme := filepath.Base(name) == "README.md"
+		if readme && strings.Contains(string(b), "DESIGN.md") {
+			t.Errorf("README.md names DESIGN.md, which is not in the repository")
+		}
+		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
+			target, _, _ := strings.Cut(m[1], "#")
+			switch {
+			case strings.Contains(target, "://"):
+				if readme {
+					t.Errorf("README.md links outside the repository: %s", m[1])
+				}
+			case target == "":
+			default:
+				path := filepath.Join(filepath.Dir(name), target)
+				if rel, err := filepath.Rel("../..", path); err != nil || strings.HasPrefix(rel, "..") {
+					t.Errorf("%s links outside the repository: %s", filepath.Base(name), m[1])
+				} else if _, err := os.Stat(path); err != nil {
+					t.Errorf("%s links to %s, which is not in the repository", filepath.Base(name), m[1])
+				}
+			}
 		}
 	}
 }
