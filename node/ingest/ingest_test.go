@@ -288,3 +288,48 @@ func TestSummaryAtClose(t *testing.T) {
 		t.Errorf("at close: %v", got)
 	}
 }
+
+// TestSummaryCountsNoRefusalOfAWaitingRecord: an amendment parked for its
+// issuer's accreditation is retried when it arrives, still lacks the
+// consent it amends and waits again; once that comes it is accepted. The
+// summary counts it parked once and refused never (it said "refused=1"
+// for a record that was only waiting, which worried a newcomer joining
+// the demo).
+func TestSummaryCountsNoRefusalOfAWaitingRecord(t *testing.T) {
+	logs := &logLines{}
+	w := newWorldWith(t, func(c *ingest.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		c.SummaryEvery = time.Hour
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	key, id := nodetest.Key(t)
+	prev := nodetest.Consent(t, key, "research")
+	body, _ := prev.Consent()
+	amended := *body
+	amended.Purposes = []string{"research", "training"}
+	link := protocol.LinkTo(prev.CID())
+	amended.Supersedes = &link
+	amendment := nodetest.Sign(t, key, &amended)
+	if _, parked, err := w.p.IngestOrParkFrom(ctx, amendment, service.SourceGossip, ""); !parked || protocol.CodeOf(err) != protocol.CodeUnauthorizedIssuer {
+		t.Fatalf("amendment: parked %v, %v", parked, err)
+	}
+	if _, err := w.p.Ingest(ctx, w.fed.Accredit(t, id, protocol.RoleController), service.SourceFetch); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 5*time.Second, "the amendment's retry", func() bool {
+		return w.metric(t, "entente_ingest_total", map[string]string{"source": "parked", "result": "unknown_reference"}) == 1
+	})
+	if _, err := w.p.Ingest(ctx, prev, service.SourceFetch); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.p.WaitRecord(ctx, amendment.CID()); err != nil {
+		t.Fatalf("the amendment was not accepted once the consent arrived: %v", err)
+	}
+	w.p.Close()
+	got := logs.matching("records received")
+	want := " accepted=3 kind.accreditation=1 kind.consent=2 from.fetch=2 from.parked=1 duplicates=0 refused=0 parked=1"
+	if len(got) != 1 || !strings.Contains(got[0], want) {
+		t.Errorf("summary %v\nwant it to hold %q", got, want)
+	}
+}

@@ -149,15 +149,16 @@ func (p *parking) add(r *protocol.Record, from peer.ID, key waitKey, seen uint64
 }
 
 // again parks pr once more after a retry that failed for want of key,
-// unless it has expired meanwhile.
-func (p *parking) again(pr *parkedRecord, key waitKey, seen uint64, now time.Time) {
+// unless it has expired meanwhile; it reports whether pr waits again.
+func (p *parking) again(pr *parkedRecord, key waitKey, seen uint64, now time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.expire(now)
 	if pr.gone {
-		return
+		return false
 	}
 	p.place(pr, key, seen)
+	return true
 }
 
 // done drops pr after a retry that settled it (accepted or refused).
@@ -328,7 +329,10 @@ func (p *Pipeline) retryParked(ctx context.Context) {
 			acc, err := p.Ingest(rctx, pr.rec, service.SourceParked)
 			cancel()
 			if key, ok := waitsFor(pr.rec, err); ok {
-				p.parked.again(pr, key, seen, p.cfg.Now())
+				if p.parked.again(pr, key, seen, p.cfg.Now()) {
+					// Still waiting: the summary counts no refusal.
+					p.tally.repark(string(protocol.CodeOf(err)))
+				}
 				continue
 			}
 			p.parked.done(pr)

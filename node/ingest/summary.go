@@ -55,13 +55,26 @@ func (t *tally) refuse(code string) {
 // for what authorises it, and is counted as accepted if that comes.
 func (t *tally) park(code string) {
 	t.mu.Lock()
+	t.unrefuse(code)
+	t.parked++
+	t.mu.Unlock()
+}
+
+// repark takes back the refusal under code of a parked record's retry
+// that parked it again: it still waits, for something else now, and was
+// counted as parked when it first was.
+func (t *tally) repark(code string) {
+	t.mu.Lock()
+	t.unrefuse(code)
+	t.mu.Unlock()
+}
+
+func (t *tally) unrefuse(code string) {
 	if t.refused[code] > 0 { // not if a summary was taken in between
 		if t.refused[code]--; t.refused[code] == 0 {
 			delete(t.refused, code)
 		}
 	}
-	t.parked++
-	t.mu.Unlock()
 }
 
 // take returns the summary's attributes, counts by kind, source and code
