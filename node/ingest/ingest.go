@@ -166,6 +166,7 @@ func New(cfg Config) (*Pipeline, error) {
 	if err := service.Register(cfg.Registerer, "ingest", p.metrics.ingest, p.metrics.seconds, parked, p.parked.events); err != nil {
 		return nil, err
 	}
+	p.parked.onExpire = p.tally.expire
 	p.g.Go(p.retryParked)
 	p.g.Go(p.summarise)
 	return p, nil

@@ -98,6 +98,8 @@ type parking struct {
 	gen    uint64
 	recent [recentArrivals][2]waitKey
 	events *prometheus.CounterVec
+	// onExpire, if set, is called (under mu) for each record that expires.
+	onExpire func()
 }
 
 func newParking() *parking {
@@ -149,16 +151,15 @@ func (p *parking) add(r *protocol.Record, from peer.ID, key waitKey, seen uint64
 }
 
 // again parks pr once more after a retry that failed for want of key,
-// unless it has expired meanwhile; it reports whether pr waits again.
-func (p *parking) again(pr *parkedRecord, key waitKey, seen uint64, now time.Time) bool {
+// unless it has expired meanwhile.
+func (p *parking) again(pr *parkedRecord, key waitKey, seen uint64, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.expire(now)
 	if pr.gone {
-		return false
+		return
 	}
 	p.place(pr, key, seen)
-	return true
 }
 
 // done drops pr after a retry that settled it (accepted or refused).
@@ -280,6 +281,9 @@ func (p *parking) expire(now time.Time) {
 			}
 			p.drop(pr)
 			p.events.WithLabelValues("expired").Inc()
+			if p.onExpire != nil {
+				p.onExpire()
+			}
 		}
 		p.order[i] = nil
 	}
@@ -329,10 +333,10 @@ func (p *Pipeline) retryParked(ctx context.Context) {
 			acc, err := p.Ingest(rctx, pr.rec, service.SourceParked)
 			cancel()
 			if key, ok := waitsFor(pr.rec, err); ok {
-				if p.parked.again(pr, key, seen, p.cfg.Now()) {
-					// Still waiting: the summary counts no refusal.
-					p.tally.repark(string(protocol.CodeOf(err)))
-				}
+				p.parked.again(pr, key, seen, p.cfg.Now())
+				// It waits again, or expired (which the summary
+				// counts): no refusal.
+				p.tally.repark(string(protocol.CodeOf(err)))
 				continue
 			}
 			p.parked.done(pr)

@@ -2,6 +2,8 @@ package ingest_test
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,7 +115,12 @@ func TestParkedUntilReferenceArrives(t *testing.T) {
 // stay.
 func TestParkedExpiresOnFirstTTL(t *testing.T) {
 	c := newClock()
-	w := newWorldWith(t, func(cfg *ingest.Config) { cfg.Now = c.now })
+	logs := &logLines{}
+	w := newWorldWith(t, func(cfg *ingest.Config) {
+		cfg.Now = c.now
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		cfg.SummaryEvery = time.Hour
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	key, id := nodetest.Key(t)
@@ -157,6 +164,13 @@ func TestParkedExpiresOnFirstTTL(t *testing.T) {
 		t.Errorf("%v expired, want 1", n)
 	}
 	nodetest.Eventually(t, 5*time.Second, "parking to empty", func() bool { return w.parkedNow(t) == 0 })
+	// The summary: the amendment expired, and was never refused (its
+	// retry parked it again).
+	w.p.Close()
+	got := logs.matching("records received")
+	if len(got) != 1 || !strings.Contains(got[0], " refused=0 ") || !strings.Contains(got[0], " expired=1") {
+		t.Errorf("summary %v, want refused=0 and expired=1", got)
+	}
 }
 
 // TestParkedBoundPerPeer: one peer parks at most 1 000 records; past them

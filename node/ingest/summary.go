@@ -23,6 +23,7 @@ type tally struct {
 	duplicates int
 	refused    map[string]int // by code
 	parked     int
+	expired    int // parked records dropped, what they waited for never came
 }
 
 func newTally() *tally {
@@ -69,6 +70,13 @@ func (t *tally) repark(code string) {
 	t.mu.Unlock()
 }
 
+// expire counts a parked record dropped after waiting its time.
+func (t *tally) expire() {
+	t.mu.Lock()
+	t.expired++
+	t.mu.Unlock()
+}
+
 func (t *tally) unrefuse(code string) {
 	if t.refused[code] > 0 { // not if a summary was taken in between
 		if t.refused[code]--; t.refused[code] == 0 {
@@ -82,8 +90,8 @@ func (t *tally) unrefuse(code string) {
 // was offered since the last.
 func (t *tally) take() (attrs []any, ok bool) {
 	t.mu.Lock()
-	accepted, from, dups, refused, parked := t.accepted, t.from, t.duplicates, t.refused, t.parked
-	t.accepted, t.from, t.duplicates, t.refused, t.parked = map[protocol.Kind]int{}, map[service.Source]int{}, 0, map[string]int{}, 0
+	accepted, from, dups, refused, parked, expired := t.accepted, t.from, t.duplicates, t.refused, t.parked, t.expired
+	t.accepted, t.from, t.duplicates, t.refused, t.parked, t.expired = map[protocol.Kind]int{}, map[service.Source]int{}, 0, map[string]int{}, 0, 0
 	t.mu.Unlock()
 	total := func(m map[string]int) (n int) {
 		for _, c := range m {
@@ -98,7 +106,7 @@ func (t *tally) take() (attrs []any, ok bool) {
 	for s, c := range from {
 		sources[string(s)] = c
 	}
-	if total(kinds) == 0 && dups == 0 && total(refused) == 0 && parked == 0 {
+	if total(kinds) == 0 && dups == 0 && total(refused) == 0 && parked == 0 && expired == 0 {
 		return nil, false
 	}
 	attrs = append(attrs, "accepted", total(kinds))
@@ -111,6 +119,9 @@ func (t *tally) take() (attrs []any, ok bool) {
 	}
 	if parked > 0 {
 		attrs = append(attrs, "parked", parked)
+	}
+	if expired > 0 {
+		attrs = append(attrs, "expired", expired)
 	}
 	return attrs, true
 }

@@ -24,6 +24,7 @@ func TestTally(t *testing.T) {
 	tl.refuse("unauthorized_issuer")
 	tl.refuse("unauthorized_issuer")
 	tl.park("unauthorized_issuer") // one of those waits for its accreditation
+	tl.expire()                    // and one parked earlier expired
 	attrs, ok := tl.take()
 	if !ok {
 		t.Fatal("no summary")
@@ -36,7 +37,7 @@ func TestTally(t *testing.T) {
 		return a
 	}})).Info("records received", attrs...)
 	want := `level=INFO msg="records received" accepted=3 kind.accreditation=2 kind.consent=1 from.api=1 from.fetch=1 from.gossip=1 ` +
-		`duplicates=1 refused=2 refused_as.clock_skew=1 refused_as.unauthorized_issuer=1 parked=1`
+		`duplicates=1 refused=2 refused_as.clock_skew=1 refused_as.unauthorized_issuer=1 parked=1 expired=1`
 	if got := strings.TrimSpace(buf.String()); got != want {
 		t.Errorf("summary\n%s\nwant\n%s", got, want)
 	}
