@@ -39,7 +39,7 @@ func init() {
 		name: "key show",
 		summary: "print the peer ID and the public key of a key file\n\n" +
 			"A key file that its group or others may read or write is refused, as the node refuses it.",
-		usage: "key show --key FILE [--json]",
+		usage: "key show [--key] FILE [--json]",
 		run:   runKeyShow,
 	})
 }
@@ -122,11 +122,13 @@ func runKeyShow(env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(rest) > 0 {
+	if len(rest) == 1 && *file == "" {
+		*file = rest[0] // entente key show FILE
+	} else if len(rest) > 0 {
 		return usagef("unexpected argument %q", rest[0])
 	}
 	if *file == "" {
-		return usagef("--key is required")
+		return usagef("name the key file: entente key show FILE (or --key FILE)")
 	}
 	k, err := config.LoadKey(*file)
 	if err != nil {

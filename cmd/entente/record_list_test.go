@@ -180,9 +180,11 @@ func TestKeyShow(t *testing.T) {
 	}
 	raw, _ := k.GetPublic().Raw()
 	pub := base64.StdEncoding.EncodeToString(raw)
-	out := c.ok("key", "show", "--key", file)
-	if want := "peer id     " + id + "\npublic key  ed25519 " + pub + "\n"; out != want {
-		t.Errorf("key show printed\n%s\nwant\n%s", out, want)
+	want := "peer id     " + id + "\npublic key  ed25519 " + pub + "\n"
+	for _, args := range [][]string{{"--key", file}, {file}} {
+		if out := c.ok(append([]string{"key", "show"}, args...)...); out != want {
+			t.Errorf("key show %v printed\n%s\nwant\n%s", args, out, want)
+		}
 	}
 	var j struct{ PeerID, Type, PublicKey string }
 	if err := json.Unmarshal([]byte(c.ok("key", "show", "--key", file, "--json")), &struct {
@@ -206,5 +208,7 @@ func TestKeyShow(t *testing.T) {
 		t.Errorf("a refused key show printed %q", r.stdout)
 	}
 	wantError(t, c.fails(1, "key", "show", "--key", filepath.Join(dir, "none.key")), false, "none.key")
-	wantUsageError(t, c.fails(2, "key", "show"), "--key", "entente key show --help")
+	wantUsageError(t, c.fails(2, "key", "show"), "entente key show FILE", "entente key show --help")
+	wantUsageError(t, c.fails(2, "key", "show", file, file), "unexpected argument", "entente key show --help")
+	wantUsageError(t, c.fails(2, "key", "show", "--key", file, file), "unexpected argument", "entente key show --help")
 }
