@@ -19,6 +19,9 @@ import (
 const (
 	AuthorityKeyFile = "authority-%s.key" // of a jurisdiction's code
 	NodeKeyFile      = "node%d.key"       // of a node's index
+	// APIAddrFile holds a node's API address (Options.API), which Reopen
+	// binds again if it is free, so that what was printed still works.
+	APIAddrFile = "node%d.api"
 )
 
 // keep writes the plan's keys to dir, each 0600, as Reopen reads them.
@@ -47,15 +50,15 @@ func Kept(dir string) bool {
 }
 
 // Reopen starts again the testnet kept in opts.Dir (Options.Keep): the
-// same federation file, keys, addresses and node data, each node with a
-// new API token. The federation's shape (name, jurisdictions, nodes,
+// same federation file, keys, addresses (the API's too, where still free)
+// and node data, each node with a new API token. The federation's shape (name, jurisdictions, nodes,
 // QUIC) comes from the directory; opts gives the rest.
 func Reopen(opts Options) (_ *Net, err error) {
 	if opts.Dir == "" {
 		return nil, errors.New("testnet: Reopen needs Options.Dir")
 	}
 	opts.setDefaults()
-	n := &Net{opts: opts, Dir: opts.Dir, Authorities: map[string]crypto.PrivKey{}}
+	n := &Net{opts: opts, Dir: opts.Dir, Authorities: map[string]crypto.PrivKey{}, reopened: true}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -73,7 +76,36 @@ func Reopen(opts Options) (_ *Net, err error) {
 		}
 		n.Nodes = append(n.Nodes, m)
 	}
-	return n, nil
+	return n, n.keepAPIAddrs()
+}
+
+// keptAPIAddr is the API address node i had when the testnet in n.Dir last
+// ran, if it is free now; else a new port that outlasts this run
+// (FreePort).
+func (n *Net) keptAPIAddr(i int) string {
+	b, err := os.ReadFile(filepath.Join(n.Dir, fmt.Sprintf(APIAddrFile, i)))
+	if addr := strings.TrimSpace(string(b)); err == nil && tcpFree(addr) {
+		return addr
+	}
+	port, err := FreePort()
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port)
+}
+
+// keepAPIAddrs writes each node's API address to Dir (APIAddrFile).
+func (n *Net) keepAPIAddrs() error {
+	if !n.opts.API {
+		return nil
+	}
+	for _, m := range n.Nodes {
+		err := config.WriteFileAtomic(filepath.Join(n.Dir, fmt.Sprintf(APIAddrFile, m.Index)), []byte(m.APIAddr()+"\n"), 0o644)
+		if err != nil {
+			return fmt.Errorf("testnet: keeping the API addresses: %w", err)
+		}
+	}
+	return nil
 }
 
 // readPlan reads the plan a kept testnet left in dir.

@@ -50,7 +50,8 @@ type Options struct {
 	// Dir holds the federation file, keys and node data. Default: a new
 	// temporary directory, removed by Close.
 	Dir string
-	// Keep writes the keys to Dir (KeyFiles), so that Reopen can start the
+	// Keep writes the keys and the API addresses to Dir (AuthorityKeyFile,
+	// NodeKeyFile, APIAddrFile), so that Reopen can start the
 	// same federation again from it. Requires Dir.
 	Keep bool
 	// InMemory keeps node stores in memory (faster; no restarts).
@@ -107,6 +108,7 @@ type Net struct {
 
 	opts      Options
 	removeDir bool
+	reopened  bool // by Reopen: the API addresses kept in Dir are bound again
 
 	// side maps a node's peer ID to its side of a partition; empty when
 	// the federation is whole.
@@ -178,6 +180,9 @@ func start(opts Options) (_ *Net, err error) {
 	}
 	if opts.Keep { // once every node has its ports: Start tries again on others
 		if err := p.keep(n.Dir); err != nil {
+			return nil, err
+		}
+		if err := n.keepAPIAddrs(); err != nil {
 			return nil, err
 		}
 	}
@@ -300,6 +305,9 @@ func (n *Net) startMember(i int, p memberPlan) (*Member, error) {
 	}
 	if n.opts.API {
 		m.cfg.APIAddr = "127.0.0.1:0"
+		if n.opts.Keep || n.reopened {
+			m.cfg.APIAddr = n.keptAPIAddr(i)
+		}
 	}
 	if n.opts.Logger != nil {
 		m.cfg.Logger = n.opts.Logger.With("member", i)
@@ -390,16 +398,23 @@ func FreePort() (int, error) {
 // portFree reports whether port is free on loopback for TCP and UDP.
 func portFree(port int) bool {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
+	if !tcpFree(addr) {
 		return false
 	}
-	defer ln.Close()
 	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		return false
 	}
 	return pc.Close() == nil
+}
+
+// tcpFree reports whether a TCP listener could bind addr a moment ago.
+func tcpFree(addr string) bool {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	return ln.Close() == nil
 }
 
 // ephemeralLow is the first port of the system's ephemeral range (Linux's

@@ -282,6 +282,12 @@ func TestDemoServe(t *testing.T) {
 		t.Error("the resumed demo narrates the federation's story again")
 	}
 	askAllows(t, verifyLine2, curlLine2)
+	// The nodes' API addresses are kept too: what the first run printed
+	// still asks the resumed federation.
+	if verifyLine2 != verifyLine || curlLine2 != curlLine {
+		t.Errorf("the resumed demo prints other commands:\n%s\n%s\nthe first run printed\n%s\n%s", verifyLine2, curlLine2, verifyLine, curlLine)
+	}
+	askAllows(t, verifyLine, curlLine)
 	if code := stop2(); code != 0 {
 		t.Errorf("the resumed demo --serve exited %d once stopped, want 0", code)
 	}
