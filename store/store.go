@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,6 +136,9 @@ type Store struct {
 	closeErr  error
 }
 
+// ErrInUse is Open's error for a data directory another process has open.
+var ErrInUse = errors.New("another process has this data directory open")
+
 // Open opens (creating if needed) the store in opts.Dir, or an in-memory
 // store, and starts its writer and value-log GC goroutines. Close stops
 // them.
@@ -160,6 +164,11 @@ func Open(opts Options) (*Store, error) {
 	// commit before it, fsync included, is done, which would make every
 	// ingest's lookups queue behind the group commit's fsync).
 	db, err := badger.OpenManaged(badgerOptions(opts))
+	// Badger's lock on the directory; its error wraps nothing
+	// (TestOpenInUse notices if its words change).
+	if err != nil && strings.Contains(err.Error(), "Cannot acquire directory lock") {
+		return nil, fmt.Errorf("store: open %s: %w", describe(opts), ErrInUse)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", describe(opts), err)
 	}

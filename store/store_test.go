@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -250,6 +251,31 @@ func TestOpenChecksOptions(t *testing.T) {
 			t.Errorf("Open(%+v) = %v; want it to name %s", tc.opts, err, tc.want)
 		}
 	}
+}
+
+// TestOpenInUse: a directory another store has open is refused with
+// ErrInUse, and opens once that store is closed.
+func TestOpenInUse(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2, err := Open(Options{Dir: dir}); !errors.Is(err, ErrInUse) {
+		if err == nil {
+			s2.Close()
+		}
+		t.Errorf("a second Open of %s: %v, want ErrInUse", dir, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("Open after the first store closed: %v", err)
+	}
+	s.Close()
 }
 
 func TestOpenRefusesDamagedMeta(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/store"
 )
 
 // The commands DESIGN.md §9 and the README name, and this binary registers.
@@ -671,10 +672,24 @@ func TestRunRefusals(t *testing.T) {
 	c.ok("init", "--home", home, "--federation", fed, "--jurisdiction", "DE",
 		"--listen", "/ip4/127.0.0.1/tcp/0", "--api", l.Addr().String())
 	r := c.fails(1, "run", "--home", home)
-	wantError(t, r, true, filepath.Join(home, config.ConfigFile))
+	wantError(t, r, true, "address already in use", "is this node already running?", filepath.Join(home, config.ConfigFile))
 	if r.stdout != "" {
 		t.Errorf("a node that did not start printed %q", r.stdout)
 	}
+
+	// A home whose node runs: its data directory is in use; the hint asks
+	// whether it is running, and how to see.
+	cfg, err := config.Load(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(store.Options{Dir: cfg.DataDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = c.fails(1, "run", "--home", home)
+	st.Close()
+	wantError(t, r, true, "another process has this data directory open", "is this node already running?", "entente status --home "+home)
 
 	// A federation file anyone may write is refused before anything
 	// starts, with the flag that overrides it in the hint.

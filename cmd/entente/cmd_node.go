@@ -220,6 +220,10 @@ func runRun(env *cliEnv, args []string) error {
 	switch {
 	case errors.Is(err, store.ErrOldReceipts):
 		return withHint(err, "the federation moves to protocol revision 2 together: see docs/operating.md, \"Upgrading a data directory\"")
+	case errors.Is(err, store.ErrInUse):
+		return withHint(err, "is this node already running? 'entente status --home "+nc.Home+"' asks it; one home runs one node")
+	case errors.Is(err, syscall.EADDRINUSE):
+		return withHint(err, "another process listens there: is this node already running? Else change the address (api.listen or listen) in "+nc.Path(config.ConfigFile))
 	case err != nil:
 		return withHint(err, "check "+nc.Path(config.ConfigFile))
 	}
