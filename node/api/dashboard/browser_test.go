@@ -271,6 +271,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	t.Run("views", func(t *testing.T) {
 		b.t = t
 		b.view("federation", `#jurisdiction-records`)
+		testCopyWholeIDs(t, b)
 		b.view("log", `#signatures`)
 		if size := b.text("the checkpoint size", "#checkpoint-size"); size == "" || size == "0" {
 			t.Errorf("the checkpoint's size is %q", size)
@@ -612,4 +613,31 @@ func testEquivocation(ctx context.Context, t *testing.T, b *browser, net *testne
 	}
 	b.shot("log-equivocation")
 	b.clean("the equivocation evidence")
+}
+
+// testCopyWholeIDs: a peer ID or CID the page shows shortened is copied
+// whole: selecting its text selects the whole ID, and it is shown short.
+func testCopyWholeIDs(t *testing.T, b *browser) {
+	type shown struct {
+		Title, Selected string
+		Width           float64
+	}
+	got := eval[[]shown](b, "the shortened IDs as selected", `[...document.querySelectorAll('.peer, a.cid')].filter(e => e.querySelector('.short')).map(e => {
+		const r = document.createRange(); r.selectNodeContents(e);
+		const s = getSelection(); s.removeAllRanges(); s.addRange(r);
+		const selected = s.toString(); s.removeAllRanges();
+		return {title: e.title, selected, width: e.getBoundingClientRect().width};
+	})`)
+	if len(got) == 0 {
+		t.Fatal("the federation view shows no shortened peer ID or CID")
+	}
+	for _, g := range got {
+		if g.Selected != g.Title {
+			t.Errorf("selecting %s shown shortened copies %q", g.Title, g.Selected)
+		}
+		// 19 characters shown of a 52-character peer ID or 59-character CID.
+		if max := 24 * 8.0; g.Width > max {
+			t.Errorf("%s is shown %.0f px wide, more than the %.0f px of its shortened form", g.Title, g.Width, max)
+		}
+	}
 }

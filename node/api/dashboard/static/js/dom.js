@@ -30,10 +30,16 @@ export function add(el, ...children) {
 // CIDs of records are canonical base32 text (DESIGN.md §8).
 export const cidPattern = /^b[a-z2-7]{20,}$/;
 
-// short shortens a CID or a peer ID for display (the whole is its title).
+// short shows a CID or a peer ID shortened, the whole in its title. Its
+// middle stays in the page, folded to no width (app.css, .elided), and
+// the ellipsis shown in its place cannot be selected: copying the text
+// copies the whole ID.
 export function short(s) {
   s = String(s);
-  return s.length > 22 ? s.slice(0, 10) + '…' + s.slice(-8) : s;
+  if (s.length <= 22) return s;
+  return h('span', {class: 'short'}, s.slice(0, 10),
+    h('span', {class: 'ellipsis', 'aria-hidden': 'true'}, '…'),
+    h('span', {class: 'elided'}, s.slice(10, -8)), s.slice(-8));
 }
 
 // cidLink links to the record view of a CID.
