@@ -120,8 +120,14 @@ func TestRecordSubmitShowStatus(t *testing.T) {
 	}
 
 	// Nothing listens: the error says so and hints at the address.
-	r = c.fails(1, "record", "submit", recFile, "--api", "127.0.0.1:"+portString(freePort(t)), "--token-file", tokenFile)
-	wantError(t, r, true, "is the node running")
+	gone := "127.0.0.1:" + portString(freePort(t))
+	r = c.fails(1, "record", "submit", recFile, "--api", gone, "--token-file", tokenFile)
+	wantError(t, r, true, "is a node's API listening at http://"+gone, "--api")
+	// From a home whose node is not running: the command that starts it.
+	home := filepath.Join(dir, "stopped")
+	fedFile, _ := writeFederation(t, dir)
+	c.ok("init", "--home", home, "--federation", fedFile, "--jurisdiction", "DE", "--api", gone)
+	wantError(t, c.fails(1, "status", "--home", home), true, "is the node running?", "entente run --home "+home)
 
 	// record show by CID, from another node than the one it was submitted to.
 	// Records are for callers with a token: the public reads clear

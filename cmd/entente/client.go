@@ -23,8 +23,17 @@ import (
 // apiClient talks to a node's HTTP API.
 type apiClient struct {
 	base  string // http://host:port
+	home  string // the node home base came from, if it did
 	token string
 	http  *http.Client
+}
+
+// unreachable is err, from a request no node answered, with what to do.
+func (c *apiClient) unreachable(err error) error {
+	if c.home != "" {
+		return withHint(err, "is the node running? Start it with 'entente run --home "+c.home+"'")
+	}
+	return withHint(err, "is a node's API listening at "+c.base+"? Check --api (a node prints its API address as it starts)")
 }
 
 // apiFlags are the flags that say which node to talk to.
@@ -57,7 +66,7 @@ func (f *apiFlags) client(env *cliEnv, needToken bool) (*apiClient, error) {
 	case f.api != "":
 		c.base = f.api
 	case nc != nil:
-		c.base = nc.API.Listen
+		c.base, c.home = nc.API.Listen, home
 		// A running node writes the address it actually listens on (the
 		// configured one may have port 0).
 		if b, err := os.ReadFile(nc.Path(config.APIAddressFile)); err == nil && len(bytes.TrimSpace(b)) > 0 {
@@ -144,7 +153,7 @@ func (c *apiClient) do(method, path, contentType, accept string, body []byte) (*
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, nil, withHint(err, "is the node running? check the address ("+c.base+")")
+		return nil, nil, c.unreachable(err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -176,7 +185,7 @@ func (c *apiClient) stream(ctx context.Context, path, accept string) (*http.Resp
 	}
 	resp, err := (&http.Client{Transport: c.http.Transport}).Do(req)
 	if err != nil {
-		return nil, withHint(err, "is the node running? check the address ("+c.base+")")
+		return nil, c.unreachable(err)
 	}
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()
