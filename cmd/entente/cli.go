@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -76,8 +77,12 @@ func runEnv(env *cliEnv, args []string) int {
 		}
 	}
 	if c == nil {
-		printErr(stderr, fmt.Errorf("unknown command %q", unknownName(args)),
-			"run 'entente help' for the list of commands")
+		name := unknownName(args)
+		hint := "run 'entente help' for the list of commands"
+		if near := nearestCommand(args, name); near != "" {
+			hint = "did you mean 'entente " + near + "'? " + hint
+		}
+		printErr(stderr, fmt.Errorf("unknown command %q", name), hint)
 		return 2
 	}
 	return runCommand(env, c, rest)
@@ -100,7 +105,11 @@ func runCommand(env *cliEnv, c *command, args []string) int {
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
-		printErr(stderr, ue.err, "run 'entente "+c.name+" --help' for usage")
+		hint := "run 'entente " + c.name + " --help' for usage"
+		if ue.suggest != "" {
+			hint = "did you mean " + ue.suggest + "? " + hint
+		}
+		printErr(stderr, ue.err, hint)
 		return 2
 	}
 	var he *hintError
@@ -153,10 +162,23 @@ func isGroup(word string) bool {
 // printGroupHelp lists the commands of a group.
 func printGroupHelp(w io.Writer, group string) {
 	fmt.Fprintf(w, "usage: entente %s <command> [flags]\n\ncommands:\n", group)
+	var in []*command
 	for _, c := range commands {
 		if strings.HasPrefix(c.name, group+" ") {
-			fmt.Fprintf(w, "  %-16s %s\n", c.name, summaryLine(c))
+			in = append(in, c)
 		}
+	}
+	printCommands(w, in)
+}
+
+// printCommands lists cmds, a line each: name and summary in two columns.
+func printCommands(w io.Writer, cmds []*command) {
+	width := 0
+	for _, c := range cmds {
+		width = max(width, len(c.name))
+	}
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, c.name, summaryLine(c))
 	}
 }
 
@@ -202,9 +224,7 @@ func printHelp(w io.Writer) {
 	fmt.Fprintln(w, "commands:")
 	sorted := append([]*command(nil), commands...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
-	for _, c := range sorted {
-		fmt.Fprintf(w, "  %-16s %s\n", c.name, summaryLine(c))
-	}
+	printCommands(w, sorted)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'entente <command> --help' for a command's flags.")
 }
@@ -223,19 +243,49 @@ func printUsage(w io.Writer, c *command, fs *flag.FlagSet) {
 	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
 	if hasFlags {
 		fmt.Fprintln(w, "\nflags:")
-		fs.SetOutput(w)
-		fs.PrintDefaults()
+		printFlags(w, fs)
 	}
 }
 
-// usageError is a mistake in the command line (exit status 2).
-type usageError struct{ err error }
+// printFlags is flag.PrintDefaults, but for defaults that mean "not
+// given": -1 (a number the user must give, or "any"), and one the usage
+// already explains ("(default ...)").
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  -" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
+		switch f.DefValue {
+		case "", "0", "false", "[]", "-1":
+		default:
+			if strings.Contains(usage, "(default") {
+				break
+			}
+			if name == "string" {
+				line += fmt.Sprintf(" (default %q)", f.DefValue)
+			} else {
+				line += " (default " + f.DefValue + ")"
+			}
+		}
+		fmt.Fprintln(w, line)
+	})
+}
+
+// usageError is a mistake in the command line (exit status 2); suggest,
+// if set, is what the user may have meant.
+type usageError struct {
+	err     error
+	suggest string
+}
 
 func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error {
-	return &usageError{fmt.Errorf(format, args...)}
+	return &usageError{err: fmt.Errorf(format, args...)}
 }
 
 // hintError carries a hint: what the user can do about the error.
@@ -282,7 +332,16 @@ func parseFlags(fs *flagSet, args []string) ([]string, error) {
 				fs.usage()
 				return nil, flag.ErrHelp
 			}
-			return nil, &usageError{err}
+			if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
+				var names []string
+				fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+				ue := &usageError{err: fmt.Errorf("unknown flag --%s", name)}
+				if near := closest(name, names); near != "" {
+					ue.suggest = "--" + near
+				}
+				return nil, ue
+			}
+			return nil, &usageError{err: err}
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -305,4 +364,72 @@ func (env *cliEnv) homeDir(flagValue string) string {
 		return flagValue
 	}
 	return env.getenv("ENTENTE_HOME")
+}
+
+// nearestCommand is the command args (whose unknown name is name) most
+// likely meant: "record lst" is "record list", "statsu" "status", and
+// "recipt get" "receipt get".
+func nearestCommand(args []string, name string) string {
+	if strings.Contains(name, " ") { // a group's word, then a mistyped command
+		var names []string
+		for _, c := range commands {
+			names = append(names, c.name)
+		}
+		return closest(name, names)
+	}
+	var words []string
+	for _, c := range commands {
+		if w, _, _ := strings.Cut(c.name, " "); !slices.Contains(words, w) {
+			words = append(words, w)
+		}
+	}
+	near := closest(name, words)
+	if near != "" && isGroup(near) && len(args) > 1 && findCommand(near+" "+args[1]) != nil {
+		near += " " + args[1]
+	}
+	return near
+}
+
+// closest is the one candidate a mistyped word most likely meant: within
+// two edits of it, or starting with it (three letters or more); "" when
+// none is, or two are as close.
+func closest(word string, candidates []string) string {
+	best, bestDist, tie := "", 3, false
+	for _, c := range candidates {
+		d := editDistance(word, c)
+		if len(word) >= 3 && strings.HasPrefix(c, word) {
+			d = min(d, 1)
+		}
+		switch {
+		case d < bestDist:
+			best, bestDist, tie = c, d, false
+		case d == bestDist:
+			tie = true
+		}
+	}
+	if tie {
+		return ""
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

@@ -95,9 +95,13 @@ func TestHelpOnEveryCommand(t *testing.T) {
 				if n := strings.Count(r.stdout, "usage: entente "); n != 1 {
 					t.Errorf("entente %v: the usage is printed %d times:\n%s", args, n, r.stdout)
 				}
+				usage, _, _ := strings.Cut(r.stdout, "\n")
 				for _, f := range flagsOf(cmd) {
 					if !strings.Contains(r.stdout, "\nflags:\n") || !strings.Contains(r.stdout, "  -"+f.Name+" ") && !strings.Contains(r.stdout, "  -"+f.Name+"\n") {
 						t.Errorf("entente %v: the flag -%s is not listed:\n%s", args, f.Name, r.stdout)
+					}
+					if !regexp.MustCompile(`--` + regexp.QuoteMeta(f.Name) + `\b`).MatchString(usage) {
+						t.Errorf("entente %v: the usage line does not name --%s:\n%s", args, f.Name, usage)
 					}
 				}
 				if first == "" {
@@ -275,6 +279,46 @@ func TestUnknownCommand(t *testing.T) {
 		}
 		if r.stdout != "" {
 			t.Errorf("entente %v wrote to stdout: %q", args, r.stdout)
+		}
+	}
+}
+
+// TestSuggestions: a mistyped command or flag gets what was likely meant
+// in the hint; a word near none gets no guess.
+func TestSuggestions(t *testing.T) {
+	c := newCLI(t)
+	for _, tc := range []struct {
+		args       []string
+		err, guess string
+	}{
+		{[]string{"statsu"}, `unknown command "statsu"`, "did you mean 'entente status'?"},
+		{[]string{"stat", "--home", "x"}, `unknown command "stat"`, "did you mean 'entente status'?"},
+		{[]string{"record", "lst"}, `unknown command "record lst"`, "did you mean 'entente record list'?"},
+		{[]string{"recipt", "get"}, `unknown command "recipt"`, "did you mean 'entente receipt get'?"},
+		{[]string{"status", "--hom", "x"}, "unknown flag --hom", "did you mean --home?"},
+		{[]string{"verify", "--tokn-file", "x"}, "unknown flag --tokn-file", "did you mean --token-file?"},
+		{[]string{"xyzzy"}, `unknown command "xyzzy"`, ""},
+		{[]string{"key", "new", "--bogus"}, "unknown flag --bogus", ""},
+	} {
+		r := c.fails(2, tc.args...)
+		wantError(t, r, true, tc.err)
+		if tc.guess == "" && strings.Contains(r.stderr, "did you mean") {
+			t.Errorf("entente %v guesses:\n%s", tc.args, r.stderr)
+		} else if !strings.Contains(r.stderr, tc.guess) {
+			t.Errorf("entente %v: the hint does not say %q:\n%s", tc.args, tc.guess, r.stderr)
+		}
+	}
+	// Help shows no default that means "not given", and the command list
+	// keeps its columns apart.
+	if out := c.ok("verify", "--help"); strings.Contains(out, "(default -1)") {
+		t.Errorf("verify --help shows a default of -1:\n%s", out)
+	}
+	if out := c.ok("receipt", "check", "--help"); strings.Contains(out, "(default any) (default") {
+		t.Errorf("receipt check --help shows two defaults:\n%s", out)
+	}
+	for _, line := range strings.Split(c.ok("help"), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && isGroup(f[0]) && !strings.Contains(line, f[0]+" "+f[1]+"  ") {
+			t.Errorf("the command list runs a name into its summary: %q", line)
 		}
 	}
 }

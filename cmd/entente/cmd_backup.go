@@ -19,7 +19,7 @@ func init() {
 		name: "backup",
 		summary: "back up a running node's store into a file (mode 0600), through its API with the operator's token\n\n" +
 			"The node goes on while the backup is taken; the file is one snapshot of it. See docs/operating.md, \"Backup and restore\".",
-		usage: "backup --home DIR --out FILE",
+		usage: "backup --home DIR --out FILE [--api HOST:PORT] [--token-file FILE]",
 		run:   runBackup,
 	})
 	register(&command{

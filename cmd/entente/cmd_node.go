@@ -26,7 +26,7 @@ func init() {
 	register(&command{
 		name:    "run",
 		summary: "run a node until SIGINT or SIGTERM (a second signal forces the exit)",
-		usage:   "run --home DIR",
+		usage:   "run --home DIR [--allow-writable-config]",
 		run:     runRun,
 	})
 	register(&command{

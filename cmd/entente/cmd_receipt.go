@@ -23,7 +23,7 @@ func init() {
 			"The bundle is a CAR file holding the receipt, the decision (RECEIPT:ITEM as 'entente verify'\n" +
 			"prints it, or --item: its index in the receipt, 0 for a single verify), the records it read,\n" +
 			"the node's signed checkpoint and the proofs: check it offline with 'entente receipt check'.",
-		usage: "receipt get RECEIPT[:ITEM] --out FILE [--item N] [--api HOST:PORT] [--home DIR]",
+		usage: "receipt get RECEIPT[:ITEM] --out FILE [--item N] [--api HOST:PORT] [--home DIR] [--token-file FILE]",
 		run:   runReceiptGet,
 	})
 	register(&command{

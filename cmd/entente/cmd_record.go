@@ -44,7 +44,7 @@ func init() {
 	register(&command{
 		name:    "record show",
 		summary: "show a record, from a file or by CID from a node, and check its signature",
-		usage:   "record show CID|FILE [--api HOST:PORT] [--home DIR] [--json]",
+		usage:   "record show CID|FILE [--api HOST:PORT] [--home DIR] [--token-file FILE] [--json]",
 		run:     runRecordShow,
 	})
 	register(&command{

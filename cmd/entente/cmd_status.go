@@ -15,7 +15,7 @@ func init() {
 	register(&command{
 		name:    "status",
 		summary: "show a node's state: identity, peers, records held, log",
-		usage:   "status [--home DIR | --api HOST:PORT] [--json]",
+		usage:   "status [--home DIR | --api HOST:PORT] [--token-file FILE] [--json]",
 		run:     runStatus,
 	})
 }

@@ -22,7 +22,7 @@ func init() {
 			"(tier 2 and above) names the decision through which the sender received the data:\n" +
 			"--parent RECEIPT[:ITEM], as 'entente verify' printed it for that transfer.\n" +
 			"Exit status: 0 allow, 3 deny, 1 error, 2 usage.",
-		usage: "verify (--file REQUEST.json | --consent CID --from CODE --to CODE --sender PEERID --recipient PEERID --purpose P --category C... --tier N --retention-days N [--parent RECEIPT[:ITEM]] [--at TIME]) [--api HOST:PORT] [--home DIR] [--json]",
+		usage: "verify (--file REQUEST.json | --consent CID --from CODE --to CODE --sender PEERID --recipient PEERID --purpose P --category C... --tier N --retention-days N [--parent RECEIPT[:ITEM]] [--at TIME]) [--api HOST:PORT] [--home DIR] [--token-file FILE] [--json]",
 		run:   runVerify,
 	})
 }

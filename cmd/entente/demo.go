@@ -36,7 +36,7 @@ func init() {
 			"accredited platforms and a regulator, rule sets, a consent and its amendment, an\n" +
 			"incident and a revocation; and records the nodes refuse. With --serve the federation\n" +
 			"keeps running, and its federation file and authority keys stay in --dir.",
-		usage: "demo [--serve] [--dir DIR]",
+		usage: "demo [--serve [--every DURATION]] [--dir DIR]",
 		run:   runDemo,
 	})
 }
