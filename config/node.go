@@ -72,7 +72,7 @@ type Node struct {
 	Federation   string `toml:"federation" comment:"federation file; a relative path is relative to this directory"`
 	Jurisdiction string `toml:"jurisdiction" comment:"this node's jurisdiction, a code of the federation file"`
 	Key          string `toml:"key" comment:"node key file (libp2p Ed25519 private key, mode 0600)"`
-	APIToken     string `toml:"api_token" comment:"bearer token file for the HTTP API's POST endpoints"`
+	APIToken     string `toml:"api_token" comment:"the operator's bearer token file: it may call every endpoint of the HTTP API (0600)"`
 	Data         string `toml:"data" comment:"data directory (Badger)"`
 	// Listen lists the libp2p listen multiaddrs (no /p2p part).
 	Listen []string `toml:"listen" comment:"libp2p listen addresses"`

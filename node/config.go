@@ -45,7 +45,8 @@ type Config struct {
 	// besides localhost and its own address, and the web origins that may
 	// call it from a browser (config.API).
 	APIHosts, APICORSOrigins []string
-	// APIToken is the bearer token POST endpoints require. Required when
+	// APIToken is the operator's bearer token: it may call every endpoint
+	// (DESIGN.md §8, the operator role). Required when
 	// APIAddr is set.
 	APIToken string
 	// AccessFile is the access file naming the API's granted callers
