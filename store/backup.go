@@ -41,7 +41,7 @@ const (
 // ErrBackupFormat is wrapped by the errors of a backup file that is not
 // one, is of a version or store format this build does not read, or is
 // damaged or cut short.
-var ErrBackupFormat = errors.New("store: not a valid backup")
+var ErrBackupFormat = errors.New("not a valid backup")
 
 // BackupInfo describes a backup: what its header and trailer say.
 type BackupInfo struct {

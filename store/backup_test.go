@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -310,10 +312,22 @@ func TestRestoreRefusesBadInput(t *testing.T) {
 			if entries, _ := os.ReadDir(parent); len(entries) != 0 {
 				t.Fatalf("Restore left %d entries behind (%s)", len(entries), entries[0].Name())
 			}
-			if _, err := CheckBackup(bytes.NewReader(b)); !errors.Is(err, ErrBackupFormat) && name != "flipped in frame" {
+			_, cerr := CheckBackup(bytes.NewReader(b))
+			if !errors.Is(cerr, ErrBackupFormat) && name != "flipped in frame" {
 				// A byte flipped inside a frame is caught by the checksum
 				// there, or by the load.
-				t.Fatalf("CheckBackup: %v; want ErrBackupFormat", err)
+				t.Fatalf("CheckBackup: %v; want ErrBackupFormat", cerr)
+			}
+			// A file cut short says where it ends: its length.
+			if strings.HasPrefix(name, "cut ") {
+				for _, e := range []error{err, cerr} {
+					if want := fmt.Sprintf("it ends at byte %d without its end marker", len(b)); !strings.Contains(e.Error(), want) {
+						t.Errorf("%v; want it to say %q", e, want)
+					}
+				}
+			}
+			if strings.Count(" "+err.Error(), " store:") > 1 {
+				t.Errorf("Restore: %v: says store: twice", err)
 			}
 		})
 	}

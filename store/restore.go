@@ -267,18 +267,32 @@ func (s *Store) checkKeys() (uint64, error) {
 // backupReader reads a backup's frames, hashing what it reads.
 type backupReader struct {
 	r    *bufio.Reader
+	file *countingReader // under r: at its end, the file's length
 	sum  hash.Hash
-	n    int64
+	n    int64 // the backup's bytes, as far as the frames read say
 	keys uint64
+}
+
+// countingReader counts the bytes read from r.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // openBackup reads and checks a backup's header.
 func openBackup(r io.Reader) (*backupReader, BackupInfo, error) {
-	br := &backupReader{r: bufio.NewReaderSize(r, 64<<10), sum: sha256.New()}
+	file := &countingReader{r: r}
+	br := &backupReader{r: bufio.NewReaderSize(file, 64<<10), file: file, sum: sha256.New()}
 	head := make([]byte, backupHeaderLen)
 	if _, err := io.ReadFull(br.r, head); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, BackupInfo{}, fmt.Errorf("%w: %d bytes, shorter than a backup header", ErrBackupFormat, len(head))
+			return nil, BackupInfo{}, fmt.Errorf("%w: %d bytes, shorter than a backup header (%d)", ErrBackupFormat, file.n, len(head))
 		}
 		return nil, BackupInfo{}, fmt.Errorf("store: reading the backup: %w", err)
 	}
@@ -314,7 +328,8 @@ func (br *backupReader) next() ([]byte, *io.LimitedReader, error) {
 // short is the error of a backup that ends early.
 func (br *backupReader) short(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w: it ends at byte %d without its end marker (cut short?)", ErrBackupFormat, br.n)
+		// At the end of the file, everything under the buffer was read.
+		return fmt.Errorf("%w: it ends at byte %d without its end marker (cut short?)", ErrBackupFormat, br.file.n)
 	}
 	return fmt.Errorf("store: reading the backup: %w", err)
 }
