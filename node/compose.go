@@ -197,7 +197,7 @@ func composeAPI(n *Node) error {
 	a, err := api.New(api.Config{
 		Access: acc, Blocks: n.trust, Records: n.svc.Ingest, Store: n.store, Verifier: n.svc.Verify,
 		Checkpoints: n.svc.Checkpoints, Status: func(public bool) any { return n.Status(public) },
-		Ready:   readyFunc(n),
+		Ready:   n.Ready,
 		Peers:   func() int { return len(n.host.Network().Peers()) },
 		Metrics: n.reg, Logger: component(n, "api"),
 		Limits: api.Limits{

@@ -15,6 +15,9 @@ type readiness struct {
 	others, connected int
 	// synced: a sync session this node started with a peer completed.
 	synced bool
+	// held is why signing is held after a restore ("" when it is not):
+	// such a node answers verify unsigned, and is not ready for it.
+	held string
 }
 
 // notMember is why a node that is neither a founding node nor holds a
@@ -38,11 +41,14 @@ func warnIfNotMember(n *Node) {
 // member node, founding or accredited, in any recognised jurisdiction) is
 // ready at once: there is no one to connect to or sync with. Any other
 // node is ready once it is connected to a member and has completed one
-// sync with a peer since it started, and only while it is connected.
+// sync with a peer since it started, and only while it is connected. A
+// node restored from a backup is ready only once it signs again.
 func (r readiness) ready() (bool, string) {
 	switch {
 	case r.closing:
 		return false, "shutting down"
+	case r.held != "":
+		return false, "signing held, so transfer verdicts are answered unsigned: " + r.held
 	case r.others == 0 && r.member:
 		return true, ""
 	case r.connected == 0 && !r.member:
@@ -61,6 +67,9 @@ func (r readiness) ready() (bool, string) {
 func readinessOf(n *Node) readiness {
 	now := n.cfg.Now().UnixMilli()
 	r := readiness{closing: n.closing.Load(), member: n.trust.IsMember(n.id, now), synced: n.svc.Sync.Synced()}
+	if h := n.svc.Rejoin.Status(); h.Held {
+		r.held = h.Reason
+	}
 	for _, j := range n.fed.Codes() {
 		for _, ai := range n.members.NodesOf(j) {
 			if ai.ID != n.id {
@@ -76,7 +85,5 @@ func readinessOf(n *Node) readiness {
 	return r
 }
 
-// readyFunc is the API's Ready.
-func readyFunc(n *Node) func() (bool, string) {
-	return func() (bool, string) { return readinessOf(n).ready() }
-}
+// Ready reports whether the node is ready (GET /readyz), and why not.
+func (n *Node) Ready() (bool, string) { return readinessOf(n).ready() }

@@ -20,6 +20,8 @@ func TestReadiness(t *testing.T) {
 		{readiness{member: true, others: 2, connected: 1, synced: true}, true, ""},
 		{readiness{member: false, others: 2, connected: 1, synced: true}, false, "neither a founding node"},
 		{readiness{member: true, others: 2, connected: 0, synced: true}, false, "no member node connected"},
+		{readiness{member: true, others: 2, connected: 1, synced: true, held: "restored from a backup: waiting"}, false, "signing held, so transfer verdicts are answered unsigned: restored from a backup: waiting"},
+		{readiness{member: true, held: "restored from a backup"}, false, "signing held"},
 	} {
 		ready, reason := tc.r.ready()
 		if ready != tc.ready || !strings.HasPrefix(reason, tc.reason) && !strings.Contains(reason, tc.reason) || tc.reason == "" && reason != "" {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -280,8 +281,11 @@ func TestRestoredNodeSignsNothingBelowItsPeers(t *testing.T) {
 		if st.Log.Held == nil || !st.Log.Held.Held || st.Log.CheckpointSize != s.backup.CheckpointSize {
 			t.Fatalf("node %d after the restore: log %+v; want held at the backup's checkpoint %d", m.Index, st.Log, s.backup.CheckpointSize)
 		}
-		if v, err := m.Services().Verify.Verify(ctx, w.Request); err != nil || v.Receipt != nil {
+		if v, err := m.Services().Verify.Verify(ctx, w.Request); err != nil || v.Receipt != nil || v.Unsigned != service.UnsignedHeld {
 			t.Fatalf("node %d verifies while held: %v (signed: %v)", m.Index, err, err == nil && v.Receipt != nil)
+		}
+		if ready, why := m.Ready(); ready || !strings.Contains(why, "signing held") {
+			t.Fatalf("node %d while held: ready %v (%s)", m.Index, ready, why)
 		}
 		// One record back: the log grows, not to the peers' size.
 		imp(m, s.back[0])

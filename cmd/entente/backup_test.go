@@ -78,6 +78,11 @@ func TestBackupRestore(t *testing.T) {
 	if want := "restored " + strconv.FormatUint(records, 10) + " records (log size " + strconv.FormatUint(records, 10); !strings.Contains(stdout, want) {
 		t.Errorf("restore printed %q; want %q", stdout, want)
 	}
+	// The home has no access file: restore says the callers' tokens are not
+	// in the backup, and where they are.
+	if want := "copy access.toml from the old home into " + newHome; !strings.Contains(stdout, want) {
+		t.Errorf("restore printed %q; want %q", stdout, want)
+	}
 	st, err := store.Open(store.Options{Dir: filepath.Join(newHome, "data")})
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +103,14 @@ func TestBackupRestore(t *testing.T) {
 	third := filepath.Join(dir, "third-home")
 	c.ok("init", "--home", third, "--federation", fed, "--jurisdiction", "DE")
 	wantError(t, c.fails(1, "restore", "--home", third, "--in", damaged), true, "not a valid backup", "take a new backup")
+	// With the access file copied over, nothing is said of it.
+	writeFile(t, third, config.AccessFile, "", 0o600)
+	if out := c.ok("restore", "--home", third, "--in", out); strings.Contains(out, "access.toml") {
+		t.Errorf("restore into a home with an access file printed %q", out)
+	}
+	if err := os.RemoveAll(filepath.Join(third, "data")); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(filepath.Join(third, "data")); !os.IsNotExist(err) {
 		t.Errorf("a refused restore left a data directory: %v", err)
 	}

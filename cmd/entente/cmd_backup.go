@@ -132,6 +132,11 @@ func runRestore(env *cliEnv, args []string) error {
 		info.Tree.Size, info.Tree.Size, info.Tree.Root, info.CheckpointSize, info.Keys,
 		info.TakenAt.UTC().Format(time.RFC3339), data, time.Since(start).Round(time.Millisecond))
 	fmt.Fprintln(env.stdout, "the node signs no checkpoint until its peers say which of its checkpoints they hold and its log has that tree (entente status shows it)")
+	if _, err := os.Stat(nc.AccessPath()); errors.Is(err, fs.ErrNotExist) {
+		// The backup is the store; the home's files are not in it.
+		fmt.Fprintf(env.stdout, "API callers: a backup does not hold their tokens; copy %s from the old home into %s to keep them, or grant them again (entente access grant)\n",
+			config.AccessFile, *home)
+	}
 	return nil
 }
 

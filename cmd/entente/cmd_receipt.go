@@ -154,7 +154,8 @@ func runReceiptCheck(env *cliEnv, args []string) error {
 		if errors.As(err, &be) {
 			switch be.Step.ID {
 			case protocol.StepReceiptIssuer, protocol.StepCheckpoint, protocol.StepEvidenceAuthorized, protocol.StepDecision:
-				return withHint(err, "check against the federation file of the node's federation, as the node recognises it (--trust, or --home of the node)")
+				return withHint(err, "check against the federation file of the node's federation, as the node recognises it (--trust, or --home of the node), "+
+					"and as it was when the receipt was signed: a founding node's key since replaced is in the old file only (docs/operating.md, \"Replacing a node\")")
 			}
 		}
 		return err

@@ -91,6 +91,11 @@ func printStatus(w io.Writer, st *node.Status, ready string) {
 		held = "; signing held: " + h.Reason
 	}
 	fmt.Fprintf(w, "log         %d records%s\n", st.Log.Size, held)
+	if h := st.Log.Held; h != nil {
+		for _, p := range h.Waiting {
+			fmt.Fprintf(w, "  waiting for %s\n", p)
+		}
+	}
 	kinds := make([]string, 0, len(st.Records))
 	for k := range st.Records {
 		kinds = append(kinds, k)

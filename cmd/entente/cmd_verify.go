@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/entente-net/entente/node/api"
+	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/protocol"
 )
 
@@ -149,7 +150,11 @@ func parseDecisionRef(s string) (protocol.DecisionRefJSON, error) {
 func printVerdict(env *cliEnv, v *api.VerdictView) {
 	w := env.stdout
 	receipt := fmt.Sprintf("%s:%d", v.Receipt, v.Item)
-	if v.Receipt == "" {
+	switch {
+	case v.Receipt != "":
+	case v.Unsigned == service.UnsignedHeld:
+		receipt = "none: the node holds signing after a restore, so the verdict is not signed ('entente status' says what it waits for)"
+	default:
 		receipt = "none: the decision time is outside the signing window, so the verdict is not signed"
 	}
 	fmt.Fprintf(w, "verdict  %s\nreceipt  %s\n\n", strings.ToUpper(v.Verdict), receipt)

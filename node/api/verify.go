@@ -25,13 +25,15 @@ type CheckView struct {
 }
 
 // VerdictView is the answer of POST /v1/transfers/verify: the verdict,
-// its checks, and the receipt that signs it as decision Item (none for a
-// decision time outside the signing window: the answer is unsigned).
+// its checks, and the receipt that signs it as decision Item; an answer
+// with no receipt says why in Unsigned (service.UnsignedHeld or
+// UnsignedTime).
 type VerdictView struct {
-	Verdict string      `json:"verdict"`
-	Checks  []CheckView `json:"checks"`
-	Receipt string      `json:"receipt,omitempty"`
-	Item    int         `json:"item"`
+	Verdict  string      `json:"verdict"`
+	Checks   []CheckView `json:"checks"`
+	Receipt  string      `json:"receipt,omitempty"`
+	Item     int         `json:"item"`
+	Unsigned string      `json:"unsigned,omitempty"`
 }
 
 // ResultView is one result of a verify-batch: decision Item of the
@@ -45,12 +47,13 @@ type ResultView struct {
 // BatchView is the answer of POST /v1/transfers/verify-batch: one
 // receipt for the whole batch, result i its decision i.
 type BatchView struct {
-	Receipt string       `json:"receipt,omitempty"`
-	Results []ResultView `json:"results"`
+	Receipt  string       `json:"receipt,omitempty"`
+	Unsigned string       `json:"unsigned,omitempty"`
+	Results  []ResultView `json:"results"`
 }
 
 func verdictView(v *service.Verdict) VerdictView {
-	return VerdictView{Verdict: v.Decision.Verdict, Checks: checkViews(v.Decision.Checks), Receipt: receiptOf(v), Item: v.Item}
+	return VerdictView{Verdict: v.Decision.Verdict, Checks: checkViews(v.Decision.Checks), Receipt: receiptOf(v), Item: v.Item, Unsigned: v.Unsigned}
 }
 
 // receiptOf is the CID of the receipt that signs v, "" if none does.
@@ -123,7 +126,7 @@ func (a *API) handleVerifyBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	out := BatchView{Results: make([]ResultView, len(vs))}
 	for i, v := range vs {
-		out.Receipt = receiptOf(v)
+		out.Receipt, out.Unsigned = receiptOf(v), v.Unsigned
 		out.Results[i] = ResultView{Item: v.Item, Verdict: v.Decision.Verdict, Checks: checkViews(v.Decision.Checks)}
 	}
 	writeJSON(w, http.StatusOK, out)

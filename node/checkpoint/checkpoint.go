@@ -140,7 +140,7 @@ func (c *Service) load() error {
 		if other, perr := protocol.ParseCheckpoint(unverified.Note.Text); perr == nil && other.Origin != c.signer.Name() {
 			// Signed under another identity (the node's key or the
 			// federation's name changed): not this origin's checkpoint.
-			c.log.Warn("the store's last checkpoint was signed under another origin; ignoring it",
+			c.log.Info("the store's last checkpoint is another origin's (the node has a new key, or the federation a new name): this node signs its own from here",
 				"origin", other.Origin, "size", other.Size)
 			return nil
 		}

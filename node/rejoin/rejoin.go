@@ -71,12 +71,18 @@ type Config struct {
 	// Interval is how often the service asks the peers that have not
 	// answered and looks at the log. Default 1s.
 	Interval time.Duration
-	Logger   *slog.Logger // optional
+	// StallAfter is how long the log may stay below the peers' size
+	// without growing before Status says it stalled. Default 1m.
+	StallAfter time.Duration
+	// Now is the clock. Default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger // optional
 }
 
 const (
-	defaultInterval = time.Second
-	askTimeout      = 15 * time.Second
+	defaultInterval   = time.Second
+	defaultStallAfter = time.Minute
+	askTimeout        = 15 * time.Second
 )
 
 // Status is where a restored node stands.
@@ -93,6 +99,10 @@ type Status struct {
 	// Diverged is true when the log's tree of Target's size is not the
 	// one the peers hold: the node needs a new key.
 	Diverged bool `json:"diverged,omitempty"`
+	// Stalled is true when the log, below Target, has not grown for
+	// Config.StallAfter: what it lacks may be what no peer sends (this
+	// node's own receipts after the backup), and then it needs a new key.
+	Stalled bool `json:"stalled,omitempty"`
 }
 
 // Service brings a restored node back to signing. Make one with New;
@@ -107,6 +117,10 @@ type Service struct {
 	answered map[peer.ID]uint64 // what each peer holds: a size, 0 for none
 	best     *protocol.SignedCheckpoint
 	status   Status
+
+	// The log's size when step last saw it grow, and when (step's own).
+	lastSize   uint64
+	lastGrowth time.Time
 }
 
 // New starts the service if signing is held, and otherwise makes one
@@ -120,6 +134,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = defaultInterval
+	}
+	if cfg.StallAfter <= 0 {
+		cfg.StallAfter = defaultStallAfter
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	service.Defaults(nil, &cfg.Logger)
 	s := &Service{cfg: cfg, log: cfg.Logger, g: service.NewGroup(), done: make(chan struct{}), answered: map[peer.ID]uint64{}}
@@ -198,7 +218,9 @@ func (s *Service) step(ctx context.Context) bool {
 	}
 	if len(waiting) > 0 {
 		s.setStatus(Status{Held: true, Waiting: waiting, Target: target,
-			Reason: fmt.Sprintf("restored from a backup: waiting for %d member nodes to say which of this node's checkpoints they hold", len(waiting))})
+			Reason: fmt.Sprintf("restored from a backup: waiting for %d member nodes to say which of this node's checkpoints they hold "+
+				"(one that never answers keeps signing held: bring it back, or if it is gone for good revoke its node accreditation, "+
+				"or for a founding node change the federation file; docs/operating.md, \"Restoring\")", len(waiting))})
 		return false
 	}
 	th, err := s.cfg.Log.TreeHead()
@@ -207,8 +229,23 @@ func (s *Service) step(ctx context.Context) bool {
 		return false
 	}
 	if best != nil && best.Size > th.Size {
-		s.setStatus(Status{Held: true, Target: target,
-			Reason: fmt.Sprintf("restored from a backup: the peers hold this node's checkpoint of size %d; waiting for the log (%d records) to reach it", best.Size, th.Size)})
+		now := s.cfg.Now()
+		if s.lastGrowth.IsZero() || th.Size != s.lastSize {
+			s.lastSize, s.lastGrowth = th.Size, now
+		}
+		st := Status{Held: true, Target: target,
+			Reason: fmt.Sprintf("restored from a backup: the peers hold this node's checkpoint of size %d; waiting for the log (%d records) to reach it", best.Size, th.Size)}
+		if idle := now.Sub(s.lastGrowth); idle >= s.cfg.StallAfter {
+			st.Stalled = true
+			st.Reason = fmt.Sprintf("restored from a backup: the peers hold this node's checkpoint of size %d, and the log (%d records) has not grown for %s: "+
+				"what it lacks may be what no peer sends (this node's own receipts signed after the backup); if it stays so, this node "+
+				"can never sign again under its key without equivocating: restore a more recent backup, or give it a new node key "+
+				"(docs/operating.md, \"Replacing a node\")", best.Size, th.Size, s.cfg.StallAfter)
+			if !s.Status().Stalled {
+				s.log.Warn("the restored log stopped short of the checkpoints the peers hold", "size", th.Size, "peers_size", best.Size, "for", idle.Truncate(time.Second))
+			}
+		}
+		s.setStatus(st)
 		return false
 	}
 	if best != nil {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -28,6 +30,7 @@ type world struct {
 	log    *fakeLog
 	peers  []peer.ID
 	up     map[peer.ID]bool
+	now    time.Time // the service's clock
 }
 
 type checkpoints struct {
@@ -127,8 +130,9 @@ func (w *world) holds(t *testing.T, i int, n uint64, r tlog.Hash) {
 func (w *world) service(t *testing.T) *Service {
 	t.Helper()
 	s := &Service{cfg: Config{Self: w.self, Checkpoints: w.cps, Witness: w.wit, Log: w.log,
-		Members:   func() []peer.ID { return append([]peer.ID{w.self}, w.peers...) },
-		Connected: func(p peer.ID) bool { return w.up[p] }}, answered: map[peer.ID]uint64{}}
+		Members:    func() []peer.ID { return append([]peer.ID{w.self}, w.peers...) },
+		Connected:  func(p peer.ID) bool { return w.up[p] },
+		StallAfter: time.Minute, Now: func() time.Time { return w.now }}, answered: map[peer.ID]uint64{}}
 	s.cfg.Logger = newTestLogger(t)
 	s.log = s.cfg.Logger
 	return s
@@ -205,6 +209,46 @@ func TestWaitsForTheLog(t *testing.T) {
 	w.log.size = 13
 	if !s.step(ctx) || w.cps.held || w.cps.resumed[0].Size != 12 || w.cps.resumed[0].Root != root(12, 0) {
 		t.Fatalf("held %v, resumed %+v", w.cps.held, w.cps.resumed)
+	}
+}
+
+// TestStalled: a log below the peers' size that does not grow for
+// StallAfter is said to have stalled, with what to do; it is not given up
+// (the log may still grow), and growing clears it.
+func TestStalled(t *testing.T) {
+	w := newWorld(t, 1, 9)
+	start := time.Unix(1_800_000_000, 0)
+	w.holds(t, 0, 11, root(11, 0))
+	s := w.service(t)
+	ctx := context.Background()
+	for _, after := range []time.Duration{0, 30 * time.Second, 59 * time.Second} {
+		w.now = start.Add(after)
+		if s.step(ctx) {
+			t.Fatal("the service gave up on a log below the peers' size")
+		}
+		if st := s.Status(); st.Stalled || !st.Held {
+			t.Fatalf("stalled before a minute without growth: %+v", st)
+		}
+	}
+	w.now = start.Add(time.Minute) // a minute since the log was last seen at 9
+	if s.step(ctx) || !w.cps.held {
+		t.Fatal("resumed, or gave up, on a stalled log")
+	}
+	st := s.Status()
+	if !st.Held || !st.Stalled || st.Diverged || st.Target != 11 || !strings.Contains(st.Reason, "new node key") || !strings.Contains(st.Reason, "Replacing a node") {
+		t.Fatalf("status of a stalled log: %+v", st)
+	}
+	w.log.size = 10 // a record arrives: not stalled any more
+	if s.step(ctx); s.Status().Stalled {
+		t.Fatal("still stalled after the log grew")
+	}
+	w.now = w.now.Add(time.Minute)
+	if s.step(ctx); !s.Status().Stalled {
+		t.Fatal("not stalled a minute after the log last grew")
+	}
+	w.log.size = 12 // it reaches the peers' size with their tree
+	if !s.step(ctx) || w.cps.held {
+		t.Fatalf("not resumed once the log reached the peers' tree: %+v", s.Status())
 	}
 }
 

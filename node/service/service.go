@@ -110,7 +110,17 @@ type Verdict struct {
 	Block    *protocol.DecisionBlock
 	Receipt  *protocol.Record
 	Item     int
+	// Unsigned says why Receipt is nil: UnsignedHeld or UnsignedTime.
+	Unsigned string
 }
+
+// Why a verdict is answered unsigned (Verdict.Unsigned).
+const (
+	// UnsignedHeld: signing is held after a restore (node/rejoin).
+	UnsignedHeld = "signing_held"
+	// UnsignedTime: a decision time outside the signing window.
+	UnsignedTime = "outside_window"
+)
 
 // Group owns a service's goroutines and libp2p stream handlers: Go starts
 // one, Close cancels the group's context and waits for all of them. Close

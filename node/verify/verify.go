@@ -175,9 +175,14 @@ func (s *Service) VerifyBatch(ctx context.Context, reqs []protocol.TransferReque
 	s.fetchLineages(ctx, reqs)
 	// Held after a restore, the node signs no log head, a receipt's
 	// neither: it answers unsigned, as for a time outside the window.
-	signed := !s.cfg.Checkpoints.Held()
+	var unsigned string
+	if s.cfg.Checkpoints.Held() {
+		unsigned = service.UnsignedHeld
+	}
 	for i := range reqs {
-		signed = signed && s.Signable(reqs[i].At, now)
+		if unsigned == "" && !s.Signable(reqs[i].At, now) {
+			unsigned = service.UnsignedTime
+		}
 	}
 	tree, err := s.cfg.Store.TreeHead()
 	if err != nil {
@@ -211,7 +216,10 @@ func (s *Service) VerifyBatch(ctx context.Context, reqs []protocol.TransferReque
 		}
 	}
 	s.verdicts.Add(float64(len(reqs)))
-	if !signed {
+	if unsigned != "" {
+		for _, v := range out {
+			v.Unsigned = unsigned
+		}
 		return out, nil
 	}
 	// The receipt body is new and nothing changes it after: the record

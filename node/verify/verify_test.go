@@ -273,12 +273,21 @@ func TestVerifyUnsignedWhileHeld(t *testing.T) {
 	w := newWorld(t, false)
 	w.cps.held = true
 	v, err := w.svc.Verify(context.Background(), w.request())
-	if err != nil || v.Receipt != nil || w.receipts.calls != 0 || v.Block == nil {
-		t.Fatalf("verify while held: %v, receipt %v, stored %d", err, v.Receipt != nil, w.receipts.calls)
+	if err != nil || v.Receipt != nil || w.receipts.calls != 0 || v.Block == nil || v.Unsigned != service.UnsignedHeld {
+		t.Fatalf("verify while held: %v, receipt %v, unsigned %q, stored %d", err, v.Receipt != nil, v.Unsigned, w.receipts.calls)
+	}
+	// Held and out of the window: held is what the answer says.
+	old := w.request()
+	old.At = time.Now().Add(-24 * time.Hour).UnixMilli()
+	if v, err := w.svc.Verify(context.Background(), old); err != nil || v.Unsigned != service.UnsignedHeld {
+		t.Fatalf("verify of an old time while held: %v, unsigned %q", err, v.Unsigned)
 	}
 	w.cps.held = false
-	if v, err := w.svc.Verify(context.Background(), w.request()); err != nil || v.Receipt == nil || w.receipts.calls != 1 {
-		t.Fatalf("verify once resumed: %v, stored %d", err, w.receipts.calls)
+	if v, err := w.svc.Verify(context.Background(), old); err != nil || v.Receipt != nil || v.Unsigned != service.UnsignedTime {
+		t.Fatalf("verify of an old time: %v, unsigned %q", err, v.Unsigned)
+	}
+	if v, err := w.svc.Verify(context.Background(), w.request()); err != nil || v.Receipt == nil || v.Unsigned != "" || w.receipts.calls != 1 {
+		t.Fatalf("verify once resumed: %v, unsigned %q, stored %d", err, v.Unsigned, w.receipts.calls)
 	}
 }
 

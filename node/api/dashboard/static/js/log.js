@@ -59,7 +59,9 @@ async function witnesses(box, signal) {
     const st = await call('/v1/status', {signal});
     box.replaceChildren(
       section('This node\'s log', h('p', null, `${st.log.size} records; root `, h('span', {class: 'mono small'}, st.log.root || '(empty)'),
-        `; latest checkpoint of ${st.log.checkpoint_size || 0}.`)),
+        `; latest checkpoint of ${st.log.checkpoint_size || 0}.`),
+        st.log.held ? h('p', {id: 'held'}, badge('signing held', 'bad'), ' ', st.log.held.reason || '',
+          (st.log.held.waiting || []).length ? [' Waiting for: ', st.log.held.waiting.map(p => [peer(p), ' '])] : null) : null),
       section('Peers\' logs this node witnessed', (st.witnessed || []).length
         ? table(['Peer', 'Size', 'Root', 'Verified at'], st.witnessed.map(w => [peer(w.peer_id), String(w.size), h('span', {class: 'mono small'}, w.root), rfc(w.at)]), {id: 'witnessed'})
         : h('p', {class: 'muted', id: 'witnessed'}, 'None yet: this node asks each connected peer for its checkpoint every few seconds.')),

@@ -83,7 +83,9 @@ function verdictView(v) {
     h('h2', null, 'Verdict: ', h('span', {id: 'verdict', class: 'verdict ' + (allowed ? 'allow' : 'deny'), 'data-verdict': v.verdict}, v.verdict)),
     h('p', null, v.receipt
       ? ['Signed as decision ', String(v.item), ' of receipt ', cidLink(v.receipt, v.receipt), '.']
-      : h('span', {class: 'muted'}, 'Not signed: the decision time is outside the signing window (the same checks, no receipt).')),
+      : h('span', {class: 'muted', id: 'unsigned', 'data-unsigned': v.unsigned || ''}, v.unsigned === 'signing_held'
+        ? 'Not signed: this node holds signing after a restore (see the Log view; the same checks, no receipt).'
+        : 'Not signed: the decision time is outside the signing window (the same checks, no receipt).')),
     h('table', {id: 'checks'},
       h('thead', null, h('tr', null, ['Check', 'Result', 'Reason', 'Detail', 'Evidence'].map(x => h('th', null, x)))),
       h('tbody', null, v.checks.map(c => h('tr', {class: c.ok ? 'check ok' : 'check fail', 'data-check': c.id, 'data-ok': String(c.ok)},
