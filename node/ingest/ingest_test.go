@@ -303,17 +303,7 @@ func TestSummaryCountsNoRefusalOfAWaitingRecord(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	key, id := nodetest.Key(t)
-	prev := nodetest.Consent(t, key, "research")
-	body, _ := prev.Consent()
-	amended := *body
-	amended.Purposes = []string{"research", "training"}
-	link := protocol.LinkTo(prev.CID())
-	amended.Supersedes = &link
-	amendment := nodetest.Sign(t, key, &amended)
-	if _, parked, err := w.p.IngestOrParkFrom(ctx, amendment, service.SourceGossip, ""); !parked || protocol.CodeOf(err) != protocol.CodeUnauthorizedIssuer {
-		t.Fatalf("amendment: parked %v, %v", parked, err)
-	}
+	prev, amendment, id := w.parkAmendment(t, ctx)
 	if _, err := w.p.Ingest(ctx, w.fed.Accredit(t, id, protocol.RoleController), service.SourceFetch); err != nil {
 		t.Fatal(err)
 	}

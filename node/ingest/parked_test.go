@@ -108,6 +108,25 @@ func TestParkedUntilReferenceArrives(t *testing.T) {
 	}
 }
 
+// parkAmendment gossips the amendment of a consent (prev), both by a key
+// not yet accredited (id), and requires the amendment to be parked: it
+// waits for id's accreditation, then for prev.
+func (w *world) parkAmendment(t *testing.T, ctx context.Context) (prev, amendment *protocol.Record, id peer.ID) {
+	t.Helper()
+	key, id := nodetest.Key(t)
+	prev = nodetest.Consent(t, key, "research")
+	body, _ := prev.Consent()
+	amended := *body
+	amended.Purposes = []string{"research", "training"}
+	link := protocol.LinkTo(prev.CID())
+	amended.Supersedes = &link
+	amendment = nodetest.Sign(t, key, &amended)
+	if _, parked, err := w.p.IngestOrParkFrom(ctx, amendment, service.SourceGossip, ""); !parked || protocol.CodeOf(err) != protocol.CodeUnauthorizedIssuer {
+		t.Fatalf("amendment: parked %v, %v", parked, err)
+	}
+	return prev, amendment, id
+}
+
 // TestParkedExpiresOnFirstTTL: an amendment by a key not yet accredited is
 // parked at t; at t+6m the accreditation arrives, the retry finds the
 // amended consent missing and parks it again; at t+11m that consent
@@ -123,17 +142,7 @@ func TestParkedExpiresOnFirstTTL(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	key, id := nodetest.Key(t)
-	prev := nodetest.Consent(t, key, "research")
-	body, _ := prev.Consent()
-	amended := *body
-	amended.Purposes = []string{"research", "training"}
-	link := protocol.LinkTo(prev.CID())
-	amended.Supersedes = &link
-	amendment := nodetest.Sign(t, key, &amended)
-	if _, parked, err := w.p.IngestOrParkFrom(ctx, amendment, service.SourceGossip, ""); !parked || protocol.CodeOf(err) != protocol.CodeUnauthorizedIssuer {
-		t.Fatalf("amendment: parked %v, %v", parked, err)
-	}
+	prev, amendment, id := w.parkAmendment(t, ctx)
 
 	c.advance(6 * time.Minute)
 	if _, err := w.p.Ingest(ctx, w.fed.Accredit(t, id, protocol.RoleController), service.SourceFetch); err != nil {
