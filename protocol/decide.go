@@ -688,7 +688,7 @@ func (d *decider) incidentClear() (Check, error) {
 		}
 	}
 	slices.SortFunc(chains, func(a, b *incidentChain) int { return strings.Compare(a.root.KeyString(), b.root.KeyString()) })
-	var blocking, seen []string
+	var blocking []string
 	var ev *Record
 	for _, ch := range chains {
 		if ch.latest == nil {
@@ -698,27 +698,21 @@ func (d *decider) incidentClear() (Check, error) {
 		b := ch.body
 		roles := named[ch.root.KeyString()]
 		active := b.Status == StatusOpen || b.Status == StatusContained
-		// Named by CID only: a detail may reach callers who may not see
-		// the incident (DESIGN.md §5).
-		desc := fmt.Sprintf("incident %s (%s, %s, notice %s)", ch.root, b.Severity, b.Status, ch.latest.CID())
 		if active && len(roles) > 0 && b.Severity.Rank() >= threshold {
-			blocking = append(blocking, fmt.Sprintf("%s names %s", desc, strings.Join(roles, " and ")))
+			// Named by CID only, nothing of its body: a detail reaches
+			// callers who may not see the incident (DESIGN.md §5, §6),
+			// and incidents that do not block are not named at all.
+			blocking = append(blocking, fmt.Sprintf("incident %s (notice %s) names %s", ch.root, ch.latest.CID(), strings.Join(roles, " and ")))
 			if ev == nil {
 				ev = ch.latest
 			}
-			continue
 		}
-		seen = append(seen, desc)
 	}
 	if len(blocking) > 0 {
 		return fail(ev, ReasonBlocked, "%s; %s", strings.Join(blocking, "; "), thresholds), nil
 	}
-	detail := fmt.Sprintf("no open or contained incident of severity %s or above names %s (%s)",
-		severityOfRank(threshold), d.describeParties(parties), thresholds)
-	if len(seen) > 0 {
-		detail += "; not blocking: " + strings.Join(seen, "; ")
-	}
-	return pass(nil, "%s", detail), nil
+	return pass(nil, "no open or contained incident of severity %s or above names %s (%s)",
+		severityOfRank(threshold), d.describeParties(parties), thresholds), nil
 }
 
 // parties are the consent issuer, the sender and the recipient, each

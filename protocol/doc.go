@@ -363,7 +363,9 @@
 // errs, or cannot be evaluated because the consent is not held. Each
 // check carries the CID of the record that decided it, where there is
 // one, and a detail in words, which is for people: it is not normative,
-// names incidents by CID only, and an offline check compares id, ok,
+// names incidents by CID only (incident.clear names the blocking ones,
+// each by its first and latest notice, and nothing of their bodies; one
+// that does not block is not named), and an offline check compares id, ok,
 // reason and evidence, never the detail. The decision's evidence is every
 // record the checks relied on, sorted by binary CID without duplicates.
 // The view's order never shows: the same request and the same held
