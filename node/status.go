@@ -51,10 +51,13 @@ type LogStatus struct {
 	Held           *rejoin.Status `json:"held,omitempty"`
 }
 
-// Status reports the node's state, gathered from its services; for the
-// public, the record counts are of the kinds every member node holds only
-// (DESIGN.md §8).
-func (n *Node) Status(public bool) Status {
+// Status reports the node's state, gathered from its services. With
+// partial (any caller but the operator) the record counts leave out
+// incidents and receipts: the public sees counts of the kinds every
+// member node holds only (DESIGN.md §8), and another caller may see only
+// some of those two kinds, so their counts would tell it when one it may
+// not read arrives (a TLP:RED notice, another platform's decision).
+func (n *Node) Status(partial bool) Status {
 	st := Status{
 		PeerID:           n.id.String(),
 		Jurisdiction:     n.cfg.Jurisdiction,
@@ -86,7 +89,7 @@ func (n *Node) Status(public bool) Status {
 		st.Addrs = append(st.Addrs, a.String())
 	}
 	for k, c := range n.store.Counts() {
-		if public && (k == protocol.KindIncident || k == protocol.KindReceipt) {
+		if partial && (k == protocol.KindIncident || k == protocol.KindReceipt) {
 			continue
 		}
 		st.Records[string(k)] = c

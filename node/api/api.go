@@ -83,9 +83,9 @@ type Config struct {
 	Verifier    Verifier
 	Checkpoints Checkpoints
 	Blocks      Blocks
-	// Status is the answer of GET /v1/status; for the public (no token),
-	// with the counts of the kinds every member holds only.
-	Status func(public bool) any
+	// Status is the answer of GET /v1/status; partial for any caller but
+	// the operator: without the counts of incidents and receipts.
+	Status func(partial bool) any
 	// Ready says whether the node is ready, and why not.
 	Ready func() (bool, string)
 	// Peers is the number of connected peers, for /readyz.
@@ -358,7 +358,7 @@ func (a *API) handleNotFound(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) handleStatus(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.cfg.Status(callerOf(r).Public()))
+	writeJSON(w, http.StatusOK, a.cfg.Status(!callerOf(r).Operator))
 }
 
 func (a *API) handleReady(w http.ResponseWriter, r *http.Request) {

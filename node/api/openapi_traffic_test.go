@@ -38,7 +38,7 @@ const (
 
 // nodeStatus is the API's Config.Status as package node makes it, with
 // an entry in each of its lists.
-func nodeStatus(public bool) any {
+func nodeStatus(partial bool) any {
 	root := tlog.RecordHash([]byte("root")).String()
 	at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	st := node.Status{PeerID: somePeer, Jurisdiction: "DE", Federation: "demo", FederationDigest: "sha256:" + strings.Repeat("ab", 32), Addrs: []string{"/ip4/127.0.0.1/tcp/4001"},
@@ -52,7 +52,7 @@ func nodeStatus(public bool) any {
 			Roots: []string{root, tlog.RecordHash([]byte("other")).String()}, DetectedAt: at.Format(time.RFC3339Nano),
 			Incident: protocol.RecordCID([]byte("notice")).String(), Notes: []string{"a signed note\n", "another\n"}}},
 		UptimeMs: 1000}
-	if !public {
+	if !partial {
 		st.Records["receipt"] = 2
 	}
 	return st
