@@ -125,6 +125,8 @@ type demo struct {
 	// about; askToken is the sender's token on the DE node.
 	ask      protocol.TransferRequest
 	askToken string
+	// deskToken is the DE desk's (a regulator's) token on the DE node.
+	deskToken string
 	// The resale chain: the tier-1 and tier-2 decisions, and the tier-2
 	// request.
 	tier1, tier2 protocol.DecisionRef
@@ -571,6 +573,7 @@ func (d *demo) followIncidents(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.deskToken = tok
 	d.say("    the DE node's operator grants the DE desk a token of its own (entente access grant); the desk follows the DE node's incident stream with it")
 	d.events = make(chan streamEvent, 64)
 	f := &follower{cl: &apiClient{base: "http://" + de.APIAddr(), token: tok}, path: "/v1/incidents/stream"}
@@ -917,6 +920,7 @@ func (d *demo) serve(ctx context.Context, dir string, every time.Duration) error
 	if err := d.printAsk(dir); err != nil {
 		return err
 	}
+	d.printParties(dir)
 	d.say("An authority publishes a new accreditation every %s; 'entente demo --serve --dir %s' resumes the federation after Ctrl-C.", every, dir)
 
 	sctx, stop := signalContext(ctx)

@@ -13,13 +13,19 @@ import (
 	"github.com/entente-net/entente/config"
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/testnet"
+	"github.com/libp2p/go-libp2p/core/crypto"
 )
 
 // Files demo --serve keeps in its directory for the transfer it invites
-// the user to ask about: the request, and its sender's API token.
+// the user to ask about: the request, and its sender's API token; and,
+// to act as two of the demo's parties, their keys and tokens on the DE
+// node: Nordlicht (a DE controller) and the DE desk (a DE regulator).
 const (
 	askRequestFile = "verify.json"
 	askTokenFile   = "nordlicht.token"
+	askKeyFile     = "nordlicht.key"
+	deskKeyFile    = "de-regulator.key"
+	deskTokenFile  = "de-regulator.token"
 )
 
 // leaveLiveConsent has a second person consent, asks the nodes about a
@@ -65,7 +71,28 @@ func (d *demo) keepAsk(dir string) error {
 	if err := config.WriteFileAtomic(filepath.Join(dir, askRequestFile), append(req, '\n'), 0o644); err != nil {
 		return err
 	}
+	for _, f := range []struct {
+		name string
+		key  crypto.PrivKey
+	}{{askKeyFile, d.parties["nordlicht"].Key}, {deskKeyFile, d.parties["de-regulator"].Key}} {
+		if err := config.WriteKey(filepath.Join(dir, f.name), f.key); err != nil {
+			return err
+		}
+	}
+	if err := config.WriteTokenFile(filepath.Join(dir, deskTokenFile), d.deskToken); err != nil {
+		return err
+	}
 	return config.WriteTokenFile(filepath.Join(dir, askTokenFile), d.askToken)
+}
+
+// printParties says which of the demo's parties the user may act as, with
+// the files demo --serve kept, and a command to start with.
+func (d *demo) printParties(dir string) {
+	de := d.net.NodeOf("DE")
+	d.say("Act as two of its parties, with their keys and their tokens on the DE node (docs/operating.md, \"Access\"):")
+	d.say("    Nordlicht, a DE controller     key %s, token %s", filepath.Join(dir, askKeyFile), filepath.Join(dir, askTokenFile))
+	d.say("    the DE desk, a DE regulator    key %s, token %s", filepath.Join(dir, deskKeyFile), filepath.Join(dir, deskTokenFile))
+	d.say("    entente incident list --api %s --token-file %s", de.APIAddr(), shellQuote(filepath.Join(dir, deskTokenFile)))
 }
 
 // resume starts again the federation an earlier demo --serve kept in dir.

@@ -230,6 +230,7 @@ func TestDemoServe(t *testing.T) {
 	}
 	wantWholeIDs(t, out.String())
 	askAllows(t, verifyLine, curlLine)
+	actAsParties(t, dir, out, verifyLine)
 
 	if code := stop(); code != 0 {
 		t.Errorf("demo --serve exited %d once stopped, want 0", code)
@@ -294,6 +295,30 @@ func TestDemoServe(t *testing.T) {
 
 	// Without --serve, the kept directory is not narrated over.
 	wantError(t, newCLI(t).fails(1, "demo", "--dir", dir), true, "holds a demo federation", "entente demo --serve --dir "+dir)
+}
+
+// actAsParties checks what demo --serve keeps to act as two of its
+// parties: Nordlicht's key is the sender's of the verify command, the DE
+// desk's key and token are kept 0600, and the incident list it prints,
+// run with the desk's token, lists the demo's incidents.
+func actAsParties(t *testing.T, dir string, out *syncBuffer, verifyLine string) {
+	t.Helper()
+	for _, f := range []string{askKeyFile, deskKeyFile, askTokenFile, deskTokenFile} {
+		wantMode(t, filepath.Join(dir, f), 0o600)
+	}
+	c := newCLI(t)
+	id := strings.TrimPrefix(firstLine(c.ok("key", "show", filepath.Join(dir, askKeyFile))), "peer id     ")
+	if !strings.Contains(verifyLine, "--sender "+id+" ") {
+		t.Errorf("%s is not the key of the verify command's sender: %s", askKeyFile, verifyLine)
+	}
+	m := regexp.MustCompile(`\n    (entente incident list .*)\n`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("demo --serve prints no incident list command:\n%s", out.String())
+	}
+	list := c.ok(shellWords(t, m[1])[1:]...)
+	if !strings.Contains(list, "FR") || !strings.Contains(list, "resolved") {
+		t.Errorf("%s printed\n%s\nwant the demo's resolved FR incident", m[1], list)
+	}
 }
 
 // askAllows runs the entente verify command demo --serve printed, through
