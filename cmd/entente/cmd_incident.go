@@ -95,7 +95,7 @@ func readIncidentFile(path string) (*incidentFile, error) {
 		for _, e := range strict.Errors {
 			keys = append(keys, strings.Join(e.Key(), "."))
 		}
-		return nil, withHint(fmt.Errorf("%s: unknown fields: %s", path, strings.Join(keys, ", ")), "see the incident body in DESIGN.md §4 and 'entente incident publish --help'")
+		return nil, withHint(fmt.Errorf("%s: unknown fields: %s", path, strings.Join(keys, ", ")), "see the incident body in docs/records.md, \"Bodies\", and 'entente incident publish --help'")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -264,7 +264,7 @@ func runIncidentPublish(env *cliEnv, args []string) error {
 	issuedAt := max(time.Now().UnixMilli(), notBefore)
 	rec, err := protocol.Sign(key, issuedAt, body)
 	if err != nil {
-		return withHint(err, "see the incident body in DESIGN.md §4 and 'entente incident publish --help'")
+		return withHint(err, "see the incident body in docs/records.md, \"Bodies\", and 'entente incident publish --help'")
 	}
 	resp, data, err := cl.do(http.MethodPost, "/v1/records", api.MediaDagCBOR, "application/json", rec.Bytes())
 	if err != nil {

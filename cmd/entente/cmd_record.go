@@ -51,7 +51,7 @@ func init() {
 		name: "record list",
 		summary: "list the records a node holds, in the order it accepted them, one a line: CID, kind, issuer, signing time\n\n" +
 			"An accreditation's line ends with its subject, jurisdiction and roles. A caller sees what its\n" +
-			"token lets it read (DESIGN.md §8). With --limit the listing stops there\n" +
+			"token lets it read (docs/operating.md, \"Access\"). With --limit the listing stops there\n" +
 			"and says which --after continues it.",
 		usage: "record list [--kind KIND] [--issuer PEERID] [--jurisdiction CODE] [--limit N] [--after CURSOR] [--json] " +
 			"[--api HOST:PORT] [--home DIR] [--token-file FILE]",
@@ -118,7 +118,7 @@ func runRecordSign(env *cliEnv, args []string) error {
 	}
 	body, err := protocol.BodyFromJSON(protocol.Kind(*kind), j)
 	if err != nil {
-		return withHint(fmt.Errorf("%s: %w", *bodyFile, err), "see the body of kind "+*kind+" in DESIGN.md §4")
+		return withHint(fmt.Errorf("%s: %w", *bodyFile, err), "see the body of kind "+*kind+" in docs/records.md, \"Bodies\"")
 	}
 	rec, err := protocol.Sign(key, at.UnixMilli(), body)
 	if err != nil {
