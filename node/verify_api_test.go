@@ -181,14 +181,18 @@ func TestVerifyAPI(t *testing.T) {
 		code       string
 		field      string
 	}{
-		{"unknown field", "/v1/transfers/verify", f.request(func(r map[string]any) { r["colour"] = "red" }), 400, "malformed", "colour"},
-		{"bad code", "/v1/transfers/verify", f.request(func(r map[string]any) { r["to"] = "de" }), 400, "invalid_body", "to"},
+		{"unknown field", "/v1/transfers/verify", f.request(func(r map[string]any) { r["colour"] = "red" }), 400, "bad_request", "colour"},
+		{"bad code", "/v1/transfers/verify", f.request(func(r map[string]any) { r["to"] = "de" }), 400, "bad_request", "to"},
 		{"bad CID", "/v1/transfers/verify", f.request(func(r map[string]any) { r["consent"] = "bafynotacid" }), 400, "bad_cid", "consent"},
-		{"negative tier", "/v1/transfers/verify", f.request(func(r map[string]any) { r["tier"] = -1 }), 400, "invalid_body", "tier"},
-		{"wrong type", "/v1/transfers/verify", f.request(func(r map[string]any) { r["tier"] = "one" }), 400, "malformed", "tier"},
-		{"not JSON", "/v1/transfers/verify", []byte("consent=bafy"), 400, "malformed", ""},
-		{"batch field", "/v1/transfers/verify-batch", []byte(`{"requests": [` + string(f.request(nil)) + `,` + string(f.request(func(r map[string]any) { r["from"] = "Germany" })) + `]}`), 400, "invalid_body", "requests[1].from"},
+		{"negative tier", "/v1/transfers/verify", f.request(func(r map[string]any) { r["tier"] = -1 }), 400, "bad_request", "tier"},
+		{"wrong type", "/v1/transfers/verify", f.request(func(r map[string]any) { r["tier"] = "one" }), 400, "bad_request", "tier"},
+		{"not JSON", "/v1/transfers/verify", []byte("consent=bafy"), 400, "bad_request", ""},
+		{"an array", "/v1/transfers/verify", []byte(`[]`), 400, "bad_request", "one JSON object"},
+		{"cut short", "/v1/transfers/verify", []byte(`{"consent":`), 400, "bad_request", "consent"},
+		{"batch field", "/v1/transfers/verify-batch", []byte(`{"requests": [` + string(f.request(nil)) + `,` + string(f.request(func(r map[string]any) { r["from"] = "Germany" })) + `]}`), 400, "bad_request", "requests[1].from"},
 		{"batch empty", "/v1/transfers/verify-batch", []byte(`{"requests": []}`), 400, "bad_request", "requests"},
+		{"batch without requests", "/v1/transfers/verify-batch", []byte(`{}`), 400, "bad_request", "requests: missing field"},
+		{"batch of a bare request", "/v1/transfers/verify-batch", f.request(nil), 400, "bad_request", "requests"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := stateOf(f.m.Node)
