@@ -51,7 +51,7 @@ func TestVerify(t *testing.T) {
 	wantError(t, c.fails(2, append(flags, "--purpose", "research", "--file", file)...), true, "not both")
 	r = c.fails(1, "verify", "--api", br.APIAddr(), "--token-file", tokenFile, "--consent", consent.CID().String(), "--from", "de", "--to", "BR",
 		"--sender", consent.Issuer().String(), "--recipient", recipient.ID.String(), "--purpose", "research", "--category", "face", "--tier", "1", "--retention-days", "30")
-	wantError(t, r, false, "invalid_body", "from")
+	wantError(t, r, false, "bad_request", "from")
 	wantError(t, c.fails(2, append(flags, "--purpose", "research", "--parent", "bafy-not")...), true, "--parent", "bafy-not")
 	wantError(t, c.fails(2, append(flags, "--purpose", "research", "--parent", w.Consent.CID().String()+":x")...), true, "--parent", `"x" is not a decision's index`)
 }
