@@ -294,7 +294,7 @@ func (a *API) router() *router {
 	rt.handle("GET /v1/log/checkpoint", anyone, a.handleCheckpoint)
 	rt.handle("GET /v1/log/proof", anyone, a.handleInclusionProof)
 	rt.handle("GET /v1/log/consistency", anyone, a.handleConsistencyProof)
-	rt.handle("GET /v1/receipts/{cid}/bundle", anyone, a.handleReceiptBundle)
+	rt.handle("GET /v1/receipts/{cid}/bundle", granted, a.handleReceiptBundle)
 	rt.handle("GET /v1/receipts", granted, a.handleListReceipts)
 	rt.handle("GET /v1/consents/{cid}/lineage", granted, a.handleLineage)
 	rt.handle("GET /v1/notices/stream", verifiers, a.handleNoticeStream)

@@ -426,7 +426,7 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 		{method: "GET", path: "/v1/log/consistency?from=3&to=2", status: 400},
 
 		{method: "GET", path: "/v1/receipts/" + r1 + "/bundle", token: "controller", status: 200},
-		{method: "GET", path: "/v1/receipts/" + r1 + "/bundle?item=0", status: 404},
+		{method: "GET", path: "/v1/receipts/" + r1 + "/bundle?item=0", status: 401},
 		{method: "GET", path: "/v1/receipts/" + r1 + "/bundle?item=1", token: "operator", status: 404},
 		{method: "GET", path: "/v1/receipts/" + r1 + "/bundle?item=-1", token: "operator", status: 400},
 		{method: "GET", path: "/v1/receipts", token: "controller", status: 200},
