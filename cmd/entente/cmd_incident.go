@@ -42,7 +42,7 @@ func init() {
 		name:    "incident list",
 		summary: "list the incidents a node holds, one line each, in the order the node learnt of them",
 		usage: "incident list [--status S] [--severity S] [--jurisdiction CODE] [--affected PEERID] [--since TIME] " +
-			"[--limit N] [--json] [--api HOST:PORT] [--home DIR] [--token-file FILE]",
+			"[--limit N] [--after CURSOR] [--json] [--api HOST:PORT] [--home DIR] [--token-file FILE]",
 		run: runIncidentList,
 	})
 	register(&command{
@@ -160,7 +160,7 @@ func runIncidentPublish(env *cliEnv, args []string) error {
 	flags.Var(&categories, "category", "a data category concerned (repeatable)")
 	flags.Var(&recipients, "recipient", "a recipient jurisdiction of a TLP red notice (repeatable)")
 	detectedAt := flags.String("detected-at", "", "when it was detected, RFC 3339 (default now)")
-	summary := flags.String("summary", "", "what happened, in a sentence")
+	summary := flags.String("summary", "", "what happened, in a sentence (required for a new incident; a follow-up keeps the last one unless given)")
 	rest, err := parseFlags(flags, args)
 	if err != nil {
 		return err
@@ -212,6 +212,16 @@ func runIncidentPublish(env *cliEnv, args []string) error {
 		link := protocol.LinkTo(prevID)
 		body.Follows = &link
 		notBefore = prev.IssuedAt()
+		// What a follow-up must keep, said before it is signed: the
+		// node would refuse it, and for tlp by naming recipients.
+		for _, k := range []struct{ name, was, now string }{
+			{"ref", p.Ref, firstOf(*ref, f.Ref)}, {"jurisdiction", p.Jurisdiction, firstOf(*jurisdiction, f.Jurisdiction)},
+			{"tlp", p.TLP, firstOf(*tlp, f.TLP)},
+		} {
+			if k.now != "" && k.now != k.was {
+				return usagef("--%s %s: an incident's %s stays the same along its notices (the one it follows has %s); leave it out", k.name, k.now, k.name, k.was)
+			}
+		}
 	} else {
 		body.DetectedAt = time.Now().UnixMilli()
 	}
@@ -331,7 +341,8 @@ func runIncidentList(env *cliEnv, args []string) error {
 	af.register(flags)
 	var filters incidentFilters
 	filters.register(flags)
-	limit := flags.Int("limit", 0, "at most this many incidents (default all)")
+	limit := flags.Int("limit", 0, "at most this many incidents (default all); says which --after continues")
+	after := flags.String("after", "", "continue a listing cut by --limit after this cursor")
 	asJSON := flags.Bool("json", false, "print the entries as JSON, one a line")
 	rest, err := parseFlags(flags, args)
 	if err != nil {
@@ -349,7 +360,14 @@ func runIncidentList(env *cliEnv, args []string) error {
 	}
 	var all []service.Incident
 	q := filters.query()
+	if *after != "" {
+		q.Set("after", *after)
+	}
+	var more string // the cursor after the last one listed, when --limit cut the listing
 	for {
+		if *limit > 0 {
+			q.Set("limit", strconv.Itoa(*limit-len(all)))
+		}
 		var page struct {
 			Incidents []service.Incident `json:"incidents"`
 			Next      string             `json:"next"`
@@ -358,13 +376,14 @@ func runIncidentList(env *cliEnv, args []string) error {
 			return incidentAPIError(err)
 		}
 		all = append(all, page.Incidents...)
-		if page.Next == "" || (*limit > 0 && len(all) >= *limit) {
+		if page.Next == "" {
+			break
+		}
+		if *limit > 0 && len(all) >= *limit {
+			more = page.Next
 			break
 		}
 		q.Set("after", page.Next)
-	}
-	if *limit > 0 && len(all) > *limit {
-		all = all[:*limit]
 	}
 	if *asJSON {
 		enc := json.NewEncoder(env.stdout)
@@ -385,6 +404,9 @@ func runIncidentList(env *cliEnv, args []string) error {
 	}
 	if len(all) == 0 {
 		fmt.Fprintln(env.stderr, "no incidents")
+	}
+	if more != "" {
+		fmt.Fprintf(env.stderr, "more incidents may follow: continue with --after %s\n", more)
 	}
 	return nil
 }
@@ -557,4 +579,14 @@ func printEvent(w io.Writer, id, data string, asJSON bool) error {
 	_, err := fmt.Fprintf(w, "%s  %s  %s  %s  %s  tlp:%s  notices:%d  %s\n",
 		id, e.ID, e.Jurisdiction, e.Severity, e.Status, e.TLP, len(e.Notices), oneLine(e.Summary, 60))
 	return err
+}
+
+// firstOf is the first of values that is not empty.
+func firstOf(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }

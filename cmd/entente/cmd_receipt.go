@@ -264,7 +264,14 @@ func printBundleReport(w io.Writer, rep *protocol.BundleReport, fed *config.Fede
 	if d == nil {
 		return
 	}
-	fmt.Fprintf(w, "\nrecomputed from the bundle: %s\n", strings.ToUpper(d.Verdict))
+	if len(rep.WithheldChecks) > 0 {
+		// Without the withheld notices the recomputation may differ from
+		// the signed verdict; it is no verdict of its own.
+		fmt.Fprintf(w, "\nrecomputed from the bundle without the withheld evidence: %s (the signed verdict, %s, stands unconfirmed)\n",
+			strings.ToUpper(d.Verdict), strings.ToUpper(rep.Block.Verdict))
+	} else {
+		fmt.Fprintf(w, "\nrecomputed from the bundle: %s\n", strings.ToUpper(d.Verdict))
+	}
 	for _, ch := range d.Checks {
 		if slices.Contains(rep.WithheldChecks, ch.ID) {
 			fmt.Fprintf(w, "  %-4s  %-21s %s\n", "withheld", ch.ID, "its evidence is withheld from the caller the bundle was made for: neither confirmed nor refuted")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -97,6 +98,10 @@ summary      = "face templates exposed by a misconfigured bucket"
 		t.Errorf("published body %+v by %s", b, rec.Issuer())
 	}
 
+	// A follow-up may not change what an incident keeps: said before it
+	// is signed, naming the flag.
+	r := c.fails(2, append([]string{"incident", "publish", "--key", keyFile, "--follows", first, "--tlp", "red", "--recipient", "FR"}, node...)...)
+	wantError(t, r, true, "--tlp red: an incident's tlp stays the same along its notices")
 	// A follow-up by flags keeps the rest of the previous notice.
 	second := firstLine(c.ok(append([]string{"incident", "publish", "--key", keyFile, "--follows", first, "--status", "resolved", "--summary", "bucket closed"}, node...)...))
 	jsonFile := writeFile(t, dir, "other.json", `{"ref": "DE-2026-8", "jurisdiction": "DE", "severity": "low", "tlp": "green",
@@ -125,6 +130,16 @@ summary      = "face templates exposed by a misconfigured bucket"
 		t.Errorf("list --affected:\n%s", out)
 	}
 	wantError(t, c.fails(1, "incident", "list", "--api", apiAddr, "--severity", "grave"), true, "bad_request", "severity")
+	// --limit cuts the listing and says how to go on; --after goes on.
+	r = c.run("incident", "list", "--api", apiAddr, "--limit", "1")
+	cursor := regexp.MustCompile(`more incidents may follow: continue with --after (\S+)\n`).FindStringSubmatch(r.stderr)
+	if r.code != 0 || !strings.Contains(r.stdout, first) || strings.Contains(r.stdout, third) || cursor == nil {
+		t.Fatalf("list --limit 1: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = c.run("incident", "list", "--api", apiAddr, "--after", cursor[1])
+	if r.code != 0 || !strings.Contains(r.stdout, third) || strings.Contains(r.stdout, first) || strings.Contains(r.stderr, "more incidents") {
+		t.Errorf("list --after %s: %d\n%s\n%s", cursor[1], r.code, r.stdout, r.stderr)
+	}
 
 	// The follower printed one event per notice, in order, each the
 	// incident as of its notice.

@@ -243,7 +243,8 @@ func TestReceiptCheckWithheld(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "bundle.car")
 	c.ok("receipt", "get", v.Receipt.CID().String(), "--api", de.APIAddr(), "--out", file)
 	r := c.fails(exitWithheld, "receipt", "check", file, "--federation", w.Net.FederationPath)
-	for _, want := range []string{"withheld  incident.clear", "  pass  decision.recomputed"} {
+	for _, want := range []string{"withheld  incident.clear", "  pass  decision.recomputed",
+		"recomputed from the bundle without the withheld evidence: ALLOW (the signed verdict, ALLOW, stands unconfirmed)"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("receipt check does not say %q:\n%s", want, r.stdout)
 		}
