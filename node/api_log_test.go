@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"testing"
 
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/entente-net/entente/node/api"
@@ -54,6 +55,21 @@ func TestLogProofsVerify(t *testing.T) {
 		var err error
 		if first, err = protocol.OpenCheckpoint(resp.body, tn.Federation.Name, m.ID()); err != nil {
 			t.Fatal(err)
+		}
+		// An auditor's way: the verifier key from the public status,
+		// and x/mod's note alone.
+		var st struct {
+			Log struct {
+				VerifierKey string `json:"verifier_key"`
+			}
+		}
+		decodeJSON(t, newAPIClientAt(t, m.APIAddr(), "").get("/v1/status", "").body, &st)
+		v, err := note.NewVerifier(st.Log.VerifierKey)
+		if err != nil {
+			t.Fatalf("status's verifier key %q: %v", st.Log.VerifierKey, err)
+		}
+		if _, err := note.Open(resp.body, note.VerifierList(v)); err != nil {
+			t.Fatalf("the checkpoint does not open with status's verifier key: %v", err)
 		}
 	}
 	if first.Size != 10 {

@@ -29,6 +29,7 @@ import (
 	"github.com/entente-net/entente/node/trust"
 	"github.com/entente-net/entente/node/verify"
 	"github.com/entente-net/entente/node/witness"
+	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/store"
 )
 
@@ -53,7 +54,9 @@ type Node struct {
 	// fedDigest names the federation file as this node read it, whole
 	// (config.Federation.Digest).
 	fedDigest string
-	closing   atomic.Bool
+	// verifierKey is the note verifier key of this node's checkpoints.
+	verifierKey string
+	closing     atomic.Bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -104,6 +107,9 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	if n.fedDigest, err = cfg.Federation.Digest(); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if n.verifierKey, err = protocol.CheckpointVerifierKey(cfg.Federation.Name, n.id); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	if err := compose(n); err != nil {

@@ -45,10 +45,13 @@ type PeerStatus struct {
 // the node signed (0 before the first) and, while signing is held after
 // a restore, why (absent otherwise).
 type LogStatus struct {
-	Size           uint64         `json:"size"`
-	Root           string         `json:"root"`
-	CheckpointSize uint64         `json:"checkpoint_size"`
-	Held           *rejoin.Status `json:"held,omitempty"`
+	Size           uint64 `json:"size"`
+	Root           string `json:"root"`
+	CheckpointSize uint64 `json:"checkpoint_size"`
+	// VerifierKey is the note verifier key of the node's checkpoints
+	// (protocol.CheckpointVerifierKey), for an auditor's note.NewVerifier.
+	VerifierKey string         `json:"verifier_key"`
+	Held        *rejoin.Status `json:"held,omitempty"`
 }
 
 // Status reports the node's state, gathered from its services. With
@@ -67,7 +70,7 @@ func (n *Node) Status(partial bool) Status {
 		Addrs:            []string{}, // lists in JSON even when empty, never null
 		Peers:            []PeerStatus{},
 		Records:          map[string]int64{},
-		Log:              LogStatus{Size: n.store.Len(), CheckpointSize: n.svc.Checkpoints.LatestSize()},
+		Log:              LogStatus{Size: n.store.Len(), CheckpointSize: n.svc.Checkpoints.LatestSize(), VerifierKey: n.verifierKey},
 		Sync:             n.svc.Sync.Status(),
 		Witnessed:        n.svc.Witness.Witnessed(),
 		Alerts:           n.svc.Witness.Alerts(),

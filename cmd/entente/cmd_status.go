@@ -91,6 +91,9 @@ func printStatus(w io.Writer, st *node.Status, ready string) {
 		held = "; signing held: " + h.Reason
 	}
 	fmt.Fprintf(w, "log         %d records%s\n", st.Log.Size, held)
+	if st.Log.VerifierKey != "" {
+		fmt.Fprintf(w, "  checkpoints verify with %s\n", st.Log.VerifierKey)
+	}
 	if h := st.Log.Held; h != nil {
 		for _, p := range h.Waiting {
 			fmt.Fprintf(w, "  waiting for %s\n", p)

@@ -50,10 +50,11 @@ func TestStatusPrintsAlerts(t *testing.T) {
 	const peerID = "12D3KooWHK3uqPN8zMPAp5Ktk8xLdKW8LzFQgjHnfHPEh6JA9Cwk"
 	st := &node.Status{PeerID: "12D3KooWMuSkpaxWcfjMdzg16BsAXVi3ZqswjvJynhF5bE4iXJgF", Federation: "pilot", Jurisdiction: "DE"}
 	st.Log.Held = &rejoin.Status{Held: true, Reason: "restored from a backup: waiting for 1 member node", Waiting: []string{peerID}}
+	st.Log.VerifierKey = "entente/pilot/" + st.PeerID + "+01020304+AQ"
 	var out bytes.Buffer
 	printStatus(&out, st, "no: shutting down")
 	for _, want := range []string{"ready       no: shutting down\n", "alerts      none\n",
-		"log         0 records; signing held: restored from a backup: waiting for 1 member node\n  waiting for " + peerID + "\n"} {
+		"log         0 records; signing held: restored from a backup: waiting for 1 member node\n  checkpoints verify with entente/pilot/" + st.PeerID + "+01020304+AQ\n  waiting for " + peerID + "\n"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status without alerts does not say %q:\n%s", want, out.String())
 		}
