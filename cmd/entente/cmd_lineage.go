@@ -72,8 +72,12 @@ func printLineage(w io.Writer, nodes []*api.LineageNode, prefix string) {
 		if i == len(nodes)-1 {
 			branch, more = "└─ ", "   "
 		}
-		fmt.Fprintf(w, "%s%stier %d  %-5s  %s → %s  at %s  receipt %s:%d  sender %s  recipient %s\n", prefix, branch, n.Tier, strings.ToUpper(n.Verdict),
-			n.From, n.To, n.At, n.Receipt, n.Item, n.Sender, n.Recipient)
+		notified := ""
+		if n.NotifiedAt != "" {
+			notified = "  recipient notified " + n.NotifiedAt
+		}
+		fmt.Fprintf(w, "%s%stier %d  %-5s  %s → %s  at %s  receipt %s:%d  sender %s  recipient %s%s\n", prefix, branch, n.Tier, strings.ToUpper(n.Verdict),
+			n.From, n.To, n.At, n.Receipt, n.Item, n.Sender, n.Recipient, notified)
 		printLineage(w, n.Children, prefix+more)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/entente-net/entente/config"
+	"github.com/entente-net/entente/node/api"
 	"github.com/entente-net/entente/protocol"
 	"github.com/entente-net/entente/testnet"
 	"github.com/ipfs/go-cid"
@@ -283,4 +284,16 @@ func TestLineageCommand(t *testing.T) {
 	wantError(t, c.fails(2, "lineage", tier3.Consent.String()+"x", "--api", de.APIAddr()), true, "not a record's CID")
 	wantError(t, c.fails(2, "lineage", "--api", de.APIAddr()), true, "consent")
 	wantError(t, c.fails(1, "lineage", tier3.Parent.Receipt.String(), "--api", de.APIAddr()), false, "404 not_found")
+}
+
+// TestPrintLineageNotified: a decision whose recipient was told of the
+// consent's revocation says when, in the text as in --json.
+func TestPrintLineageNotified(t *testing.T) {
+	var b strings.Builder
+	printLineage(&b, []*api.LineageNode{{Receipt: "bafyr1", Tier: 1, Verdict: "allow", From: "DE", To: "BR", At: "2026-12-06T05:00:00Z",
+		Children: []*api.LineageNode{{Receipt: "bafyr2", Tier: 2, Verdict: "allow", From: "BR", To: "FR", At: "2026-12-06T05:01:00Z", NotifiedAt: "2026-12-06T05:02:00Z"}}}}, "")
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 || strings.Contains(lines[0], "notified") || !strings.HasSuffix(lines[1], "recipient notified 2026-12-06T05:02:00Z") {
+		t.Errorf("lineage:\n%s", b.String())
+	}
 }
