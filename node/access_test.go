@@ -238,6 +238,16 @@ func TestCallersRoles(t *testing.T) {
 	// A token the node does not know is 401, on a public route too.
 	stranger := newAPIClientAt(t, aw.m.APIAddr(), config.TokenPrefix+"not-a-token")
 	wantAPIError(t, stranger.get("/v1/status", ""), http.StatusUnauthorized, api.CodeUnauthorized)
+	// The public lists no kind it may read nothing of, and no page of
+	// nothing with a cursor to follow.
+	var page struct {
+		Records []json.RawMessage
+		Next    string
+	}
+	decodeJSON(t, aw.clients["public"].get("/v1/records?kind=accreditation&limit=2", "").body, &page)
+	if len(page.Records) != 0 || page.Next != "" {
+		t.Errorf("the public's accreditations: %d records, next %q", len(page.Records), page.Next)
+	}
 	// Only the operator's status counts incidents and receipts: any other
 	// caller may see some of them only, and a count would tell it when
 	// one it may not read arrives.

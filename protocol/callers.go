@@ -90,6 +90,11 @@ func (c Caller) mayReadIncident(b *Incident) bool {
 	return false
 }
 
+// MayReadKind reports whether c may read some record of kind k: it is
+// false only where MayRead refuses c every record of that kind (the
+// public, every kind but incident), so a list may skip such kinds unread.
+func MayReadKind(c Caller, k Kind) bool { return !c.Public() || k == KindIncident }
+
 // MayReadDecision reports whether c may read the decision blk: its
 // parties, the regulators and auditors of its two jurisdictions, and the
 // operator. (A controller also reads the ancestors of its decisions, in

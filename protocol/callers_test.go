@@ -64,6 +64,18 @@ func TestCallersMayRead(t *testing.T) {
 			if got := MayRead(caller, c.rec, block); got != want {
 				t.Errorf("%s: %s may read it: %v, want %v", c.name, name, got, want)
 			}
+			if want && !MayReadKind(caller, c.rec.Kind()) {
+				t.Errorf("%s: %s may read it, but not its kind %s", c.name, name, c.rec.Kind())
+			}
+		}
+	}
+	// The kinds: the public reads incidents only, every other caller some
+	// of each kind.
+	for _, k := range Kinds {
+		for name, caller := range callers {
+			if got, want := MayReadKind(caller, k), name != "public" || k == KindIncident; got != want {
+				t.Errorf("%s may read kind %s: %v, want %v", name, k, got, want)
+			}
 		}
 	}
 	// A decision: its parties, its jurisdictions' regulators and auditors.

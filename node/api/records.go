@@ -175,6 +175,13 @@ func (a *API) handleListRecords(w http.ResponseWriter, r *http.Request) {
 		q.After, q.Limit = after, limit
 		return a.cfg.Store.List(q)
 	}
+	// Kinds the caller may read nothing of are not read at all (the
+	// public's list walked the whole store, a page of nothing at a time).
+	if c := callerOf(r); q.Kind != "" && !protocol.MayReadKind(c, q.Kind) {
+		read = func(uint64, int) ([]store.Entry, uint64, error) { return nil, 0, nil }
+	} else if q.Kind == "" && c.Public() {
+		q.Kind = protocol.KindIncident
+	}
 	writePage(a, w, r, "records", q.After, q.Limit, read, func(e store.Entry) uint64 { return e.Seq },
 		func(e store.Entry) (any, bool, error) {
 			if !a.mayRead(r, e.Record) {
