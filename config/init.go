@@ -20,6 +20,7 @@ type InitOptions struct {
 	Jurisdiction string   // this node's jurisdiction, a code of the federation
 	KeyFile      string   // existing key to copy to Home/node.key; empty: a new key
 	Listen       []string // libp2p listen multiaddrs
+	Announce     []string // addresses advertised to peers instead; optional
 	API          string   // HTTP API host:port
 }
 
@@ -60,6 +61,7 @@ func Init(opts InitOptions) (peer.ID, error) {
 		Federation:   fedPath,
 		Jurisdiction: opts.Jurisdiction,
 		Listen:       slices.Clone(opts.Listen),
+		Announce:     slices.Clone(opts.Announce),
 		API:          API{Listen: opts.API},
 	}
 	n.ApplyDefaults()

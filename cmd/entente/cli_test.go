@@ -412,7 +412,7 @@ func TestInit(t *testing.T) {
 	c := newCLI(t)
 	home := filepath.Join(dir, "home")
 	out := c.ok("init", "--home", home, "--federation", fed, "--jurisdiction", "DE",
-		"--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0")
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--announce", "/dns4/node.example/tcp/4101")
 	id, err := peer.Decode(firstLine(out))
 	if err != nil {
 		t.Fatalf("init printed %q, not a peer ID: %v", out, err)
@@ -431,8 +431,9 @@ func TestInit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the config init wrote does not load: %v", err)
 	}
-	if nc.Jurisdiction != "DE" || nc.API.Listen != "127.0.0.1:0" || !slices.Equal(nc.Listen, []string{"/ip4/127.0.0.1/tcp/0"}) {
-		t.Errorf("config: jurisdiction %q, api %q, listen %q", nc.Jurisdiction, nc.API.Listen, nc.Listen)
+	if nc.Jurisdiction != "DE" || nc.API.Listen != "127.0.0.1:0" || !slices.Equal(nc.Listen, []string{"/ip4/127.0.0.1/tcp/0"}) ||
+		!slices.Equal(nc.Announce, []string{"/dns4/node.example/tcp/4101"}) {
+		t.Errorf("config: jurisdiction %q, api %q, listen %q, announce %q", nc.Jurisdiction, nc.API.Listen, nc.Listen, nc.Announce)
 	}
 	if !filepath.IsAbs(nc.Federation) {
 		t.Errorf("config names the federation file by a relative path %q", nc.Federation)

@@ -20,7 +20,7 @@ func init() {
 	register(&command{
 		name:    "init",
 		summary: "set up a node's home directory: config.toml, node.key and api-token",
-		usage:   "init --home DIR --federation FILE --jurisdiction CODE [--key FILE] [--listen MULTIADDR]... [--api HOST:PORT]",
+		usage:   "init --home DIR --federation FILE --jurisdiction CODE [--key FILE] [--listen MULTIADDR]... [--announce MULTIADDR]... [--api HOST:PORT]",
 		run:     runInit,
 	})
 	register(&command{
@@ -52,8 +52,9 @@ func runInit(env *cliEnv, args []string) error {
 	jur := flags.String("jurisdiction", "", "this node's jurisdiction code, as in the federation file")
 	key := flags.String("key", "", "an existing key file to use (default: make a new key)")
 	api := flags.String("api", "", "HTTP API address (default "+config.DefaultAPI+")")
-	var listen multiFlag
+	var listen, announce multiFlag
 	flags.Var(&listen, "listen", "libp2p listen multiaddr; repeat for several (default TCP and QUIC on port 4101)")
+	flags.Var(&announce, "announce", "a multiaddr peers should dial instead of the listen addresses (behind NAT, in a container); repeat for several")
 	rest, err := parseFlags(flags, args)
 	if err != nil {
 		return err
@@ -70,7 +71,7 @@ func runInit(env *cliEnv, args []string) error {
 	case *jur == "":
 		return usagef("--jurisdiction is required")
 	}
-	id, err := config.Init(config.InitOptions{Home: *home, Federation: *fed, Jurisdiction: *jur, KeyFile: *key, Listen: listen, API: *api})
+	id, err := config.Init(config.InitOptions{Home: *home, Federation: *fed, Jurisdiction: *jur, KeyFile: *key, Listen: listen, Announce: announce, API: *api})
 	if errors.Is(err, fs.ErrExist) {
 		return withHint(err, "this home is already set up; run it with 'entente run --home "+*home+"', or choose another --home")
 	}
