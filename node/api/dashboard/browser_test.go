@@ -271,6 +271,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	t.Run("views", func(t *testing.T) {
 		b.t = t
 		b.view("federation", `#jurisdiction-records`)
+		if got := b.text("the federation view", "#status"); !strings.Contains(got, "Equivocation") || !strings.Contains(got, "none seen") {
+			t.Errorf("the federation view does not say no equivocation was seen:\n%s", got)
+		}
 		testCopyWholeIDs(t, b)
 		b.view("log", `#signatures`)
 		if size := b.text("the checkpoint size", "#checkpoint-size"); size == "" || size == "0" {
@@ -612,6 +615,13 @@ func testEquivocation(ctx context.Context, t *testing.T, b *browser, net *testne
 		}
 	}
 	b.shot("log-equivocation")
+	// The view reads the status again every 10 s: the evidence opened
+	// stays open.
+	n := eval[int](b, "the reads so far", `Number(document.querySelector('#witness').dataset.refreshes)`)
+	b.do("the Log view's next read", chromedp.Poll[chromedp.Void](fmt.Sprintf(`Number(document.querySelector('#witness').dataset.refreshes) > %d`, n)))
+	if open := eval[bool](b, "the evidence still open", `document.querySelector('#alerts details').open`); !open {
+		t.Error("the Log view's refresh closed the evidence the user opened")
+	}
 	b.clean("the equivocation evidence")
 }
 

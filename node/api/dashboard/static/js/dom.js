@@ -119,3 +119,19 @@ export function sleep(msecs, signal) {
     if (signal) signal.addEventListener('abort', stop, {once: true});
   });
 }
+
+// shown remembers what each box last showed (show).
+const shown = new WeakMap();
+
+// show puts children in box in place of what it held, unless key (a
+// string of what they show) is what box already shows: a view refreshed
+// every few seconds leaves what did not change alone, with its open
+// <details> and any text the user selected. Details open before a
+// change stay open after it.
+export function show(box, key, ...children) {
+  if (shown.get(box) === key) return;
+  const open = [...box.querySelectorAll('details')].map(d => d.open);
+  box.replaceChildren(...children);
+  shown.set(box, key);
+  box.querySelectorAll('details').forEach((d, i) => { if (open[i]) d.open = true; });
+}

@@ -49,7 +49,9 @@ function render(st, ready) {
     fact('State', ready.ready ? badge('ready', 'ok') : badge('not ready: ' + (ready.reason || ''), 'bad')),
     fact('Up for', typeof st.uptime_ms === 'number' ? duration(st.uptime_ms) : '—'),
     fact('Listening on', (st.addrs || []).length ? h('ul', {class: 'plain mono'}, st.addrs.map(a => h('li', null, a))) : '—'),
-    fact('Log', `${st.log.size} records; checkpoint of ${st.log.checkpoint_size || 0}`),
+    fact('Log', `${st.log.size} records; ` + (st.log.checkpoint_size ? `latest checkpoint of ${st.log.checkpoint_size}` : 'no checkpoint signed yet')),
+    st.log.held ? fact('Signing', h('span', {id: 'self-held'}, badge('held', 'bad'), ' ', st.log.held.reason || '', ' (Log view)')) : null,
+    fact('Equivocation', (st.alerts || []).length ? badge(`${st.alerts.length} seen: below`, 'bad') : badge('none seen', 'ok')),
   )));
 
   // Jurisdictions: this node's and those of its connected peers.

@@ -3,19 +3,21 @@
 // peers' logs and any equivocation it saw (GET /v1/status), and a
 // record's inclusion proof (GET /v1/log/proof).
 import {call, errorBox, isAbort} from './api.js';
-import {badge, cidLink, h, hashQuery, peer, rfc, section, sleep, table} from './dom.js';
+import {badge, cidLink, h, hashQuery, peer, rfc, section, show, sleep, table} from './dom.js';
 
 const refreshEvery = 10000;
 
 export default async function log(root, _parts, signal) {
   const cpBox = h('div', {id: 'checkpoint'});
-  const witnessBox = h('div', {id: 'witness'});
+  // The status's three parts, each shown anew only when it changed.
+  const witnessBox = h('div', {id: 'witness'}, h('div'), h('div'), h('div'));
   const proofBox = h('div');
   root.append(h('div', {class: 'view-head'}, h('h1', null, 'Log & witnesses')), cpBox, witnessBox, proofForm(proofBox), proofBox);
   const cid = hashQuery().get('cid');
   if (cid) proof(proofBox, cid, signal);
-  for (;;) {
+  for (let n = 1; ; n++) {
     await Promise.all([checkpoint(cpBox, signal), witnesses(witnessBox, signal)]);
+    witnessBox.dataset.refreshes = String(n); // how many times it was read
     await sleep(refreshEvery, signal);
   }
 }
@@ -37,7 +39,7 @@ async function checkpoint(box, signal) {
     const text = await call('/v1/log/checkpoint', {signal});
     const n = parseNote(text);
     const origin = n.origin || '';
-    box.replaceChildren(section('Latest checkpoint',
+    show(box, text, section('Latest checkpoint',
       h('dl', {class: 'facts'},
         h('dt', null, 'Origin'), h('dd', {class: 'mono'}, origin),
         h('dt', null, 'Tree size'), h('dd', {id: 'checkpoint-size'}, n.size),
@@ -48,7 +50,7 @@ async function checkpoint(box, signal) {
       h('details', null, h('summary', null, 'The note as served'), h('pre', {class: 'raw'}, text))));
   } catch (e) {
     if (isAbort(e)) throw e;
-    box.replaceChildren(e.status === 404 && e.code === 'not_found'
+    show(box, 'error ' + e.message, e.status === 404 && e.code === 'not_found'
       ? section('Latest checkpoint', h('p', {class: 'muted'}, e.message))
       : errorBox(e, 'GET /v1/log/checkpoint'));
   }
@@ -57,14 +59,17 @@ async function checkpoint(box, signal) {
 async function witnesses(box, signal) {
   try {
     const st = await call('/v1/status', {signal});
-    box.replaceChildren(
+    const [logBox, witnessedBox, alertsBox] = box.children;
+    show(logBox, JSON.stringify(st.log),
       section('This node\'s log', h('p', null, `${st.log.size} records; root `, h('span', {class: 'mono small'}, st.log.root || '(empty)'),
         `; latest checkpoint of ${st.log.checkpoint_size || 0}.`),
         st.log.held ? h('p', {id: 'held'}, badge('signing held', 'bad'), ' ', st.log.held.reason || '',
-          (st.log.held.waiting || []).length ? [' Waiting for: ', st.log.held.waiting.map(p => [peer(p), ' '])] : null) : null),
+          (st.log.held.waiting || []).length ? [' Waiting for: ', st.log.held.waiting.map(p => [peer(p), ' '])] : null) : null));
+    show(witnessedBox, JSON.stringify(st.witnessed),
       section('Peers\' logs this node witnessed', (st.witnessed || []).length
         ? table(['Peer', 'Size', 'Root', 'Verified at'], st.witnessed.map(w => [peer(w.peer_id), String(w.size), h('span', {class: 'mono small'}, w.root), rfc(w.at)]), {id: 'witnessed'})
-        : h('p', {class: 'muted', id: 'witnessed'}, 'None yet: this node asks each connected peer for its checkpoint every few seconds.')),
+        : h('p', {class: 'muted', id: 'witnessed'}, 'None yet: this node asks each connected peer for its checkpoint every few seconds.')));
+    show(alertsBox, JSON.stringify(st.alerts),
       (st.alerts || []).length
         ? section('Equivocation', table(['Peer', 'Kind', 'Size', 'Sizes', 'Roots', 'Detected', 'Incident', 'Evidence'],
           st.alerts.map(a => [peer(a.peer_id), badge(a.kind, 'bad'), String(a.size), (a.sizes || []).join(', '),
@@ -73,7 +78,10 @@ async function witnesses(box, signal) {
         : section('Equivocation', h('p', {id: 'alerts'}, badge('none seen', 'ok'))));
   } catch (e) {
     if (isAbort(e)) throw e;
-    box.replaceChildren(errorBox(e, 'GET /v1/status'));
+    const [logBox, witnessedBox, alertsBox] = box.children;
+    show(logBox, 'error ' + e.message, errorBox(e, 'GET /v1/status'));
+    show(witnessedBox, '');
+    show(alertsBox, '');
   }
 }
 

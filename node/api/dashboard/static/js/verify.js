@@ -1,4 +1,4 @@
-// The transfer check: a transfer request (DESIGN.md §8) posted to
+// The transfer check: a transfer request posted to
 // POST /v1/transfers/verify, and its verdict with each check and its
 // reason. A controller may ask for itself as sender only; the operator for
 // anyone.
@@ -33,7 +33,8 @@ export default async function verify(root) {
   const json = h('pre', {class: 'raw', id: 'verify-json'});
   const result = h('div', {id: 'verify-result', 'aria-live': 'polite'});
   root.append(h('div', {class: 'view-head'}, h('h1', null, 'Transfer check')),
-    h('p', {class: 'muted'}, 'Asks this node whether a transfer may go ahead (POST /v1/transfers/verify). An allowed or denied decision is signed in a receipt and kept in the node\'s log.'),
+    h('p', {class: 'muted'}, 'Asks this node whether a transfer may go ahead (POST /v1/transfers/verify). An allowed or denied decision is signed in a receipt and kept in the node\'s log for good: every check adds one. ' +
+      'A platform\'s token asks for the transfers it sends; the operator\'s for anyone; a regulator\'s or an auditor\'s may not ask (they read decisions under Receipts).'),
     h('div', {class: 'two'}, form, h('div', null, h('h3', null, 'Request'), json)), result);
 
   const preview = () => { json.textContent = JSON.stringify(request(form), null, 2); };
