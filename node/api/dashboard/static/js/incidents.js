@@ -33,7 +33,7 @@ export default async function incidents(root, _parts, signal) {
   const streamError = h('div');
   const tbody = h('tbody', {id: 'incident-rows'});
   const empty = h('p', {class: 'muted', id: 'no-incidents'}, 'No incident visible to this caller yet. New ones appear here as the node accepts them.');
-  const capped = h('p', {class: 'muted', hidden: true}, `Showing the first ${maxShown} incidents the node accepted, and new ones: narrow the list with the filters.`);
+  const capped = h('p', {class: 'muted', hidden: true}, `Showing the ${maxShown} incidents the node accepted last: narrow the list with the filters to see older ones.`);
   const listError = h('div');
   root.append(
     h('div', {class: 'view-head'}, h('h1', null, 'Incidents'), live),
@@ -54,6 +54,13 @@ export default async function incidents(root, _parts, signal) {
     if (had) had.row.replaceWith(row);
     else tbody.prepend(row);
     entries.set(entry.id, {entry, row});
+    // At most maxShown on screen: the one accepted first goes.
+    if (entries.size > maxShown) {
+      const oldest = tbody.lastElementChild;
+      entries.delete(oldest.dataset.id);
+      oldest.remove();
+      capped.hidden = false;
+    }
     empty.hidden = true;
     if (pending(entry)) watchDeliveries();
   }
@@ -72,22 +79,21 @@ export default async function incidents(root, _parts, signal) {
     }, deliveryRefresh);
   }
 
-  // loadList reads the list (in acceptance order, a page at a time) up to
-  // maxShown entries.
+  // loadList reads the whole list (in acceptance order, a page at a time,
+  // up to maxRead entries); show keeps the last maxShown on screen.
   let loaded = false;
   async function loadList() {
     let after = '', n = 0;
     try {
       do {
         const p = new URLSearchParams(query);
-        p.set('limit', '100');
+        p.set('limit', '500');
         if (after) p.set('after', after);
         const page = await call('/v1/incidents?' + p, {signal});
         page.incidents.forEach(e => show(e, false));
         n += page.incidents.length;
         after = page.next;
-      } while (after && n < maxShown);
-      capped.hidden = !after;
+      } while (after && n < maxRead);
       listError.replaceChildren();
       loaded = true;
     } catch (e) {
@@ -122,8 +128,10 @@ export default async function incidents(root, _parts, signal) {
   await loadList();
 }
 
-// maxShown bounds the incidents the view reads at once.
+// maxShown bounds the incidents on screen, maxRead those the view reads
+// to find the newest (beyond it, the filters narrow the list).
 const maxShown = 1000;
+const maxRead = 50000;
 // deliveryRefresh is how often the view reads the list again while a
 // delivery is pending (ms).
 const deliveryRefresh = 3000;
