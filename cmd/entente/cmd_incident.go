@@ -22,6 +22,7 @@ import (
 	"github.com/entente-net/entente/node/api"
 	"github.com/entente-net/entente/node/service"
 	"github.com/entente-net/entente/protocol"
+	"github.com/entente-net/entente/store"
 )
 
 func init() {
@@ -361,12 +362,15 @@ func runIncidentList(env *cliEnv, args []string) error {
 	var all []service.Incident
 	q := filters.query()
 	if *after != "" {
+		if _, err := strconv.ParseUint(*after, 10, 64); err != nil {
+			return usagef("--after: %q is not a cursor (a number an earlier listing gave)", *after)
+		}
 		q.Set("after", *after)
 	}
 	var more string // the cursor after the last one listed, when --limit cut the listing
 	for {
 		if *limit > 0 {
-			q.Set("limit", strconv.Itoa(*limit-len(all)))
+			q.Set("limit", strconv.Itoa(min(store.MaxListLimit, *limit-len(all))))
 		}
 		var page struct {
 			Incidents []service.Incident `json:"incidents"`

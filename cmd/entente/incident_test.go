@@ -136,6 +136,11 @@ summary      = "face templates exposed by a misconfigured bucket"
 	if r.code != 0 || !strings.Contains(r.stdout, first) || strings.Contains(r.stdout, third) || cursor == nil {
 		t.Fatalf("list --limit 1: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
+	// A limit over one page's (1 000) is paged, not refused.
+	if r := c.run("incident", "list", "--api", apiAddr, "--limit", "5000"); r.code != 0 || !strings.Contains(r.stdout, third) {
+		t.Errorf("list --limit 5000: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	wantUsageError(t, c.fails(2, "incident", "list", "--api", apiAddr, "--after", "x"), "--after", "entente incident list --help")
 	r = c.run("incident", "list", "--api", apiAddr, "--after", cursor[1])
 	if r.code != 0 || !strings.Contains(r.stdout, third) || strings.Contains(r.stdout, first) || strings.Contains(r.stderr, "more incidents") {
 		t.Errorf("list --after %s: %d\n%s\n%s", cursor[1], r.code, r.stdout, r.stderr)

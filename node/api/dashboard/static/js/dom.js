@@ -130,8 +130,10 @@ const shown = new WeakMap();
 // change stay open after it.
 export function show(box, key, ...children) {
   if (shown.get(box) === key) return;
-  const open = [...box.querySelectorAll('details')].map(d => d.open);
+  // A <details> is known by its data-key (one of a list), else its place.
+  const id = (d, i) => d.dataset.key || String(i);
+  const open = new Set([...box.querySelectorAll('details')].map((d, i) => (d.open ? id(d, i) : null)).filter(k => k !== null));
   box.replaceChildren(...children);
   shown.set(box, key);
-  box.querySelectorAll('details').forEach((d, i) => { if (open[i]) d.open = true; });
+  box.querySelectorAll('details').forEach((d, i) => { if (open.has(id(d, i))) d.open = true; });
 }

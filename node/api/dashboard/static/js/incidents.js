@@ -42,12 +42,14 @@ export default async function incidents(root, _parts, signal) {
       ['Severity', 'Status', 'TLP', 'Jurisdiction', 'Ref', 'Summary', 'Detected', 'Notices', 'Delivery'].map(x => h('th', null, x)))), tbody),
     empty);
 
-  const entries = new Map(); // id → {entry, row}
+  let entries = new Map(); // id → {entry, row}
   // show puts an entry on screen, the newest first (the last accepted at
   // the top), replacing an older state of it in place: an event's entry is
   // the incident as of its notice, the list's as of now, and the one with
-  // more notices is the later.
+  // more notices is the later. While the list is read whole, events wait.
+  let reading = null; // events that came during a read of the list
   function show(entry, fresh) {
+    if (reading && fresh) { reading.push(entry); return; }
     const had = entries.get(entry.id);
     if (had && had.entry.notices.length > entry.notices.length) return;
     const row = incidentRow(entry, fresh);
@@ -59,45 +61,65 @@ export default async function incidents(root, _parts, signal) {
       const oldest = tbody.lastElementChild;
       entries.delete(oldest.dataset.id);
       oldest.remove();
-      capped.hidden = false;
     }
-    empty.hidden = true;
+    empty.hidden = entries.size > 0;
     if (pending(entry)) watchDeliveries();
   }
 
   // A TLP:RED notice's delivery changes without a new notice, so without
-  // an event: while one shown is pending, the list is read again now and
-  // then.
+  // an event: while one shown is pending, it is read again now and then.
   let deliveryTimer = 0;
   signal.addEventListener('abort', () => clearTimeout(deliveryTimer));
   function watchDeliveries() {
     if (deliveryTimer) return;
     deliveryTimer = setTimeout(async () => {
-      await loadList();
+      for (const {entry} of [...entries.values()].filter(x => pending(x.entry))) {
+        try {
+          show(await call('/v1/incidents/' + encodeURIComponent(entry.id), {signal}), false);
+        } catch (e) {
+          if (isAbort(e)) return;
+        }
+      }
       deliveryTimer = 0;
       if ([...entries.values()].some(x => pending(x.entry))) watchDeliveries();
     }, deliveryRefresh);
   }
 
   // loadList reads the whole list (in acceptance order, a page at a time,
-  // up to maxRead entries); show keeps the last maxShown on screen.
+  // up to maxRead entries) and shows the last maxShown read, the newest
+  // first, with the events that came meanwhile.
   let loaded = false;
   async function loadList() {
-    let after = '', n = 0;
+    let after = '';
+    const read = [];
+    reading = reading || [];
     try {
       do {
         const p = new URLSearchParams(query);
         p.set('limit', '500');
         if (after) p.set('after', after);
         const page = await call('/v1/incidents?' + p, {signal});
-        page.incidents.forEach(e => show(e, false));
-        n += page.incidents.length;
+        read.push(...page.incidents);
         after = page.next;
-      } while (after && n < maxRead);
+      } while (after && read.length < maxRead);
+      entries = new Map();
+      tbody.replaceChildren();
+      const events = reading;
+      reading = null;
+      read.slice(-maxShown).forEach(e => show(e, false));
+      events.forEach(e => show(e, true));
+      empty.hidden = entries.size > 0;
+      capped.hidden = read.length <= maxShown;
+      capped.textContent = after
+        ? `Showing ${maxShown} of the first ${maxRead} incidents the node accepted; there are more: narrow the list with the filters.`
+        : `Showing the ${maxShown} incidents the node accepted last: narrow the list with the filters to see older ones.`;
       listError.replaceChildren();
       loaded = true;
-    } catch (e) {
-      if (!isAbort(e)) listError.replaceChildren(errorBox(e, 'GET /v1/incidents'));
+    } catch (err) {
+      const events = reading || [];
+      reading = null;
+      events.forEach(ev => show(ev, true));
+      if (!isAbort(err)) listError.replaceChildren(errorBox(err, 'GET /v1/incidents'));
     }
   }
 

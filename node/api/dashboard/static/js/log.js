@@ -74,7 +74,7 @@ async function witnesses(box, signal) {
         ? section('Equivocation', table(['Peer', 'Kind', 'Size', 'Sizes', 'Roots', 'Detected', 'Incident', 'Evidence'],
           st.alerts.map(a => [peer(a.peer_id), badge(a.kind, 'bad'), String(a.size), (a.sizes || []).join(', '),
             h('span', {class: 'mono small'}, (a.roots || []).join(' ≠ ')), rfc(a.detected_at), a.incident ? cidLink(a.incident) : '—',
-            h('details', null, h('summary', null, 'the two signed checkpoints'), ...(a.notes || []).map(n => h('pre', {class: 'mono small'}, n)))]), {id: 'alerts'}))
+            h('details', {'data-key': a.peer_id + '/' + a.size}, h('summary', null, 'the two signed checkpoints'), ...(a.notes || []).map(n => h('pre', {class: 'mono small'}, n)))]), {id: 'alerts'}))
         : section('Equivocation', h('p', {id: 'alerts'}, badge('none seen', 'ok'))));
   } catch (e) {
     if (isAbort(e)) throw e;
