@@ -100,7 +100,7 @@ export function errorBox(e, what) {
       ? 'The node does not know the token of this tab. Sign in with another one.'
       : 'This needs an access token: sign in with the token the node\'s operator gave you.'), signInButton());
   } else if (e.status === 403) {
-    box.append(h('p', null, 'The caller of this token may not do this (or its accreditation is no longer live). Sign in with another token to go on.'), signInButton());
+    box.append(h('p', null, 'The caller of this token may not do this: the node says why above (its role, or an accreditation no longer live). Sign in with another token to go on.'), signInButton());
   } else if (e.status === 429 || e.status === 503) {
     box.append(h('p', null, 'The node asks to retry' + (e.retryAfter ? ' after ' + e.retryAfter + ' s' : ' later') + '.'));
   }
