@@ -256,8 +256,20 @@ func TestCallersRoles(t *testing.T) {
 	// caller may see some of them only, and a count would tell it when
 	// one it may not read arrives.
 	for name, c := range aw.clients {
-		var st struct{ Records map[string]int64 }
+		var st struct {
+			Records map[string]int64
+			Caller  *struct{ Name, Role string }
+		}
 		decodeJSON(t, c.get("/v1/status", "").body, &st)
+		// Each caller is named to itself: its grant's name and role.
+		switch {
+		case name == "public" && st.Caller != nil:
+			t.Errorf("the public's status names a caller: %+v", st.Caller)
+		case name == "operator" && (st.Caller == nil || st.Caller.Role != "operator"):
+			t.Errorf("the operator's status names %+v", st.Caller)
+		case name != "public" && name != "operator" && (st.Caller == nil || st.Caller.Name != strings.ReplaceAll(name, " ", "-") || st.Caller.Role == ""):
+			t.Errorf("%s's status names %+v", name, st.Caller)
+		}
 		_, incidents := st.Records["incident"]
 		_, receipts := st.Records["receipt"]
 		if incidents != (name == "operator") || receipts != (name == "operator") || st.Records["consent"] == 0 {

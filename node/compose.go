@@ -196,7 +196,11 @@ func composeAPI(n *Node) error {
 	}
 	a, err := api.New(api.Config{
 		Access: acc, Blocks: n.trust, Records: n.svc.Ingest, Store: n.store, Verifier: n.svc.Verify,
-		Checkpoints: n.svc.Checkpoints, Status: func(public bool) any { return n.Status(public) },
+		Checkpoints: n.svc.Checkpoints, Status: func(partial bool, caller *api.CallerView) any {
+			st := n.Status(partial)
+			st.Caller = caller
+			return st
+		},
 		Ready:   n.Ready,
 		Peers:   func() int { return len(n.host.Network().Peers()) },
 		Metrics: n.reg, Logger: component(n, "api"),

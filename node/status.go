@@ -6,6 +6,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/entente-net/entente/node/api"
 	"github.com/entente-net/entente/node/reconcile"
 	"github.com/entente-net/entente/node/rejoin"
 	"github.com/entente-net/entente/node/witness"
@@ -29,6 +30,8 @@ type Status struct {
 	Witnessed        []witness.Status       `json:"witnessed"`
 	Alerts           []witness.Alert        `json:"alerts"`
 	UptimeMs         int64                  `json:"uptime_ms"`
+	// Caller is who asked (set by the API; nil for the public).
+	Caller *api.CallerView `json:"caller,omitempty"`
 }
 
 // PeerStatus is one connected peer.

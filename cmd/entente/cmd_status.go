@@ -76,6 +76,14 @@ func readiness(cl *apiClient) string {
 func printStatus(w io.Writer, st *node.Status, ready string) {
 	fmt.Fprintf(w, "node        %s\n", st.PeerID)
 	fmt.Fprintf(w, "federation  %s, jurisdiction %s (file %s: the same on every node)\n", st.Federation, st.Jurisdiction, st.FederationDigest)
+	switch c := st.Caller; {
+	case c == nil:
+		fmt.Fprintln(w, "asked as    the public (no token)")
+	case c.Name == "":
+		fmt.Fprintf(w, "asked as    %s\n", c.Role)
+	default:
+		fmt.Fprintf(w, "asked as    %s, %s %s\n", c.Name, c.Role, c.PeerID)
+	}
 	if ready != "" {
 		fmt.Fprintf(w, "ready       %s\n", ready)
 	}

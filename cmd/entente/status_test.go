@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/entente-net/entente/node"
+	"github.com/entente-net/entente/node/api"
 	"github.com/entente-net/entente/node/rejoin"
 	"github.com/entente-net/entente/node/witness"
 )
@@ -53,7 +54,7 @@ func TestStatusPrintsAlerts(t *testing.T) {
 	st.Log.VerifierKey = "entente/pilot/" + st.PeerID + "+01020304+AQ"
 	var out bytes.Buffer
 	printStatus(&out, st, "no: shutting down")
-	for _, want := range []string{"ready       no: shutting down\n", "alerts      none\n",
+	for _, want := range []string{"ready       no: shutting down\n", "alerts      none\n", "asked as    the public (no token)\n",
 		"log         0 records; signing held: restored from a backup: waiting for 1 member node\n  checkpoints verify with entente/pilot/" + st.PeerID + "+01020304+AQ\n  waiting for " + peerID + "\n"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status without alerts does not say %q:\n%s", want, out.String())
@@ -70,8 +71,12 @@ func TestStatusPrintsAlerts(t *testing.T) {
 		t.Errorf("status with an alert ends\n%s\nwant it to end\n%s", out.String(), want)
 	}
 	st.Log.Held = nil
+	st.Caller = &api.CallerView{Name: "de-desk", Role: "regulator", PeerID: peerID}
 	out.Reset()
 	printStatus(&out, st, "")
+	if want := "asked as    de-desk, regulator " + peerID + "\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("status with a caller does not say %q:\n%s", want, out.String())
+	}
 	if strings.Contains(out.String(), "ready") || strings.Contains(out.String(), "held") {
 		t.Errorf("status printed a ready line without an answer from /readyz, or signing held when it is not:\n%s", out.String())
 	}

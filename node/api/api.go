@@ -84,8 +84,9 @@ type Config struct {
 	Checkpoints Checkpoints
 	Blocks      Blocks
 	// Status is the answer of GET /v1/status; partial for any caller but
-	// the operator: without the counts of incidents and receipts.
-	Status func(partial bool) any
+	// the operator: without the counts of incidents and receipts. caller
+	// is who asks (nil for the public), for the answer to name.
+	Status func(partial bool, caller *CallerView) any
 	// Ready says whether the node is ready, and why not.
 	Ready func() (bool, string)
 	// Peers is the number of connected peers, for /readyz.
@@ -358,7 +359,28 @@ func (a *API) handleNotFound(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) handleStatus(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.cfg.Status(!callerOf(r).Operator))
+	writeJSON(w, http.StatusOK, a.cfg.Status(!callerOf(r).Operator, callerView(r)))
+}
+
+// CallerView is who made a request, as GET /v1/status names it to the
+// caller itself: the operator, or a granted caller's name, role and peer.
+type CallerView struct {
+	Name   string `json:"name,omitempty"`
+	Role   string `json:"role"`
+	PeerID string `json:"peer_id,omitempty"`
+}
+
+// callerView is r's caller, nil for the public.
+func callerView(r *http.Request) *CallerView {
+	id := identityOf(r)
+	switch c := id.Caller; {
+	case c.Operator:
+		return &CallerView{Role: "operator"}
+	case c.Public():
+		return nil
+	default:
+		return &CallerView{Name: id.Name, Role: string(c.Role), PeerID: c.Peer.String()}
+	}
 }
 
 func (a *API) handleReady(w http.ResponseWriter, r *http.Request) {

@@ -38,7 +38,7 @@ const (
 
 // nodeStatus is the API's Config.Status as package node makes it, with
 // an entry in each of its lists.
-func nodeStatus(partial bool) any {
+func nodeStatus(partial bool, caller *api.CallerView) any {
 	root := tlog.RecordHash([]byte("root")).String()
 	at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	st := node.Status{PeerID: somePeer, Jurisdiction: "DE", Federation: "demo", FederationDigest: "sha256:" + strings.Repeat("ab", 32), Addrs: []string{"/ip4/127.0.0.1/tcp/4001"},
@@ -55,6 +55,7 @@ func nodeStatus(partial bool) any {
 	if !partial {
 		st.Records["receipt"] = 2
 	}
+	st.Caller = caller
 	return st
 }
 

@@ -265,8 +265,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	// A token the node does not know: 401 everywhere, and a prompt.
 	b.signIn("ent1_not-a-token-of-this-node")
 	b.view("federation", `.error-box[data-status="401"]`)
+	b.badge("token unknown to this node")
 	b.do("signing out", chromedp.Click(chromedp.ID("sign-out")), chromedp.WaitVisible(chromedp.ID("token-input")))
 	b.signIn(token)
+	b.badge("platform · controller") // whose token it is, as the status names it
 
 	t.Run("views", func(t *testing.T) {
 		b.t = t
@@ -308,6 +310,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	})
 	b.t = t
 	b.clean("the end")
+}
+
+// badge waits for the signed-in badge to say want.
+func (b *browser) badge(want string) {
+	b.t.Helper()
+	b.do("the badge saying "+want, chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.getElementById('token-badge').textContent === %q`, want)))
 }
 
 func (b *browser) signIn(token string) {
@@ -554,6 +562,7 @@ func testResaleLineage(ctx context.Context, t *testing.T, b *browser, w *testnet
 	parent, child := tier2.Parent.Receipt.String(), v.Receipt.CID().String()
 	b.do("signing out", chromedp.Click(chromedp.ID("sign-out")), chromedp.WaitVisible(chromedp.ID("token-input")))
 	b.signIn(de.Token)
+	b.badge("operator")
 	b.do("the lineage of the resale",
 		chromedp.Evaluate[chromedp.Void](`location.hash = '#/receipts/lineage/`+w.Consent.CID().String()+`'`),
 		chromedp.WaitVisible(chromedp.CSS(`li.decision[data-receipt=`+css(parent)+`] > ul > li.decision[data-receipt=`+css(child)+`]`)))

@@ -44,15 +44,24 @@ function showAuth() {
   document.getElementById('signed-in').hidden = !signedIn;
 }
 
-// nodeName shows the node's jurisdiction and federation in the header.
+// nodeName shows the node's jurisdiction and federation in the header,
+// and whose the tab's token is (the status names the caller).
 async function nodeName() {
   const el = document.getElementById('node-name');
+  const badge = document.getElementById('token-badge');
   try {
     const st = await call('/v1/status');
     el.textContent = st.jurisdiction + ' · ' + st.federation;
     document.title = 'entente ' + st.jurisdiction + ' · ' + st.federation;
-  } catch {
+    const c = st.caller;
+    badge.textContent = c ? (c.name ? c.name + ' · ' + c.role : c.role) : 'token in this tab';
+    badge.className = 'badge ok';
+  } catch (e) {
     el.textContent = '';
+    if (e.status === 401) {
+      badge.textContent = 'token unknown to this node';
+      badge.className = 'badge bad';
+    }
   }
 }
 
