@@ -58,7 +58,8 @@ func Reopen(opts Options) (_ *Net, err error) {
 		return nil, errors.New("testnet: Reopen needs Options.Dir")
 	}
 	opts.setDefaults()
-	n := &Net{opts: opts, Dir: opts.Dir, Authorities: map[string]crypto.PrivKey{}, reopened: true}
+	opts.Keep = true // what it was started with: its API addresses are bound again
+	n := &Net{opts: opts, Dir: opts.Dir, Authorities: map[string]crypto.PrivKey{}}
 	defer func() {
 		if err != nil {
 			n.Close()

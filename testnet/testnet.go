@@ -108,7 +108,6 @@ type Net struct {
 
 	opts      Options
 	removeDir bool
-	reopened  bool // by Reopen: the API addresses kept in Dir are bound again
 
 	// side maps a node's peer ID to its side of a partition; empty when
 	// the federation is whole.
@@ -305,7 +304,7 @@ func (n *Net) startMember(i int, p memberPlan) (*Member, error) {
 	}
 	if n.opts.API {
 		m.cfg.APIAddr = "127.0.0.1:0"
-		if n.opts.Keep || n.reopened {
+		if n.opts.Keep {
 			m.cfg.APIAddr = n.keptAPIAddr(i)
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -216,8 +217,8 @@ func runIncidentPublish(env *cliEnv, args []string) error {
 		// What a follow-up must keep, said before it is signed: the
 		// node would refuse it, and for tlp by naming recipients.
 		for _, k := range []struct{ name, was, now string }{
-			{"ref", p.Ref, firstOf(*ref, f.Ref)}, {"jurisdiction", p.Jurisdiction, firstOf(*jurisdiction, f.Jurisdiction)},
-			{"tlp", p.TLP, firstOf(*tlp, f.TLP)},
+			{"ref", p.Ref, cmp.Or(*ref, f.Ref)}, {"jurisdiction", p.Jurisdiction, cmp.Or(*jurisdiction, f.Jurisdiction)},
+			{"tlp", p.TLP, cmp.Or(*tlp, f.TLP)},
 		} {
 			if k.now != "" && k.now != k.was {
 				return usagef("--%s %s: an incident's %s stays the same along its notices (the one it follows has %s); leave it out", k.name, k.now, k.name, k.was)
@@ -583,14 +584,4 @@ func printEvent(w io.Writer, id, data string, asJSON bool) error {
 	_, err := fmt.Fprintf(w, "%s  %s  %s  %s  %s  tlp:%s  notices:%d  %s\n",
 		id, e.ID, e.Jurisdiction, e.Severity, e.Status, e.TLP, len(e.Notices), oneLine(e.Summary, 60))
 	return err
-}
-
-// firstOf is the first of values that is not empty.
-func firstOf(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
